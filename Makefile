@@ -1,0 +1,22 @@
+# The two quick-start commands of the README: `make demo` and `make test`.
+# Each creates .venv on first use and installs the project into it.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(BIN)/conductor: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+.PHONY: demo test lint
+demo: $(BIN)/conductor
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/bus-tour.sh
+
+test: $(BIN)/conductor
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: $(BIN)/conductor
+	$(BIN)/ruff check .

@@ -1,0 +1,84 @@
+"""The error tree: callers branch on *why* something failed, never on message text.
+
+Every error here is a user-facing condition (bad input, a refused operation); the CLI prints
+its message as one line and exits non-zero. Anything else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+
+class ConductorError(Exception):
+    """Base of every expected failure. `str(err)` is the one-line message a person sees."""
+
+
+class NotARepository(ConductorError):
+    """Raised when no git repository (and no explicit database) can be found."""
+
+
+class StoreError(ConductorError):
+    """The database cannot be opened or is of an unknown (newer) schema version."""
+
+
+class UnknownRun(ConductorError):
+    pass
+
+
+class UnknownSession(ConductorError):
+    pass
+
+
+class UnknownMessage(ConductorError):
+    pass
+
+
+class UnknownReview(ConductorError):
+    pass
+
+
+class InvalidInput(ConductorError):
+    """A value outside its closed set, a malformed id, an empty text."""
+
+
+class NotAddressee(ConductorError):
+    """Only the addressee of a message may reply to it or mark it."""
+
+
+class PathOutsideRepository(ConductorError):
+    pass
+
+
+class ClaimConflict(ConductorError):
+    """The path, or a directory around it or inside it, is claimed by another session."""
+
+    def __init__(self, path: str, owner: str, owned_path: str) -> None:
+        self.path = path
+        self.owner = owner
+        self.owned_path = owned_path
+        where = "" if owned_path == path else f" (through its claim on {owned_path})"
+        super().__init__(f"{path} is claimed by session {owner}{where}")
+
+
+class NotClaimOwner(ConductorError):
+    pass
+
+
+class ReviewRefused(ConductorError):
+    """A review decision that the rules forbid: own review, not pending, wrong reviewer."""
+
+
+class LockHeld(ConductorError):
+    def __init__(self, holder: str, expires_in: float) -> None:
+        self.holder = holder
+        self.expires_in = expires_in
+        super().__init__(f"the git lock is held by {holder} (lease ends in {expires_in:.0f}s)")
+
+
+class GitError(ConductorError):
+    """A git command failed; the message carries git's own last line of stderr."""
+
+    def __init__(self, args: list[str], returncode: int, stderr: str) -> None:
+        self.args_ = args
+        self.returncode = returncode
+        self.stderr = stderr
+        last = next((ln for ln in reversed(stderr.strip().splitlines()) if ln.strip()), "")
+        super().__init__(f"git {' '.join(args[:2])} failed ({returncode}): {last}".rstrip(": "))

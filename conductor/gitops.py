@@ -1,0 +1,133 @@
+"""Async git: every call an argument list, a timeout, and no editor or prompt to hang on.
+
+Nothing here knows about sessions or the bus; callers compose these into flows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from conductor.errors import GitError, NotARepository
+
+DEFAULT_TIMEOUT = 120.0
+
+# Never wait on a person: no editor for rebase/merge messages, no credential prompt.
+_GIT_ENV = {
+    "GIT_EDITOR": "true",
+    "GIT_SEQUENCE_EDITOR": "true",
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_MERGE_AUTOEDIT": "no",
+}
+
+
+@dataclass(frozen=True)
+class GitResult:
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", "replace").strip()
+
+
+async def git(
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    check: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+) -> GitResult:
+    """Run `git ARGS` in `cwd`. Raises GitError on a non-zero exit when `check`."""
+    full_env = {**os.environ, **_GIT_ENV, **(env or {})}
+    with anyio.fail_after(timeout):
+        proc = await anyio.run_process(
+            ["git", *args], cwd=cwd, env=full_env, check=False, input=input
+        )
+    result = GitResult(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
+    if check and result.returncode != 0:
+        raise GitError(list(args), result.returncode, result.stderr)
+    return result
+
+
+async def toplevel(cwd: Path) -> Path:
+    """The root of the working tree (a linked worktree's own root inside one)."""
+    result = await git(["rev-parse", "--show-toplevel"], cwd, check=False)
+    if result.returncode != 0:
+        raise NotARepository(f"not a git repository: {cwd}")
+    return Path(result.text)
+
+
+async def main_root(cwd: Path) -> Path:
+    """The main working tree's root, also from inside a linked worktree."""
+    result = await git(
+        ["rev-parse", "--path-format=absolute", "--git-common-dir"], cwd, check=False
+    )
+    if result.returncode != 0:
+        raise NotARepository(f"not a git repository: {cwd}")
+    common = Path(result.text)
+    return common.parent if common.name == ".git" else await toplevel(cwd)
+
+
+async def current_branch(cwd: Path) -> str | None:
+    """The checked-out branch, or None on a detached HEAD."""
+    result = await git(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd, check=False)
+    return result.text if result.returncode == 0 else None
+
+
+async def rev_parse(ref: str, cwd: Path) -> str:
+    return (await git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd)).text
+
+
+async def try_rev_parse(ref: str, cwd: Path) -> str | None:
+    result = await git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd, check=False)
+    return result.text if result.returncode == 0 else None
+
+
+async def diff_range(base: str, head: str, cwd: Path) -> bytes:
+    """What `head` adds since it forked from `base` (three-dot), byte for byte."""
+    return (await git(["diff", "--binary", f"{base}...{head}"], cwd)).stdout
+
+
+async def has_staged_changes(cwd: Path) -> bool:
+    result = await git(["diff", "--cached", "--quiet"], cwd, check=False)
+    return result.returncode == 1
+
+
+async def commit(message: str, cwd: Path, *, stage_all: bool = False) -> str:
+    """Commit what is staged (everything, with `stage_all`); return the new commit's id."""
+    if stage_all:
+        await git(["add", "--all"], cwd)
+    await git(["commit", "--quiet", "--file", "-"], cwd, input=message.encode())
+    return await rev_parse("HEAD", cwd)
+
+
+async def upstream(cwd: Path) -> tuple[str, str] | None:
+    """(remote, branch) the current branch tracks, if any."""
+    result = await git(
+        ["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"], cwd, check=False
+    )
+    if result.returncode != 0 or "/" not in result.text:
+        return None
+    remote, _, branch = result.text.partition("/")
+    return remote, branch
+
+
+async def remotes(cwd: Path) -> list[str]:
+    return (await git(["remote"], cwd)).text.split()
+
+
+async def rebase_onto(upstream_ref: str, cwd: Path) -> GitResult:
+    """Rebase onto `upstream_ref`; a failed rebase is aborted so no tree is left mid-rebase."""
+    result = await git(["rebase", upstream_ref], cwd, check=False)
+    if result.returncode != 0:
+        await git(["rebase", "--abort"], cwd, check=False)
+        raise GitError(["rebase", upstream_ref], result.returncode, result.stderr or result.text)
+    return result

@@ -1,0 +1,1134 @@
+"""The database: schema, migrations and every query. The only module with SQL in it.
+
+One `Store` wraps one aiosqlite connection. Every public method is one transaction, so each
+is atomic against other tasks of this process (an in-process lock serialises use of the
+connection) and against other processes (write transactions start with `BEGIN IMMEDIATE`,
+which takes SQLite's write lock up front and waits `busy_timeout` for it). Cursors are row ids,
+never timestamps: SQLite runs one writer at a time, so ids become visible in increasing order.
+
+Every state change appends to `events` in the same transaction; later layers build live logs
+and resume on that table.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+
+from conductor.errors import (
+    ClaimConflict,
+    InvalidInput,
+    NotAddressee,
+    NotClaimOwner,
+    ReviewRefused,
+    StoreError,
+    UnknownMessage,
+    UnknownReview,
+    UnknownRun,
+    UnknownSession,
+)
+from conductor.models import (
+    Claim,
+    ContextCategory,
+    ContextEntry,
+    Event,
+    Lease,
+    Message,
+    Review,
+    ReviewStatus,
+    Run,
+    RunState,
+    Session,
+    SessionKind,
+    SessionStatus,
+    SyncResult,
+)
+
+BUSY_TIMEOUT_MS = 30_000
+
+# --------------------------------------------------------------------------- migrations
+
+Migration = Callable[[], str]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Append a forward migration (a function returning its SQL); its place is its version."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def _enum_check(column: str, values: Iterable[str]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"CHECK ({column} IN ({quoted}))"
+
+
+@migration
+def m001_initial() -> str:
+    return f"""
+        CREATE TABLE runs (
+            id          TEXT PRIMARY KEY,
+            goal        TEXT NOT NULL DEFAULT '',
+            state       TEXT NOT NULL {_enum_check("state", RunState)},
+            repo_root   TEXT NOT NULL,
+            base_ref    TEXT,
+            base_commit TEXT,
+            created_at  REAL NOT NULL,
+            updated_at  REAL NOT NULL
+        );
+        CREATE TABLE sessions (
+            id             INTEGER PRIMARY KEY,
+            run_id         TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            name           TEXT NOT NULL,
+            workstream     TEXT NOT NULL DEFAULT '',
+            kind           TEXT NOT NULL DEFAULT 'worker' {_enum_check("kind", SessionKind)},
+            status         TEXT NOT NULL DEFAULT 'pending' {_enum_check("status", SessionStatus)},
+            note           TEXT NOT NULL DEFAULT '',
+            branch         TEXT,
+            worktree       TEXT,
+            sdk_session_id TEXT,
+            context_cursor INTEGER NOT NULL DEFAULT 0,
+            last_seen_at   REAL,
+            created_at     REAL NOT NULL,
+            updated_at     REAL NOT NULL,
+            UNIQUE (run_id, name)
+        );
+        CREATE TABLE messages (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            sender_id  INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+            broadcast  INTEGER NOT NULL DEFAULT 0,
+            body       TEXT NOT NULL,
+            reply_to   INTEGER REFERENCES messages(id) ON DELETE SET NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE deliveries (
+            message_id   INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            recipient_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            read_at      REAL,
+            read_via     TEXT,
+            PRIMARY KEY (recipient_id, message_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX deliveries_unread ON deliveries (recipient_id, message_id)
+            WHERE read_at IS NULL;
+        CREATE INDEX deliveries_by_message ON deliveries (message_id);
+        CREATE TABLE context (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            author_id  INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+            category   TEXT NOT NULL {_enum_check("category", ContextCategory)},
+            body       TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX context_after_cursor ON context (run_id, id);
+        CREATE TABLE claims (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            path       TEXT NOT NULL,
+            token      TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (run_id, path)
+        );
+        CREATE INDEX claims_by_session ON claims (session_id);
+        CREATE TABLE reviews (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id        TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            requester_id  INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            reviewer_id   INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+            status        TEXT NOT NULL {_enum_check("status", ReviewStatus)},
+            commit_sha    TEXT NOT NULL,
+            base          TEXT,
+            note          TEXT NOT NULL DEFAULT '',
+            diff          BLOB NOT NULL,
+            comment       TEXT NOT NULL DEFAULT '',
+            decided_by    INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+            superseded_by INTEGER REFERENCES reviews(id) ON DELETE SET NULL,
+            created_at    REAL NOT NULL,
+            decided_at    REAL
+        );
+        CREATE INDEX reviews_by_requester ON reviews (requester_id, id);
+        CREATE INDEX reviews_by_run_status ON reviews (run_id, status);
+        CREATE TABLE locks (
+            name        TEXT PRIMARY KEY,
+            holder      TEXT NOT NULL,
+            token       TEXT NOT NULL,
+            pid         INTEGER,
+            host        TEXT,
+            acquired_at REAL NOT NULL,
+            expires_at  REAL NOT NULL
+        );
+        CREATE TABLE events (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id     TEXT REFERENCES runs(id) ON DELETE CASCADE,
+            session_id INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+            kind       TEXT NOT NULL,
+            summary    TEXT NOT NULL,
+            payload    TEXT,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX events_by_run ON events (run_id, id);
+        CREATE INDEX events_by_session ON events (session_id, id);
+    """
+
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    """Bring the file up to SCHEMA_VERSION; runs on every open and is idempotent.
+
+    The version is re-read under the write lock so two processes opening a new database at
+    once migrate it exactly once.
+    """
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        version = (await db.execute_fetchall("PRAGMA user_version"))[0][0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the database is of schema version {version}, newer than this conductor"
+                f" understands ({SCHEMA_VERSION}): upgrade conductor"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[number]().split(";"):
+                if statement.strip():
+                    await db.execute(statement)
+            await db.execute(f"PRAGMA user_version = {number + 1}")
+        await db.execute("COMMIT")
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await db.execute("ROLLBACK")
+        raise
+
+
+# --------------------------------------------------------------------------- row mapping
+
+_MESSAGE_COLUMNS = """
+    m.id, m.run_id, sender.name AS sender, m.broadcast, m.body, m.reply_to, m.created_at
+"""
+_SESSION_COLUMNS = """
+    id, run_id, name, workstream, kind, status, note, branch, worktree, sdk_session_id,
+    context_cursor, last_seen_at, created_at, updated_at
+"""
+_REVIEW_COLUMNS = """
+    r.id, r.run_id, req.name AS requester, rev.name AS reviewer, r.status, r.commit_sha,
+    r.base, r.note, r.comment, dec.name AS decided_by, r.superseded_by, r.created_at,
+    r.decided_at, length(r.diff) AS diff_size
+"""
+_REVIEW_JOINS = """
+    FROM reviews r
+    JOIN sessions req ON req.id = r.requester_id
+    LEFT JOIN sessions rev ON rev.id = r.reviewer_id
+    LEFT JOIN sessions dec ON dec.id = r.decided_by
+"""
+_CLAIM_SELECT = """
+    SELECT c.id, c.run_id, s.name AS session, c.path, c.created_at
+    FROM claims c JOIN sessions s ON s.id = c.session_id
+"""
+# A claim on P covers P and everything under it; "." is the whole repository.
+_COVERS = "(c.path = :path OR c.path = '.' OR substr(:path, 1, length(c.path) + 1) = c.path || '/')"
+_INSIDE = "(:path = '.' OR substr(c.path, 1, length(:path) + 1) = :path || '/')"
+
+
+def _run(row: Any) -> Run:
+    return Run(
+        id=row["id"],
+        goal=row["goal"],
+        state=RunState(row["state"]),
+        repo_root=row["repo_root"],
+        base_ref=row["base_ref"],
+        base_commit=row["base_commit"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _session(row: Any) -> Session:
+    return Session(
+        id=row["id"],
+        run_id=row["run_id"],
+        name=row["name"],
+        workstream=row["workstream"],
+        kind=SessionKind(row["kind"]),
+        status=SessionStatus(row["status"]),
+        note=row["note"],
+        branch=row["branch"],
+        worktree=row["worktree"],
+        sdk_session_id=row["sdk_session_id"],
+        context_cursor=row["context_cursor"],
+        last_seen_at=row["last_seen_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _context(row: Any) -> ContextEntry:
+    return ContextEntry(
+        id=row["id"],
+        run_id=row["run_id"],
+        author=row["author"],
+        category=ContextCategory(row["category"]),
+        body=row["body"],
+        created_at=row["created_at"],
+    )
+
+
+def _claim(row: Any) -> Claim:
+    return Claim(
+        id=row["id"],
+        run_id=row["run_id"],
+        session=row["session"],
+        path=row["path"],
+        created_at=row["created_at"],
+    )
+
+
+def _review(row: Any, diff: bytes = b"") -> Review:
+    return Review(
+        id=row["id"],
+        run_id=row["run_id"],
+        requester=row["requester"],
+        reviewer=row["reviewer"],
+        status=ReviewStatus(row["status"]),
+        commit=row["commit_sha"],
+        base=row["base"],
+        note=row["note"],
+        comment=row["comment"],
+        decided_by=row["decided_by"],
+        superseded_by=row["superseded_by"],
+        created_at=row["created_at"],
+        decided_at=row["decided_at"],
+        diff_size=row["diff_size"],
+        diff=diff,
+    )
+
+
+def _lease(row: Any) -> Lease:
+    return Lease(
+        name=row["name"],
+        holder=row["holder"],
+        token=row["token"],
+        pid=row["pid"],
+        host=row["host"],
+        acquired_at=row["acquired_at"],
+        expires_at=row["expires_at"],
+    )
+
+
+def _event(row: Any) -> Event:
+    payload = row["payload"]
+    return Event(
+        id=row["id"],
+        run_id=row["run_id"],
+        session=row["session"],
+        kind=row["kind"],
+        summary=row["summary"],
+        payload=json.loads(payload) if payload else None,
+        created_at=row["created_at"],
+    )
+
+
+def _short(text: str, limit: int = 80) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+Db = aiosqlite.Connection
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class Store:
+    """One connection to the conductor database. Open with `async with Store.open(path)`."""
+
+    def __init__(self, db: Db, path: Path) -> None:
+        self._db = db
+        self.path = path
+        self._lock = anyio.Lock()
+        self.clock: Callable[[], float] = time.time
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path) -> AsyncIterator[Store]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot open the database {path}: {err}") from err
+        try:
+            db.row_factory = aiosqlite.Row
+            try:
+                await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                await db.execute("PRAGMA journal_mode = WAL")
+                await db.execute("PRAGMA synchronous = NORMAL")
+                await db.execute("PRAGMA foreign_keys = ON")
+                await _migrate(db)
+            except sqlite3.DatabaseError as err:
+                raise StoreError(f"cannot use the database {path}: {err}") from err
+            yield cls(db, path)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await db.close()
+
+    @asynccontextmanager
+    async def _tx(self, *, write: bool) -> AsyncIterator[Db]:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield self._db
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._db.execute("ROLLBACK")
+                raise
+            with anyio.CancelScope(shield=True):
+                await self._db.execute("COMMIT")
+
+    async def schema(self) -> list[tuple[str, str]]:
+        """(name, sql) of every table and index: what a migration test compares."""
+        async with self._tx(write=False) as db:
+            rows = await db.execute_fetchall(
+                "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name"
+            )
+            return [(r["name"], r["sql"]) for r in rows]
+
+    async def pragma(self, name: str) -> Any:
+        async with self._tx(write=False) as db:
+            rows = await db.execute_fetchall(f"PRAGMA {name}")
+            return rows[0][0] if rows else None
+
+    # ----------------------------------------------------------------------- helpers in a tx
+
+    async def _add_event(
+        self,
+        db: Db,
+        run_id: str | None,
+        session_id: int | None,
+        kind: str,
+        summary: str,
+        payload: dict[str, Any] | None = None,
+    ) -> int:
+        cur = await db.execute(
+            "INSERT INTO events (run_id, session_id, kind, summary, payload, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                session_id,
+                kind,
+                summary,
+                json.dumps(payload) if payload is not None else None,
+                self.clock(),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    @staticmethod
+    async def _session_row(db: Db, run_id: str, name: str) -> Any:
+        rows = await db.execute_fetchall(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE run_id = ? AND name = ?",
+            (run_id, name),
+        )
+        if not rows:
+            raise UnknownSession(f"unknown session {name!r} in run {run_id}")
+        return rows[0]
+
+    async def _session_id(self, db: Db, run_id: str, name: str) -> int:
+        return int((await self._session_row(db, run_id, name))["id"])
+
+    @staticmethod
+    async def _messages(db: Db, where: str, params: Sequence[Any]) -> list[Message]:
+        rows = await db.execute_fetchall(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages m"
+            f" LEFT JOIN sessions sender ON sender.id = m.sender_id WHERE {where} ORDER BY m.id",
+            params,
+        )
+        if not rows:
+            return []
+        ids = [r["id"] for r in rows]
+        marks = ",".join("?" * len(ids))
+        recipients: dict[int, list[str]] = {i: [] for i in ids}
+        for r in await db.execute_fetchall(
+            f"SELECT d.message_id, s.name FROM deliveries d"
+            f" JOIN sessions s ON s.id = d.recipient_id"
+            f" WHERE d.message_id IN ({marks}) ORDER BY s.name",
+            ids,
+        ):
+            recipients[r["message_id"]].append(r["name"])
+        return [
+            Message(
+                id=r["id"],
+                run_id=r["run_id"],
+                sender=r["sender"],
+                recipients=tuple(recipients[r["id"]]),
+                broadcast=bool(r["broadcast"]),
+                body=r["body"],
+                reply_to=r["reply_to"],
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
+
+    async def _insert_message(
+        self,
+        db: Db,
+        run_id: str,
+        sender_id: int | None,
+        recipient_ids: list[int] | None,
+        body: str,
+        reply_to: int | None,
+    ) -> int:
+        """Insert one message and its deliveries; `None` recipients means every other session."""
+        broadcast = recipient_ids is None
+        if recipient_ids is None:
+            rows = await db.execute_fetchall(
+                "SELECT id FROM sessions WHERE run_id = ? AND id IS NOT ? ORDER BY id",
+                (run_id, sender_id),
+            )
+            recipient_ids = [r["id"] for r in rows]
+        now = self.clock()
+        cur = await db.execute(
+            "INSERT INTO messages (run_id, sender_id, broadcast, body, reply_to, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, sender_id, int(broadcast), body, reply_to, now),
+        )
+        message_id = int(cur.lastrowid or 0)
+        await db.executemany(
+            "INSERT INTO deliveries (message_id, recipient_id) VALUES (?, ?)",
+            [(message_id, r) for r in dict.fromkeys(recipient_ids)],
+        )
+        await self._add_event(
+            db,
+            run_id,
+            sender_id,
+            "message.sent",
+            _short(body),
+            {"message_id": message_id, "recipients": recipient_ids, "broadcast": broadcast},
+        )
+        return message_id
+
+    async def _mark_delivered(
+        self, db: Db, recipient_id: int, where: str, params: Sequence[Any], via: str
+    ) -> list[int]:
+        rows = await db.execute_fetchall(
+            f"UPDATE deliveries SET read_at = ?, read_via = ?"
+            f" WHERE recipient_id = ? AND read_at IS NULL AND {where} RETURNING message_id",
+            (self.clock(), via, recipient_id, *params),
+        )
+        return sorted(r["message_id"] for r in rows)
+
+    # ----------------------------------------------------------------------- runs
+
+    async def create_run(
+        self,
+        run_id: str,
+        *,
+        goal: str,
+        repo_root: str,
+        base_ref: str | None,
+        base_commit: str | None,
+    ) -> Run:
+        now = self.clock()
+        async with self._tx(write=True) as db:
+            try:
+                await db.execute(
+                    "INSERT INTO runs (id, goal, state, repo_root, base_ref, base_commit,"
+                    " created_at, updated_at) VALUES (?, ?, 'active', ?, ?, ?, ?, ?)",
+                    (run_id, goal, repo_root, base_ref, base_commit, now, now),
+                )
+            except sqlite3.IntegrityError:
+                raise InvalidInput(f"run {run_id} already exists") from None
+            await self._add_event(db, run_id, None, "run.created", _short(goal or "run created"))
+            rows = await db.execute_fetchall("SELECT * FROM runs WHERE id = ?", (run_id,))
+            return _run(rows[0])
+
+    async def get_run(self, run_id: str) -> Run:
+        async with self._tx(write=False) as db:
+            rows = await db.execute_fetchall("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise UnknownRun(f"unknown run {run_id!r}")
+        return _run(rows[0])
+
+    async def latest_run(self) -> Run | None:
+        async with self._tx(write=False) as db:
+            rows = await db.execute_fetchall(
+                "SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1"
+            )
+        return _run(rows[0]) if rows else None
+
+    async def list_runs(self) -> list[Run]:
+        async with self._tx(write=False) as db:
+            rows = await db.execute_fetchall("SELECT * FROM runs ORDER BY created_at, rowid")
+        return [_run(r) for r in rows]
+
+    async def set_run_state(self, run_id: str, state: RunState) -> Run:
+        async with self._tx(write=True) as db:
+            rows = await db.execute_fetchall(
+                "UPDATE runs SET state = ?, updated_at = ? WHERE id = ? RETURNING *",
+                (state.value, self.clock(), run_id),
+            )
+            if not rows:
+                raise UnknownRun(f"unknown run {run_id!r}")
+            await self._add_event(db, run_id, None, "run.state", state.value)
+            return _run(rows[0])
+
+    # ----------------------------------------------------------------------- sessions
+
+    async def add_sessions(
+        self, run_id: str, specs: Sequence[tuple[str, str, SessionKind, str | None]]
+    ) -> list[Session]:
+        """Register (name, workstream, kind, branch) sessions; all or none."""
+        now = self.clock()
+        async with self._tx(write=True) as db:
+            if not await db.execute_fetchall("SELECT 1 FROM runs WHERE id = ?", (run_id,)):
+                raise UnknownRun(f"unknown run {run_id!r}")
+            made = []
+            for name, workstream, kind, branch in specs:
+                try:
+                    rows = await db.execute_fetchall(
+                        f"INSERT INTO sessions (run_id, name, workstream, kind, branch,"
+                        f" created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                        f" RETURNING {_SESSION_COLUMNS}",
+                        (run_id, name, workstream, kind.value, branch, now, now),
+                    )
+                except sqlite3.IntegrityError:
+                    raise InvalidInput(f"session {name} already exists in run {run_id}") from None
+                session = _session(rows[0])
+                await self._add_event(
+                    db,
+                    run_id,
+                    session.id,
+                    "session.registered",
+                    f"{name}: {workstream}" if workstream else name,
+                    {"workstream": workstream, "kind": kind.value, "branch": branch},
+                )
+                made.append(session)
+            return made
+
+    async def get_session(self, run_id: str, name: str) -> Session:
+        async with self._tx(write=False) as db:
+            return _session(await self._session_row(db, run_id, name))
+
+    async def list_sessions(self, run_id: str) -> list[Session]:
+        async with self._tx(write=False) as db:
+            rows = await db.execute_fetchall(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE run_id = ? ORDER BY id", (run_id,)
+            )
+        return [_session(r) for r in rows]
+
+    async def update_session(
+        self,
+        run_id: str,
+        name: str,
+        *,
+        status: SessionStatus | None = None,
+        note: str | None = None,
+        branch: str | None = None,
+        worktree: str | None = None,
+        sdk_session_id: str | None = None,
+    ) -> Session:
+        """Change what is given. A session that ends loses its claims in the same transaction."""
+        changes = {
+            "status": status.value if status is not None else None,
+            "note": note,
+            "branch": branch,
+            "worktree": worktree,
+            "sdk_session_id": sdk_session_id,
+        }
+        changes = {k: v for k, v in changes.items() if v is not None}
+        async with self._tx(write=True) as db:
+            before = _session(await self._session_row(db, run_id, name))
+            if not changes:
+                return before
+            sets = ", ".join(f"{k} = :{k}" for k in changes)
+            rows = await db.execute_fetchall(
+                f"UPDATE sessions SET {sets}, updated_at = :now WHERE id = :id"
+                f" RETURNING {_SESSION_COLUMNS}",
+                {**changes, "now": self.clock(), "id": before.id},
+            )
+            after = _session(rows[0])
+            summary = ", ".join(f"{k}={_short(str(v), 60)}" for k, v in changes.items())
+            await self._add_event(db, run_id, before.id, "session.updated", summary, changes)
+            if after.status.ended:
+                await self._release_all_claims(db, run_id, before.id, reason=after.status.value)
+            return after
+
+    # ----------------------------------------------------------------------- messages
+
+    async def send_message(
+        self,
+        run_id: str,
+        sender: str | None,
+        recipients: Sequence[str] | None,
+        body: str,
+        reply_to: int | None = None,
+    ) -> Message:
+        """Send to named sessions, or to every other session when `recipients` is None."""
+        async with self._tx(write=True) as db:
+            sender_id = await self._session_id(db, run_id, sender) if sender is not None else None
+            ids = (
+                None
+                if recipients is None
+                else [await self._session_id(db, run_id, r) for r in recipients]
+            )
+            message_id = await self._insert_message(db, run_id, sender_id, ids, body, reply_to)
+            return (await self._messages(db, "m.id = ?", (message_id,)))[0]
+
+    async def get_message(self, run_id: str, message_id: int) -> Message:
+        async with self._tx(write=False) as db:
+            found = await self._messages(db, "m.id = ? AND m.run_id = ?", (message_id, run_id))
+        if not found:
+            raise UnknownMessage(f"unknown message #{message_id}")
+        return found[0]
+
+    async def inbox(self, run_id: str, name: str, *, unread_only: bool = True) -> list[Message]:
+        async with self._tx(write=False) as db:
+            sid = await self._session_id(db, run_id, name)
+            unread = "AND d.read_at IS NULL" if unread_only else ""
+            rows = await db.execute_fetchall(
+                f"SELECT d.message_id, d.read_at FROM deliveries d"
+                f" WHERE d.recipient_id = ? {unread} ORDER BY d.message_id",
+                (sid,),
+            )
+            read_at = {r["message_id"]: r["read_at"] for r in rows}
+            if not read_at:
+                return []
+            marks = ",".join("?" * len(read_at))
+            found = await self._messages(db, f"m.id IN ({marks})", list(read_at))
+        return [_with_read_at(m, read_at[m.id]) for m in found]
+
+    async def unread_counts(self, run_id: str) -> dict[str, int]:
+        async with self._tx(write=False) as db:
+            rows = await db.execute_fetchall(
+                "SELECT s.name, count(d.message_id) AS n FROM sessions s"
+                " LEFT JOIN deliveries d ON d.recipient_id = s.id AND d.read_at IS NULL"
+                " WHERE s.run_id = ? GROUP BY s.id",
+                (run_id,),
+            )
+        return {r["name"]: r["n"] for r in rows}
+
+    async def _addressed(self, db: Db, run_id: str, name: str, message_id: int) -> tuple[int, Any]:
+        """(session id, message row) when `name` is an addressee of the message; else raise."""
+        sid = await self._session_id(db, run_id, name)
+        rows = await db.execute_fetchall(
+            "SELECT m.sender_id, d.recipient_id FROM messages m"
+            " LEFT JOIN deliveries d ON d.message_id = m.id AND d.recipient_id = ?"
+            " WHERE m.id = ? AND m.run_id = ?",
+            (sid, message_id, run_id),
+        )
+        if not rows:
+            raise UnknownMessage(f"unknown message #{message_id}")
+        if rows[0]["recipient_id"] is None:
+            raise NotAddressee(f"message #{message_id} is not addressed to {name}")
+        return sid, rows[0]
+
+    async def mark_read(self, run_id: str, name: str, message_id: int) -> bool:
+        """Mark one message read for its addressee; False when it already was."""
+        async with self._tx(write=True) as db:
+            sid, _ = await self._addressed(db, run_id, name, message_id)
+            done = await self._mark_delivered(db, sid, "message_id = ?", (message_id,), "mark")
+            if done:
+                await self._add_event(
+                    db, run_id, sid, "message.read", f"#{message_id}", {"message_ids": done}
+                )
+            return bool(done)
+
+    async def reply(self, run_id: str, name: str, message_id: int, body: str) -> Message:
+        """Answer a message to its sender and mark the original read, in one transaction."""
+        async with self._tx(write=True) as db:
+            sid, original = await self._addressed(db, run_id, name, message_id)
+            done = await self._mark_delivered(db, sid, "message_id = ?", (message_id,), "reply")
+            if done:
+                await self._add_event(
+                    db, run_id, sid, "message.read", f"#{message_id}", {"message_ids": done}
+                )
+            to = [original["sender_id"]] if original["sender_id"] is not None else []
+            new_id = await self._insert_message(db, run_id, sid, to, body, message_id)
+            return (await self._messages(db, "m.id = ?", (new_id,)))[0]
+
+    async def take_unread(self, run_id: str, name: str, *, via: str) -> list[Message]:
+        """Fetch and mark read every unread message of a session: the delivery primitive."""
+        async with self._tx(write=True) as db:
+            sid = await self._session_id(db, run_id, name)
+            return await self._take_unread(db, run_id, sid, via)
+
+    async def _take_unread(self, db: Db, run_id: str, sid: int, via: str) -> list[Message]:
+        ids = await self._mark_delivered(db, sid, "1", (), via)
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        messages = await self._messages(db, f"m.id IN ({marks})", ids)
+        await self._add_event(
+            db, run_id, sid, "message.read", f"{len(ids)} via {via}", {"message_ids": ids}
+        )
+        now = self.clock()
+        return [_with_read_at(m, now) for m in messages]
+
+    # ----------------------------------------------------------------------- sync
+
+    async def sync(self, run_id: str, name: str) -> SyncResult:
+        """Unread messages + context after the cursor + heartbeat, in one write transaction.
+
+        Holding SQLite's write lock for the whole read-mark-advance makes delivery exactly once
+        even when two syncs of the same session race (each sees what the other left).
+        """
+        async with self._tx(write=True) as db:
+            row = await self._session_row(db, run_id, name)
+            sid, cursor = int(row["id"]), int(row["context_cursor"])
+            messages = await self._take_unread(db, run_id, sid, "sync")
+            ctx_rows = await db.execute_fetchall(
+                "SELECT c.id, c.run_id, a.name AS author, c.category, c.body, c.created_at"
+                " FROM context c LEFT JOIN sessions a ON a.id = c.author_id"
+                " WHERE c.run_id = ? AND c.id > ? ORDER BY c.id",
+                (run_id, cursor),
+            )
+            new_cursor = max((r["id"] for r in ctx_rows), default=cursor)
+            status = row["status"]
+            if status == SessionStatus.PENDING.value:
+                status = SessionStatus.WORKING.value  # first sign of life
+                await self._add_event(db, run_id, sid, "session.updated", "status=working")
+            await db.execute(
+                "UPDATE sessions SET context_cursor = ?, last_seen_at = ?, status = ?"
+                " WHERE id = ?",
+                (new_cursor, self.clock(), status, sid),
+            )
+            context = [_context(r) for r in ctx_rows if r["author"] != name]
+            if context:
+                await self._add_event(
+                    db,
+                    run_id,
+                    sid,
+                    "context.delivered",
+                    f"{len(context)} entries",
+                    {"context_ids": [c.id for c in context]},
+                )
+            return SyncResult(session=name, messages=messages, context=context)
+
+    async def heartbeat(self, run_id: str, name: str) -> None:
+        """Record that a session is alive. Not an event: it would drown the log."""
+        async with self._tx(write=True) as db:
+            sid = await self._session_id(db, run_id, name)
+            await db.execute(
+                "UPDATE sessions SET last_seen_at = ? WHERE id = ?", (self.clock(), sid)
+            )
+
+    # ----------------------------------------------------------------------- shared context
+
+    async def add_context(
+        self, run_id: str, author: str | None, category: ContextCategory, body: str
+    ) -> ContextEntry:
+        async with self._tx(write=True) as db:
+            aid = await self._session_id(db, run_id, author) if author is not None else None
+            cur = await db.execute(
+                "INSERT INTO context (run_id, author_id, category, body, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (run_id, aid, category.value, body, self.clock()),
+            )
+            entry_id = int(cur.lastrowid or 0)
+            await self._add_event(
+                db, run_id, aid, "context.added", f"[{category.value}] {_short(body)}",
+                {"context_id": entry_id},
+            )
+            return ContextEntry(entry_id, run_id, author, category, body, self.clock())
+
+    async def list_context(
+        self, run_id: str, *, category: ContextCategory | None = None, after: int = 0
+    ) -> list[ContextEntry]:
+        async with self._tx(write=False) as db:
+            rows = await db.execute_fetchall(
+                "SELECT c.id, c.run_id, a.name AS author, c.category, c.body, c.created_at"
+                " FROM context c LEFT JOIN sessions a ON a.id = c.author_id"
+                " WHERE c.run_id = ? AND c.id > ? AND (? IS NULL OR c.category = ?)"
+                " ORDER BY c.id",
+                (run_id, after, category, category),
+            )
+        return [_context(r) for r in rows]
+
+    # ----------------------------------------------------------------------- claims
+
+    async def claim(self, run_id: str, name: str, path: str, token: str) -> Claim:
+        """Claim `path` (already normalised) for `name`; exactly one of racing claimants wins."""
+        async with self._tx(write=True) as db:
+            sid = await self._session_id(db, run_id, name)
+            conflict = await db.execute_fetchall(
+                f"{_CLAIM_SELECT} WHERE c.run_id = :run AND c.session_id != :sid"
+                f" AND ({_COVERS} OR {_INSIDE}) ORDER BY c.id LIMIT 1",
+                {"run": run_id, "sid": sid, "path": path},
+            )
+            if conflict:
+                raise ClaimConflict(path, conflict[0]["session"], conflict[0]["path"])
+            own = await db.execute_fetchall(
+                f"{_CLAIM_SELECT} WHERE c.run_id = ? AND c.path = ?", (run_id, path)
+            )
+            if own:
+                return _claim(own[0])
+            cur = await db.execute(
+                "INSERT INTO claims (run_id, session_id, path, token, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (run_id, sid, path, token, self.clock()),
+            )
+            await self._add_event(db, run_id, sid, "claim.added", path, {"path": path})
+            rows = await db.execute_fetchall(
+                f"{_CLAIM_SELECT} WHERE c.id = ?", (cur.lastrowid,)
+            )
+            return _claim(rows[0])
+
+    async def release_claim(self, run_id: str, name: str, path: str) -> Claim:
+        async with self._tx(write=True) as db:
+            sid = await self._session_id(db, run_id, name)
+            rows = await db.execute_fetchall(
+                f"{_CLAIM_SELECT} WHERE c.run_id = ? AND c.path = ?", (run_id, path)
+            )
+            if not rows:
+                raise NotClaimOwner(f"{path} is not claimed")
+            claim = _claim(rows[0])
+            if claim.session != name:
+                raise NotClaimOwner(f"{path} is claimed by session {claim.session}, not {name}")
+            await db.execute("DELETE FROM claims WHERE id = ?", (claim.id,))
+            await self._add_event(db, run_id, sid, "claim.released", path, {"path": path})
+            return claim
+
+    async def _release_all_claims(self, db: Db, run_id: str, sid: int, *, reason: str) -> None:
+        rows = await db.execute_fetchall(
+            "DELETE FROM claims WHERE session_id = ? RETURNING path", (sid,)
+        )
+        for r in rows:
+            await self._add_event(
+                db, run_id, sid, "claim.released", f"{r['path']} (session {reason})",
+                {"path": r["path"], "reason": reason},
+            )
+
+    async def list_claims(self, run_id: str, session: str | None = None) -> list[Claim]:
+        async with self._tx(write=False) as db:
+            rows = await db.execute_fetchall(
+                f"{_CLAIM_SELECT} WHERE c.run_id = ? AND (? IS NULL OR s.name = ?) ORDER BY c.path",
+                (run_id, session, session),
+            )
+        return [_claim(r) for r in rows]
+
+    async def claim_covering(self, run_id: str, path: str, *, other_than: str) -> Claim | None:
+        """The claim of another session that covers `path`: what stops a write to it."""
+        async with self._tx(write=False) as db:
+            rows = await db.execute_fetchall(
+                f"{_CLAIM_SELECT} WHERE c.run_id = :run AND s.name != :me AND {_COVERS}"
+                f" ORDER BY length(c.path) DESC LIMIT 1",
+                {"run": run_id, "me": other_than, "path": path},
+            )
+        return _claim(rows[0]) if rows else None
+
+    # ----------------------------------------------------------------------- reviews
+
+    async def request_review(
+        self,
+        run_id: str,
+        requester: str,
+        *,
+        reviewer: str | None,
+        commit: str,
+        base: str | None,
+        diff: bytes,
+        note: str,
+    ) -> Review:
+        """Open a review of `commit`; every earlier review by the requester is superseded."""
+        async with self._tx(write=True) as db:
+            req_id = await self._session_id(db, run_id, requester)
+            rev_id = await self._session_id(db, run_id, reviewer) if reviewer else None
+            if rev_id == req_id:
+                raise ReviewRefused(f"{requester} cannot review its own work: ask another session")
+            cur = await db.execute(
+                "INSERT INTO reviews (run_id, requester_id, reviewer_id, status, commit_sha, base,"
+                " note, diff, created_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+                (run_id, req_id, rev_id, commit, base, note, diff, self.clock()),
+            )
+            review_id = int(cur.lastrowid or 0)
+            old = await db.execute_fetchall(
+                "UPDATE reviews SET status = 'superseded', superseded_by = ?"
+                " WHERE requester_id = ? AND id != ? AND status != 'superseded' RETURNING id",
+                (review_id, req_id, review_id),
+            )
+            await self._add_event(
+                db, run_id, req_id, "review.requested",
+                f"#{review_id} of {commit[:12]}" + (f" for {reviewer}" if reviewer else ""),
+                {"review_id": review_id, "commit": commit, "reviewer": reviewer,
+                 "supersedes": [r["id"] for r in old], "diff_size": len(diff)},
+            )
+            if rev_id is not None:
+                text = f"review #{review_id} requested by {requester} for commit {commit[:12]}"
+                await self._insert_message(
+                    db, run_id, req_id, [rev_id], text + (f": {note}" if note else ""), None
+                )
+            return await self._get_review(db, run_id, review_id, with_diff=False)
+
+    async def decide_review(
+        self, run_id: str, review_id: int, decider: str, *, approve: bool, comment: str
+    ) -> Review:
+        async with self._tx(write=True) as db:
+            did = await self._session_id(db, run_id, decider)
+            review = await self._get_review(db, run_id, review_id, with_diff=False)
+            if review.status is not ReviewStatus.PENDING:
+                later = f" by #{review.superseded_by}" if review.superseded_by else ""
+                raise ReviewRefused(f"review #{review_id} is {review.status.value}{later}")
+            if review.requester == decider:
+                raise ReviewRefused(f"{decider} requested review #{review_id} and cannot decide it")
+            if review.reviewer is not None and review.reviewer != decider:
+                raise ReviewRefused(f"review #{review_id} is assigned to {review.reviewer}")
+            status = ReviewStatus.APPROVED if approve else ReviewStatus.REJECTED
+            await db.execute(
+                "UPDATE reviews SET status = ?, comment = ?, decided_by = ?, decided_at = ?"
+                " WHERE id = ?",
+                (status.value, comment, did, self.clock(), review_id),
+            )
+            await self._add_event(
+                db, run_id, did, f"review.{status.value}",
+                f"#{review_id} of {review.requester}" + (f": {_short(comment)}" if comment else ""),
+                {"review_id": review_id, "requester": review.requester, "comment": comment},
+            )
+            req_id = await self._session_id(db, run_id, review.requester)
+            text = f"review #{review_id} {status.value} by {decider}"
+            await self._insert_message(
+                db, run_id, did, [req_id], text + (f": {comment}" if comment else ""), None
+            )
+            return await self._get_review(db, run_id, review_id, with_diff=False)
+
+    async def _get_review(self, db: Db, run_id: str, review_id: int, *, with_diff: bool) -> Review:
+        rows = await db.execute_fetchall(
+            f"SELECT {_REVIEW_COLUMNS}{', r.diff' if with_diff else ''} {_REVIEW_JOINS}"
+            f" WHERE r.id = ? AND r.run_id = ?",
+            (review_id, run_id),
+        )
+        if not rows:
+            raise UnknownReview(f"unknown review #{review_id}")
+        return _review(rows[0], bytes(rows[0]["diff"]) if with_diff else b"")
+
+    async def get_review(self, run_id: str, review_id: int, *, with_diff: bool = True) -> Review:
+        async with self._tx(write=False) as db:
+            return await self._get_review(db, run_id, review_id, with_diff=with_diff)
+
+    async def list_reviews(
+        self, run_id: str, *, status: ReviewStatus | None = None, session: str | None = None
+    ) -> list[Review]:
+        async with self._tx(write=False) as db:
+            rows = await db.execute_fetchall(
+                f"SELECT {_REVIEW_COLUMNS} {_REVIEW_JOINS} WHERE r.run_id = ?"
+                f" AND (? IS NULL OR r.status = ?)"
+                f" AND (? IS NULL OR req.name = ? OR rev.name = ?) ORDER BY r.id",
+                (run_id, status, status, session, session, session),
+            )
+        return [_review(r) for r in rows]
+
+    async def latest_review(self, run_id: str, requester: str) -> Review | None:
+        async with self._tx(write=False) as db:
+            sid = await self._session_id(db, run_id, requester)
+            rows = await db.execute_fetchall(
+                f"SELECT {_REVIEW_COLUMNS} {_REVIEW_JOINS} WHERE r.requester_id = ?"
+                f" ORDER BY r.id DESC LIMIT 1",
+                (sid,),
+            )
+        return _review(rows[0]) if rows else None
+
+    # ----------------------------------------------------------------------- the lock
+
+    async def acquire_lock(
+        self,
+        name: str,
+        *,
+        holder: str,
+        token: str,
+        pid: int | None,
+        host: str | None,
+        lease_seconds: float,
+        run_id: str | None = None,
+    ) -> Lease | None:
+        """Take the lock if it is free or its lease has run out. One atomic statement."""
+        now = self.clock()
+        async with self._tx(write=True) as db:
+            rows = await db.execute_fetchall(
+                "INSERT INTO locks (name, holder, token, pid, host, acquired_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " token = excluded.token, pid = excluded.pid, host = excluded.host,"
+                " acquired_at = excluded.acquired_at, expires_at = excluded.expires_at"
+                " WHERE locks.expires_at <= excluded.acquired_at"
+                " RETURNING *",
+                (name, holder, token, pid, host, now, now + lease_seconds),
+            )
+            if not rows:
+                return None
+            await self._add_event(
+                db, run_id, None, "lock.acquired", f"{name} by {holder}",
+                {"name": name, "holder": holder, "pid": pid, "lease_seconds": lease_seconds},
+            )
+            return _lease(rows[0])
+
+    async def get_lock(self, name: str) -> Lease | None:
+        async with self._tx(write=False) as db:
+            rows = await db.execute_fetchall("SELECT * FROM locks WHERE name = ?", (name,))
+        return _lease(rows[0]) if rows else None
+
+    async def release_lock(
+        self, name: str, *, token: str | None, reason: str = "released", run_id: str | None = None
+    ) -> Lease | None:
+        """Release when `token` matches (None: whoever holds it). Returns the lease released."""
+        async with self._tx(write=True) as db:
+            rows = await db.execute_fetchall(
+                "DELETE FROM locks WHERE name = ? AND (? IS NULL OR token = ?) RETURNING *",
+                (name, token, token),
+            )
+            if not rows:
+                return None
+            lease = _lease(rows[0])
+            await self._add_event(
+                db, run_id, None, f"lock.{reason}", f"{name} held by {lease.holder}",
+                {"name": name, "holder": lease.holder, "pid": lease.pid},
+            )
+            return lease
+
+    # ----------------------------------------------------------------------- events
+
+    async def add_event(
+        self,
+        run_id: str | None,
+        session: str | None,
+        kind: str,
+        summary: str,
+        payload: dict[str, Any] | None = None,
+    ) -> int:
+        """Record something that happened outside the store (a commit, a push)."""
+        async with self._tx(write=True) as db:
+            sid = await self._session_id(db, run_id, session) if run_id and session else None
+            return await self._add_event(db, run_id, sid, kind, summary, payload)
+
+    async def list_events(
+        self,
+        run_id: str | None,
+        *,
+        after: int = 0,
+        session: str | None = None,
+        limit: int | None = None,
+        newest: bool = False,
+    ) -> list[Event]:
+        """Events after an id, oldest first; `newest` takes the last `limit` instead."""
+        order = "DESC" if newest else "ASC"
+        async with self._tx(write=False) as db:
+            rows = await db.execute_fetchall(
+                f"SELECT e.id, e.run_id, s.name AS session, e.kind, e.summary, e.payload,"
+                f" e.created_at FROM events e LEFT JOIN sessions s ON s.id = e.session_id"
+                f" WHERE (:run IS NULL OR e.run_id = :run) AND e.id > :after"
+                f" AND (:session IS NULL OR s.name = :session)"
+                f" ORDER BY e.id {order} LIMIT :limit",
+                {"run": run_id, "after": after, "session": session, "limit": limit or -1},
+            )
+        events = [_event(r) for r in rows]
+        return events[::-1] if newest else events
+
+
+def _with_read_at(message: Message, read_at: float | None) -> Message:
+    return replace(message, read_at=read_at)
