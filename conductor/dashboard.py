@@ -1,0 +1,184 @@
+"""Rich renderables for sessions, claims, reviews, the lock and events.
+
+User text goes into `Text` objects and every console is made with `markup=False` and
+`emoji=False`, so `[/tmp]` or `:bomb:` in a note prints exactly as written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from conductor.models import (
+    Claim,
+    ContextEntry,
+    Event,
+    Lease,
+    Message,
+    Review,
+    Run,
+    Session,
+    SessionStatus,
+    SyncResult,
+)
+
+STATUS_STYLE = {
+    SessionStatus.PENDING: "dim",
+    SessionStatus.WORKING: "green",
+    SessionStatus.IDLE: "cyan",
+    SessionStatus.BLOCKED: "bold yellow",
+    SessionStatus.REVIEW: "magenta",
+    SessionStatus.DONE: "bold green",
+    SessionStatus.FAILED: "bold red",
+    SessionStatus.STOPPED: "red",
+}
+
+
+def console(stderr: bool = False) -> Console:
+    return Console(markup=False, emoji=False, highlight=False, stderr=stderr)
+
+
+def ago(then: float | None, now: float | None = None) -> str:
+    if then is None:
+        return "never"
+    seconds = max(0.0, (now or time.time()) - then)
+    if seconds < 60:
+        return f"{seconds:.0f}s ago"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.1f}h ago"
+
+
+def clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+
+
+def _t(value: object, style: str = "") -> Text:
+    return Text("" if value is None else str(value), style=style)
+
+
+def sessions_table(sessions: Sequence[Session], unread: dict[str, int] | None = None) -> Table:
+    table = Table(title="Sessions", title_justify="left")
+    for col in ("ID", "Workstream", "Status", "Branch", "Unread", "Last seen", "Note"):
+        table.add_column(col)
+    for s in sessions:
+        table.add_row(
+            _t(s.name, "bold"),
+            _t(s.workstream),
+            _t(s.status.value, STATUS_STYLE[s.status]),
+            _t(s.branch or ""),
+            _t((unread or {}).get(s.name, 0) or ""),
+            _t(ago(s.last_seen_at)),
+            _t(s.note),
+        )
+    return table
+
+
+def claims_table(claims: Sequence[Claim]) -> Table:
+    table = Table(title="Claims", title_justify="left")
+    for col in ("Path", "Session", "Since"):
+        table.add_column(col)
+    for c in claims:
+        table.add_row(_t(c.path), _t(c.session, "bold"), _t(ago(c.created_at)))
+    return table
+
+
+def reviews_table(reviews: Sequence[Review]) -> Table:
+    table = Table(title="Reviews", title_justify="left")
+    for col in ("#", "From", "To", "Status", "Commit", "Diff", "Comment"):
+        table.add_column(col)
+    for r in reviews:
+        table.add_row(
+            _t(r.id),
+            _t(r.requester, "bold"),
+            _t(r.reviewer or "anyone"),
+            _t(r.status.value),
+            _t(r.commit[:12]),
+            _t(f"{r.diff_size} B"),
+            _t(r.comment),
+        )
+    return table
+
+
+def context_table(entries: Sequence[ContextEntry]) -> Table:
+    table = Table(title="Shared context", title_justify="left")
+    for col in ("#", "Category", "By", "Entry"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(_t(e.id), _t(e.category.value), _t(e.author or "conductor"), _t(e.body))
+    return table
+
+
+def messages_table(messages: Sequence[Message], title: str = "Inbox") -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("#", "From", "To", "Re", "At", "Message"):
+        table.add_column(col)
+    for m in messages:
+        to = "all" if m.broadcast else ", ".join(m.recipients)
+        table.add_row(
+            _t(m.id),
+            _t(m.sender or "conductor", "bold"),
+            _t(to),
+            _t(f"#{m.reply_to}" if m.reply_to else ""),
+            _t(clock(m.created_at)),
+            _t(m.body, "" if m.read_at is None else "dim"),
+        )
+    return table
+
+
+def events_table(events: Sequence[Event], title: str = "Recent events") -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("#", "At", "Session", "Event", "Summary"):
+        table.add_column(col)
+    for e in events:
+        table.add_row(
+            _t(e.id), _t(clock(e.created_at)), _t(e.session or ""), _t(e.kind), _t(e.summary)
+        )
+    return table
+
+
+def lock_text(lease: Lease | None, now: float | None = None) -> Text:
+    if lease is None:
+        return Text("git lock: free")
+    left = lease.expires_at - (now or time.time())
+    state = f"lease ends in {left:.0f}s" if left > 0 else "lease expired"
+    return Text(f"git lock: held by {lease.holder} (pid {lease.pid} on {lease.host}), {state}")
+
+
+def sync_lines(result: SyncResult) -> list[str]:
+    """claude-swarm's sync format: nothing at all when nothing is new."""
+    if result.empty:
+        return []
+    lines = [f"[SYNC] {len(result.messages)} new message(s), {len(result.context)} new context"]
+    for m in result.messages:
+        lines.append(f'MSG #{m.id} from={m.sender or "conductor"}: "{m.body}"')
+    for c in result.context:
+        lines.append(f'CTX [{c.category.value}] by={c.author or "conductor"}: "{c.body}"')
+    return lines
+
+
+def dashboard(
+    run: Run,
+    sessions: Sequence[Session],
+    unread: dict[str, int],
+    claims: Sequence[Claim],
+    reviews: Sequence[Review],
+    lease: Lease | None,
+    events: Sequence[Event],
+) -> RenderableType:
+    header = Text(f"run {run.id} · {run.state.value} · started {ago(run.created_at)}", "bold")
+    if run.goal:
+        header.append(f"\ngoal: {run.goal}", style="")
+    waiting = [s.name for s in sessions if s.status is SessionStatus.BLOCKED]
+    parts: list[RenderableType] = [header, sessions_table(sessions, unread)]
+    if waiting:
+        parts.append(Text(f"blocked: {', '.join(waiting)}", "bold yellow"))
+    parts.append(claims_table(claims) if claims else Text("no claims", "dim"))
+    parts.append(reviews_table(reviews) if reviews else Text("no pending reviews", "dim"))
+    parts += [lock_text(lease), events_table(events)]
+    return Group(*parts)

@@ -1,0 +1,43 @@
+"""Shared fixtures: a fresh database per test and a run with three sessions on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from conductor import bus as bus_module
+from conductor.bus import Bus
+from conductor.store import Store
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # aiosqlite runs on asyncio only.
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_conductor_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may pick up a real database or run from the environment."""
+    monkeypatch.delenv("CONDUCTOR_DB", raising=False)
+    monkeypatch.delenv("CONDUCTOR_RUN", raising=False)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with Store.open(tmp_path / "c.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+async def bus(store: Store, tmp_path: Path) -> Bus:
+    return await bus_module.create_run(
+        store,
+        goal="test",
+        repo_root=tmp_path,
+        base_ref="main",
+        base_commit=None,
+        sessions=[("A", "frontend"), ("B", "backend"), ("C", "infra")],
+    )
