@@ -11,6 +11,9 @@ from conductor import bus as bus_module
 from conductor.bus import Bus
 from conductor.store import Store
 
+# Fixtures for tests that drive real git and the real command: repo, cli, team.
+pytest_plugins = ["support"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:

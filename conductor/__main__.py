@@ -1,0 +1,5 @@
+"""`python -m conductor`: the same as the `conductor` command."""
+
+from conductor.cli import main
+
+main()
