@@ -16,6 +16,7 @@ demo: $(BIN)/conductor
 
 test: $(BIN)/conductor
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: $(BIN)/conductor

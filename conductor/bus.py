@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -327,7 +328,7 @@ class Bus:
     # --------------------------------------------------------------------------- events
 
     async def record(
-        self, session: str | None, kind: str, summary: str, payload: dict | None = None
+        self, session: str | None, kind: str, summary: str, payload: dict[str, Any] | None = None
     ) -> int:
         return await self.store.add_event(self.run_id, session, kind, summary, payload)
 

@@ -19,6 +19,7 @@ import typer
 from conductor import actions, dashboard, gitops
 from conductor.bus import Bus, create_run, open_run, parse_session_specs
 from conductor.errors import ConductorError, InvalidInput
+from conductor.models import Session
 from conductor.store import Store
 from conductor.workspace import Workspace, locate
 
@@ -133,7 +134,7 @@ def init(
     """Start a run by hand and register its sessions."""
     g: Globals = ctx.obj
 
-    async def go() -> tuple[Bus, list]:
+    async def go() -> tuple[Bus, list[Session]]:
         specs = parse_session_specs(sessions)
         ws = await locate(Path.cwd(), g.db)
         base_ref = base_commit = None
@@ -159,7 +160,7 @@ def init(
 def status(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """The run's sessions: status, branch, unread messages, note."""
 
-    async def go(bus: Bus, ws: Workspace) -> tuple[list, dict]:
+    async def go(bus: Bus, ws: Workspace) -> tuple[list[Session], dict[str, int]]:
         return await bus.sessions(), await bus.unread_counts()
 
     sessions, unread = _with_bus(ctx, go)

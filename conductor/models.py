@@ -100,7 +100,7 @@ class Record:
     """Shared JSON view of every record, for `--json` output."""
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)  # type: ignore[call-overload]
+        data: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
         data.pop("diff", None)
         return data
 

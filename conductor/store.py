@@ -192,7 +192,7 @@ async def _migrate(db: aiosqlite.Connection) -> None:
     """
     await db.execute("BEGIN IMMEDIATE")
     try:
-        version = (await db.execute_fetchall("PRAGMA user_version"))[0][0]
+        version = (await _fetch(db, "PRAGMA user_version"))[0][0]
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the database is of schema version {version}, newer than this conductor"
@@ -345,6 +345,10 @@ def _short(text: str, limit: int = 80) -> str:
 Db = aiosqlite.Connection
 
 
+async def _fetch(db: Db, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+    return list(await db.execute_fetchall(sql, params))
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -396,14 +400,14 @@ class Store:
     async def schema(self) -> list[tuple[str, str]]:
         """(name, sql) of every table and index: what a migration test compares."""
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name"
             )
             return [(r["name"], r["sql"]) for r in rows]
 
     async def pragma(self, name: str) -> Any:
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall(f"PRAGMA {name}")
+            rows = await _fetch(db, f"PRAGMA {name}")
             return rows[0][0] if rows else None
 
     # ----------------------------------------------------------------------- helpers in a tx
@@ -433,7 +437,7 @@ class Store:
 
     @staticmethod
     async def _session_row(db: Db, run_id: str, name: str) -> Any:
-        rows = await db.execute_fetchall(
+        rows = await _fetch(db,
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE run_id = ? AND name = ?",
             (run_id, name),
         )
@@ -446,7 +450,7 @@ class Store:
 
     @staticmethod
     async def _messages(db: Db, where: str, params: Sequence[Any]) -> list[Message]:
-        rows = await db.execute_fetchall(
+        rows = await _fetch(db,
             f"SELECT {_MESSAGE_COLUMNS} FROM messages m"
             f" LEFT JOIN sessions sender ON sender.id = m.sender_id WHERE {where} ORDER BY m.id",
             params,
@@ -456,7 +460,7 @@ class Store:
         ids = [r["id"] for r in rows]
         marks = ",".join("?" * len(ids))
         recipients: dict[int, list[str]] = {i: [] for i in ids}
-        for r in await db.execute_fetchall(
+        for r in await _fetch(db,
             f"SELECT d.message_id, s.name FROM deliveries d"
             f" JOIN sessions s ON s.id = d.recipient_id"
             f" WHERE d.message_id IN ({marks}) ORDER BY s.name",
@@ -489,7 +493,7 @@ class Store:
         """Insert one message and its deliveries; `None` recipients means every other session."""
         broadcast = recipient_ids is None
         if recipient_ids is None:
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 "SELECT id FROM sessions WHERE run_id = ? AND id IS NOT ? ORDER BY id",
                 (run_id, sender_id),
             )
@@ -518,7 +522,7 @@ class Store:
     async def _mark_delivered(
         self, db: Db, recipient_id: int, where: str, params: Sequence[Any], via: str
     ) -> list[int]:
-        rows = await db.execute_fetchall(
+        rows = await _fetch(db,
             f"UPDATE deliveries SET read_at = ?, read_via = ?"
             f" WHERE recipient_id = ? AND read_at IS NULL AND {where} RETURNING message_id",
             (self.clock(), via, recipient_id, *params),
@@ -547,31 +551,31 @@ class Store:
             except sqlite3.IntegrityError:
                 raise InvalidInput(f"run {run_id} already exists") from None
             await self._add_event(db, run_id, None, "run.created", _short(goal or "run created"))
-            rows = await db.execute_fetchall("SELECT * FROM runs WHERE id = ?", (run_id,))
+            rows = await _fetch(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
             return _run(rows[0])
 
     async def get_run(self, run_id: str) -> Run:
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall("SELECT * FROM runs WHERE id = ?", (run_id,))
+            rows = await _fetch(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
         if not rows:
             raise UnknownRun(f"unknown run {run_id!r}")
         return _run(rows[0])
 
     async def latest_run(self) -> Run | None:
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 "SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1"
             )
         return _run(rows[0]) if rows else None
 
     async def list_runs(self) -> list[Run]:
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall("SELECT * FROM runs ORDER BY created_at, rowid")
+            rows = await _fetch(db, "SELECT * FROM runs ORDER BY created_at, rowid")
         return [_run(r) for r in rows]
 
     async def set_run_state(self, run_id: str, state: RunState) -> Run:
         async with self._tx(write=True) as db:
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 "UPDATE runs SET state = ?, updated_at = ? WHERE id = ? RETURNING *",
                 (state.value, self.clock(), run_id),
             )
@@ -588,12 +592,12 @@ class Store:
         """Register (name, workstream, kind, branch) sessions; all or none."""
         now = self.clock()
         async with self._tx(write=True) as db:
-            if not await db.execute_fetchall("SELECT 1 FROM runs WHERE id = ?", (run_id,)):
+            if not await _fetch(db, "SELECT 1 FROM runs WHERE id = ?", (run_id,)):
                 raise UnknownRun(f"unknown run {run_id!r}")
             made = []
             for name, workstream, kind, branch in specs:
                 try:
-                    rows = await db.execute_fetchall(
+                    rows = await _fetch(db,
                         f"INSERT INTO sessions (run_id, name, workstream, kind, branch,"
                         f" created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
                         f" RETURNING {_SESSION_COLUMNS}",
@@ -619,7 +623,7 @@ class Store:
 
     async def list_sessions(self, run_id: str) -> list[Session]:
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE run_id = ? ORDER BY id", (run_id,)
             )
         return [_session(r) for r in rows]
@@ -649,7 +653,7 @@ class Store:
             if not changes:
                 return before
             sets = ", ".join(f"{k} = :{k}" for k in changes)
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 f"UPDATE sessions SET {sets}, updated_at = :now WHERE id = :id"
                 f" RETURNING {_SESSION_COLUMNS}",
                 {**changes, "now": self.clock(), "id": before.id},
@@ -693,7 +697,7 @@ class Store:
         async with self._tx(write=False) as db:
             sid = await self._session_id(db, run_id, name)
             unread = "AND d.read_at IS NULL" if unread_only else ""
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 f"SELECT d.message_id, d.read_at FROM deliveries d"
                 f" WHERE d.recipient_id = ? {unread} ORDER BY d.message_id",
                 (sid,),
@@ -707,7 +711,7 @@ class Store:
 
     async def unread_counts(self, run_id: str) -> dict[str, int]:
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 "SELECT s.name, count(d.message_id) AS n FROM sessions s"
                 " LEFT JOIN deliveries d ON d.recipient_id = s.id AND d.read_at IS NULL"
                 " WHERE s.run_id = ? GROUP BY s.id",
@@ -718,7 +722,7 @@ class Store:
     async def _addressed(self, db: Db, run_id: str, name: str, message_id: int) -> tuple[int, Any]:
         """(session id, message row) when `name` is an addressee of the message; else raise."""
         sid = await self._session_id(db, run_id, name)
-        rows = await db.execute_fetchall(
+        rows = await _fetch(db,
             "SELECT m.sender_id, d.recipient_id FROM messages m"
             " LEFT JOIN deliveries d ON d.message_id = m.id AND d.recipient_id = ?"
             " WHERE m.id = ? AND m.run_id = ?",
@@ -784,7 +788,7 @@ class Store:
             row = await self._session_row(db, run_id, name)
             sid, cursor = int(row["id"]), int(row["context_cursor"])
             messages = await self._take_unread(db, run_id, sid, "sync")
-            ctx_rows = await db.execute_fetchall(
+            ctx_rows = await _fetch(db,
                 "SELECT c.id, c.run_id, a.name AS author, c.category, c.body, c.created_at"
                 " FROM context c LEFT JOIN sessions a ON a.id = c.author_id"
                 " WHERE c.run_id = ? AND c.id > ? ORDER BY c.id",
@@ -843,7 +847,7 @@ class Store:
         self, run_id: str, *, category: ContextCategory | None = None, after: int = 0
     ) -> list[ContextEntry]:
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 "SELECT c.id, c.run_id, a.name AS author, c.category, c.body, c.created_at"
                 " FROM context c LEFT JOIN sessions a ON a.id = c.author_id"
                 " WHERE c.run_id = ? AND c.id > ? AND (? IS NULL OR c.category = ?)"
@@ -858,14 +862,14 @@ class Store:
         """Claim `path` (already normalised) for `name`; exactly one of racing claimants wins."""
         async with self._tx(write=True) as db:
             sid = await self._session_id(db, run_id, name)
-            conflict = await db.execute_fetchall(
+            conflict = await _fetch(db,
                 f"{_CLAIM_SELECT} WHERE c.run_id = :run AND c.session_id != :sid"
                 f" AND ({_COVERS} OR {_INSIDE}) ORDER BY c.id LIMIT 1",
                 {"run": run_id, "sid": sid, "path": path},
             )
             if conflict:
                 raise ClaimConflict(path, conflict[0]["session"], conflict[0]["path"])
-            own = await db.execute_fetchall(
+            own = await _fetch(db,
                 f"{_CLAIM_SELECT} WHERE c.run_id = ? AND c.path = ?", (run_id, path)
             )
             if own:
@@ -876,7 +880,7 @@ class Store:
                 (run_id, sid, path, token, self.clock()),
             )
             await self._add_event(db, run_id, sid, "claim.added", path, {"path": path})
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 f"{_CLAIM_SELECT} WHERE c.id = ?", (cur.lastrowid,)
             )
             return _claim(rows[0])
@@ -884,7 +888,7 @@ class Store:
     async def release_claim(self, run_id: str, name: str, path: str) -> Claim:
         async with self._tx(write=True) as db:
             sid = await self._session_id(db, run_id, name)
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 f"{_CLAIM_SELECT} WHERE c.run_id = ? AND c.path = ?", (run_id, path)
             )
             if not rows:
@@ -897,7 +901,7 @@ class Store:
             return claim
 
     async def _release_all_claims(self, db: Db, run_id: str, sid: int, *, reason: str) -> None:
-        rows = await db.execute_fetchall(
+        rows = await _fetch(db,
             "DELETE FROM claims WHERE session_id = ? RETURNING path", (sid,)
         )
         for r in rows:
@@ -908,7 +912,7 @@ class Store:
 
     async def list_claims(self, run_id: str, session: str | None = None) -> list[Claim]:
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 f"{_CLAIM_SELECT} WHERE c.run_id = ? AND (? IS NULL OR s.name = ?) ORDER BY c.path",
                 (run_id, session, session),
             )
@@ -917,7 +921,7 @@ class Store:
     async def claim_covering(self, run_id: str, path: str, *, other_than: str) -> Claim | None:
         """The claim of another session that covers `path`: what stops a write to it."""
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 f"{_CLAIM_SELECT} WHERE c.run_id = :run AND s.name != :me AND {_COVERS}"
                 f" ORDER BY length(c.path) DESC LIMIT 1",
                 {"run": run_id, "me": other_than, "path": path},
@@ -949,7 +953,7 @@ class Store:
                 (run_id, req_id, rev_id, commit, base, note, diff, self.clock()),
             )
             review_id = int(cur.lastrowid or 0)
-            old = await db.execute_fetchall(
+            old = await _fetch(db,
                 "UPDATE reviews SET status = 'superseded', superseded_by = ?"
                 " WHERE requester_id = ? AND id != ? AND status != 'superseded' RETURNING id",
                 (review_id, req_id, review_id),
@@ -999,7 +1003,7 @@ class Store:
             return await self._get_review(db, run_id, review_id, with_diff=False)
 
     async def _get_review(self, db: Db, run_id: str, review_id: int, *, with_diff: bool) -> Review:
-        rows = await db.execute_fetchall(
+        rows = await _fetch(db,
             f"SELECT {_REVIEW_COLUMNS}{', r.diff' if with_diff else ''} {_REVIEW_JOINS}"
             f" WHERE r.id = ? AND r.run_id = ?",
             (review_id, run_id),
@@ -1016,7 +1020,7 @@ class Store:
         self, run_id: str, *, status: ReviewStatus | None = None, session: str | None = None
     ) -> list[Review]:
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 f"SELECT {_REVIEW_COLUMNS} {_REVIEW_JOINS} WHERE r.run_id = ?"
                 f" AND (? IS NULL OR r.status = ?)"
                 f" AND (? IS NULL OR req.name = ? OR rev.name = ?) ORDER BY r.id",
@@ -1027,7 +1031,7 @@ class Store:
     async def latest_review(self, run_id: str, requester: str) -> Review | None:
         async with self._tx(write=False) as db:
             sid = await self._session_id(db, run_id, requester)
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 f"SELECT {_REVIEW_COLUMNS} {_REVIEW_JOINS} WHERE r.requester_id = ?"
                 f" ORDER BY r.id DESC LIMIT 1",
                 (sid,),
@@ -1050,7 +1054,7 @@ class Store:
         """Take the lock if it is free or its lease has run out. One atomic statement."""
         now = self.clock()
         async with self._tx(write=True) as db:
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 "INSERT INTO locks (name, holder, token, pid, host, acquired_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
@@ -1070,7 +1074,7 @@ class Store:
 
     async def get_lock(self, name: str) -> Lease | None:
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall("SELECT * FROM locks WHERE name = ?", (name,))
+            rows = await _fetch(db, "SELECT * FROM locks WHERE name = ?", (name,))
         return _lease(rows[0]) if rows else None
 
     async def release_lock(
@@ -1078,7 +1082,7 @@ class Store:
     ) -> Lease | None:
         """Release when `token` matches (None: whoever holds it). Returns the lease released."""
         async with self._tx(write=True) as db:
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 "DELETE FROM locks WHERE name = ? AND (? IS NULL OR token = ?) RETURNING *",
                 (name, token, token),
             )
@@ -1118,7 +1122,7 @@ class Store:
         """Events after an id, oldest first; `newest` takes the last `limit` instead."""
         order = "DESC" if newest else "ASC"
         async with self._tx(write=False) as db:
-            rows = await db.execute_fetchall(
+            rows = await _fetch(db,
                 f"SELECT e.id, e.run_id, s.name AS session, e.kind, e.summary, e.payload,"
                 f" e.created_at FROM events e LEFT JOIN sessions s ON s.id = e.session_id"
                 f" WHERE (:run IS NULL OR e.run_id = :run) AND e.id > :after"

@@ -34,6 +34,8 @@ class Workspace:
 
 async def locate(cwd: Path, db: str | None = None) -> Workspace:
     cwd = Path(os.path.abspath(cwd))
+    tree_root: Path | None
+    repo_root: Path | None
     override = db or os.environ.get(DB_ENV) or None
     try:
         tree_root = await gitops.toplevel(cwd)
