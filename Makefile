@@ -16,6 +16,7 @@ demo: $(BIN)/conductor
 
 test: $(BIN)/conductor
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check --quiet .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 

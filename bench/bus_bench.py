@@ -25,7 +25,11 @@ async def in_process(db: Path, sessions: int, messages: int) -> None:
     async with Store.open(db) as store:
         names = [f"S{i}" for i in range(sessions)]
         bus = await create_run(
-            store, goal="bench", repo_root=db.parent, base_ref=None, base_commit=None,
+            store,
+            goal="bench",
+            repo_root=db.parent,
+            base_ref=None,
+            base_commit=None,
             sessions=[(n, "") for n in names],
         )
         start = time.perf_counter()
@@ -71,8 +75,10 @@ def across_processes(db: Path, writers: int, each: int) -> None:
     for p in procs:
         p.wait()
     elapsed = time.perf_counter() - start
-    print(f"send, {writers} writer processes: {writers * each / elapsed:8.0f} messages/s "
-          f"(including interpreter start-up)")
+    print(
+        f"send, {writers} writer processes: {writers * each / elapsed:8.0f} messages/s "
+        f"(including interpreter start-up)"
+    )
 
 
 def cli_latency(db: Path, calls: int) -> None:
@@ -80,8 +86,12 @@ def cli_latency(db: Path, calls: int) -> None:
     times = []
     for _ in range(calls):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "conductor", "sync", "-s", "S1"], env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "conductor", "sync", "-s", "S1"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         times.append(time.perf_counter() - t)
     print(f"`conductor sync` as a process: {statistics.median(times) * 1000:.0f} ms median")
 

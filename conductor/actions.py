@@ -70,9 +70,7 @@ async def _push_target(tree: Path) -> tuple[str, str, bool]:
     return remote, branch, False
 
 
-async def push(
-    bus: Bus, name: str, cwd: Path, *, wait_seconds: float = 60.0
-) -> PushResult:
+async def push(bus: Bus, name: str, cwd: Path, *, wait_seconds: float = 60.0) -> PushResult:
     """Take the lock, then fetch, rebase, push, release: the rebase happens inside the lock,
     and a failed rebase is aborted so the tree is never left mid-rebase."""
     tree = session_tree(await bus.session(name), cwd)
@@ -94,8 +92,12 @@ async def push(
     finally:
         await bus.release_lock(lease)
     rebased = sha != before
-    await bus.record(name, "git.push", f"{branch} -> {remote} at {sha[:12]}",
-                     {"remote": remote, "branch": branch, "commit": sha})
+    await bus.record(
+        name,
+        "git.push",
+        f"{branch} -> {remote} at {sha[:12]}",
+        {"remote": remote, "branch": branch, "commit": sha},
+    )
     return PushResult(remote, branch, sha, rebased)
 
 

@@ -166,6 +166,8 @@ class Bus:
             recipients = None if to.strip().lower() == BROADCAST else [to]
         else:
             recipients = list(to)
+            if not recipients:
+                raise InvalidInput("a message needs at least one recipient")
         return await self.store.send_message(self.run_id, sender, recipients, body)
 
     async def inbox(self, name: str, *, include_read: bool = False) -> list[Message]:
@@ -235,7 +237,12 @@ class Bus:
         if not commit:
             raise InvalidInput("a review must name the commit it reviews")
         return await self.store.request_review(
-            self.run_id, requester, reviewer=reviewer, commit=commit, base=base, diff=diff,
+            self.run_id,
+            requester,
+            reviewer=reviewer,
+            commit=commit,
+            base=base,
+            diff=diff,
             note=note,
         )
 
@@ -295,8 +302,13 @@ class Bus:
         deadline = time.monotonic() + wait_seconds
         while True:
             lease = await self.store.acquire_lock(
-                name, holder=holder, token=token, pid=os.getpid(), host=socket.gethostname(),
-                lease_seconds=lease_seconds, run_id=self.run_id,
+                name,
+                holder=holder,
+                token=token,
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                lease_seconds=lease_seconds,
+                run_id=self.run_id,
             )
             if lease is not None:
                 return lease
@@ -309,14 +321,12 @@ class Bus:
             if time.monotonic() >= deadline:
                 if current is None:
                     continue  # released between our two statements: try again
-                raise LockHeld(current.holder, current.expires_at - self.store.clock())
+                raise LockHeld(name, current.holder, current.expires_at - self.store.clock())
             await anyio.sleep(0.05)
 
     async def release_lock(self, lease: Lease) -> bool:
         """False when the lease had already ended (expired and taken by someone else)."""
-        released = await self.store.release_lock(
-            lease.name, token=lease.token, run_id=self.run_id
-        )
+        released = await self.store.release_lock(lease.name, token=lease.token, run_id=self.run_id)
         return released is not None
 
     async def lock(self, name: str = GIT_LOCK) -> Lease | None:

@@ -35,10 +35,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-context_app = typer.Typer(help="Shared context: decisions, interfaces, warnings, ...",
-                          no_args_is_help=True)
-review_app = typer.Typer(help="Peer review: request, list, show, approve, reject.",
-                         no_args_is_help=True)
+context_app = typer.Typer(
+    help="Shared context: decisions, interfaces, warnings, ...", no_args_is_help=True
+)
+review_app = typer.Typer(
+    help="Peer review: request, list, show, approve, reject.", no_args_is_help=True
+)
 lock_app = typer.Typer(help="The git lock that serialises pushes.", no_args_is_help=True)
 app.add_typer(context_app, name="context", rich_help_panel="Coordination")
 app.add_typer(review_app, name="review", rich_help_panel="Coordination")
@@ -50,9 +52,7 @@ err = dashboard.console(stderr=True)
 SessionOpt = Annotated[
     str, typer.Option("--session", "-s", envvar=SESSION_ENV, help="Your session id.")
 ]
-FromOpt = Annotated[
-    str, typer.Option("--from", "-f", envvar=SESSION_ENV, help="Your session id.")
-]
+FromOpt = Annotated[str, typer.Option("--from", "-f", envvar=SESSION_ENV, help="Your session id.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts and agents.")]
 
 
@@ -143,8 +143,12 @@ def init(
             base_commit = await gitops.try_rev_parse("HEAD", ws.tree_root)
         async with Store.open(ws.db_path) as store:
             bus = await create_run(
-                store, goal=goal, repo_root=ws.repo_root, base_ref=base_ref,
-                base_commit=base_commit, sessions=specs,
+                store,
+                goal=goal,
+                repo_root=ws.repo_root,
+                base_ref=base_ref,
+                base_commit=base_commit,
+                sessions=specs,
             )
             return bus, await bus.sessions()
 
@@ -176,13 +180,14 @@ def update(
     session: Annotated[str, typer.Argument(help="Session id.")],
     status: Annotated[
         str | None,
-        typer.Option("--status", help="pending, working, idle, blocked, review, done, failed, "
-                     "stopped"),
+        typer.Option(
+            "--status", help="pending, working, idle, blocked, review, done, failed, stopped"
+        ),
     ] = None,
-    note: Annotated[str | None, typer.Option("--note", help="What it is doing or waiting on.")]
-    = None,
-    branch: Annotated[str | None, typer.Option("--branch", help="The branch it works on.")]
-    = None,
+    note: Annotated[
+        str | None, typer.Option("--note", help="What it is doing or waiting on.")
+    ] = None,
+    branch: Annotated[str | None, typer.Option("--branch", help="The branch it works on.")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Change a session's status, note or branch."""
@@ -303,8 +308,9 @@ def context_add(
     session: SessionOpt,
     category: Annotated[
         str,
-        typer.Option("--category", "-c",
-                     help="decision, interface, warning, convention or discovery"),
+        typer.Option(
+            "--category", "-c", help="decision, interface, warning, convention or discovery"
+        ),
     ] = "decision",
     json_: JsonOpt = False,
 ) -> None:
@@ -323,8 +329,7 @@ def context_add(
 @context_app.command("show")
 def context_show(
     ctx: typer.Context,
-    category: Annotated[str | None, typer.Option("--category", "-c", help="Only this one.")]
-    = None,
+    category: Annotated[str | None, typer.Option("--category", "-c", help="Only this one.")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Every shared-context entry of the run."""
@@ -381,8 +386,9 @@ def unclaim(
 @app.command(rich_help_panel="Coordination")
 def claims(
     ctx: typer.Context,
-    session: Annotated[str | None, typer.Option("--session", "-s", help="Only this session's.")]
-    = None,
+    session: Annotated[
+        str | None, typer.Option("--session", "-s", help="Only this session's.")
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Every claim of the run."""
@@ -419,8 +425,7 @@ def _read_diff(diff: str | None, diff_file: str | None) -> bytes | None:
 def review_request(
     ctx: typer.Context,
     sender: FromOpt,
-    to: Annotated[str | None, typer.Option("--to", help="The reviewer (default: anyone).")]
-    = None,
+    to: Annotated[str | None, typer.Option("--to", help="The reviewer (default: anyone).")] = None,
     diff: Annotated[str | None, typer.Option("--diff", help="The diff as text.")] = None,
     diff_file: Annotated[
         str | None, typer.Option("--diff-file", help="Read the diff from a file, or - for stdin.")
@@ -448,10 +453,12 @@ def review_request(
 @review_app.command("list")
 def review_list(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option("--status", help="Only reviews in this state.")]
-    = None,
-    session: Annotated[str | None, typer.Option("--session", "-s", help="Only this session's.")]
-    = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only reviews in this state.")
+    ] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", "-s", help="Only this session's.")
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Reviews of the run."""
@@ -501,8 +508,9 @@ def review_show(
     sys.stdout.buffer.flush()
 
 
-def _decide(ctx: typer.Context, review_id: int, sender: str, approve: bool, comment: str,
-            json_: bool) -> None:
+def _decide(
+    ctx: typer.Context, review_id: int, sender: str, approve: bool, comment: str, json_: bool
+) -> None:
     async def go(bus: Bus, ws: Workspace) -> Any:
         return await bus.decide(review_id, sender, approve=approve, comment=comment)
 
@@ -550,8 +558,13 @@ def merge_ok(
 
     verdict = _with_bus(ctx, go)
     if json_:
-        _print_json({"ok": verdict.ok, "reason": verdict.reason,
-                     "review": verdict.review.to_json() if verdict.review else None})
+        _print_json(
+            {
+                "ok": verdict.ok,
+                "reason": verdict.reason,
+                "review": verdict.review.to_json() if verdict.review else None,
+            }
+        )
     else:
         _say(("merge-ok: " if verdict.ok else "blocked: ") + verdict.reason)
     raise typer.Exit(0 if verdict.ok else 1)
@@ -565,8 +578,7 @@ def commit(
     ctx: typer.Context,
     text: Annotated[str, typer.Argument(help="Commit message (prefixed with [Session X]).")],
     session: SessionOpt,
-    all_: Annotated[bool, typer.Option("--all", "-a", help="Stage every change first.")]
-    = False,
+    all_: Annotated[bool, typer.Option("--all", "-a", help="Stage every change first.")] = False,
 ) -> None:
     """Commit what is staged as `[Session X] message`."""
 
@@ -620,7 +632,8 @@ def git_status() -> None:
 
 
 @app.command(
-    "git-diff", rich_help_panel="Git",
+    "git-diff",
+    rich_help_panel="Git",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 def git_diff(ctx: typer.Context) -> None:
@@ -654,8 +667,9 @@ def lock_show(ctx: typer.Context, json_: JsonOpt = False) -> None:
 @lock_app.command("release")
 def lock_release(
     ctx: typer.Context,
-    force: Annotated[bool, typer.Option("--force", help="Required: it ends someone's lease.")]
-    = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Required: it ends someone's lease.")
+    ] = False,
 ) -> None:
     """Force-release the git lock (for a holder that is stuck, not dead: dead ones expire)."""
     if not force:
@@ -692,14 +706,15 @@ def show_dashboard(
 
     run, sessions, unread, found_claims, reviews, lease, recent = _with_bus(ctx, go)
     if json_:
-        _print_json({
-            "run": run.to_json(),
-            "sessions": [{**s.to_json(), "unread": unread.get(s.name, 0)} for s in sessions],
-            "claims": [c.to_json() for c in found_claims],
-            "pending_reviews": [r.to_json() for r in reviews],
-            "lock": lease.to_json() if lease else None,
-            "events": [e.to_json() for e in recent],
-        })
+        _print_json(
+            {
+                "run": run.to_json(),
+                "sessions": [{**s.to_json(), "unread": unread.get(s.name, 0)} for s in sessions],
+                "claims": [c.to_json() for c in found_claims],
+                "pending_reviews": [r.to_json() for r in reviews],
+                "lock": lease.to_json() if lease else None,
+                "events": [e.to_json() for e in recent],
+            }
+        )
         return
     out.print(dashboard.dashboard(run, sessions, unread, found_claims, reviews, lease, recent))
-

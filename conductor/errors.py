@@ -67,10 +67,11 @@ class ReviewRefused(ConductorError):
 
 
 class LockHeld(ConductorError):
-    def __init__(self, holder: str, expires_in: float) -> None:
+    def __init__(self, name: str, holder: str, expires_in: float) -> None:
+        self.name = name
         self.holder = holder
         self.expires_in = expires_in
-        super().__init__(f"the git lock is held by {holder} (lease ends in {expires_in:.0f}s)")
+        super().__init__(f"the {name} lock is held by {holder} (lease ends in {expires_in:.0f}s)")
 
 
 class GitError(ConductorError):

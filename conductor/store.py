@@ -184,6 +184,20 @@ def m001_initial() -> str:
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+async def _enable_wal(db: aiosqlite.Connection) -> None:
+    """Switch to WAL. SQLite does not apply busy_timeout to this pragma: while another
+    connection is writing to a not-yet-WAL file it fails at once, so wait here instead."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            await anyio.sleep(0.01)
+
+
 async def _migrate(db: aiosqlite.Connection) -> None:
     """Bring the file up to SCHEMA_VERSION; runs on every open and is idempotent.
 
@@ -373,7 +387,7 @@ class Store:
             db.row_factory = aiosqlite.Row
             try:
                 await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                await db.execute("PRAGMA journal_mode = WAL")
+                await _enable_wal(db)
                 await db.execute("PRAGMA synchronous = NORMAL")
                 await db.execute("PRAGMA foreign_keys = ON")
                 await _migrate(db)
@@ -386,22 +400,31 @@ class Store:
 
     @asynccontextmanager
     async def _tx(self, *, write: bool) -> AsyncIterator[Db]:
+        """One transaction. BEGIN is inside the `try`: a call cancelled while it waits for the
+        write lock still has its BEGIN run by aiosqlite's thread, and must roll it back."""
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
+                await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 yield self._db
+                with anyio.CancelScope(shield=True):
+                    await self._db.execute("COMMIT")
             except BaseException:
                 with anyio.CancelScope(shield=True):
-                    await self._db.execute("ROLLBACK")
+                    await self._rollback()
                 raise
-            with anyio.CancelScope(shield=True):
-                await self._db.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        try:
+            await self._db.execute("ROLLBACK")
+        except sqlite3.OperationalError as err:
+            if "no transaction is active" not in str(err):
+                raise
 
     async def schema(self) -> list[tuple[str, str]]:
         """(name, sql) of every table and index: what a migration test compares."""
         async with self._tx(write=False) as db:
-            rows = await _fetch(db,
-                "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name"
+            rows = await _fetch(
+                db, "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name"
             )
             return [(r["name"], r["sql"]) for r in rows]
 
@@ -437,7 +460,8 @@ class Store:
 
     @staticmethod
     async def _session_row(db: Db, run_id: str, name: str) -> Any:
-        rows = await _fetch(db,
+        rows = await _fetch(
+            db,
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE run_id = ? AND name = ?",
             (run_id, name),
         )
@@ -450,7 +474,8 @@ class Store:
 
     @staticmethod
     async def _messages(db: Db, where: str, params: Sequence[Any]) -> list[Message]:
-        rows = await _fetch(db,
+        rows = await _fetch(
+            db,
             f"SELECT {_MESSAGE_COLUMNS} FROM messages m"
             f" LEFT JOIN sessions sender ON sender.id = m.sender_id WHERE {where} ORDER BY m.id",
             params,
@@ -460,7 +485,8 @@ class Store:
         ids = [r["id"] for r in rows]
         marks = ",".join("?" * len(ids))
         recipients: dict[int, list[str]] = {i: [] for i in ids}
-        for r in await _fetch(db,
+        for r in await _fetch(
+            db,
             f"SELECT d.message_id, s.name FROM deliveries d"
             f" JOIN sessions s ON s.id = d.recipient_id"
             f" WHERE d.message_id IN ({marks}) ORDER BY s.name",
@@ -493,7 +519,8 @@ class Store:
         """Insert one message and its deliveries; `None` recipients means every other session."""
         broadcast = recipient_ids is None
         if recipient_ids is None:
-            rows = await _fetch(db,
+            rows = await _fetch(
+                db,
                 "SELECT id FROM sessions WHERE run_id = ? AND id IS NOT ? ORDER BY id",
                 (run_id, sender_id),
             )
@@ -520,12 +547,19 @@ class Store:
         return message_id
 
     async def _mark_delivered(
-        self, db: Db, recipient_id: int, where: str, params: Sequence[Any], via: str
+        self,
+        db: Db,
+        recipient_id: int,
+        where: str,
+        params: Sequence[Any],
+        via: str,
+        now: float | None = None,
     ) -> list[int]:
-        rows = await _fetch(db,
+        rows = await _fetch(
+            db,
             f"UPDATE deliveries SET read_at = ?, read_via = ?"
             f" WHERE recipient_id = ? AND read_at IS NULL AND {where} RETURNING message_id",
-            (self.clock(), via, recipient_id, *params),
+            (self.clock() if now is None else now, via, recipient_id, *params),
         )
         return sorted(r["message_id"] for r in rows)
 
@@ -563,8 +597,8 @@ class Store:
 
     async def latest_run(self) -> Run | None:
         async with self._tx(write=False) as db:
-            rows = await _fetch(db,
-                "SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1"
+            rows = await _fetch(
+                db, "SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1"
             )
         return _run(rows[0]) if rows else None
 
@@ -575,7 +609,8 @@ class Store:
 
     async def set_run_state(self, run_id: str, state: RunState) -> Run:
         async with self._tx(write=True) as db:
-            rows = await _fetch(db,
+            rows = await _fetch(
+                db,
                 "UPDATE runs SET state = ?, updated_at = ? WHERE id = ? RETURNING *",
                 (state.value, self.clock(), run_id),
             )
@@ -597,7 +632,8 @@ class Store:
             made = []
             for name, workstream, kind, branch in specs:
                 try:
-                    rows = await _fetch(db,
+                    rows = await _fetch(
+                        db,
                         f"INSERT INTO sessions (run_id, name, workstream, kind, branch,"
                         f" created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
                         f" RETURNING {_SESSION_COLUMNS}",
@@ -623,8 +659,10 @@ class Store:
 
     async def list_sessions(self, run_id: str) -> list[Session]:
         async with self._tx(write=False) as db:
-            rows = await _fetch(db,
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE run_id = ? ORDER BY id", (run_id,)
+            rows = await _fetch(
+                db,
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE run_id = ? ORDER BY id",
+                (run_id,),
             )
         return [_session(r) for r in rows]
 
@@ -653,7 +691,8 @@ class Store:
             if not changes:
                 return before
             sets = ", ".join(f"{k} = :{k}" for k in changes)
-            rows = await _fetch(db,
+            rows = await _fetch(
+                db,
                 f"UPDATE sessions SET {sets}, updated_at = :now WHERE id = :id"
                 f" RETURNING {_SESSION_COLUMNS}",
                 {**changes, "now": self.clock(), "id": before.id},
@@ -697,7 +736,8 @@ class Store:
         async with self._tx(write=False) as db:
             sid = await self._session_id(db, run_id, name)
             unread = "AND d.read_at IS NULL" if unread_only else ""
-            rows = await _fetch(db,
+            rows = await _fetch(
+                db,
                 f"SELECT d.message_id, d.read_at FROM deliveries d"
                 f" WHERE d.recipient_id = ? {unread} ORDER BY d.message_id",
                 (sid,),
@@ -711,7 +751,8 @@ class Store:
 
     async def unread_counts(self, run_id: str) -> dict[str, int]:
         async with self._tx(write=False) as db:
-            rows = await _fetch(db,
+            rows = await _fetch(
+                db,
                 "SELECT s.name, count(d.message_id) AS n FROM sessions s"
                 " LEFT JOIN deliveries d ON d.recipient_id = s.id AND d.read_at IS NULL"
                 " WHERE s.run_id = ? GROUP BY s.id",
@@ -722,7 +763,8 @@ class Store:
     async def _addressed(self, db: Db, run_id: str, name: str, message_id: int) -> tuple[int, Any]:
         """(session id, message row) when `name` is an addressee of the message; else raise."""
         sid = await self._session_id(db, run_id, name)
-        rows = await _fetch(db,
+        rows = await _fetch(
+            db,
             "SELECT m.sender_id, d.recipient_id FROM messages m"
             " LEFT JOIN deliveries d ON d.message_id = m.id AND d.recipient_id = ?"
             " WHERE m.id = ? AND m.run_id = ?",
@@ -749,13 +791,16 @@ class Store:
         """Answer a message to its sender and mark the original read, in one transaction."""
         async with self._tx(write=True) as db:
             sid, original = await self._addressed(db, run_id, name, message_id)
+            if original["sender_id"] is None:
+                raise InvalidInput(f"message #{message_id} came from conductor itself: no reply")
             done = await self._mark_delivered(db, sid, "message_id = ?", (message_id,), "reply")
             if done:
                 await self._add_event(
                     db, run_id, sid, "message.read", f"#{message_id}", {"message_ids": done}
                 )
-            to = [original["sender_id"]] if original["sender_id"] is not None else []
-            new_id = await self._insert_message(db, run_id, sid, to, body, message_id)
+            new_id = await self._insert_message(
+                db, run_id, sid, [original["sender_id"]], body, message_id
+            )
             return (await self._messages(db, "m.id = ?", (new_id,)))[0]
 
     async def take_unread(self, run_id: str, name: str, *, via: str) -> list[Message]:
@@ -765,7 +810,8 @@ class Store:
             return await self._take_unread(db, run_id, sid, via)
 
     async def _take_unread(self, db: Db, run_id: str, sid: int, via: str) -> list[Message]:
-        ids = await self._mark_delivered(db, sid, "1", (), via)
+        now = self.clock()
+        ids = await self._mark_delivered(db, sid, "1", (), via, now)
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
@@ -773,7 +819,6 @@ class Store:
         await self._add_event(
             db, run_id, sid, "message.read", f"{len(ids)} via {via}", {"message_ids": ids}
         )
-        now = self.clock()
         return [_with_read_at(m, now) for m in messages]
 
     # ----------------------------------------------------------------------- sync
@@ -788,7 +833,8 @@ class Store:
             row = await self._session_row(db, run_id, name)
             sid, cursor = int(row["id"]), int(row["context_cursor"])
             messages = await self._take_unread(db, run_id, sid, "sync")
-            ctx_rows = await _fetch(db,
+            ctx_rows = await _fetch(
+                db,
                 "SELECT c.id, c.run_id, a.name AS author, c.category, c.body, c.created_at"
                 " FROM context c LEFT JOIN sessions a ON a.id = c.author_id"
                 " WHERE c.run_id = ? AND c.id > ? ORDER BY c.id",
@@ -800,8 +846,7 @@ class Store:
                 status = SessionStatus.WORKING.value  # first sign of life
                 await self._add_event(db, run_id, sid, "session.updated", "status=working")
             await db.execute(
-                "UPDATE sessions SET context_cursor = ?, last_seen_at = ?, status = ?"
-                " WHERE id = ?",
+                "UPDATE sessions SET context_cursor = ?, last_seen_at = ?, status = ? WHERE id = ?",
                 (new_cursor, self.clock(), status, sid),
             )
             context = [_context(r) for r in ctx_rows if r["author"] != name]
@@ -829,25 +874,31 @@ class Store:
     async def add_context(
         self, run_id: str, author: str | None, category: ContextCategory, body: str
     ) -> ContextEntry:
+        now = self.clock()
         async with self._tx(write=True) as db:
             aid = await self._session_id(db, run_id, author) if author is not None else None
             cur = await db.execute(
                 "INSERT INTO context (run_id, author_id, category, body, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (run_id, aid, category.value, body, self.clock()),
+                (run_id, aid, category.value, body, now),
             )
             entry_id = int(cur.lastrowid or 0)
             await self._add_event(
-                db, run_id, aid, "context.added", f"[{category.value}] {_short(body)}",
+                db,
+                run_id,
+                aid,
+                "context.added",
+                f"[{category.value}] {_short(body)}",
                 {"context_id": entry_id},
             )
-            return ContextEntry(entry_id, run_id, author, category, body, self.clock())
+            return ContextEntry(entry_id, run_id, author, category, body, now)
 
     async def list_context(
         self, run_id: str, *, category: ContextCategory | None = None, after: int = 0
     ) -> list[ContextEntry]:
         async with self._tx(write=False) as db:
-            rows = await _fetch(db,
+            rows = await _fetch(
+                db,
                 "SELECT c.id, c.run_id, a.name AS author, c.category, c.body, c.created_at"
                 " FROM context c LEFT JOIN sessions a ON a.id = c.author_id"
                 " WHERE c.run_id = ? AND c.id > ? AND (? IS NULL OR c.category = ?)"
@@ -862,15 +913,16 @@ class Store:
         """Claim `path` (already normalised) for `name`; exactly one of racing claimants wins."""
         async with self._tx(write=True) as db:
             sid = await self._session_id(db, run_id, name)
-            conflict = await _fetch(db,
+            conflict = await _fetch(
+                db,
                 f"{_CLAIM_SELECT} WHERE c.run_id = :run AND c.session_id != :sid"
                 f" AND ({_COVERS} OR {_INSIDE}) ORDER BY c.id LIMIT 1",
                 {"run": run_id, "sid": sid, "path": path},
             )
             if conflict:
                 raise ClaimConflict(path, conflict[0]["session"], conflict[0]["path"])
-            own = await _fetch(db,
-                f"{_CLAIM_SELECT} WHERE c.run_id = ? AND c.path = ?", (run_id, path)
+            own = await _fetch(
+                db, f"{_CLAIM_SELECT} WHERE c.run_id = ? AND c.path = ?", (run_id, path)
             )
             if own:
                 return _claim(own[0])
@@ -880,16 +932,14 @@ class Store:
                 (run_id, sid, path, token, self.clock()),
             )
             await self._add_event(db, run_id, sid, "claim.added", path, {"path": path})
-            rows = await _fetch(db,
-                f"{_CLAIM_SELECT} WHERE c.id = ?", (cur.lastrowid,)
-            )
+            rows = await _fetch(db, f"{_CLAIM_SELECT} WHERE c.id = ?", (cur.lastrowid,))
             return _claim(rows[0])
 
     async def release_claim(self, run_id: str, name: str, path: str) -> Claim:
         async with self._tx(write=True) as db:
             sid = await self._session_id(db, run_id, name)
-            rows = await _fetch(db,
-                f"{_CLAIM_SELECT} WHERE c.run_id = ? AND c.path = ?", (run_id, path)
+            rows = await _fetch(
+                db, f"{_CLAIM_SELECT} WHERE c.run_id = ? AND c.path = ?", (run_id, path)
             )
             if not rows:
                 raise NotClaimOwner(f"{path} is not claimed")
@@ -901,18 +951,21 @@ class Store:
             return claim
 
     async def _release_all_claims(self, db: Db, run_id: str, sid: int, *, reason: str) -> None:
-        rows = await _fetch(db,
-            "DELETE FROM claims WHERE session_id = ? RETURNING path", (sid,)
-        )
+        rows = await _fetch(db, "DELETE FROM claims WHERE session_id = ? RETURNING path", (sid,))
         for r in rows:
             await self._add_event(
-                db, run_id, sid, "claim.released", f"{r['path']} (session {reason})",
+                db,
+                run_id,
+                sid,
+                "claim.released",
+                f"{r['path']} (session {reason})",
                 {"path": r["path"], "reason": reason},
             )
 
     async def list_claims(self, run_id: str, session: str | None = None) -> list[Claim]:
         async with self._tx(write=False) as db:
-            rows = await _fetch(db,
+            rows = await _fetch(
+                db,
                 f"{_CLAIM_SELECT} WHERE c.run_id = ? AND (? IS NULL OR s.name = ?) ORDER BY c.path",
                 (run_id, session, session),
             )
@@ -921,7 +974,9 @@ class Store:
     async def claim_covering(self, run_id: str, path: str, *, other_than: str) -> Claim | None:
         """The claim of another session that covers `path`: what stops a write to it."""
         async with self._tx(write=False) as db:
-            rows = await _fetch(db,
+            await self._session_id(db, run_id, other_than)
+            rows = await _fetch(
+                db,
                 f"{_CLAIM_SELECT} WHERE c.run_id = :run AND s.name != :me AND {_COVERS}"
                 f" ORDER BY length(c.path) DESC LIMIT 1",
                 {"run": run_id, "me": other_than, "path": path},
@@ -953,16 +1008,25 @@ class Store:
                 (run_id, req_id, rev_id, commit, base, note, diff, self.clock()),
             )
             review_id = int(cur.lastrowid or 0)
-            old = await _fetch(db,
+            old = await _fetch(
+                db,
                 "UPDATE reviews SET status = 'superseded', superseded_by = ?"
                 " WHERE requester_id = ? AND id != ? AND status != 'superseded' RETURNING id",
                 (review_id, req_id, review_id),
             )
             await self._add_event(
-                db, run_id, req_id, "review.requested",
+                db,
+                run_id,
+                req_id,
+                "review.requested",
                 f"#{review_id} of {commit[:12]}" + (f" for {reviewer}" if reviewer else ""),
-                {"review_id": review_id, "commit": commit, "reviewer": reviewer,
-                 "supersedes": [r["id"] for r in old], "diff_size": len(diff)},
+                {
+                    "review_id": review_id,
+                    "commit": commit,
+                    "reviewer": reviewer,
+                    "supersedes": [r["id"] for r in old],
+                    "diff_size": len(diff),
+                },
             )
             if rev_id is not None:
                 text = f"review #{review_id} requested by {requester} for commit {commit[:12]}"
@@ -991,7 +1055,10 @@ class Store:
                 (status.value, comment, did, self.clock(), review_id),
             )
             await self._add_event(
-                db, run_id, did, f"review.{status.value}",
+                db,
+                run_id,
+                did,
+                f"review.{status.value}",
                 f"#{review_id} of {review.requester}" + (f": {_short(comment)}" if comment else ""),
                 {"review_id": review_id, "requester": review.requester, "comment": comment},
             )
@@ -1003,7 +1070,8 @@ class Store:
             return await self._get_review(db, run_id, review_id, with_diff=False)
 
     async def _get_review(self, db: Db, run_id: str, review_id: int, *, with_diff: bool) -> Review:
-        rows = await _fetch(db,
+        rows = await _fetch(
+            db,
             f"SELECT {_REVIEW_COLUMNS}{', r.diff' if with_diff else ''} {_REVIEW_JOINS}"
             f" WHERE r.id = ? AND r.run_id = ?",
             (review_id, run_id),
@@ -1020,7 +1088,8 @@ class Store:
         self, run_id: str, *, status: ReviewStatus | None = None, session: str | None = None
     ) -> list[Review]:
         async with self._tx(write=False) as db:
-            rows = await _fetch(db,
+            rows = await _fetch(
+                db,
                 f"SELECT {_REVIEW_COLUMNS} {_REVIEW_JOINS} WHERE r.run_id = ?"
                 f" AND (? IS NULL OR r.status = ?)"
                 f" AND (? IS NULL OR req.name = ? OR rev.name = ?) ORDER BY r.id",
@@ -1031,7 +1100,8 @@ class Store:
     async def latest_review(self, run_id: str, requester: str) -> Review | None:
         async with self._tx(write=False) as db:
             sid = await self._session_id(db, run_id, requester)
-            rows = await _fetch(db,
+            rows = await _fetch(
+                db,
                 f"SELECT {_REVIEW_COLUMNS} {_REVIEW_JOINS} WHERE r.requester_id = ?"
                 f" ORDER BY r.id DESC LIMIT 1",
                 (sid,),
@@ -1054,7 +1124,8 @@ class Store:
         """Take the lock if it is free or its lease has run out. One atomic statement."""
         now = self.clock()
         async with self._tx(write=True) as db:
-            rows = await _fetch(db,
+            rows = await _fetch(
+                db,
                 "INSERT INTO locks (name, holder, token, pid, host, acquired_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
@@ -1067,7 +1138,11 @@ class Store:
             if not rows:
                 return None
             await self._add_event(
-                db, run_id, None, "lock.acquired", f"{name} by {holder}",
+                db,
+                run_id,
+                None,
+                "lock.acquired",
+                f"{name} by {holder}",
                 {"name": name, "holder": holder, "pid": pid, "lease_seconds": lease_seconds},
             )
             return _lease(rows[0])
@@ -1082,7 +1157,8 @@ class Store:
     ) -> Lease | None:
         """Release when `token` matches (None: whoever holds it). Returns the lease released."""
         async with self._tx(write=True) as db:
-            rows = await _fetch(db,
+            rows = await _fetch(
+                db,
                 "DELETE FROM locks WHERE name = ? AND (? IS NULL OR token = ?) RETURNING *",
                 (name, token, token),
             )
@@ -1090,7 +1166,11 @@ class Store:
                 return None
             lease = _lease(rows[0])
             await self._add_event(
-                db, run_id, None, f"lock.{reason}", f"{name} held by {lease.holder}",
+                db,
+                run_id,
+                None,
+                f"lock.{reason}",
+                f"{name} held by {lease.holder}",
                 {"name": name, "holder": lease.holder, "pid": lease.pid},
             )
             return lease
@@ -1122,7 +1202,10 @@ class Store:
         """Events after an id, oldest first; `newest` takes the last `limit` instead."""
         order = "DESC" if newest else "ASC"
         async with self._tx(write=False) as db:
-            rows = await _fetch(db,
+            if session is not None and run_id is not None:
+                await self._session_id(db, run_id, session)
+            rows = await _fetch(
+                db,
                 f"SELECT e.id, e.run_id, s.name AS session, e.kind, e.summary, e.payload,"
                 f" e.created_at FROM events e LEFT JOIN sessions s ON s.id = e.session_id"
                 f" WHERE (:run IS NULL OR e.run_id = :run) AND e.id > :after"

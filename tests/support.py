@@ -109,9 +109,7 @@ class Cli:
         changes: dict[str, str | None] = {k: None for k in os.environ if k.startswith("CONDUCTOR_")}
         changes.update({**GIT_IDENTITY, "NO_COLOR": "1", "COLUMNS": "200", **env})
         with contextlib.chdir(cwd):
-            result = CliRunner().invoke(
-                app, args, input=input, env=changes, catch_exceptions=False
-            )
+            result = CliRunner().invoke(app, args, input=input, env=changes, catch_exceptions=False)
         return Result(result.exit_code, result.stdout, result.stderr, result.stdout_bytes)
 
     def ok(self, *args: str, **kw: Any) -> Result:

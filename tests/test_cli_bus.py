@@ -323,9 +323,26 @@ def test_dashboard_shows_sessions_claims_reviews_and_events(team: Cli) -> None:
 def test_help_lists_every_claude_swarm_command(cli: Cli) -> None:
     out = cli.ok("--help", COLUMNS="200").out
     for command in (
-        "init", "status", "sync", "context", "message", "inbox", "reply", "update", "claim",
-        "claims", "unclaim", "review", "merge-ok", "commit", "push", "pull", "git-status",
-        "git-diff", "git-log", "dashboard",
+        "init",
+        "status",
+        "sync",
+        "context",
+        "message",
+        "inbox",
+        "reply",
+        "update",
+        "claim",
+        "claims",
+        "unclaim",
+        "review",
+        "merge-ok",
+        "commit",
+        "push",
+        "pull",
+        "git-status",
+        "git-diff",
+        "git-log",
+        "dashboard",
     ):
         assert f" {command} " in out or f" {command}\n" in out, command
 

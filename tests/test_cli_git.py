@@ -101,9 +101,7 @@ def test_push_without_a_remote_says_so(team: Cli) -> None:
     assert "no remote" in one_line_error(team.fails("push", "--session", "A"))
 
 
-def test_push_waits_for_a_lock_held_by_a_live_process(
-    team: Cli, repo: Path, remote: Path
-) -> None:
+def test_push_waits_for_a_lock_held_by_a_live_process(team: Cli, repo: Path, remote: Path) -> None:
     holder = _hold_lock(repo, seconds=30)
     try:
         line = one_line_error(team.fails("push", "--session", "A", "--wait", "0.3"))
@@ -196,10 +194,15 @@ def test_review_diff_is_computed_from_the_sessions_branch(
     review = team.ok("review", "request", "--from", "A", "--to", "B", "--json").json()
     assert review["commit"] == feature
     shown = team.ok("review", "show", str(review["id"]), "--diff-only").raw
-    assert shown == subprocess.run(
-        ["git", "diff", "--binary", f"main...{feature}"], cwd=repo, capture_output=True,
-        check=True,
-    ).stdout
+    assert (
+        shown
+        == subprocess.run(
+            ["git", "diff", "--binary", f"main...{feature}"],
+            cwd=repo,
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
     assert b"+def f():" in shown
 
 
