@@ -19,7 +19,7 @@ import typer
 from conductor import actions, dashboard, gitops
 from conductor.bus import Bus, create_run, open_run, parse_session_specs
 from conductor.errors import ConductorError, InvalidInput
-from conductor.models import Session
+from conductor.models import Record, Session
 from conductor.store import Store
 from conductor.workspace import Workspace, locate
 
@@ -119,6 +119,14 @@ def _say(text: str) -> None:
     out.print(text, soft_wrap=True)
 
 
+def _emit(json_: bool, record: Record, line: str) -> None:
+    """A command's result: the record as JSON, or one line for a person."""
+    if json_:
+        _print_json(record.to_json())
+    else:
+        _say(line)
+
+
 # ------------------------------------------------------------------------------ sessions
 
 
@@ -198,10 +206,7 @@ def update(
         return await bus.update(session, status=status, note=note, branch=branch)
 
     s = _with_bus(ctx, go)
-    if json_:
-        _print_json(s.to_json())
-    else:
-        _say(f"{s.name}: {s.status.value}" + (f" — {s.note}" if s.note else ""))
+    _emit(json_, s, f"{s.name}: {s.status.value}" + (f" — {s.note}" if s.note else ""))
 
 
 @app.command(rich_help_panel="Coordination")
@@ -236,10 +241,7 @@ def message(
         return await bus.send(sender, to, text)
 
     m = _with_bus(ctx, go)
-    if json_:
-        _print_json(m.to_json())
-    else:
-        _say(f"message #{m.id} sent to {', '.join(m.recipients) or 'nobody'}")
+    _emit(json_, m, f"message #{m.id} sent to {', '.join(m.recipients) or 'nobody'}")
 
 
 @app.command(rich_help_panel="Coordination")
@@ -277,10 +279,7 @@ def reply(
         return await bus.reply(sender, message_id, text)
 
     m = _with_bus(ctx, go)
-    if json_:
-        _print_json(m.to_json())
-    else:
-        _say(f"reply #{m.id} sent to {', '.join(m.recipients) or 'nobody'}")
+    _emit(json_, m, f"reply #{m.id} sent to {', '.join(m.recipients) or 'nobody'}")
 
 
 @app.command("mark-read", rich_help_panel="Coordination")
@@ -320,10 +319,7 @@ def context_add(
         return await bus.add_context(session, category, text)
 
     entry = _with_bus(ctx, go)
-    if json_:
-        _print_json(entry.to_json())
-    else:
-        _say(f"context #{entry.id} [{entry.category.value}] added")
+    _emit(json_, entry, f"context #{entry.id} [{entry.category.value}] added")
 
 
 @context_app.command("show")
@@ -362,10 +358,7 @@ def claim(
         return await bus.claim(session, path, root=ws.path_root, cwd=ws.cwd)
 
     c = _with_bus(ctx, go)
-    if json_:
-        _print_json(c.to_json())
-    else:
-        _say(f"{c.path} claimed by {c.session}")
+    _emit(json_, c, f"{c.path} claimed by {c.session}")
 
 
 @app.command(rich_help_panel="Coordination")
@@ -444,10 +437,7 @@ def review_request(
         )
 
     r = _with_bus(ctx, go)
-    if json_:
-        _print_json(r.to_json())
-    else:
-        _say(f"review #{r.id} requested for {r.commit[:12]} ({r.diff_size} bytes of diff)")
+    _emit(json_, r, f"review #{r.id} requested for {r.commit[:12]} ({r.diff_size} bytes of diff)")
 
 
 @review_app.command("list")
@@ -515,10 +505,7 @@ def _decide(
         return await bus.decide(review_id, sender, approve=approve, comment=comment)
 
     r = _with_bus(ctx, go)
-    if json_:
-        _print_json(r.to_json())
-    else:
-        _say(f"review #{r.id} {r.status.value} by {r.decided_by}")
+    _emit(json_, r, f"review #{r.id} {r.status.value} by {r.decided_by}")
 
 
 @review_app.command("approve")

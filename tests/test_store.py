@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +42,20 @@ async def test_a_busy_timeout_is_set(store: Store) -> None:
     assert BUSY_TIMEOUT_MS >= 5_000
 
 
+def _hold_write_lock(path: Path, locked: anyio.Event, seconds: float) -> None:
+    """From a worker thread: take SQLite's write lock on another connection for a while."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        anyio.from_thread.run_sync(locked.set)
+        time.sleep(seconds)
+        other.execute("COMMIT")
+
+
 async def test_a_write_waits_for_another_connections_write_lock_instead_of_failing(
     bus: Bus,
 ) -> None:
     locked = anyio.Event()
-
-    def hold_write_lock(seconds: float) -> None:
-        with closing(sqlite3.connect(bus.store.path, isolation_level=None)) as other:
-            other.execute("BEGIN IMMEDIATE")
-            anyio.from_thread.run_sync(locked.set)
-            time.sleep(seconds)
-            other.execute("COMMIT")
+    hold_write_lock = partial(_hold_write_lock, bus.store.path, locked)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(anyio.to_thread.run_sync, hold_write_lock, 0.3)
@@ -386,13 +390,7 @@ async def test_a_call_cancelled_while_waiting_for_the_write_lock_leaves_the_stor
     bus: Bus,
 ) -> None:
     locked = anyio.Event()
-
-    def hold_write_lock(seconds: float) -> None:
-        with closing(sqlite3.connect(bus.store.path, isolation_level=None)) as other:
-            other.execute("BEGIN IMMEDIATE")
-            anyio.from_thread.run_sync(locked.set)
-            time.sleep(seconds)
-            other.execute("COMMIT")
+    hold_write_lock = partial(_hold_write_lock, bus.store.path, locked)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(anyio.to_thread.run_sync, hold_write_lock, 0.5)
