@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conductor import bus as bus_module
 from conductor.bus import Bus
+from conductor.standin.harness import Offline, offline
 from conductor.store import Store
 
 # Fixtures for tests that drive real git and the real command: repo, cli, team.
@@ -44,3 +47,14 @@ async def bus(store: Store, tmp_path: Path) -> Bus:
         base_commit=None,
         sessions=[("A", "frontend"), ("B", "backend"), ("C", "infra")],
     )
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Callable[..., AbstractAsyncContextManager[Offline]]:
+    """`async with standin(SCRIPT) as offline:` a repository, a running stand-in serving the
+    script, and `offline.options()` for a real Claude Code session against it."""
+
+    def start(script: Any) -> AbstractAsyncContextManager[Offline]:
+        return offline(script, tmp_path / "offline")
+
+    return start
