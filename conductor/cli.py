@@ -42,9 +42,13 @@ review_app = typer.Typer(
     help="Peer review: request, list, show, approve, reject.", no_args_is_help=True
 )
 lock_app = typer.Typer(help="The git lock that serialises pushes.", no_args_is_help=True)
+model_app = typer.Typer(
+    help="The scripted stand-in for the Messages API, for offline runs.", no_args_is_help=True
+)
 app.add_typer(context_app, name="context", rich_help_panel="Coordination")
 app.add_typer(review_app, name="review", rich_help_panel="Coordination")
 app.add_typer(lock_app, name="lock", rich_help_panel="Git")
+app.add_typer(model_app, name="model", rich_help_panel="Offline")
 
 out = dashboard.console()
 err = dashboard.console(stderr=True)
@@ -705,3 +709,38 @@ def show_dashboard(
         )
         return
     out.print(dashboard.dashboard(run, sessions, unread, found_claims, reviews, lease, recent))
+
+
+# ------------------------------------------------------------------------------ the stand-in
+
+
+@model_app.command("serve")
+def model_serve(
+    script: Annotated[Path, typer.Argument(help="The script (YAML or JSON).")],
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (default: any free).")]
+    = 0,
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Append every request, with its body, here.")
+    ] = None,
+) -> None:
+    """Serve a script as the Messages API on loopback until interrupted."""
+    from conductor.standin.script import load_script
+    from conductor.standin.server import StandIn
+
+    async def go() -> None:
+        server = StandIn(load_script(script), port=port, log_path=log)
+        try:
+            async with server.running():
+                print(server.base_url, flush=True)
+                err.print(
+                    f"serving {script} on {server.base_url}; point a session at it with\n"
+                    f"  ANTHROPIC_BASE_URL={server.base_url} ANTHROPIC_API_KEY=stand-in"
+                    " CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1\n"
+                    "and 'conductor-role: NAME' in its first prompt. Ctrl-C stops it.",
+                    soft_wrap=True,
+                )
+                await anyio.sleep_forever()
+        except OSError as e:
+            raise InvalidInput(f"cannot listen on 127.0.0.1:{port}: {e.strerror}") from None
+
+    _run(go)
