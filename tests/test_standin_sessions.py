@@ -250,3 +250,38 @@ async def test_usage_in_responses_is_what_the_script_says(standin: Standin) -> N
         assert result.usage["output_tokens"] == 10
         # Priced by the CLI at the model's list price ($3/M in, $15/M out for Sonnet 4.5).
         assert result.total_cost_usd == pytest.approx(100 * 3e-6 + 10 * 15e-6)
+
+
+POLL_UNTIL = """
+roles:
+  B:
+    - - tool: mcp__bus__sync
+        input: {}
+        until: "types exported"
+        max: 5
+      - tool: Write
+        input: {file_path: "${cwd}/uses_types.py", content: "from a import types\\n"}
+        on_result:
+          - {contains: "File created", goto: report}
+      - text: "Never reached: the branch jumps over this."
+      - text: "Wrote it once the types were exported."
+        label: report
+"""
+
+
+async def test_a_script_reacts_to_what_its_tools_returned(standin: Standin) -> None:
+    answers = iter(["nothing new", "nothing new", "MSG from=A: types exported"])
+    calls: list[str] = []
+
+    @tool("sync", "New messages", {})
+    async def sync(args: dict[str, Any]) -> dict[str, Any]:
+        calls.append(next(answers))
+        return {"content": [{"type": "text", "text": calls[-1]}]}
+
+    async with standin(POLL_UNTIL) as offline:
+        bus = create_sdk_mcp_server("bus", tools=[sync])
+        async with ClaudeSDKClient(offline.options(mcp_servers={"bus": bus})) as client:
+            messages = await run_turn(client, "conductor-role: B\nWait for A's types.")
+        assert len(calls) == 3  # synced until the message came, not once more
+        assert (offline.repo / "uses_types.py").exists()
+        assert texts(messages) == ["Wrote it once the types were exported."]
