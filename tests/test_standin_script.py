@@ -196,3 +196,15 @@ def test_the_working_directory_may_come_from_the_system_prompt() -> None:
         "messages": [user(text("go"))],
     }
     assert read_conversation(body).cwd == "/srv/x"
+
+
+def test_the_readme_example_script_is_valid_and_branches_as_described() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", readme, re.DOTALL)
+    assert example is not None
+    chapter = parse_script(example.group(1), source="README").roles["B"][0]
+    denied = ["nothing", "types exported", "Write denied: src/cli.py is claimed by A"]
+    assert chapter[replay(chapter, denied).index].label == "give-up"
