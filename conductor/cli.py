@@ -717,8 +717,7 @@ def show_dashboard(
 @model_app.command("serve")
 def model_serve(
     script: Annotated[Path, typer.Argument(help="The script (YAML or JSON).")],
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (default: any free).")]
-    = 0,
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (default: any free).")] = 0,
     log: Annotated[
         Path | None, typer.Option("--log", help="Append every request, with its body, here.")
     ] = None,

@@ -131,3 +131,86 @@ async def rebase_onto(upstream_ref: str, cwd: Path) -> GitResult:
         await git(["rebase", "--abort"], cwd, check=False)
         raise GitError(["rebase", upstream_ref], result.returncode, result.stderr or result.text)
     return result
+
+
+# ------------------------------------------------------------------------------ worktrees
+
+
+@dataclass(frozen=True)
+class Worktree:
+    path: Path
+    head: str | None
+    branch: str | None  # short name, None when detached
+    prunable: bool = False
+
+
+async def worktrees(repo: Path) -> list[Worktree]:
+    """Every worktree git knows of, the main one first (`git worktree list --porcelain`)."""
+    out = (await git(["worktree", "list", "--porcelain"], repo)).stdout.decode()
+    found = []
+    for record in out.strip().split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in record.splitlines():
+            key, _, value = line.partition(" ")
+            fields[key] = value
+        if "worktree" not in fields:
+            continue
+        branch = fields.get("branch", "").removeprefix("refs/heads/") or None
+        found.append(
+            Worktree(Path(fields["worktree"]), fields.get("HEAD"), branch, "prunable" in fields)
+        )
+    return found
+
+
+async def branch_exists(repo: Path, branch: str) -> bool:
+    result = await git(
+        ["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], repo, check=False
+    )
+    return result.returncode == 0
+
+
+async def ensure_worktree(repo: Path, path: Path, branch: str, base: str) -> tuple[Worktree, bool]:
+    """The worktree at `path` on `branch`, made from `base` if the branch is new.
+
+    Reused when it already exists (the same run and session coming back), so a re-run never
+    fails with "already exists". Returns (worktree, created).
+    """
+    path = Path(os.path.abspath(path))
+    for tree in await worktrees(repo):
+        if tree.path == path and not tree.prunable:
+            if tree.branch != branch:
+                raise GitError(
+                    ["worktree", "add"], 1, f"{path} is a worktree on {tree.branch}, not {branch}"
+                )
+            return tree, False
+    await git(["worktree", "prune"], repo)  # forget trees whose folder is gone
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if await branch_exists(repo, branch):
+        await git(["worktree", "add", "--quiet", str(path), branch], repo)
+    else:
+        await git(["worktree", "add", "--quiet", "-b", branch, str(path), base], repo)
+    head = await rev_parse("HEAD", path)
+    return Worktree(path, head, branch), True
+
+
+async def is_dirty(tree: Path) -> bool:
+    return bool((await git(["status", "--porcelain"], tree)).text)
+
+
+async def remove_worktree(repo: Path, path: Path, *, force: bool = False) -> None:
+    await git(["worktree", "remove", *(["--force"] if force else []), str(path)], repo)
+
+
+async def is_merged(repo: Path, branch: str, into: str) -> bool:
+    """Whether every commit of `branch` is already in `into`."""
+    result = await git(["merge-base", "--is-ancestor", branch, into], repo, check=False)
+    return result.returncode == 0
+
+
+async def delete_branch(repo: Path, branch: str) -> None:
+    await git(["branch", "-D", branch], repo)
+
+
+async def branches(repo: Path, prefix: str) -> list[str]:
+    out = await git(["for-each-ref", "--format=%(refname:short)", f"refs/heads/{prefix}"], repo)
+    return [b for b in out.text.splitlines() if b]

@@ -1,0 +1,263 @@
+"""One headless Claude Code session for one workstream, connected to the bus.
+
+A `ClaudeSDKClient` runs in the session's worktree (`cwd`, never `os.chdir`), hands-off
+(`bypassPermissions`), with the coordination tools in-process and two hooks: `PreToolUse`
+denies what a session may not do (a write to another session's claim or outside its
+worktree, a `git push`), and `PostToolUse` hands the model any message that arrived during
+its turn, marking it read exactly once. Every message the CLI streams becomes an event, and
+the SDK session id is stored the moment it is known, so a later resume finds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeAgentOptions,
+    ClaudeSDKClient,
+    HookMatcher,
+    ResultMessage,
+    SystemMessage,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    UserMessage,
+)
+from claude_agent_sdk.types import HookContext, HookInput, SyncHookJSONOutput
+
+from conductor.bus import Bus
+from conductor.enforce import PUSH_DENIAL, pushes, write_target, written_path
+from conductor.errors import ConductorError
+from conductor.models import SessionStatus
+from conductor.tools import SERVER_NAME, coordination_server, describe
+
+DISCONNECT_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    session_id: str | None
+    is_error: bool
+    num_turns: int
+    cost_usd: float
+    result: str | None
+    api_error_status: int | None
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How to start a session; the environment is the caller's (a real key, or the stand-in)."""
+
+    env: Mapping[str, str]
+    config_dir: Path
+    model: str | None = None
+    max_turns: int | None = None
+    max_budget_usd: float | None = None
+    system_prompt: str | None = None
+
+
+class HeadlessSession:
+    """`async with HeadlessSession(bus, "A", worktree, config) as s: await s.turn(prompt)`."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        name: str,
+        worktree: Path,
+        config: SessionConfig,
+        *,
+        resume: str | None = None,
+    ) -> None:
+        self.bus = bus
+        self.name = name
+        self.worktree = worktree
+        self.config = config
+        self.resume = resume
+        self.session_id: str | None = resume
+        self._client: ClaudeSDKClient | None = None
+
+    def options(self) -> ClaudeAgentOptions:
+        env = {k: v for k, v in self.config.env.items() if k != "CLAUDECODE"}
+        env["CLAUDE_CONFIG_DIR"] = str(self.config.config_dir)
+        return ClaudeAgentOptions(
+            cwd=str(self.worktree),
+            env=env,
+            model=self.config.model,
+            permission_mode="bypassPermissions",
+            max_turns=self.config.max_turns,
+            max_budget_usd=self.config.max_budget_usd,
+            system_prompt=self.config.system_prompt,
+            resume=self.resume,
+            mcp_servers={SERVER_NAME: coordination_server(self.bus, self.name, self.worktree)},
+            hooks={
+                "PreToolUse": [HookMatcher(matcher=None, hooks=[self._pre_tool_use])],
+                "PostToolUse": [HookMatcher(matcher=None, hooks=[self._post_tool_use])],
+            },
+        )
+
+    async def __aenter__(self) -> HeadlessSession:
+        self.config.config_dir.mkdir(parents=True, exist_ok=True)
+        self._client = ClaudeSDKClient(self.options())
+        await self._client.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(DISCONNECT_TIMEOUT):
+                await client.disconnect()
+
+    # ------------------------------------------------------------------------ turns
+
+    async def turn(self, prompt: str) -> TurnResult:
+        """Send a prompt (the first one, or a wake-up after a turn ended) and stream the turn."""
+        if self._client is None:
+            raise RuntimeError("the session is not connected")
+        await self.bus.record(self.name, "session.prompt", _short(prompt), {"prompt": prompt})
+        session = await self.bus.session(self.name)
+        if not session.status.ended:
+            await self.bus.update(self.name, status=SessionStatus.WORKING)
+        await self._client.query(prompt)
+        result: TurnResult | None = None
+        async for message in self._client.receive_response():
+            await self._record(message)
+            if isinstance(message, ResultMessage):
+                result = _turn_result(message)
+        if result is None:
+            raise ConductorError(f"session {self.name}: the CLI ended the turn without a result")
+        session = await self.bus.session(self.name)
+        if session.status is SessionStatus.WORKING:
+            await self.bus.update(self.name, status=SessionStatus.IDLE)
+        return result
+
+    async def interrupt(self) -> None:
+        if self._client is not None:
+            await self._client.interrupt()
+            await self.bus.record(self.name, "session.interrupted", "interrupted")
+
+    # ------------------------------------------------------------------------ events
+
+    async def _record(self, message: Any) -> None:
+        kind, summary = _describe(message)
+        if isinstance(message, SystemMessage) and message.subtype == "init":
+            self.session_id = str(message.data.get("session_id") or "") or self.session_id
+            if self.session_id:
+                await self.bus.update(self.name, sdk_session_id=self.session_id)
+        await self.bus.record(self.name, kind, summary, _payload(message))
+
+    # ------------------------------------------------------------------------ hooks
+
+    async def _pre_tool_use(
+        self, hook_input: HookInput, tool_use_id: str | None, context: HookContext
+    ) -> SyncHookJSONOutput:
+        data: Mapping[str, Any] = dict(hook_input)
+        tool_name = str(data.get("tool_name", ""))
+        reason = await self._denial(tool_name, data.get("tool_input") or {})
+        if reason is None:
+            return {}
+        await self.bus.record(
+            self.name,
+            "hook.denied",
+            f"{tool_name}: {_short(reason)}",
+            {"tool": tool_name, "input": data.get("tool_input"), "reason": reason},
+        )
+        return {
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": reason,
+            }
+        }
+
+    async def _denial(self, tool_name: str, tool_input: Mapping[str, Any]) -> str | None:
+        path = written_path(tool_name, tool_input)
+        if path is not None:
+            try:
+                target = write_target(path, self.worktree)
+            except ConductorError as e:
+                return str(e)
+            owner = await self.bus.claim_blocking(self.name, target)
+            if owner is not None:
+                return (
+                    f"{target} is claimed by session {owner.session} (its claim on"
+                    f" {owner.path}): ask {owner.session} with mcp__bus__send, or work elsewhere"
+                )
+        if tool_name == "Bash" and pushes(str(tool_input.get("command", ""))):
+            return PUSH_DENIAL
+        return None
+
+    async def _post_tool_use(
+        self, hook_input: HookInput, tool_use_id: str | None, context: HookContext
+    ) -> SyncHookJSONOutput:
+        messages = await self.bus.take_unread(self.name, via="hook")
+        if not messages:
+            return {}
+        return {
+            "hookSpecificOutput": {
+                "hookEventName": "PostToolUse",
+                "additionalContext": "New messages for you (delivered once; sync will not "
+                "repeat them):\n" + "\n".join(describe(messages)),
+            }
+        }
+
+
+def _turn_result(message: ResultMessage) -> TurnResult:
+    return TurnResult(
+        session_id=message.session_id,
+        is_error=message.is_error,
+        num_turns=message.num_turns,
+        cost_usd=message.total_cost_usd or 0.0,
+        result=message.result,
+        api_error_status=message.api_error_status,
+    )
+
+
+def _short(text: str, limit: int = 100) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _describe(message: Any) -> tuple[str, str]:
+    """(event kind, one-line summary) of a streamed SDK message."""
+    if isinstance(message, SystemMessage):
+        return f"sdk.system.{message.subtype}", message.subtype
+    if isinstance(message, AssistantMessage):
+        parts = []
+        for block in message.content:
+            if isinstance(block, TextBlock):
+                parts.append(_short(block.text, 80))
+            elif isinstance(block, ToolUseBlock):
+                parts.append(f"{block.name} {_short(json.dumps(block.input), 60)}")
+        return "sdk.assistant", " | ".join(parts) or "(no content)"
+    if isinstance(message, UserMessage):
+        if isinstance(message.content, list):
+            for block in message.content:
+                if isinstance(block, ToolResultBlock):
+                    text = (
+                        block.content
+                        if isinstance(block.content, str)
+                        else json.dumps(block.content)
+                    )
+                    flag = "error: " if block.is_error else ""
+                    return "sdk.tool_result", flag + _short(text, 80)
+        return "sdk.user", _short(str(message.content), 80)
+    if isinstance(message, ResultMessage):
+        cost = message.total_cost_usd or 0.0
+        state = "error" if message.is_error else "ok"
+        return "sdk.result", f"{state}: {message.num_turns} turns, ${cost:.4f}"
+    return f"sdk.{type(message).__name__}", type(message).__name__
+
+
+def _payload(message: Any) -> dict[str, Any]:
+    is_record = dataclasses.is_dataclass(message) and not isinstance(message, type)
+    data = dataclasses.asdict(message) if is_record else {"raw": message}
+    payload: dict[str, Any] = json.loads(json.dumps(data, default=str))
+    payload["type"] = type(message).__name__
+    return payload

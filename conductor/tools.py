@@ -1,0 +1,179 @@
+"""The coordination tools every headless session gets: the bus, as in-process MCP tools.
+
+No shell round trip: the model calls `mcp__bus__sync` and the Python function runs in the
+supervisor's process, on the same bus the CLI uses. Every tool answers with text the model
+can act on; a bad call (an unknown session, a claimed path) comes back as a tool error the
+model reads, never as an exception that would end the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from claude_agent_sdk import McpSdkServerConfig, SdkMcpTool, create_sdk_mcp_server, tool
+
+from conductor import actions
+from conductor.bus import Bus
+from conductor.errors import ConductorError, InvalidInput
+from conductor.models import Message, SessionStatus
+
+SERVER_NAME = "bus"
+TOOL_PREFIX = f"mcp__{SERVER_NAME}__"
+
+Handler = Callable[[dict[str, Any]], Awaitable[str]]
+
+
+def _schema(required: dict[str, str], optional: dict[str, str] | None = None) -> dict[str, Any]:
+    props = {k: {"type": "string", "description": v} for k, v in required.items()}
+    props.update({k: {"type": "string", "description": v} for k, v in (optional or {}).items()})
+    return {"type": "object", "properties": props, "required": list(required)}
+
+
+def _as_tool(
+    name: str, description: str, schema: dict[str, Any], handler: Handler
+) -> SdkMcpTool[Any]:
+    @tool(name, description, schema)
+    async def call(args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            text = await handler(args)
+        except ConductorError as e:
+            return {"content": [{"type": "text", "text": f"error: {e}"}], "is_error": True}
+        except (KeyError, ValueError, TypeError) as e:
+            return {
+                "content": [{"type": "text", "text": f"error: bad arguments: {e}"}],
+                "is_error": True,
+            }
+        return {"content": [{"type": "text", "text": text}]}
+
+    return call
+
+
+def describe(messages: list[Message]) -> list[str]:
+    return [f'MSG #{m.id} from={m.sender or "conductor"}: "{m.body}"' for m in messages]
+
+
+def coordination_server(bus: Bus, name: str, worktree: Path) -> McpSdkServerConfig:
+    """The `bus` MCP server for session `name`, whose working tree is `worktree`."""
+
+    async def sync(args: dict[str, Any]) -> str:
+        result = await bus.sync(name)
+        lines = describe(result.messages) + [
+            f'CTX [{c.category.value}] by={c.author or "conductor"}: "{c.body}"'
+            for c in result.context
+        ]
+        return "\n".join(lines) if lines else "Nothing new."
+
+    async def send(args: dict[str, Any]) -> str:
+        message = await bus.send(name, args["to"], args["text"])
+        return f"Message #{message.id} sent to {', '.join(message.recipients) or 'nobody'}."
+
+    async def reply(args: dict[str, Any]) -> str:
+        message = await bus.reply(name, int(args["message_id"]), args["text"])
+        return f"Reply #{message.id} sent to {', '.join(message.recipients)}."
+
+    async def context_add(args: dict[str, Any]) -> str:
+        entry = await bus.add_context(name, args["category"], args["text"])
+        return f"Context #{entry.id} [{entry.category.value}] added; every session will see it."
+
+    async def context_show(args: dict[str, Any]) -> str:
+        entries = await bus.context(args.get("category") or None)
+        lines = [f"#{e.id} [{e.category.value}] by={e.author}: {e.body}" for e in entries]
+        return "\n".join(lines) if lines else "No shared context yet."
+
+    async def claim(args: dict[str, Any]) -> str:
+        claimed = await bus.claim(name, args["path"], root=worktree)
+        return f"{claimed.path} is yours: no other session may write it until you release it."
+
+    async def release(args: dict[str, Any]) -> str:
+        released = await bus.release(name, args["path"], root=worktree)
+        return f"Released {released.path}."
+
+    async def set_status(args: dict[str, Any]) -> str:
+        status = SessionStatus.parse(args["status"])
+        if status not in (SessionStatus.WORKING, SessionStatus.BLOCKED):
+            raise InvalidInput("set_status takes working, or blocked with a reason")
+        reason = args.get("reason", "")
+        if status is SessionStatus.BLOCKED and not reason.strip():
+            raise InvalidInput("say what you are blocked on in 'reason'")
+        session = await bus.update(name, status=status, note=reason)
+        return f"Status: {session.status.value}" + (f" ({reason})" if reason else "") + "."
+
+    async def request_review(args: dict[str, Any]) -> str:
+        review = await actions.request_review(bus, name, worktree, note=args.get("note", ""))
+        return (
+            f"Review #{review.id} requested for commit {review.commit[:12]}"
+            f" ({review.diff_size} bytes of diff). You will get the verdict as a message."
+        )
+
+    async def done(args: dict[str, Any]) -> str:
+        summary = args.get("summary", "")
+        await bus.update(name, status=SessionStatus.DONE, note=summary or "done")
+        return "Marked done. Your claims are released."
+
+    tools = [
+        _as_tool(
+            "sync",
+            "Your new messages and new shared context since your last sync. Call it between tasks.",
+            _schema({}),
+            sync,
+        ),
+        _as_tool(
+            "send",
+            "Send a message to one session (its id) or to 'all'.",
+            _schema({"to": "session id or 'all'", "text": "the message"}),
+            send,
+        ),
+        _as_tool(
+            "reply",
+            "Answer a message you received; it goes to its sender.",
+            _schema({"message_id": "the message's number", "text": "the reply"}),
+            reply,
+        ),
+        _as_tool(
+            "context_add",
+            "Share a decision, interface, warning, convention or discovery with every session.",
+            _schema(
+                {"category": "decision|interface|warning|convention|discovery", "text": "the entry"}
+            ),
+            context_add,
+        ),
+        _as_tool(
+            "context_show",
+            "All shared context, optionally of one category.",
+            _schema({}, {"category": "only this category"}),
+            context_show,
+        ),
+        _as_tool(
+            "claim",
+            "Claim a file or directory (relative to your worktree) so no other session writes it.",
+            _schema({"path": "file or directory"}),
+            claim,
+        ),
+        _as_tool(
+            "release",
+            "Release a path you claimed.",
+            _schema({"path": "a path you claimed"}),
+            release,
+        ),
+        _as_tool(
+            "set_status",
+            "Say you are working, or blocked (with the reason).",
+            _schema({"status": "working or blocked"}, {"reason": "what blocks you"}),
+            set_status,
+        ),
+        _as_tool(
+            "request_review",
+            "Ask for review of your committed work on your branch.",
+            _schema({}, {"note": "a word to the reviewer"}),
+            request_review,
+        ),
+        _as_tool(
+            "done",
+            "Say your workstream is finished (after committing it).",
+            _schema({}, {"summary": "what you did"}),
+            done,
+        ),
+    ]
+    return create_sdk_mcp_server(SERVER_NAME, tools=tools)
