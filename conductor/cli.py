@@ -6,6 +6,7 @@ stderr and exit code 2 (`merge-ok` keeps 0/1 for its verdict).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -16,10 +17,10 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import anyio
 import typer
 
-from conductor import actions, dashboard, gitops
+from conductor import actions, dashboard, gitops, worktrees
 from conductor.bus import Bus, create_run, open_run, parse_session_specs
 from conductor.errors import ConductorError, InvalidInput
-from conductor.models import Record, Session
+from conductor.models import Event, Record, Session
 from conductor.store import Store
 from conductor.workspace import Workspace, locate
 
@@ -709,6 +710,73 @@ def show_dashboard(
         )
         return
     out.print(dashboard.dashboard(run, sessions, unread, found_claims, reviews, lease, recent))
+
+
+# ------------------------------------------------------------------------------ runs
+
+
+@app.command(rich_help_panel="Runs")
+def clean(
+    ctx: typer.Context,
+    run: Annotated[str | None, typer.Argument(help="The run (default: the newest).")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also unmerged branches and dirty worktrees.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Remove a run's worktrees and its merged branches, and say what went."""
+    if run is not None:
+        ctx.obj.run = run
+
+    async def go(bus: Bus, ws: Workspace) -> worktrees.CleanReport:
+        if ws.repo_root is None:
+            raise InvalidInput("clean works inside the run's git repository")
+        integration = f"conductor/{bus.run_id}"
+        into = (
+            integration
+            if await gitops.branch_exists(ws.repo_root, integration)
+            else (bus.run.base_ref or "HEAD")
+        )
+        return await worktrees.clean(ws.repo_root, bus.run_id, into=into, force=force)
+
+    report = _with_bus(ctx, go)
+    if json_:
+        _print_json(dataclasses.asdict(report))
+        return
+    for path in report.removed_worktrees:
+        _say(f"removed worktree {path}")
+    for path, why in report.kept_worktrees:
+        _say(f"kept worktree {path}: {why}")
+    for branch in report.deleted_branches:
+        _say(f"deleted branch {branch}")
+    for branch, why in report.kept_branches:
+        _say(f"kept branch {branch}: {why}")
+    if not (
+        report.removed_worktrees
+        or report.kept_worktrees
+        or report.deleted_branches
+        or report.kept_branches
+    ):
+        _say("nothing to clean")
+
+
+@app.command(rich_help_panel="Watch")
+def transcript(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Session id.")],
+    json_: JsonOpt = False,
+) -> None:
+    """A session's conversation, rebuilt from the stored events."""
+
+    async def go(bus: Bus, ws: Workspace) -> list[Event]:
+        return await bus.events(session=session)
+
+    events = _with_bus(ctx, go)
+    if json_:
+        _print_json([e.to_json() for e in events])
+        return
+    for line in dashboard.transcript_lines(events):
+        _say(line)
 
 
 # ------------------------------------------------------------------------------ the stand-in

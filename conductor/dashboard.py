@@ -182,3 +182,34 @@ def dashboard(
     parts.append(reviews_table(reviews) if reviews else Text("no pending reviews", "dim"))
     parts += [lock_text(lease), events_table(events)]
     return Group(*parts)
+
+
+def transcript_lines(events: Sequence[Event]) -> list[str]:
+    """A session's conversation, rebuilt from its stored events."""
+    lines = []
+    for e in events:
+        payload = e.payload or {}
+        if e.kind == "session.prompt":
+            lines.append(f"{clock(e.created_at)} > {payload.get('prompt', e.summary)}")
+        elif e.kind == "sdk.assistant":
+            for block in payload.get("content", []):
+                if "text" in block:
+                    lines.append(f"{clock(e.created_at)}   {block['text']}")
+                elif "name" in block:
+                    args = ", ".join(f"{k}={v!r}" for k, v in (block.get("input") or {}).items())
+                    lines.append(f"{clock(e.created_at)}   → {block['name']}({_cut(args, 160)})")
+        elif e.kind == "sdk.tool_result":
+            lines.append(f"{clock(e.created_at)}     ← {e.summary}")
+        elif e.kind == "hook.denied":
+            lines.append(f"{clock(e.created_at)}     ✗ denied: {payload.get('reason', e.summary)}")
+        elif e.kind == "sdk.result":
+            lines.append(f"{clock(e.created_at)}   ■ {e.summary}")
+        elif e.kind == "sdk.system.init":
+            lines.append(
+                f"{clock(e.created_at)}   ● session {payload.get('data', {}).get('session_id', '')}"
+            )
+    return lines
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,111 @@
+"""A run's worktrees: made per session, reused, bootstrapped, and cleaned up. Real git."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from support import Cli, commit_file, git
+
+from conductor import worktrees
+from conductor.worktrees import Bootstrap, SetupFailed
+
+pytestmark = pytest.mark.anyio
+
+RUN = "20261123-120000-abcd"
+
+
+async def test_a_session_gets_its_own_worktree_on_its_own_branch(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    tree = await worktrees.prepare(repo, RUN, "A", base)
+    assert tree.created
+    assert tree.path == repo / ".conductor" / "worktrees" / RUN / "A"
+    assert tree.branch == f"conductor/{RUN}/A"
+    assert git(tree.path, "rev-parse", "--abbrev-ref", "HEAD") == tree.branch
+    assert git(tree.path, "rev-parse", "HEAD") == base
+    assert git(repo, "status", "--porcelain") == ""  # .conductor/ is ignored
+
+
+async def test_preparing_the_same_session_again_reuses_its_worktree(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    first = await worktrees.prepare(repo, RUN, "A", base)
+    work = commit_file(first.path, "a.py", "a = 1\n")
+    again = await worktrees.prepare(repo, RUN, "A", base)
+    assert (again.path, again.created) == (first.path, False)
+    assert git(again.path, "rev-parse", "HEAD") == work
+
+
+async def test_a_worktree_whose_folder_vanished_is_made_again_on_its_branch(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    first = await worktrees.prepare(repo, RUN, "A", base)
+    work = commit_file(first.path, "a.py", "a = 1\n")
+    git(repo, "worktree", "remove", "--force", str(first.path))
+    again = await worktrees.prepare(repo, RUN, "A", base)
+    assert again.created and git(again.path, "rev-parse", "HEAD") == work
+
+
+async def test_declared_files_are_copied_into_a_new_worktree(repo: Path) -> None:
+    (repo / ".gitignore").write_text(".env\n")
+    (repo / ".env").write_text("SECRET=1\n")
+    base = git(repo, "rev-parse", "HEAD")
+    tree = await worktrees.prepare(
+        repo, RUN, "A", base, Bootstrap(copy_files=[".env", "missing.cfg"])
+    )
+    assert tree.copied == [".env"]
+    assert (tree.path / ".env").read_text() == "SECRET=1\n"
+
+
+async def test_the_setup_command_runs_in_a_new_worktree_only(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    count = [
+        sys.executable,
+        "-c",
+        "import pathlib; p = pathlib.Path('setup.log');"
+        "p.write_text(p.read_text() + 'x' if p.exists() else 'x')",
+    ]
+    tree = await worktrees.prepare(repo, RUN, "A", base, Bootstrap(setup=count))
+    await worktrees.prepare(repo, RUN, "A", base, Bootstrap(setup=count))
+    assert (tree.path / "setup.log").read_text() == "x"
+
+
+async def test_a_failing_setup_command_is_a_clear_error(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    fail = [sys.executable, "-c", "import sys; sys.exit('npm: not today')"]
+    with pytest.raises(SetupFailed, match="failed \\(1\\): npm: not today"):
+        await worktrees.prepare(repo, RUN, "A", base, Bootstrap(setup=fail))
+
+
+def _run_with_two_sessions(cli: Cli, repo: Path) -> tuple[str, dict[str, Path]]:
+    """A run with sessions A and B in worktrees; A's branch merged into main, B's not."""
+    run = cli.ok("init", "--sessions", "A:x B:y", "--json").json()["run"]["id"]
+    base = git(repo, "rev-parse", "HEAD")
+    trees = {name: anyio.run(worktrees.prepare, repo, run, name, base).path for name in ("A", "B")}
+    commit_file(trees["A"], "a.py", "a = 1\n")
+    commit_file(trees["B"], "b.py", "b = 1\n")
+    git(repo, "merge", "-q", "--ff-only", f"conductor/{run}/A")
+    return run, trees
+
+
+def test_clean_removes_worktrees_and_merged_branches_and_keeps_unmerged(
+    cli: Cli, repo: Path
+) -> None:
+    run, trees = _run_with_two_sessions(cli, repo)
+    out = cli.ok("clean").out
+    assert f"removed worktree {trees['A']}" in out
+    assert f"deleted branch conductor/{run}/A" in out
+    assert f"kept branch conductor/{run}/B: not merged into main (use --force)" in out
+    assert not trees["A"].exists() and not trees["B"].exists()
+    assert git(repo, "branch", "--list", f"conductor/{run}/*").split() == [f"conductor/{run}/B"]
+
+
+def test_clean_with_force_leaves_nothing_of_the_run(cli: Cli, repo: Path) -> None:
+    run, trees = _run_with_two_sessions(cli, repo)
+    (trees["B"] / "uncommitted.txt").write_text("work in progress\n")
+    kept = cli.ok("clean").out
+    assert "uncommitted changes (use --force)" in kept and trees["B"].exists()
+    cli.ok("clean", run, "--force")
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert git(repo, "branch", "--list", "conductor/*") == ""
+    assert "nothing to clean" in cli.ok("clean", run).out
