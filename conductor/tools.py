@@ -56,6 +56,10 @@ def describe(messages: list[Message]) -> list[str]:
 
 def coordination_server(bus: Bus, name: str, worktree: Path) -> McpSdkServerConfig:
     """The `bus` MCP server for session `name`, whose working tree is `worktree`."""
+    return create_sdk_mcp_server(SERVER_NAME, tools=coordination_tools(bus, name, worktree))
+
+
+def coordination_tools(bus: Bus, name: str, worktree: Path) -> list[SdkMcpTool[Any]]:
 
     async def sync(args: dict[str, Any]) -> str:
         result = await bus.sync(name)
@@ -112,7 +116,7 @@ def coordination_server(bus: Bus, name: str, worktree: Path) -> McpSdkServerConf
         await bus.update(name, status=SessionStatus.DONE, note=summary or "done")
         return "Marked done. Your claims are released."
 
-    tools = [
+    return [
         _as_tool(
             "sync",
             "Your new messages and new shared context since your last sync. Call it between tasks.",
@@ -176,4 +180,3 @@ def coordination_server(bus: Bus, name: str, worktree: Path) -> McpSdkServerConf
             done,
         ),
     ]
-    return create_sdk_mcp_server(SERVER_NAME, tools=tools)
