@@ -760,6 +760,31 @@ def clean(
         _say("nothing to clean")
 
 
+@app.command("worktrees", rich_help_panel="Runs")
+def list_worktrees(
+    ctx: typer.Context,
+    run: Annotated[str | None, typer.Argument(help="The run (default: the newest).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """A run's worktrees: path, branch, head."""
+    if run is not None:
+        ctx.obj.run = run
+
+    async def go(bus: Bus, ws: Workspace) -> list[gitops.Worktree]:
+        if ws.repo_root is None:
+            raise InvalidInput("worktrees live inside the run's git repository")
+        return await worktrees.run_worktrees(ws.repo_root, bus.run_id)
+
+    found = _with_bus(ctx, go)
+    if json_:
+        _print_json([{**dataclasses.asdict(t), "path": str(t.path)} for t in found])
+        return
+    for tree in found:
+        _say(f"{tree.path}  {tree.branch or '(detached)'}  {(tree.head or '')[:12]}")
+    if not found:
+        _say("no worktrees")
+
+
 @app.command(rich_help_panel="Watch")
 def transcript(
     ctx: typer.Context,

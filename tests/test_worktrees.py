@@ -88,6 +88,16 @@ def _run_with_two_sessions(cli: Cli, repo: Path) -> tuple[str, dict[str, Path]]:
     return run, trees
 
 
+def test_a_runs_worktrees_are_listed(cli: Cli, repo: Path) -> None:
+    run, trees = _run_with_two_sessions(cli, repo)
+    listed = cli.ok("worktrees", "--json").json()
+    assert [(t["path"], t["branch"]) for t in listed] == [
+        (str(trees["A"]), f"conductor/{run}/A"),
+        (str(trees["B"]), f"conductor/{run}/B"),
+    ]
+    assert f"conductor/{run}/B" in cli.ok("worktrees", run).out
+
+
 def test_clean_removes_worktrees_and_merged_branches_and_keeps_unmerged(
     cli: Cli, repo: Path
 ) -> None:
