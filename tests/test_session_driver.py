@@ -170,3 +170,26 @@ async def test_a_bad_tool_call_is_an_error_the_model_can_read(
     assert (await call(tools, "set_status", status="blocked"))[0] is True  # no reason
     assert (await call(tools, "set_status", status="done"))[0] is True  # not through here
     assert (await call(tools, "reply", message_id="x", text="y"))[0] is True
+
+
+async def test_request_review_reviews_the_sessions_branch(repo: Path, store: Store) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    bus = await create_run(
+        store,
+        goal="r",
+        repo_root=repo,
+        base_ref="main",
+        base_commit=base,
+        sessions=[("A", "x"), ("B", "y")],
+    )
+    tree = await worktrees.prepare(repo, bus.run_id, "A", base)
+    await bus.update("A", branch=tree.branch, worktree=str(tree.path))
+    (tree.path / "feature.py").write_text("def f() -> int:\n    return 1\n")
+    git(tree.path, "add", "feature.py")
+    git(tree.path, "commit", "-qm", "feature")
+    review_tool = {t.name: t for t in coordination_tools(bus, "A", tree.path)}["request_review"]
+    answer = await review_tool.handler({"note": "first cut"})
+    assert answer["content"][0]["text"].startswith("Review #1 requested for commit")
+    review = await bus.review(1)
+    assert review.commit == git(tree.path, "rev-parse", "HEAD")
+    assert b"+def f() -> int:" in review.diff and review.note == "first cut"
