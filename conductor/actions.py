@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from conductor import gitops
+from conductor import gitops, worktrees
 from conductor.bus import Bus, MergeVerdict
 from conductor.errors import InvalidInput
 from conductor.models import Review, Session
+from conductor.worktrees import Bootstrap, PreparedTree
 
 PUSH_LEASE_SECONDS = 300.0
 
@@ -138,6 +139,16 @@ async def request_review(
     return await bus.request_review(
         requester, commit=head, diff=diff, reviewer=reviewer, base=base, note=note
     )
+
+
+async def place_session(
+    bus: Bus, repo: Path, name: str, base: str, bootstrap: Bootstrap = Bootstrap()
+) -> PreparedTree:
+    """Give a session its worktree (made or reused) and record its branch and path on the bus,
+    so every later command, tool and hook works in that tree."""
+    tree = await worktrees.prepare(repo, bus.run_id, name, base, bootstrap)
+    await bus.update(name, branch=tree.branch, worktree=str(tree.path))
+    return tree
 
 
 async def merge_ok(bus: Bus, name: str, cwd: Path) -> MergeVerdict:

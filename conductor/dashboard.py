@@ -26,6 +26,7 @@ from conductor.models import (
     SessionStatus,
     SyncResult,
 )
+from conductor.text import one_line
 
 STATUS_STYLE = {
     SessionStatus.PENDING: "dim",
@@ -197,7 +198,9 @@ def transcript_lines(events: Sequence[Event]) -> list[str]:
                     lines.append(f"{clock(e.created_at)}   {block['text']}")
                 elif "name" in block:
                     args = ", ".join(f"{k}={v!r}" for k, v in (block.get("input") or {}).items())
-                    lines.append(f"{clock(e.created_at)}   → {block['name']}({_cut(args, 160)})")
+                    lines.append(
+                        f"{clock(e.created_at)}   → {block['name']}({one_line(args, 160)})"
+                    )
         elif e.kind == "sdk.tool_result":
             lines.append(f"{clock(e.created_at)}     ← {e.summary}")
         elif e.kind == "hook.denied":
@@ -209,7 +212,3 @@ def transcript_lines(events: Sequence[Event]) -> list[str]:
                 f"{clock(e.created_at)}   ● session {payload.get('data', {}).get('session_id', '')}"
             )
     return lines
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

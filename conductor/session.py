@@ -36,6 +36,7 @@ from conductor.bus import Bus
 from conductor.enforce import PUSH_DENIAL, pushes, write_target, written_path
 from conductor.errors import ConductorError
 from conductor.models import SessionStatus
+from conductor.text import one_line
 from conductor.tools import SERVER_NAME, coordination_server, describe
 
 DISCONNECT_TIMEOUT = 15.0
@@ -120,7 +121,7 @@ class HeadlessSession:
         """Send a prompt (the first one, or a wake-up after a turn ended) and stream the turn."""
         if self._client is None:
             raise RuntimeError("the session is not connected")
-        await self.bus.record(self.name, "session.prompt", _short(prompt), {"prompt": prompt})
+        await self.bus.record(self.name, "session.prompt", one_line(prompt), {"prompt": prompt})
         session = await self.bus.session(self.name)
         if not session.status.ended:
             await self.bus.update(self.name, status=SessionStatus.WORKING)
@@ -165,7 +166,7 @@ class HeadlessSession:
         await self.bus.record(
             self.name,
             "hook.denied",
-            f"{tool_name}: {_short(reason)}",
+            f"{tool_name}: {one_line(reason)}",
             {"tool": tool_name, "input": data.get("tool_input"), "reason": reason},
         )
         return {
@@ -219,11 +220,6 @@ def _turn_result(message: ResultMessage) -> TurnResult:
     )
 
 
-def _short(text: str, limit: int = 100) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def _describe(message: Any) -> tuple[str, str]:
     """(event kind, one-line summary) of a streamed SDK message."""
     if isinstance(message, SystemMessage):
@@ -232,9 +228,9 @@ def _describe(message: Any) -> tuple[str, str]:
         parts = []
         for block in message.content:
             if isinstance(block, TextBlock):
-                parts.append(_short(block.text, 80))
+                parts.append(one_line(block.text, 80))
             elif isinstance(block, ToolUseBlock):
-                parts.append(f"{block.name} {_short(json.dumps(block.input), 60)}")
+                parts.append(f"{block.name} {one_line(json.dumps(block.input), 60)}")
         return "sdk.assistant", " | ".join(parts) or "(no content)"
     if isinstance(message, UserMessage):
         if isinstance(message.content, list):
@@ -246,8 +242,8 @@ def _describe(message: Any) -> tuple[str, str]:
                         else json.dumps(block.content)
                     )
                     flag = "error: " if block.is_error else ""
-                    return "sdk.tool_result", flag + _short(text, 80)
-        return "sdk.user", _short(str(message.content), 80)
+                    return "sdk.tool_result", flag + one_line(text, 80)
+        return "sdk.user", one_line(str(message.content), 80)
     if isinstance(message, ResultMessage):
         cost = message.total_cost_usd or 0.0
         state = "error" if message.is_error else "ok"

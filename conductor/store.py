@@ -52,6 +52,7 @@ from conductor.models import (
     SessionStatus,
     SyncResult,
 )
+from conductor.text import one_line
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -351,11 +352,6 @@ def _event(row: Any) -> Event:
     )
 
 
-def _short(text: str, limit: int = 80) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 Db = aiosqlite.Connection
 
 
@@ -541,7 +537,7 @@ class Store:
             run_id,
             sender_id,
             "message.sent",
-            _short(body),
+            one_line(body),
             {"message_id": message_id, "recipients": recipient_ids, "broadcast": broadcast},
         )
         return message_id
@@ -584,7 +580,7 @@ class Store:
                 )
             except sqlite3.IntegrityError:
                 raise InvalidInput(f"run {run_id} already exists") from None
-            await self._add_event(db, run_id, None, "run.created", _short(goal or "run created"))
+            await self._add_event(db, run_id, None, "run.created", one_line(goal or "run created"))
             rows = await _fetch(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
             return _run(rows[0])
 
@@ -698,7 +694,7 @@ class Store:
                 {**changes, "now": self.clock(), "id": before.id},
             )
             after = _session(rows[0])
-            summary = ", ".join(f"{k}={_short(str(v), 60)}" for k, v in changes.items())
+            summary = ", ".join(f"{k}={one_line(str(v), 60)}" for k, v in changes.items())
             await self._add_event(db, run_id, before.id, "session.updated", summary, changes)
             if after.status.ended:
                 await self._release_all_claims(db, run_id, before.id, reason=after.status.value)
@@ -888,7 +884,7 @@ class Store:
                 run_id,
                 aid,
                 "context.added",
-                f"[{category.value}] {_short(body)}",
+                f"[{category.value}] {one_line(body)}",
                 {"context_id": entry_id},
             )
             return ContextEntry(entry_id, run_id, author, category, body, now)
@@ -1059,7 +1055,8 @@ class Store:
                 run_id,
                 did,
                 f"review.{status.value}",
-                f"#{review_id} of {review.requester}" + (f": {_short(comment)}" if comment else ""),
+                f"#{review_id} of {review.requester}"
+                + (f": {one_line(comment)}" if comment else ""),
                 {"review_id": review_id, "requester": review.requester, "comment": comment},
             )
             req_id = await self._session_id(db, run_id, review.requester)

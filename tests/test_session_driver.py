@@ -12,7 +12,7 @@ import anyio
 import pytest
 from support import Cli, git
 
-from conductor import worktrees
+from conductor import actions, worktrees
 from conductor.bus import Bus, create_run
 from conductor.session import HeadlessSession, SessionConfig
 from conductor.standin.harness import STANDIN_MODEL, Offline
@@ -59,8 +59,7 @@ async def session_in_worktree(
                 base_commit=base,
                 sessions=[(role, "solo")],
             )
-            tree = await worktrees.prepare(repo, bus.run_id, role, base)
-            await bus.update(role, branch=tree.branch, worktree=str(tree.path))
+            tree = await actions.place_session(bus, repo, role, base)
             config = SessionConfig(
                 env={**offline.env, "CLAUDECODE": "1"},
                 config_dir=repo / ".conductor" / "claude",
@@ -182,8 +181,7 @@ async def test_request_review_reviews_the_sessions_branch(repo: Path, store: Sto
         base_commit=base,
         sessions=[("A", "x"), ("B", "y")],
     )
-    tree = await worktrees.prepare(repo, bus.run_id, "A", base)
-    await bus.update("A", branch=tree.branch, worktree=str(tree.path))
+    tree = await actions.place_session(bus, repo, "A", base)
     (tree.path / "feature.py").write_text("def f() -> int:\n    return 1\n")
     git(tree.path, "add", "feature.py")
     git(tree.path, "commit", "-qm", "feature")

@@ -13,7 +13,7 @@ import anyio
 import pytest
 from support import git
 
-from conductor import worktrees
+from conductor import actions, worktrees
 from conductor.bus import Bus, create_run
 from conductor.session import HeadlessSession, SessionConfig, TurnResult
 from conductor.standin.harness import STANDIN_MODEL, Offline
@@ -92,11 +92,10 @@ async def team(standin: Standin) -> AsyncIterator[Team]:
                 base_commit=base,
                 sessions=[("A", "core"), ("B", "cli")],
             )
-            trees = {}
-            for name in ("A", "B"):
-                tree = await worktrees.prepare(repo, bus.run_id, name, base)
-                await bus.update(name, branch=tree.branch, worktree=str(tree.path))
-                trees[name] = tree.path
+            trees = {
+                name: (await actions.place_session(bus, repo, name, base)).path
+                for name in ("A", "B")
+            }
             yield Team(offline, bus, base, trees)
 
 
