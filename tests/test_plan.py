@@ -1,0 +1,126 @@
+"""A plan is checked before anything is spawned: ids, dependencies, owned paths."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conductor.errors import InvalidInput
+from conductor.plan import PlanInvalid, layers, load_plan, parse_plan, save_plan
+
+
+def stream(wid: str, owns: list[str], deps: Sequence[str] = (), **extra: Any) -> dict[str, Any]:
+    return {
+        "id": wid,
+        "name": f"stream {wid}",
+        "task": f"build {wid}",
+        "owns": owns,
+        "depends_on": list(deps),
+        **extra,
+    }
+
+
+def errors_of(data: Any, root: Path, **kw: Any) -> list[str]:
+    with pytest.raises(PlanInvalid) as caught:
+        parse_plan(data, root, **kw)
+    return caught.value.errors
+
+
+def test_a_good_plan_parses_with_owned_paths_normalised(tmp_path: Path) -> None:
+    plan = parse_plan(
+        {
+            "workstreams": [
+                stream("A", ["./src/core/", f"{tmp_path}/docs"], interface="core.types.Token"),
+                stream("B", ["src/cli.py"], ["A"]),
+            ]
+        },
+        tmp_path,
+    )
+    assert plan.get("A").owns == ("src/core", "docs")
+    assert plan.get("A").interface == "core.types.Token"
+    assert plan.get("B").depends_on == ("A",)
+
+
+def test_ids_must_be_unique(tmp_path: Path) -> None:
+    data = {"workstreams": [stream("A", ["a"]), stream("A", ["b"])]}
+    assert "workstream id A is used twice" in errors_of(data, tmp_path)
+
+
+def test_ids_must_be_usable_as_session_names(tmp_path: Path) -> None:
+    assert any(
+        "bad id '1x'" in e for e in errors_of({"workstreams": [stream("1x", ["a"])]}, tmp_path)
+    )
+
+
+def test_a_dependency_cycle_is_refused_and_named(tmp_path: Path) -> None:
+    data = {
+        "workstreams": [
+            stream("A", ["a"], ["C"]),
+            stream("B", ["b"], ["A"]),
+            stream("C", ["c"], ["B"]),
+        ]
+    }
+    assert "dependency cycle: A -> C -> B -> A" in errors_of(data, tmp_path)
+
+
+def test_an_unknown_dependency_is_refused(tmp_path: Path) -> None:
+    data = {"workstreams": [stream("A", ["a"], ["Z"])]}
+    assert "A depends on Z, which is not in the plan" in errors_of(data, tmp_path)
+
+
+def test_owned_paths_must_stay_inside_the_repository(tmp_path: Path) -> None:
+    data = {"workstreams": [stream("A", ["../elsewhere"])]}
+    assert "A owns ../elsewhere, which is outside the repository" in errors_of(data, tmp_path)
+
+
+def test_two_workstreams_may_not_own_overlapping_paths(tmp_path: Path) -> None:
+    data = {"workstreams": [stream("A", ["src/"]), stream("B", ["src/cli.py"])]}
+    assert "A and B both own src / src/cli.py" in errors_of(data, tmp_path)
+
+
+def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
+    data = {
+        "workstreams": [
+            stream("A", ["x"], ["Q"]),
+            stream("B", ["x"]),
+            {"id": "C", "name": "", "task": "", "owns": []},
+        ]
+    }
+    assert len(errors_of(data, tmp_path)) == 4  # unknown dep, overlap, no name, no task
+
+
+def test_max_sessions_caps_the_number_of_workstreams(tmp_path: Path) -> None:
+    data = {"workstreams": [stream(w, [w.lower()]) for w in "ABC"]}
+    assert "3 workstreams, more than the limit of 2" in errors_of(data, tmp_path, max_sessions=2)
+
+
+def test_layers_follow_the_dependencies(tmp_path: Path) -> None:
+    plan = parse_plan(
+        {
+            "workstreams": [
+                stream("C", ["c"], ["A", "B"]),
+                stream("A", ["a"]),
+                stream("B", ["b"], ["A"]),
+            ]
+        },
+        tmp_path,
+    )
+    assert layers(plan) == [["A"], ["B"], ["C"]]
+
+
+def test_a_plan_round_trips_through_its_file(tmp_path: Path) -> None:
+    plan = parse_plan({"workstreams": [stream("A", ["a"]), stream("B", ["b"], ["A"])]}, tmp_path)
+    save_plan(plan, tmp_path / "plans" / "plan.json")
+    assert load_plan(tmp_path / "plans" / "plan.json", tmp_path) == plan
+    assert [p.name for p in (tmp_path / "plans").iterdir()] == ["plan.json"]  # no temp left
+
+
+def test_a_plan_file_that_does_not_parse_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "plan.json"
+    bad.write_text("{'workstreams': [")
+    with pytest.raises(InvalidInput, match="is not JSON") as caught:
+        load_plan(bad, tmp_path)
+    assert "\n" not in str(caught.value)
