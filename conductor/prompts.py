@@ -1,0 +1,46 @@
+"""The Jinja environment over the prompt templates, with per-repository overrides.
+
+A file in `.conductor/templates/` of the repository wins over the packaged template of the
+same name. Undefined variables fail loudly (StrictUndefined): a prompt with a hole in it is a
+bug, never something to send to a model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from conductor.errors import ConductorError
+from conductor.workspace import STATE_DIR
+
+
+class TemplateFailed(ConductorError):
+    pass
+
+
+class Prompts:
+    def __init__(self, repo: Path | None = None) -> None:
+        loaders: list[jinja2.BaseLoader] = []
+        if repo is not None:
+            loaders.append(jinja2.FileSystemLoader(repo / STATE_DIR / "templates"))
+        loaders.append(jinja2.PackageLoader("conductor", "templates"))
+        self.env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            autoescape=False,
+        )
+
+    def render(self, name: str, **values: Any) -> str:
+        try:
+            return self.env.get_template(name).render(**values)
+        except jinja2.TemplateNotFound:
+            raise TemplateFailed(f"no template named {name}") from None
+        except jinja2.UndefinedError as e:
+            raise TemplateFailed(f"template {name}: {e.message}") from None
+        except jinja2.TemplateSyntaxError as e:
+            raise TemplateFailed(
+                f"template {e.name or name} line {e.lineno}: {e.message}"
+            ) from None
