@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,11 +19,12 @@ import anyio
 import typer
 
 from conductor import actions, dashboard, gitops, worktrees
-from conductor.bus import Bus, create_run, open_run, parse_session_specs
+from conductor.bus import Bus, create_run, new_run_id, open_run, parse_session_specs
 from conductor.errors import ConductorError, InvalidInput
 from conductor.models import Event, Record, Session
+from conductor.plan import Plan
 from conductor.store import Store
-from conductor.workspace import Workspace, locate
+from conductor.workspace import Workspace, ensure_state_dir, locate
 
 T = TypeVar("T")
 SESSION_ENV = "CONDUCTOR_SESSION"
@@ -713,6 +715,71 @@ def show_dashboard(
 
 
 # ------------------------------------------------------------------------------ runs
+
+API_KEY_VARIABLES = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "CLAUDE_CODE_USE_BEDROCK",
+    "CLAUDE_CODE_USE_VERTEX",
+)
+
+
+@app.command("run", rich_help_panel="Runs")
+def run_goal(
+    ctx: typer.Context,
+    goal: Annotated[str, typer.Argument(help='What to build, e.g. "A REST API with auth".')],
+    plan_only: Annotated[
+        bool, typer.Option("--plan-only", help="Plan, print and save the plan, and stop.")
+    ] = False,
+    plan_file: Annotated[
+        Path | None, typer.Option("--plan", help="Use this plan (JSON) instead of planning.")
+    ] = None,
+    save_to: Annotated[
+        Path | None, typer.Option("--out", help="Where --plan-only saves the plan.")
+    ] = None,
+    max_sessions: Annotated[
+        int, typer.Option("--max-sessions", min=1, help="At most this many workstreams.")
+    ] = 4,
+    model: Annotated[str | None, typer.Option("--model", help="Model for the sessions.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Plan GOAL into workstreams (the supervisor that runs them is not built yet)."""
+    from conductor.plan import load_plan, save_plan
+    from conductor.planner import make_plan
+    from conductor.session import SessionConfig
+
+    if not plan_only:
+        _fail(
+            "running the workstreams needs conductor's supervisor, which is not built yet:"
+            " use --plan-only (with or without --plan FILE)"
+        )
+    g: Globals = ctx.obj
+
+    async def go() -> tuple[Plan, Path]:
+        ws = await locate(Path.cwd(), g.db)
+        if ws.repo_root is None:
+            raise InvalidInput("conductor run works inside a git repository")
+        state = ensure_state_dir(ws.repo_root)
+        if plan_file is not None:
+            plan = load_plan(plan_file, ws.repo_root, max_sessions=max_sessions)
+        else:
+            if not any(os.environ.get(v) for v in API_KEY_VARIABLES):
+                raise InvalidInput(
+                    "no API key: set ANTHROPIC_API_KEY (or try it offline: make demo)"
+                )
+            config = SessionConfig(env={}, config_dir=state / "claude", model=model)
+            plan = await make_plan(goal, ws.repo_root, config, max_sessions=max_sessions)
+        target = save_to or state / "plans" / f"{new_run_id()}.json"
+        save_plan(plan, target)
+        return plan, target
+
+    plan, saved = _run(go)
+    if json_:
+        _print_json({**plan.to_json(), "saved_to": str(saved)})
+        return
+    out.print(dashboard.plan_table(plan))
+    _say(f"plan saved to {saved}; run it later with --plan {saved}")
 
 
 @app.command(rich_help_panel="Runs")

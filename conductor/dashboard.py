@@ -26,6 +26,7 @@ from conductor.models import (
     SessionStatus,
     SyncResult,
 )
+from conductor.plan import Plan
 from conductor.text import one_line
 
 STATUS_STYLE = {
@@ -212,3 +213,18 @@ def transcript_lines(events: Sequence[Event]) -> list[str]:
                 f"{clock(e.created_at)}   ● session {payload.get('data', {}).get('session_id', '')}"
             )
     return lines
+
+
+def plan_table(plan: Plan) -> Table:
+    table = Table(title="Plan", title_justify="left")
+    for col in ("ID", "Name", "Owns", "After", "Task"):
+        table.add_column(col)
+    for w in plan.workstreams:
+        table.add_row(
+            _t(w.id, "bold"),
+            _t(w.name),
+            _t("\n".join(w.owns)),
+            _t(", ".join(w.depends_on)),
+            _t(w.task + (f"\npromises: {w.interface}" if w.interface else "")),
+        )
+    return table
