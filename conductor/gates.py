@@ -1,0 +1,156 @@
+"""The merge gate: approved branches land one at a time, and only with the checks green.
+
+Merges happen in an integration worktree on a detached HEAD at the integration branch's tip.
+The checks run on the merged result there; only when they pass does the branch move, by a
+compare-and-swap `update-ref` from the tip the merge started on. So the integration branch
+never points at an unchecked commit, even if conductor dies in the middle; a conflict or a
+red check is undone with `merge --abort` / `reset --hard`, leaving the worktree clean. A
+branch whose commit is already in the integration branch is reported, never merged twice.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from subprocess import STDOUT
+
+import anyio
+
+from conductor import gitops
+from conductor.errors import GitError
+from conductor.models import check_run_id
+from conductor.workspace import STATE_DIR, ensure_state_dir
+
+CHECK_TIMEOUT = 900.0
+OUTPUT_TAIL_LINES = 60
+
+
+class MergeStatus(StrEnum):
+    MERGED = "merged"
+    ALREADY_MERGED = "already_merged"
+    CONFLICT = "conflict"
+    CHECK_FAILED = "check_failed"
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    status: MergeStatus
+    branch: str
+    commit: str  # what was asked to land
+    integration_head: str  # the integration branch's tip afterwards
+    conflicts: list[str] = field(default_factory=list)
+    check: str = ""
+    output: str = ""
+
+
+def integration_branch(run_id: str) -> str:
+    return f"conductor/{check_run_id(run_id)}"
+
+
+class MergeGate:
+    """One serial queue per run: `await gate.merge(branch, commit)` from any task."""
+
+    def __init__(
+        self,
+        repo: Path,
+        run_id: str,
+        *,
+        base_commit: str,
+        into: str | None = None,
+        checks: Sequence[str] = (),
+        check_timeout: float = CHECK_TIMEOUT,
+    ) -> None:
+        self.repo = repo
+        self.run_id = check_run_id(run_id)
+        self.base_commit = base_commit
+        self.branch = into or integration_branch(run_id)
+        self.checks = [shlex.split(c) for c in checks]
+        self.check_timeout = check_timeout
+        self.tree = repo / STATE_DIR / "worktrees" / self.run_id / ".integration"
+        self._queue = anyio.Lock()
+
+    async def _ensure(self) -> None:
+        """The integration branch (from the run's base commit) and its worktree, clean."""
+        ensure_state_dir(self.repo)
+        if not await gitops.branch_exists(self.repo, self.branch):
+            await gitops.git(["branch", self.branch, self.base_commit], self.repo)
+        known = {t.path for t in await gitops.worktrees(self.repo) if not t.prunable}
+        if self.tree not in known:
+            await gitops.git(["worktree", "prune"], self.repo)
+            self.tree.parent.mkdir(parents=True, exist_ok=True)
+            await gitops.git(
+                ["worktree", "add", "--quiet", "--detach", str(self.tree), self.branch], self.repo
+            )
+        await _reset(self.tree, self.branch)
+
+    async def head(self) -> str:
+        return await gitops.rev_parse(self.branch, self.repo)
+
+    async def merge(self, branch: str, commit: str) -> MergeOutcome:
+        async with self._queue:
+            await self._ensure()
+            tip = await self.head()
+            if await gitops.is_merged(self.repo, commit, tip):
+                return MergeOutcome(MergeStatus.ALREADY_MERGED, branch, commit, tip)
+            merged = await gitops.git(
+                ["merge", "--no-ff", "--no-edit", "-m", f"Merge {branch} ({commit[:12]})", commit],
+                self.tree,
+                check=False,
+            )
+            if merged.returncode != 0:
+                conflicts = (
+                    await gitops.git(["diff", "--name-only", "--diff-filter=U"], self.tree)
+                ).text.splitlines()
+                await _reset(self.tree, tip)
+                if not conflicts:
+                    raise GitError(["merge", commit], merged.returncode, merged.stderr)
+                return MergeOutcome(MergeStatus.CONFLICT, branch, commit, tip, conflicts)
+            for argv in self.checks:
+                ok, output = await self._check(argv)
+                if not ok:
+                    await _reset(self.tree, tip)
+                    return MergeOutcome(
+                        MergeStatus.CHECK_FAILED,
+                        branch,
+                        commit,
+                        tip,
+                        check=shlex.join(argv),
+                        output=output,
+                    )
+            result = await gitops.rev_parse("HEAD", self.tree)
+            # Compare-and-swap: moves only if nobody moved the branch since `tip`.
+            await gitops.git(
+                [
+                    "update-ref",
+                    "-m",
+                    f"conductor: merge {branch}",
+                    f"refs/heads/{self.branch}",
+                    result,
+                    tip,
+                ],
+                self.repo,
+            )
+            return MergeOutcome(MergeStatus.MERGED, branch, commit, result)
+
+    async def _check(self, argv: list[str]) -> tuple[bool, str]:
+        try:
+            with anyio.fail_after(self.check_timeout):
+                done = await anyio.run_process(argv, cwd=self.tree, check=False, stderr=STDOUT)
+        except FileNotFoundError:
+            return False, f"{argv[0]}: command not found"
+        except TimeoutError:
+            return False, f"timed out after {self.check_timeout:.0f}s"
+        text = done.stdout.decode("utf-8", "replace")
+        tail = "\n".join(text.rstrip().splitlines()[-OUTPUT_TAIL_LINES:])
+        return done.returncode == 0, tail
+
+
+async def _reset(tree: Path, commit: str) -> None:
+    """Back to `commit` with nothing half-merged: abort any merge, reset, drop strays."""
+    await gitops.git(["merge", "--abort"], tree, check=False)
+    await gitops.git(["reset", "--quiet", "--hard", commit], tree)
+    await gitops.git(["clean", "-fdq"], tree)
+    await gitops.git(["checkout", "--quiet", "--detach", commit], tree)

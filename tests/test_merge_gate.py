@@ -1,0 +1,151 @@
+"""The merge gate, on real repositories: one branch at a time, checks on the merged result,
+the integration branch advanced only when they pass, nothing half-merged left behind."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import pytest
+from support import commit_file, git
+
+from conductor.gates import MergeGate, MergeStatus
+
+pytestmark = pytest.mark.anyio
+
+RUN = "20261124-000000-beef"
+
+
+def branch_with(repo: Path, name: str, files: dict[str, str], base: str = "main") -> str:
+    git(repo, "checkout", "-q", "-b", name, base)
+    for path, text in files.items():
+        commit_file(repo, path, text, f"{name}: {path}")
+    head = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "main")
+    return head
+
+
+def gate(repo: Path, checks: Sequence[str] = (), into: str | None = None) -> MergeGate:
+    return MergeGate(
+        repo, RUN, base_commit=git(repo, "rev-parse", "main"), checks=checks, into=into
+    )
+
+
+def integration_is_clean(g: MergeGate) -> bool:
+    return (
+        git(g.tree, "status", "--porcelain") == ""
+        and not (Path(git(g.tree, "rev-parse", "--git-dir")) / "MERGE_HEAD").exists()
+    )
+
+
+async def test_an_approved_branch_lands_on_the_integration_branch(repo: Path) -> None:
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    g = gate(repo)
+    outcome = await g.merge("feat-a", a)
+    assert outcome.status is MergeStatus.MERGED
+    assert g.branch == f"conductor/{RUN}"
+    assert git(repo, "rev-parse", g.branch) == outcome.integration_head
+    assert (
+        git(
+            repo,
+            "merge-base",
+            "--is-ancestor",
+            a,
+            g.branch,
+        )
+        == ""
+    )
+    assert git(repo, "rev-parse", "main") != outcome.integration_head  # main untouched
+    assert integration_is_clean(g)
+
+
+async def test_a_branch_is_never_merged_twice(repo: Path) -> None:
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    g = gate(repo)
+    first = await g.merge("feat-a", a)
+    again = await g.merge("feat-a", a)
+    assert again.status is MergeStatus.ALREADY_MERGED
+    assert again.integration_head == first.integration_head
+    assert git(repo, "rev-list", "--count", "--merges", g.branch) == "1"
+
+
+async def test_a_conflict_is_aborted_cleanly_and_names_the_files(repo: Path) -> None:
+    a = branch_with(repo, "feat-a", {"README.md": "A's readme\n"})
+    b = branch_with(repo, "feat-b", {"README.md": "B's readme\n", "b.py": "B = 1\n"})
+    g = gate(repo)
+    landed = await g.merge("feat-a", a)
+    outcome = await g.merge("feat-b", b)
+    assert outcome.status is MergeStatus.CONFLICT
+    assert outcome.conflicts == ["README.md"]
+    assert git(repo, "rev-parse", g.branch) == landed.integration_head
+    assert integration_is_clean(g)
+
+
+CHECK = (
+    f'{sys.executable} -c "import pathlib, sys;'
+    " sys.exit('broken: ' + pathlib.Path('state.txt').read_text().strip()"
+    " if pathlib.Path('state.txt').read_text().strip() != 'ok' else 0)\""
+)
+
+
+async def test_a_red_check_leaves_the_integration_branch_where_it_was(repo: Path) -> None:
+    commit_file(repo, "state.txt", "ok\n")
+    bad = branch_with(repo, "feat-bad", {"state.txt": "bad\n"})
+    g = gate(repo, [CHECK])
+    before = git(repo, "rev-parse", "main")  # the integration branch starts here
+    outcome = await g.merge("feat-bad", bad)
+    assert outcome.status is MergeStatus.CHECK_FAILED
+    assert "broken: bad" in outcome.output and outcome.check.startswith(sys.executable)
+    assert git(repo, "rev-parse", g.branch) == before
+    assert integration_is_clean(g)
+
+
+async def test_a_fixed_branch_lands_after_its_red_check(repo: Path) -> None:
+    commit_file(repo, "state.txt", "ok\n")
+    bad = branch_with(repo, "feat", {"state.txt": "bad\n"})
+    g = gate(repo, [CHECK])
+    assert (await g.merge("feat", bad)).status is MergeStatus.CHECK_FAILED
+    git(repo, "checkout", "-q", "feat")
+    fixed = commit_file(repo, "state.txt", "ok\n", "fix state")
+    git(repo, "checkout", "-q", "main")
+    assert (await g.merge("feat", fixed)).status is MergeStatus.MERGED
+
+
+async def test_checks_run_on_the_merged_result_not_the_branch_alone(repo: Path) -> None:
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    b = branch_with(repo, "feat-b", {"b.py": "from a import A\nB = A + 1\n"})
+    needs_both = f"{sys.executable} -c 'import b; assert b.B == 2'"
+    g = gate(repo, [needs_both])
+    assert (await g.merge("feat-a", a)).status is MergeStatus.CHECK_FAILED  # no b.py yet
+    g.checks = []
+    assert (await g.merge("feat-a", a)).status is MergeStatus.MERGED
+    g = gate(repo, [needs_both])
+    assert (await g.merge("feat-b", b)).status is MergeStatus.MERGED  # b alone would fail
+
+
+async def test_concurrent_requests_merge_one_at_a_time(repo: Path) -> None:
+    heads = {n: branch_with(repo, f"feat-{n}", {f"{n}.py": f"{n} = 1\n"}) for n in "abc"}
+    g = gate(repo, [f"{sys.executable} -c 'import time; time.sleep(0.1)'"])
+    outcomes = []
+
+    async def land(name: str) -> None:
+        outcomes.append(await g.merge(f"feat-{name}", heads[name]))
+
+    async with anyio.create_task_group() as tg:
+        for name in heads:
+            tg.start_soon(land, name)
+    assert [o.status for o in outcomes] == [MergeStatus.MERGED] * 3
+    assert git(repo, "rev-list", "--count", "--merges", g.branch) == "3"
+    files = git(repo, "ls-tree", "--name-only", g.branch).split()
+    assert {"a.py", "b.py", "c.py"} <= set(files)
+
+
+async def test_into_targets_another_branch(repo: Path) -> None:
+    git(repo, "branch", "release")
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    g = gate(repo, into="release")
+    outcome = await g.merge("feat-a", a)
+    assert git(repo, "rev-parse", "release") == outcome.integration_head
+    assert not git(repo, "branch", "--list", f"conductor/{RUN}")
