@@ -141,15 +141,20 @@ def _emit(json_: bool, record: Record, line: str) -> None:
 def init(
     ctx: typer.Context,
     sessions: Annotated[
-        str, typer.Option("--sessions", help='Sessions to register, e.g. "A:frontend B:api".')
-    ],
+        str | None,
+        typer.Option("--sessions", help='Sessions to register, e.g. "A:frontend B:api".'),
+    ] = None,
     goal: Annotated[str, typer.Option("--goal", help="What the run is for.")] = "",
     json_: JsonOpt = False,
 ) -> None:
-    """Start a run by hand and register its sessions."""
+    """Write a commented conductor.toml; with --sessions, start a run by hand instead."""
     g: Globals = ctx.obj
+    if sessions is None:
+        _say(f"wrote {_run(_write_config)}: edit it to set checks, budgets and review policy")
+        return
 
     async def go() -> tuple[Bus, list[Session]]:
+        assert sessions is not None
         specs = parse_session_specs(sessions)
         ws = await locate(Path.cwd(), g.db)
         base_ref = base_commit = None
@@ -173,6 +178,15 @@ def init(
         return
     _say(f"run {bus.run.id}: {len(made)} sessions registered")
     out.print(dashboard.sessions_table(made))
+
+
+async def _write_config() -> Path:
+    from conductor.config import write_default
+
+    ws = await locate(Path.cwd())
+    if ws.repo_root is None:
+        raise InvalidInput("conductor init works inside a git repository")
+    return write_default(ws.repo_root)
 
 
 @app.command(rich_help_panel="Coordination")

@@ -1,0 +1,132 @@
+"""`conductor.toml` at the repository root: how a run behaves. Flags override it.
+
+Unknown keys and wrong types are errors that name the key, so a typo never silently falls
+back to a default (a budget is no place for silent defaults).
+"""
+
+from __future__ import annotations
+
+import shlex
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from conductor.errors import InvalidInput
+
+CONFIG_NAME = "conductor.toml"
+REVIEW_POLICIES = ("agent", "peer", "human", "auto")
+
+DEFAULT_TOML = """\
+# conductor.toml — how `conductor run` behaves in this repository. Flags override these.
+
+# Model for every session (an alias such as "sonnet", or a full model id). Empty: the CLI's.
+model = ""
+
+# At most this many sessions work at once, and at most this many workstreams in a plan.
+max_parallel = 3
+max_sessions = 4
+
+# Commands the merge gate runs on the merged result before the integration branch moves.
+# Each is split like a shell would split it, but run without a shell.
+checks = ["pytest -q"]
+
+# Who reviews a finished workstream: "agent" (a reviewer session), "peer" (another
+# workstream's session), "human" (you, with conductor review approve/reject), or "auto".
+review = "agent"
+
+# Budgets: a session stops at max_turns or max_usd_per_session; the run stops spawning and
+# asks everyone to wrap up at max_usd_per_run.
+max_turns = 200
+max_usd_per_session = 5.0
+max_usd_per_run = 20.0
+
+# A session with no event for this long is stalled; a dead one is resumed up to `retries`.
+stall_seconds = 600
+retries = 2
+
+# Files git ignores that each new worktree needs, copied from this checkout (e.g. ".env"),
+# and a command run in each new worktree before its session starts (e.g. "npm ci").
+copy_files = []
+setup = ""
+"""
+
+
+@dataclass(frozen=True)
+class Config:
+    model: str = ""
+    max_parallel: int = 3
+    max_sessions: int = 4
+    checks: tuple[str, ...] = ()
+    review: str = "agent"
+    max_turns: int = 200
+    max_usd_per_session: float = 5.0
+    max_usd_per_run: float = 20.0
+    stall_seconds: float = 600.0
+    retries: int = 2
+    copy_files: tuple[str, ...] = ()
+    setup: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def setup_argv(self) -> list[str]:
+        return shlex.split(self.setup)
+
+    def override(self, **flags: Any) -> Config:
+        """The config with every flag that was given (not None) in place."""
+        return replace(self, **{k: v for k, v in flags.items() if v is not None})
+
+
+def load_config(repo: Path) -> Config:
+    path = repo / CONFIG_NAME
+    if not path.exists():
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidInput(f"{path} is not valid TOML: {e}") from None
+    return parse_config(data, source=str(path))
+
+
+def parse_config(data: dict[str, Any], *, source: str = CONFIG_NAME) -> Config:
+    known = {f.name: f for f in fields(Config)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise InvalidInput(f"{source}: unknown setting {unknown[0]!r}")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        default = getattr(Config(), key)
+        values[key] = _coerce(key, value, default, source)
+    config = Config(**values)
+    if config.review not in REVIEW_POLICIES:
+        raise InvalidInput(f"{source}: review must be one of {', '.join(REVIEW_POLICIES)}")
+    if config.max_parallel < 1 or config.max_sessions < 1:
+        raise InvalidInput(f"{source}: max_parallel and max_sessions are at least 1")
+    return config
+
+
+def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
+    wrong = InvalidInput(f"{source}: {key} should be {type(default).__name__}, not {value!r}")
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidInput(f"{source}: {key} should be a list of strings")
+        return tuple(value)
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise wrong
+        return {str(k): str(v) for k, v in value.items()}
+    if isinstance(default, bool) or isinstance(value, bool):
+        raise wrong
+    if isinstance(default, float) and isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, type(default)):
+        raise wrong
+    return value
+
+
+def write_default(repo: Path) -> Path:
+    path = repo / CONFIG_NAME
+    if path.exists():
+        raise InvalidInput(f"{path} exists already: edit it, or remove it first")
+    path.write_text(DEFAULT_TOML)
+    return path
