@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import Cli, git, one_line_error
@@ -47,6 +48,26 @@ def test_conductor_db_variable_puts_the_database_elsewhere(cli: Cli, tmp_path: P
     cli.ok("init", "--sessions", "A:x", CONDUCTOR_DB=str(db))
     assert db.is_file()
     assert cli.ok("status", "--json", CONDUCTOR_DB=str(db)).json()[0]["name"] == "A"
+
+
+@pytest.mark.parametrize(
+    ("make_db", "complaint"),
+    [
+        (
+            lambda tmp: tmp.joinpath("junk.db").write_text("not sqlite") and tmp / "junk.db",
+            "file is not a database",
+        ),
+        (lambda tmp: tmp / "file.txt" / "sub" / "c.db", "cannot create"),
+    ],
+)
+def test_a_database_that_cannot_be_used_is_a_one_line_error(
+    process_cli: Cli, tmp_path: Path, make_db: Any, complaint: str
+) -> None:
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    db = make_db(tmp_path)
+    assert complaint in one_line_error(process_cli.fails("--db", str(db), "status"))
+    if db.name == "junk.db":
+        assert db.read_text() == "not sqlite"  # untouched
 
 
 def test_outside_a_git_repository_is_a_one_line_error(tmp_path: Path) -> None:
