@@ -407,9 +407,14 @@ class Store:
                 yield self._db
                 with anyio.CancelScope(shield=True):
                     await self._db.execute("COMMIT")
-            except BaseException:
+            except BaseException as err:
                 with anyio.CancelScope(shield=True):
                     await self._rollback()
+                if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
+                    raise StoreError(
+                        f"the database {self.path} stayed locked by another process for"
+                        f" {BUSY_TIMEOUT_MS // 1000} s: try again"
+                    ) from None
                 raise
 
     async def _rollback(self) -> None:

@@ -539,3 +539,17 @@ async def test_an_unknown_session_is_an_error_for_every_operation_and_changes_no
     with pytest.raises(UnknownSession, match="'Z'"):
         await operation(Fixtures(bus, tmp_path, message.id, review.id))
     assert await bus.events() == before
+
+
+async def test_a_lock_held_past_the_busy_timeout_is_a_clear_store_error(bus: Bus) -> None:
+    locked = anyio.Event()
+    await bus.store._db.execute("PRAGMA busy_timeout = 100")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(
+            anyio.to_thread.run_sync, partial(_hold_write_lock, bus.store.path, locked), 0.6
+        )
+        await locked.wait()
+        with pytest.raises(StoreError, match="stayed locked by another process"):
+            await bus.send("A", "B", "blocked for too long")
+    assert [m.body for m in await bus.inbox("B")] == []
+    await bus.send("A", "B", "fine afterwards")
