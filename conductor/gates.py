@@ -20,11 +20,13 @@ from subprocess import STDOUT
 import anyio
 
 from conductor import gitops
+from conductor.bus import Bus
 from conductor.errors import GitError
 from conductor.models import check_run_id
 from conductor.workspace import STATE_DIR, ensure_state_dir
 
 CHECK_TIMEOUT = 900.0
+PUSH_LOCK_WAIT = 120.0
 OUTPUT_TAIL_LINES = 60
 
 
@@ -44,6 +46,7 @@ class MergeOutcome:
     conflicts: list[str] = field(default_factory=list)
     check: str = ""
     output: str = ""
+    pushed_to: str | None = None  # the remote the integration branch was pushed to
 
 
 def integration_branch(run_id: str) -> str:
@@ -62,13 +65,17 @@ class MergeGate:
         into: str | None = None,
         checks: Sequence[str] = (),
         check_timeout: float = CHECK_TIMEOUT,
+        push: tuple[Bus, str] | None = None,
     ) -> None:
+        """`push=(bus, remote)`: after each merge, push the integration branch to `remote`
+        holding the bus's git lock, as every other push in the run does."""
         self.repo = repo
         self.run_id = check_run_id(run_id)
         self.base_commit = base_commit
         self.branch = into or integration_branch(run_id)
         self.checks = [shlex.split(c) for c in checks]
         self.check_timeout = check_timeout
+        self.push = push
         self.tree = repo / STATE_DIR / "worktrees" / self.run_id / ".integration"
         self._queue = anyio.Lock()
 
@@ -133,7 +140,27 @@ class MergeGate:
                 ],
                 self.repo,
             )
-            return MergeOutcome(MergeStatus.MERGED, branch, commit, result)
+            pushed_to = await self._push() if self.push else None
+            return MergeOutcome(MergeStatus.MERGED, branch, commit, result, pushed_to=pushed_to)
+
+    async def _push(self) -> str:
+        assert self.push is not None
+        bus, remote = self.push
+        lease = await bus.acquire_lock("merge gate", wait_seconds=PUSH_LOCK_WAIT)
+        try:
+            await gitops.git(
+                ["push", "--quiet", remote, f"refs/heads/{self.branch}:refs/heads/{self.branch}"],
+                self.repo,
+            )
+        finally:
+            await bus.release_lock(lease)
+        await bus.record(
+            None,
+            "git.push",
+            f"{self.branch} -> {remote}",
+            {"branch": self.branch, "remote": remote},
+        )
+        return remote
 
     async def _check(self, argv: list[str]) -> tuple[bool, str]:
         try:

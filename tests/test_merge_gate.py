@@ -11,7 +11,9 @@ import anyio
 import pytest
 from support import commit_file, git
 
+from conductor.bus import create_run
 from conductor.gates import MergeGate, MergeStatus
+from conductor.store import Store
 
 pytestmark = pytest.mark.anyio
 
@@ -149,3 +151,20 @@ async def test_into_targets_another_branch(repo: Path) -> None:
     outcome = await g.merge("feat-a", a)
     assert git(repo, "rev-parse", "release") == outcome.integration_head
     assert not git(repo, "branch", "--list", f"conductor/{RUN}")
+
+
+async def test_with_a_remote_the_integration_branch_is_pushed_under_the_lock(
+    repo: Path, tmp_path: Path, store: Store
+) -> None:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    bus = await create_run(store, goal="g", repo_root=repo, base_ref="main", base_commit=None)
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    g = MergeGate(repo, RUN, base_commit=git(repo, "rev-parse", "main"), push=(bus, "origin"))
+    outcome = await g.merge("feat-a", a)
+    assert outcome.pushed_to == "origin"
+    assert git(remote, "rev-parse", g.branch) == outcome.integration_head
+    kinds = [e.kind for e in await bus.events()]
+    assert kinds[-3:] == ["lock.acquired", "lock.released", "git.push"]
+    assert await bus.lock() is None
