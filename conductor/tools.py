@@ -180,3 +180,31 @@ def coordination_tools(bus: Bus, name: str, worktree: Path) -> list[SdkMcpTool[A
             done,
         ),
     ]
+
+
+def reviewer_tools(bus: Bus, name: str) -> list[SdkMcpTool[Any]]:
+    """What a reviewer session adds to the bus tools: its verdict, with comments."""
+
+    async def review_verdict(args: dict[str, Any]) -> str:
+        verdict = str(args["verdict"]).strip().lower()
+        if verdict not in ("approve", "reject"):
+            raise InvalidInput("verdict is approve or reject")
+        comments = str(args.get("comments", ""))
+        if verdict == "reject" and not comments.strip():
+            raise InvalidInput("say what to fix in 'comments' when you reject")
+        review = await bus.decide(
+            int(args["review_id"]), name, approve=verdict == "approve", comment=comments
+        )
+        return f"Review #{review.id} {review.status.value}; {review.requester} is told."
+
+    return [
+        _as_tool(
+            "review_verdict",
+            "Approve or reject the review you were given, with comments the author can act on.",
+            _schema(
+                {"review_id": "the review's number", "verdict": "approve or reject"},
+                {"comments": "what is good, what to fix"},
+            ),
+            review_verdict,
+        )
+    ]
