@@ -256,3 +256,16 @@ def test_model_serve_with_a_bad_script_is_a_one_line_error(tmp_path: Path) -> No
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "colour" in done.stderr
+
+
+async def test_a_failure_inside_the_stand_in_fails_one_request_not_the_server(
+    server: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(body: Any, headers: Any) -> Any:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(server, "answer", broken)
+    status, _, raw = await request(server, "POST", "/v1/messages", body("A"))
+    assert status == 500 and "stand-in failed: KeyError" in json.loads(raw)["error"]["message"]
+    monkeypatch.undo()
+    assert (await request(server, "POST", "/v1/messages", body("A")))[0] == 200

@@ -130,7 +130,10 @@ class StandIn:
         elif not isinstance(body, dict):
             reply = Reply(status=400, error="the request body is not a JSON object")
         else:
-            reply = self.answer(body, headers)
+            try:
+                reply = self.answer(body, headers)
+            except Exception as e:  # a bug here must fail one request, not the whole server
+                reply = Reply(status=500, error=f"stand-in failed: {type(e).__name__}: {e}")
         self._log(method, target, headers, body, reply)
         if reply.delay:
             await anyio.sleep(reply.delay)
