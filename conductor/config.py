@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import shlex
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from conductor.errors import InvalidInput
+from conductor.session import SessionConfig
+from conductor.worktrees import Bootstrap
 
 CONFIG_NAME = "conductor.toml"
 REVIEW_POLICIES = ("agent", "peer", "human", "auto")
@@ -49,6 +52,9 @@ retries = 2
 # and a command run in each new worktree before its session starts (e.g. "npm ci").
 copy_files = []
 setup = ""
+
+# Extra environment for every session (shared resources: give each its own port, say).
+[env]
 """
 
 
@@ -71,6 +77,22 @@ class Config:
     @property
     def setup_argv(self) -> list[str]:
         return shlex.split(self.setup)
+
+    def bootstrap(self) -> Bootstrap:
+        """What each new worktree gets: the files to copy and the setup command."""
+        return Bootstrap(copy_files=self.copy_files, setup=self.setup_argv)
+
+    def session(self, state_dir: Path, env: Mapping[str, str]) -> SessionConfig:
+        """How to start a worker session: the caller's environment (a real key, or the
+        stand-in's) under the `env` table of conductor.toml, a private CLAUDE_CONFIG_DIR in
+        `.conductor/`, the model and the per-session budgets."""
+        return SessionConfig(
+            env={**env, **self.env},
+            config_dir=state_dir / "claude",
+            model=self.model or None,
+            max_turns=self.max_turns,
+            max_budget_usd=self.max_usd_per_session,
+        )
 
     def override(self, **flags: Any) -> Config:
         """The config with every flag that was given (not None) in place."""

@@ -3,6 +3,7 @@ Real CLI against the stand-in, real git."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from support import Cli, git
 
 from conductor import actions, worktrees
 from conductor.bus import Bus, create_run
+from conductor.config import load_config
 from conductor.session import HeadlessSession, SessionConfig
 from conductor.standin.harness import STANDIN_MODEL, Offline
 from conductor.store import Store
@@ -191,3 +193,50 @@ async def test_request_review_reviews_the_sessions_branch(repo: Path, store: Sto
     review = await bus.review(1)
     assert review.commit == git(tree.path, "rev-parse", "HEAD")
     assert b"+def f() -> int:" in review.diff and review.note == "first cut"
+
+
+FROM_CONFIG = r"""
+roles:
+  A:
+    - - tool: Bash
+        input: {command: 'cat .env; cat setup.done; echo "port=$SERVICE_PORT"'}
+      - text: "Looked."
+"""
+
+CONDUCTOR_TOML = f"""
+copy_files = [".env"]
+setup = "{sys.executable} -c \\"open('setup.done', 'w').write('setup ran\\\\n')\\""
+[env]
+SERVICE_PORT = "9107"
+"""
+
+
+async def test_conductor_toml_bootstraps_the_worktree_and_the_session_env(
+    standin: Standin,
+) -> None:
+    async with standin(FROM_CONFIG) as offline:
+        repo = offline.repo
+        (repo / ".gitignore").write_text(".env\n")
+        (repo / ".env").write_text("SECRET=from-main-checkout\n")
+        (repo / "conductor.toml").write_text(CONDUCTOR_TOML)
+        config = load_config(repo).override(model=STANDIN_MODEL)
+        base = git(repo, "rev-parse", "HEAD")
+        async with Store.open(repo / ".conductor" / "conductor.db") as store:
+            bus = await create_run(
+                store,
+                goal="cfg",
+                repo_root=repo,
+                base_ref="main",
+                base_commit=base,
+                sessions=[("A", "solo")],
+            )
+            tree = await actions.place_session(bus, repo, "A", base, config.bootstrap())
+            session_config = config.session(repo / ".conductor", offline.env)
+            async with HeadlessSession(bus, "A", tree.path, session_config) as session:
+                await session.turn("conductor-role: A\nLook around.")
+            seen = next(
+                e.summary for e in await bus.events(session="A") if e.kind == "sdk.tool_result"
+            )
+    assert "SECRET=from-main-checkout" in seen
+    assert "setup ran" in seen
+    assert "port=9107" in seen
