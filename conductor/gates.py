@@ -79,7 +79,7 @@ class MergeGate:
         self.tree = repo / STATE_DIR / "worktrees" / self.run_id / ".integration"
         self._queue = anyio.Lock()
 
-    async def _ensure(self) -> None:
+    async def prepare(self) -> None:
         """The integration branch (from the run's base commit) and its worktree, clean."""
         ensure_state_dir(self.repo)
         if not await gitops.branch_exists(self.repo, self.branch):
@@ -98,7 +98,7 @@ class MergeGate:
 
     async def merge(self, branch: str, commit: str) -> MergeOutcome:
         async with self._queue:
-            await self._ensure()
+            await self.prepare()
             tip = await self.head()
             if await gitops.is_merged(self.repo, commit, tip):
                 return MergeOutcome(MergeStatus.ALREADY_MERGED, branch, commit, tip)

@@ -211,6 +211,7 @@ async def delete_branch(repo: Path, branch: str) -> None:
     await git(["branch", "-D", branch], repo)
 
 
-async def branches(repo: Path, prefix: str) -> list[str]:
-    out = await git(["for-each-ref", "--format=%(refname:short)", f"refs/heads/{prefix}"], repo)
+async def branches(repo: Path, pattern: str) -> list[str]:
+    """Local branches matching a for-each-ref pattern (a glob, or a prefix up to a `/`)."""
+    out = await git(["for-each-ref", "--format=%(refname:short)", f"refs/heads/{pattern}"], repo)
     return [b for b in out.text.splitlines() if b]

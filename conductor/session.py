@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from claude_agent_sdk import (
     ClaudeSDKClient,
     HookMatcher,
     ResultMessage,
+    SdkMcpTool,
     SystemMessage,
     TextBlock,
     ToolResultBlock,
@@ -62,6 +63,7 @@ class SessionConfig:
     max_turns: int | None = None
     max_budget_usd: float | None = None
     system_prompt: str | None = None
+    tools: Sequence[str] | None = None  # the CLI's built-in tools offered; None: all of them
 
 
 class HeadlessSession:
@@ -75,7 +77,9 @@ class HeadlessSession:
         config: SessionConfig,
         *,
         resume: str | None = None,
+        extra_tools: Sequence[SdkMcpTool[Any]] = (),
     ) -> None:
+        self.extra_tools = list(extra_tools)
         self.bus = bus
         self.name = name
         self.worktree = worktree
@@ -96,7 +100,12 @@ class HeadlessSession:
             max_budget_usd=self.config.max_budget_usd,
             system_prompt=self.config.system_prompt,
             resume=self.resume,
-            mcp_servers={SERVER_NAME: coordination_server(self.bus, self.name, self.worktree)},
+            tools=list(self.config.tools) if self.config.tools is not None else None,
+            mcp_servers={
+                SERVER_NAME: coordination_server(
+                    self.bus, self.name, self.worktree, extra=self.extra_tools
+                )
+            },
             hooks={
                 "PreToolUse": [HookMatcher(matcher=None, hooks=[self._pre_tool_use])],
                 "PostToolUse": [HookMatcher(matcher=None, hooks=[self._post_tool_use])],

@@ -8,7 +8,7 @@ model reads, never as an exception that would end the session.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,12 @@ def describe(messages: list[Message]) -> list[str]:
     return [f'MSG #{m.id} from={m.sender or "conductor"}: "{m.body}"' for m in messages]
 
 
-def coordination_server(bus: Bus, name: str, worktree: Path) -> McpSdkServerConfig:
+def coordination_server(
+    bus: Bus, name: str, worktree: Path, *, extra: Sequence[SdkMcpTool[Any]] = ()
+) -> McpSdkServerConfig:
     """The `bus` MCP server for session `name`, whose working tree is `worktree`."""
-    return create_sdk_mcp_server(SERVER_NAME, tools=coordination_tools(bus, name, worktree))
+    tools = [*coordination_tools(bus, name, worktree), *extra]
+    return create_sdk_mcp_server(SERVER_NAME, tools=tools)
 
 
 def coordination_tools(bus: Bus, name: str, worktree: Path) -> list[SdkMcpTool[Any]]:

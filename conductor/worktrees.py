@@ -1,7 +1,9 @@
 """A run's worktrees: one per session, on its own branch, known to the run and cleaned up.
 
 Worktrees live in `.conductor/worktrees/<run>/<session>` (ignored by git with the rest of
-`.conductor/`), on branches `conductor/<run>/<session>`. Both are derived from the run and
+`.conductor/`), on branches `conductor/<run>-<session>`: beside the run's integration branch
+`conductor/<run>`, not under it (git cannot hold both `conductor/<run>` and
+`conductor/<run>/A`). Both are derived from the run and
 session ids, which follow strict patterns, so the same run and session always find the same
 tree again: a re-run or a resume reuses it instead of failing with "already exists".
 """
@@ -33,7 +35,7 @@ def worktree_path(repo: Path, run_id: str, session: str) -> Path:
 
 
 def session_branch(run_id: str, session: str) -> str:
-    return f"conductor/{check_run_id(run_id)}/{check_session_name(session)}"
+    return f"conductor/{check_run_id(run_id)}-{check_session_name(session)}"
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ async def clean(repo: Path, run_id: str, *, into: str, force: bool = False) -> C
     await gitops.git(["worktree", "prune"], repo)
     kept = {str(p) for p, _ in report.kept_worktrees}
     in_use = {t.branch for t in await gitops.worktrees(repo) if str(t.path) in kept}
-    for branch in await gitops.branches(repo, f"conductor/{run_id}/"):
+    for branch in await gitops.branches(repo, f"conductor/{run_id}-*"):
         if branch in in_use:
             report.kept_branches.append((branch, "its worktree was kept"))
         elif force or await gitops.is_merged(repo, branch, into):

@@ -22,7 +22,7 @@ async def test_a_session_gets_its_own_worktree_on_its_own_branch(repo: Path) -> 
     tree = await worktrees.prepare(repo, RUN, "A", base)
     assert tree.created
     assert tree.path == repo / ".conductor" / "worktrees" / RUN / "A"
-    assert tree.branch == f"conductor/{RUN}/A"
+    assert tree.branch == f"conductor/{RUN}-A"
     assert git(tree.path, "rev-parse", "--abbrev-ref", "HEAD") == tree.branch
     assert git(tree.path, "rev-parse", "HEAD") == base
     assert git(repo, "status", "--porcelain") == ""  # .conductor/ is ignored
@@ -84,7 +84,7 @@ def _run_with_two_sessions(cli: Cli, repo: Path) -> tuple[str, dict[str, Path]]:
     trees = {name: anyio.run(worktrees.prepare, repo, run, name, base).path for name in ("A", "B")}
     commit_file(trees["A"], "a.py", "a = 1\n")
     commit_file(trees["B"], "b.py", "b = 1\n")
-    git(repo, "merge", "-q", "--ff-only", f"conductor/{run}/A")
+    git(repo, "merge", "-q", "--ff-only", f"conductor/{run}-A")
     return run, trees
 
 
@@ -92,10 +92,10 @@ def test_a_runs_worktrees_are_listed(cli: Cli, repo: Path) -> None:
     run, trees = _run_with_two_sessions(cli, repo)
     listed = cli.ok("worktrees", "--json").json()
     assert [(t["path"], t["branch"]) for t in listed] == [
-        (str(trees["A"]), f"conductor/{run}/A"),
-        (str(trees["B"]), f"conductor/{run}/B"),
+        (str(trees["A"]), f"conductor/{run}-A"),
+        (str(trees["B"]), f"conductor/{run}-B"),
     ]
-    assert f"conductor/{run}/B" in cli.ok("worktrees", run).out
+    assert f"conductor/{run}-B" in cli.ok("worktrees", run).out
 
 
 def test_clean_removes_worktrees_and_merged_branches_and_keeps_unmerged(
@@ -104,10 +104,10 @@ def test_clean_removes_worktrees_and_merged_branches_and_keeps_unmerged(
     run, trees = _run_with_two_sessions(cli, repo)
     out = cli.ok("clean").out
     assert f"removed worktree {trees['A']}" in out
-    assert f"deleted branch conductor/{run}/A" in out
-    assert f"kept branch conductor/{run}/B: not merged into main (use --force)" in out
+    assert f"deleted branch conductor/{run}-A" in out
+    assert f"kept branch conductor/{run}-B: not merged into main (use --force)" in out
     assert not trees["A"].exists() and not trees["B"].exists()
-    assert git(repo, "branch", "--list", f"conductor/{run}/*").split() == [f"conductor/{run}/B"]
+    assert git(repo, "branch", "--list", f"conductor/{run}-*").split() == [f"conductor/{run}-B"]
 
 
 def test_clean_with_force_leaves_nothing_of_the_run(cli: Cli, repo: Path) -> None:
