@@ -32,7 +32,7 @@ from conductor.gates import (
 from conductor.models import Review, ReviewStatus, SessionKind, SessionStatus
 from conductor.plan import Plan, Workstream
 from conductor.prompts import Prompts
-from conductor.session import HeadlessSession, TurnResult
+from conductor.session import HeadlessSession, SessionConfig, TurnResult
 from conductor.store import Store
 from conductor.tools import describe, reviewer_tools
 
@@ -136,6 +136,19 @@ class Supervisor:
             [self.outcomes[i] for i in order],
         )
 
+    def _session_config(self, name: str) -> SessionConfig:
+        """Sessions can use the hand commands too (`conductor sync`) and find the
+        integration branch (to bring their branch up to date after a conflict)."""
+        assert self.bus is not None and self.gate is not None
+        env = {
+            **self.env,
+            "CONDUCTOR_RUN": self.bus.run_id,
+            "CONDUCTOR_SESSION": name,
+            "CONDUCTOR_DB": str(self.store.path),
+            "CONDUCTOR_INTEGRATION_BRANCH": self.gate.branch,
+        }
+        return self.config.session(self.repo / ".conductor", env)
+
     def _over_budget(self) -> bool:
         spent = sum(o.cost_usd for o in self.outcomes.values())
         return spent >= self.config.max_usd_per_run
@@ -169,7 +182,7 @@ class Supervisor:
         tree = await actions.place_session(
             bus, self.repo, workstream.id, await gate.head(), self.config.bootstrap()
         )
-        config = self.config.session(self.repo / ".conductor", self.env)
+        config = self._session_config(workstream.id)
         others = [w for w in self.plan.workstreams if w.id != workstream.id]
         prompt = self.prompts.render(
             "session.md.j2",
@@ -280,9 +293,8 @@ class Supervisor:
             await bus.register([(name, f"reviews {workstream.id}")], kind=SessionKind.REVIEWER)
         review = await bus.review(review_id)
         author = await bus.session(workstream.id)
-        config = replace(
-            self.config.session(self.repo / ".conductor", self.env), tools=READ_ONLY_TOOLS
-        )
+        config = replace(self._session_config(name), tools=READ_ONLY_TOOLS)
+        resume = (await bus.session(name)).sdk_session_id  # the same reviewer, round after round
         prompt = self.prompts.render(
             "reviewer.md.j2",
             role=name,
@@ -295,7 +307,7 @@ class Supervisor:
         )
         tree = Path(author.worktree or self.repo)
         async with HeadlessSession(
-            bus, name, tree, config, extra_tools=reviewer_tools(bus, name)
+            bus, name, tree, config, resume=resume, extra_tools=reviewer_tools(bus, name)
         ) as session:
             for _ in range(2):
                 await session.turn(prompt)

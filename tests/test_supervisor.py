@@ -97,3 +97,175 @@ async def test_a_plan_runs_to_merged_checked_code(standin: Standin) -> None:
         assert "def greet()" in str(b_results[1]["messages"])
         assert git(repo, "rev-parse", "main") == git(repo, "rev-parse", "HEAD")  # main untouched
         assert all(o.cost_usd > 0 and o.turns > 0 for o in summary.outcomes)
+
+
+ONE = {"workstreams": [{"id": "A", "name": "core", "task": "core", "owns": ["core.py"]}]}
+WRITE_CORE = """
+      - tool: Write
+        input: {file_path: "${cwd}/core.py", content: "def greet():\\n    return 'hello'\\n"}
+      - tool: Bash
+        input: {command: "git add -A && git commit -qm core"}
+      - tool: mcp__bus__request_review
+        input: {}
+      - text: "Asked for review."
+"""
+
+REJECT_THEN_APPROVE = f"""
+roles:
+  A:
+    - {WRITE_CORE.strip()}
+    - - tool: Write
+        input:
+          file_path: "${{cwd}}/core.py"
+          content: "def greet():\\n    \\"\\"\\"Hi.\\"\\"\\"\\n    return 'hello'\\n"
+      - tool: Bash
+        input: {{command: "git commit -qam 'core: docstring'"}}
+      - tool: mcp__bus__request_review
+        input: {{}}
+      - text: "Fixed."
+  A-review:
+    - - tool: Read
+        input: {{file_path: "${{cwd}}/core.py"}}
+      - tool: mcp__bus__review_verdict
+        input: {{review_id: "1", verdict: reject, comments: "greet() needs a docstring"}}
+      - text: "Rejected."
+    - - tool: mcp__bus__review_verdict
+        input: {{review_id: "2", verdict: approve, comments: "good"}}
+      - text: "Approved."
+"""
+
+
+async def test_an_agent_reviewer_rejects_then_approves(standin: Standin) -> None:
+    async with standin(REJECT_THEN_APPROVE) as offline:
+        summary = await run_plan(offline, ONE, review="agent")
+        assert summary.ok
+        outcome = summary.outcomes[0]
+        assert outcome.review_rounds == 2
+        a_requests = [
+            str(r.body["messages"])
+            for r in offline.server.requests
+            if r.answer.startswith("A chapter 2")
+        ]
+        assert "greet() needs a docstring" in a_requests[0]
+        reviewer = [r for r in offline.server.requests if r.answer.startswith("A-review")]
+        tools = {t["name"] for t in reviewer[0].body["tools"]}
+        assert "Write" not in tools and "Bash" not in tools  # the reviewer only reads
+        merged = git(offline.repo, "show", f"{summary.integration_branch}:core.py")
+        assert '"""Hi."""' in merged
+
+
+RED_CHECK = f"""
+roles:
+  A:
+    - - tool: Write
+        input: {{file_path: "${{cwd}}/core.py", content: "def greet():\\n    return 'bye'\\n"}}
+      - tool: Bash
+        input: {{command: "git add -A && git commit -qm core"}}
+      - tool: mcp__bus__request_review
+        input: {{}}
+      - text: "Asked."
+    - {WRITE_CORE.strip()}
+"""
+
+
+async def test_a_red_check_goes_back_to_the_author_who_fixes_it(standin: Standin) -> None:
+    async with standin(RED_CHECK) as offline:
+        summary = await run_plan(offline, ONE)
+        assert summary.ok and summary.outcomes[0].review_rounds == 2
+        told = next(
+            str(r.body["messages"])
+            for r in offline.server.requests
+            if r.answer.startswith("A chapter 2")
+        )
+        assert "The checks failed on the merged result" in told and "AssertionError" in told
+        assert "'hello'" in git(offline.repo, "show", f"{summary.integration_branch}:core.py")
+
+
+TWO_EDIT_README = {
+    "workstreams": [
+        {"id": "A", "name": "a", "task": "a", "owns": ["a.py"]},
+        {"id": "B", "name": "b", "task": "b", "owns": ["b.py"]},
+    ]
+}
+CONFLICT = """
+roles:
+  A:
+    - - tool: Bash
+        input:
+          command: "echo 'A was here' > README.md && touch a.py && git add -A && git commit -qm a"
+      - tool: mcp__bus__request_review
+        input: {}
+      - text: "A asked."
+  B:
+    - - tool: Bash
+        input:
+          command: "echo 'B was here' > README.md && touch b.py && git add -A && git commit -qm b"
+        delay: 1.5
+      - tool: mcp__bus__request_review
+        input: {}
+      - text: "B asked."
+    - - tool: Bash
+        input: {command: "git merge -X ours --no-edit \\"$CONDUCTOR_INTEGRATION_BRANCH\\""}
+      - tool: mcp__bus__request_review
+        input: {}
+      - text: "B merged the integration branch in."
+"""
+
+
+async def test_a_conflict_goes_back_with_its_files_and_is_resolved(standin: Standin) -> None:
+    async with standin(CONFLICT) as offline:
+        summary = await run_plan(offline, TWO_EDIT_README, checks=())
+        assert summary.ok, summary.outcomes
+        b = summary.outcomes[1]
+        told = next(
+            str(r.body["messages"])
+            for r in offline.server.requests
+            if r.answer.startswith("B chapter 2")
+        )
+        assert "Merging it conflicts in" in told and "README.md" in told
+        assert b.review_rounds == 2
+        files = git(offline.repo, "ls-tree", "--name-only", summary.integration_branch).split()
+        assert {"a.py", "b.py"} <= set(files)
+
+
+async def test_the_run_budget_stops_the_run(standin: Standin) -> None:
+    async with standin(TWO_STREAMS) as offline:
+        summary = await run_plan(offline, PLAN, max_usd_per_run=0.000001)
+        assert not summary.ok
+        assert summary.outcomes[0].state == "budget"
+        assert summary.outcomes[1].state == "skipped"  # B needed A, which never merged
+        assert not [r for r in offline.server.requests if r.answer.startswith("B ")]
+
+
+THREE = {
+    "workstreams": [
+        {"id": n, "name": n, "task": n, "owns": [f"{n.lower()}.py"]} for n in ("A", "B", "C")
+    ]
+}
+SLOW_THREE = "roles:\n" + "".join(
+    f"""
+  {n}:
+    - - tool: Bash
+        input: {{command: "touch {n.lower()}.py && git add -A && git commit -qm {n}"}}
+        delay: 0.5
+      - tool: mcp__bus__request_review
+        input: {{}}
+      - text: "{n} asked."
+"""
+    for n in ("A", "B", "C")
+)
+
+
+async def test_max_parallel_caps_the_sessions_at_work(standin: Standin) -> None:
+    async with standin(SLOW_THREE) as offline:
+        summary = await run_plan(offline, THREE, checks=(), max_parallel=2)
+        assert summary.ok
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            events = await store.list_events(summary.run_id)
+        spans: dict[str, list[int]] = {}
+        for e in events:
+            if e.session in ("A", "B", "C") and e.kind.startswith(("session.prompt", "sdk.")):
+                spans.setdefault(e.session, []).append(e.id)
+        intervals = [(min(ids), max(ids)) for ids in spans.values()]
+        most = max(sum(1 for a, b in intervals if a <= t <= b) for t, _ in intervals)
+        assert most == 2  # two at once, never three
