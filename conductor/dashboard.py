@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
@@ -28,6 +29,9 @@ from conductor.models import (
 )
 from conductor.plan import Plan
 from conductor.text import one_line
+
+if TYPE_CHECKING:
+    from conductor.supervisor import RunSummary
 
 STATUS_STYLE = {
     SessionStatus.PENDING: "dim",
@@ -226,5 +230,24 @@ def plan_table(plan: Plan) -> Table:
             _t("\n".join(w.owns)),
             _t(", ".join(w.depends_on)),
             _t(w.task + (f"\npromises: {w.interface}" if w.interface else "")),
+        )
+    return table
+
+
+def summary_table(summary: RunSummary) -> Table:
+    table = Table(title=f"Run {summary.run_id}", title_justify="left")
+    for col in ("Session", "State", "Turns", "Cost", "Commits", "Reviews", "Merge", "Detail"):
+        table.add_column(col)
+    for o in summary.outcomes:
+        style = "bold green" if o.state == "merged" else "bold red"
+        table.add_row(
+            _t(o.id, "bold"),
+            _t(o.state, style),
+            _t(o.turns),
+            _t(f"${o.cost_usd:.4f}"),
+            _t(o.commits),
+            _t(o.review_rounds),
+            _t(o.merge),
+            _t(o.detail),
         )
     return table

@@ -51,6 +51,7 @@ class Outcome:
     turns: int = 0
     cost_usd: float = 0.0
     review_rounds: int = 0
+    commits: int = 0
     merge: str = ""
 
 
@@ -203,10 +204,17 @@ class Supervisor:
                     outcome.state, outcome.detail = "budget", "the run's budget was spent"
                     return
                 next_prompt = await self._after_turn(workstream, tree.branch, outcome)
+                await self._count_commits(tree.branch, outcome)
                 if next_prompt is None:
                     return
                 prompt = next_prompt
             outcome.detail = f"no merge after {MAX_ROUNDS} rounds"
+
+    async def _count_commits(self, branch: str, outcome: Outcome) -> None:
+        assert self.bus is not None
+        base = self.bus.run.base_commit or "HEAD"
+        counted = await gitops.git(["rev-list", "--count", f"{base}..{branch}"], self.repo)
+        outcome.commits = int(counted.text or 0)
 
     async def _after_turn(
         self, workstream: Workstream, branch: str, outcome: Outcome

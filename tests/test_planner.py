@@ -153,5 +153,8 @@ def test_planning_without_an_api_key_is_a_one_line_error(repo: Path) -> None:
     )
 
 
-def test_run_without_plan_only_says_the_supervisor_is_not_built(cli: Cli) -> None:
-    assert "not built yet" in one_line_error(cli.fails("run", "Build X"))
+def test_run_refuses_a_dirty_tree(cli: Cli, repo: Path) -> None:
+    (repo / "README.md").write_text("edited, not committed\n")
+    line = one_line_error(cli.fails("run", "Build X", ANTHROPIC_API_KEY="k"))
+    assert "uncommitted changes" in line
+    assert (repo / "README.md").read_text() == "edited, not committed\n"  # nothing lost

@@ -3,6 +3,7 @@ worktrees, the review gate and the merge gate with a check on the merged result.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -10,7 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
-from support import git
+from support import clean_env, git
 
 from conductor.config import Config
 from conductor.plan import parse_plan
@@ -269,3 +270,26 @@ async def test_max_parallel_caps_the_sessions_at_work(standin: Standin) -> None:
         intervals = [(min(ids), max(ids)) for ids in spans.values()]
         most = max(sum(1 for a, b in intervals if a <= t <= b) for t, _ in intervals)
         assert most == 2  # two at once, never three
+
+
+async def test_conductor_run_takes_a_plan_file_to_merged_code(standin: Standin) -> None:
+    async with standin(TWO_STREAMS) as offline:
+        repo = offline.repo
+        (repo / "plan.json").write_text(json.dumps(PLAN))
+        (repo / "conductor.toml").write_text(
+            f'checks = [{json.dumps(CHECK)}]\nreview = "auto"\nmodel = "{STANDIN_MODEL}"\n'
+        )
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "plan and config")
+        done = await anyio.run_process(
+            [sys.executable, "-m", "conductor", "run", "greet from a CLI", "--plan", "plan.json"],
+            cwd=repo,
+            env={**clean_env(), **offline.env},
+            check=False,
+        )
+        printed = done.stdout.decode()
+        assert done.returncode == 0, printed + done.stderr.decode()
+        assert "everything merged" in printed
+        assert printed.count("merged") >= 3  # two rows and the closing line
+        branch = next(w for w in printed.split() if w.startswith("conductor/"))
+        assert {"core.py", "cli.py"} <= set(git(repo, "ls-tree", "--name-only", branch).split())

@@ -15,7 +15,6 @@ from conductor.cli.common import (
     Globals,
     JsonOpt,
     app,
-    fail,
     out,
     print_json,
     run_async,
@@ -25,6 +24,7 @@ from conductor.cli.common import (
 from conductor.errors import InvalidInput
 from conductor.models import Event
 from conductor.plan import Plan
+from conductor.store import Store
 from conductor.workspace import Workspace, ensure_state_dir, locate
 
 # ------------------------------------------------------------------------------ runs
@@ -48,51 +48,83 @@ def run_goal(
     plan_file: Annotated[
         Path | None, typer.Option("--plan", help="Use this plan (JSON) instead of planning.")
     ] = None,
-    save_to: Annotated[
-        Path | None, typer.Option("--out", help="Where --plan-only saves the plan.")
-    ] = None,
+    save_to: Annotated[Path | None, typer.Option("--out", help="Where to save the plan.")] = None,
     max_sessions: Annotated[
-        int, typer.Option("--max-sessions", min=1, help="At most this many workstreams.")
-    ] = 4,
+        int | None, typer.Option("--max-sessions", min=1, help="At most this many workstreams.")
+    ] = None,
+    max_parallel: Annotated[
+        int | None, typer.Option("--max-parallel", min=1, help="At most this many at once.")
+    ] = None,
+    review: Annotated[
+        str | None, typer.Option("--review", help="agent, peer, human or auto.")
+    ] = None,
+    into: Annotated[
+        str | None, typer.Option("--into", help="Merge into this branch (default conductor/RUN).")
+    ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model for the sessions.")] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Plan GOAL into workstreams (the supervisor that runs them is not built yet)."""
+    """Plan GOAL into workstreams and run them, hands-off, to merged and checked code."""
+    from conductor.config import REVIEW_POLICIES, load_config
     from conductor.plan import load_plan, save_plan
     from conductor.planner import make_plan
-    from conductor.session import SessionConfig
+    from conductor.supervisor import RunSummary, Supervisor
 
-    if not plan_only:
-        fail(
-            "running the workstreams needs conductor's supervisor, which is not built yet:"
-            " use --plan-only (with or without --plan FILE)"
-        )
     g: Globals = ctx.obj
 
-    async def go() -> tuple[Plan, Path]:
+    async def go() -> tuple[Plan, Path, RunSummary | None]:
         ws = await locate(Path.cwd(), g.db)
         if ws.repo_root is None:
             raise InvalidInput("conductor run works inside a git repository")
-        state = ensure_state_dir(ws.repo_root)
+        repo = ws.repo_root
+        if review is not None and review not in REVIEW_POLICIES:
+            raise InvalidInput(f"--review is one of {', '.join(REVIEW_POLICIES)}")
+        config = load_config(repo).override(
+            max_sessions=max_sessions, max_parallel=max_parallel, review=review, model=model
+        )
+        if not plan_only and await gitops.is_dirty(repo):
+            raise InvalidInput(
+                "the working tree has uncommitted changes: commit or stash them (a run starts"
+                " from HEAD and would leave them out)"
+            )
+        needs_model = not (plan_only and plan_file is not None)
+        if needs_model and not any(os.environ.get(v) for v in API_KEY_VARIABLES):
+            raise InvalidInput("no API key: set ANTHROPIC_API_KEY (or try it offline: make demo)")
+        state = ensure_state_dir(repo)
         if plan_file is not None:
-            plan = load_plan(plan_file, ws.repo_root, max_sessions=max_sessions)
+            plan = load_plan(plan_file, repo, max_sessions=config.max_sessions)
         else:
-            if not any(os.environ.get(v) for v in API_KEY_VARIABLES):
-                raise InvalidInput(
-                    "no API key: set ANTHROPIC_API_KEY (or try it offline: make demo)"
-                )
-            config = SessionConfig(env={}, config_dir=state / "claude", model=model)
-            plan = await make_plan(goal, ws.repo_root, config, max_sessions=max_sessions)
+            session = config.session(state, {})
+            plan = await make_plan(goal, repo, session, max_sessions=config.max_sessions)
         target = save_to or state / "plans" / f"{new_run_id()}.json"
         save_plan(plan, target)
-        return plan, target
+        if plan_only:
+            return plan, target, None
+        remote = "origin" if "origin" in await gitops.remotes(repo) else None
+        async with Store.open(ws.db_path) as store:
+            supervisor = Supervisor(
+                repo, store, plan, goal=goal, config=config, env={}, into=into, remote=remote
+            )
+            return plan, target, await supervisor.run()
 
-    plan, saved = run_async(go)
-    if json_:
-        print_json({**plan.to_json(), "saved_to": str(saved)})
+    plan, saved, summary = run_async(go)
+    if summary is None:
+        if json_:
+            print_json({**plan.to_json(), "saved_to": str(saved)})
+            return
+        out.print(dashboard.plan_table(plan))
+        say(f"plan saved to {saved}; run it later with --plan {saved}")
         return
-    out.print(dashboard.plan_table(plan))
-    say(f"plan saved to {saved}; run it later with --plan {saved}")
+    if json_:
+        print_json({**dataclasses.asdict(summary), "ok": summary.ok})
+    else:
+        out.print(dashboard.summary_table(summary))
+        say(
+            f"integration branch {summary.integration_branch} at "
+            f"{summary.integration_head[:12]}; total ${summary.cost_usd:.4f}"
+        )
+        say("everything merged" if summary.ok else "not everything merged: see the table above")
+    raise typer.Exit(0 if summary.ok else 1)
 
 
 @app.command(rich_help_panel="Runs")
