@@ -12,7 +12,7 @@ $(BIN)/conductor: pyproject.toml
 
 .PHONY: demo test lint
 demo: $(BIN)/conductor
-	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/bus-tour.sh
+	$(BIN)/conductor demo
 
 test: $(BIN)/conductor
 	$(BIN)/ruff check .

@@ -183,6 +183,8 @@ class Supervisor:
         tree = await actions.place_session(
             bus, self.repo, workstream.id, await gate.head(), self.config.bootstrap()
         )
+        for path in workstream.owns:  # the plan's ownership, enforced by the write hooks
+            await bus.claim(workstream.id, path, root=tree.path)
         config = self._session_config(workstream.id)
         others = [w for w in self.plan.workstreams if w.id != workstream.id]
         prompt = self.prompts.render(
@@ -315,7 +317,12 @@ class Supervisor:
         )
         tree = Path(author.worktree or self.repo)
         async with HeadlessSession(
-            bus, name, tree, config, resume=resume, extra_tools=reviewer_tools(bus, name)
+            bus,
+            name,
+            tree,
+            config,
+            resume=resume,
+            extra_tools=reviewer_tools(bus, name, review_id),
         ) as session:
             for _ in range(2):
                 await session.turn(prompt)

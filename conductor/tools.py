@@ -185,8 +185,9 @@ def coordination_tools(bus: Bus, name: str, worktree: Path) -> list[SdkMcpTool[A
     ]
 
 
-def reviewer_tools(bus: Bus, name: str) -> list[SdkMcpTool[Any]]:
-    """What a reviewer session adds to the bus tools: its verdict, with comments."""
+def reviewer_tools(bus: Bus, name: str, review_id: int | None = None) -> list[SdkMcpTool[Any]]:
+    """What a reviewer session adds to the bus tools: its verdict, with comments. `review_id`
+    is the review it was given, used when the model does not name one."""
 
     async def review_verdict(args: dict[str, Any]) -> str:
         verdict = str(args["verdict"]).strip().lower()
@@ -195,9 +196,10 @@ def reviewer_tools(bus: Bus, name: str) -> list[SdkMcpTool[Any]]:
         comments = str(args.get("comments", ""))
         if verdict == "reject" and not comments.strip():
             raise InvalidInput("say what to fix in 'comments' when you reject")
-        review = await bus.decide(
-            int(args["review_id"]), name, approve=verdict == "approve", comment=comments
-        )
+        given = args.get("review_id") or review_id
+        if given is None:
+            raise InvalidInput("name the review_id you decide")
+        review = await bus.decide(int(given), name, approve=verdict == "approve", comment=comments)
         return f"Review #{review.id} {review.status.value}; {review.requester} is told."
 
     return [
@@ -205,8 +207,11 @@ def reviewer_tools(bus: Bus, name: str) -> list[SdkMcpTool[Any]]:
             "review_verdict",
             "Approve or reject the review you were given, with comments the author can act on.",
             _schema(
-                {"review_id": "the review's number", "verdict": "approve or reject"},
-                {"comments": "what is good, what to fix"},
+                {"verdict": "approve or reject"},
+                {
+                    "review_id": "the review's number (default: the one you were given)",
+                    "comments": "what is good, what to fix",
+                },
             ),
             review_verdict,
         )

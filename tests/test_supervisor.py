@@ -128,10 +128,10 @@ roles:
     - - tool: Read
         input: {{file_path: "${{cwd}}/core.py"}}
       - tool: mcp__bus__review_verdict
-        input: {{review_id: "1", verdict: reject, comments: "greet() needs a docstring"}}
+        input: {{verdict: reject, comments: "greet() needs a docstring"}}
       - text: "Rejected."
     - - tool: mcp__bus__review_verdict
-        input: {{review_id: "2", verdict: approve, comments: "good"}}
+        input: {{verdict: approve, comments: "good"}}
       - text: "Approved."
 """
 

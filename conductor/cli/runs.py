@@ -214,3 +214,24 @@ def transcript(
         return
     for line in dashboard.transcript_lines(events):
         say(line)
+
+
+@app.command("demo", rich_help_panel="Offline")
+def demo() -> None:
+    """A full conductor run, offline, on a small example repository (no API key needed)."""
+    from conductor.demo import run_demo
+
+    say("conductor demo: planning and running three workstreams on the textstats example,")
+    say("with the real Claude Code CLI answered by the scripted stand-in model...")
+    result = run_async(run_demo)
+    out.print(dashboard.summary_table(result.summary))
+    repo = result.repo
+    say(
+        f"the example's own tests on {result.summary.integration_branch}: "
+        + ("passed" if result.tests_passed else "FAILED")
+    )
+    say(result.tests_output.splitlines()[-1] if result.tests_output else "")
+    say(f"\nLook at the result in {repo}:")
+    say(f"  git -C {repo} log --graph --oneline {result.summary.integration_branch}")
+    say(f"  cd {repo} && conductor dashboard && conductor transcript B")
+    raise typer.Exit(0 if result.summary.ok and result.tests_passed else 1)
