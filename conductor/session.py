@@ -10,6 +10,7 @@ the SDK session id is stored the moment it is known, so a later resume finds it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from claude_agent_sdk import (
     AssistantMessage,
     ClaudeAgentOptions,
     ClaudeSDKClient,
+    ClaudeSDKError,
     HookMatcher,
     ResultMessage,
     SdkMcpTool,
@@ -41,6 +43,10 @@ from conductor.text import one_line
 from conductor.tools import SERVER_NAME, coordination_server, describe
 
 DISCONNECT_TIMEOUT = 15.0
+
+
+class SessionDied(ConductorError):
+    """The CLI process ended (or its connection broke) in the middle of a turn."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,12 @@ class HeadlessSession:
     async def __aexit__(self, *exc: object) -> None:
         client, self._client = self._client, None
         if client is not None:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(DISCONNECT_TIMEOUT):
+            # A process that died already leaves nothing to close: its errors are moot here.
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(DISCONNECT_TIMEOUT),
+                contextlib.suppress(ClaudeSDKError, OSError),
+            ):
                 await client.disconnect()
 
     # ------------------------------------------------------------------------ turns
@@ -134,14 +145,19 @@ class HeadlessSession:
         session = await self.bus.session(self.name)
         if not session.status.ended:
             await self.bus.update(self.name, status=SessionStatus.WORKING)
-        await self._client.query(prompt)
         result: TurnResult | None = None
-        async for message in self._client.receive_response():
-            await self._record(message)
-            if isinstance(message, ResultMessage):
-                result = _turn_result(message)
+        try:
+            await self._client.query(prompt)
+            async for message in self._client.receive_response():
+                await self._record(message)
+                if isinstance(message, ResultMessage):
+                    result = _turn_result(message)
+        except ClaudeSDKError as e:
+            await self.bus.record(self.name, "session.died", one_line(str(e)), {"error": str(e)})
+            raise SessionDied(f"session {self.name}: the CLI failed mid-turn: {e}") from e
         if result is None:
-            raise ConductorError(f"session {self.name}: the CLI ended the turn without a result")
+            await self.bus.record(self.name, "session.died", "the turn ended without a result")
+            raise SessionDied(f"session {self.name}: the CLI ended the turn without a result")
         session = await self.bus.session(self.name)
         if session.status is SessionStatus.WORKING:
             await self.bus.update(self.name, status=SessionStatus.IDLE)

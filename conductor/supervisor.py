@@ -32,7 +32,7 @@ from conductor.gates import (
 from conductor.models import Review, ReviewStatus, SessionKind, SessionStatus
 from conductor.plan import Plan, Workstream
 from conductor.prompts import Prompts
-from conductor.session import HeadlessSession, SessionConfig, TurnResult
+from conductor.session import HeadlessSession, SessionConfig, SessionDied, TurnResult
 from conductor.store import Store
 from conductor.tools import describe, reviewer_tools
 
@@ -194,23 +194,46 @@ class Supervisor:
             goal=self.goal,
             branch=tree.branch,
         )
-        async with HeadlessSession(bus, workstream.id, tree.path, config) as session:
-            for _ in range(MAX_ROUNDS):
-                result = await session.turn(prompt)
-                self._account(outcome, result)
-                if result.is_error:
-                    outcome.state = "budget" if _budget_stop(result) else "failed"
-                    outcome.detail = result.result or f"API error {result.api_error_status}"
+        rounds, restarts, resume = 0, 0, None
+        while True:
+            try:
+                async with HeadlessSession(
+                    bus, workstream.id, tree.path, config, resume=resume
+                ) as session:
+                    while rounds < MAX_ROUNDS:
+                        rounds += 1
+                        result = await session.turn(prompt)
+                        self._account(outcome, result)
+                        if result.is_error:
+                            outcome.state = "budget" if _budget_stop(result) else "failed"
+                            outcome.detail = result.result or f"API error {result.api_error_status}"
+                            return
+                        if self._over_budget():
+                            outcome.state, outcome.detail = "budget", "the run's budget was spent"
+                            return
+                        next_prompt = await self._after_turn(workstream, tree.branch, outcome)
+                        await self._count_commits(tree.branch, outcome)
+                        if next_prompt is None:
+                            return
+                        prompt = next_prompt
+                    outcome.detail = f"no merge after {MAX_ROUNDS} rounds"
                     return
-                if self._over_budget():
-                    outcome.state, outcome.detail = "budget", "the run's budget was spent"
+            except SessionDied as died:
+                resume = (await bus.session(workstream.id)).sdk_session_id
+                restarts += 1
+                if restarts > self.config.retries or resume is None:
+                    outcome.detail = f"{died} (after {restarts - 1} restarts)"
                     return
-                next_prompt = await self._after_turn(workstream, tree.branch, outcome)
-                await self._count_commits(tree.branch, outcome)
-                if next_prompt is None:
-                    return
-                prompt = next_prompt
-            outcome.detail = f"no merge after {MAX_ROUNDS} rounds"
+                await bus.record(
+                    workstream.id,
+                    "session.restarted",
+                    f"resumed {resume} (restart {restarts})",
+                    {"resume": resume, "restart": restarts},
+                )
+                prompt = (
+                    "Your session was restarted: its process ended in the middle of your turn."
+                    " Check `git status` and your branch, then carry on with your task."
+                )
 
     async def _count_commits(self, branch: str, outcome: Outcome) -> None:
         assert self.bus is not None

@@ -293,3 +293,52 @@ async def test_conductor_run_takes_a_plan_file_to_merged_code(standin: Standin) 
         assert printed.count("merged") >= 3  # two rows and the closing line
         branch = next(w for w in printed.split() if w.startswith("conductor/"))
         assert {"core.py", "cli.py"} <= set(git(repo, "ls-tree", "--name-only", branch).split())
+
+
+KILL_CLI = "kill -9 $PPID"  # the Bash tool's shell: its parent is the CLI itself
+DIES_MID_TURN = f"""
+roles:
+  A:
+    - - tool: Write
+        input: {{file_path: "${{cwd}}/core.py", content: "def greet():\\n    return 'hello'\\n"}}
+      - tool: Bash
+        input: {{command: "{KILL_CLI}"}}
+      - text: "Never reached: the CLI is dead."
+    - - tool: Bash
+        input: {{command: "git add -A && git commit -qm 'core: greet'"}}
+      - tool: mcp__bus__request_review
+        input: {{}}
+      - text: "Committed after the restart."
+"""
+
+
+async def test_a_session_whose_cli_dies_mid_turn_is_resumed_and_finishes(
+    standin: Standin,
+) -> None:
+    async with standin(DIES_MID_TURN) as offline:
+        summary = await run_plan(offline, ONE)
+        assert summary.ok, summary.outcomes
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            kinds = [e.kind for e in await store.list_events(summary.run_id, session="A")]
+        assert "session.died" in kinds and "session.restarted" in kinds
+        resumed = [r.body for r in offline.server.requests if r.answer.startswith("A chapter 2")]
+        assert "core.py" in str(resumed[0]["messages"])  # the earlier conversation came back
+        assert "'hello'" in git(offline.repo, "show", f"{summary.integration_branch}:core.py")
+
+
+ALWAYS_DIES = f"""
+roles:
+  A:
+    - - tool: Bash
+        input: {{command: "{KILL_CLI}"}}
+    - - tool: Bash
+        input: {{command: "{KILL_CLI}"}}
+"""
+
+
+async def test_a_session_that_keeps_dying_fails_after_the_retry_limit(standin: Standin) -> None:
+    async with standin(ALWAYS_DIES) as offline:
+        summary = await run_plan(offline, ONE, retries=1)
+        assert not summary.ok
+        assert summary.outcomes[0].state == "failed"
+        assert "after 1 restarts" in summary.outcomes[0].detail
