@@ -36,6 +36,10 @@ from conductor.session import HeadlessSession, SessionConfig, SessionDied, TurnR
 from conductor.store import Store
 from conductor.tools import describe, reviewer_tools
 
+WRAP_UP = (
+    "The run's budget is spent: stop here. Commit what you have on your branch with a message"
+    " that says what is unfinished, and end your turn."
+)
 MAX_ROUNDS = 12  # turns of one workstream's loop before it is given up
 BLOCKED_POLL = 0.2
 READ_ONLY_TOOLS = ("Read", "Glob", "Grep")
@@ -202,7 +206,7 @@ class Supervisor:
                 ) as session:
                     while rounds < MAX_ROUNDS:
                         rounds += 1
-                        result = await session.turn(prompt)
+                        result = await self._watched_turn(session, prompt)
                         self._account(outcome, result)
                         if result.is_error:
                             outcome.state = "budget" if _budget_stop(result) else "failed"
@@ -210,6 +214,7 @@ class Supervisor:
                             return
                         if self._over_budget():
                             outcome.state, outcome.detail = "budget", "the run's budget was spent"
+                            self._account(outcome, await session.turn(WRAP_UP))
                             return
                         next_prompt = await self._after_turn(workstream, tree.branch, outcome)
                         await self._count_commits(tree.branch, outcome)
@@ -234,6 +239,36 @@ class Supervisor:
                     "Your session was restarted: its process ended in the middle of your turn."
                     " Check `git status` and your branch, then carry on with your task."
                 )
+
+    async def _watched_turn(self, session: HeadlessSession, prompt: str) -> TurnResult:
+        """A turn, interrupted if the session shows no sign of life (no event) for
+        stall_seconds; a stalled turn is then treated like a dead process: resumed."""
+        assert self.bus is not None
+        bus, stall = self.bus, self.config.stall_seconds
+        stalled = False
+
+        async def watch() -> None:
+            nonlocal stalled
+            while True:
+                await anyio.sleep(min(1.0, stall / 4))
+                last = await bus.store.list_events(
+                    bus.run_id, session=session.name, limit=1, newest=True
+                )
+                if last and bus.store.clock() - last[0].created_at > stall:
+                    stalled = True
+                    await bus.record(session.name, "session.stalled", f"no event for {stall:.0f}s")
+                    await session.interrupt()
+                    return
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            try:
+                result = await session.turn(prompt)
+            finally:
+                tg.cancel_scope.cancel()
+        if stalled:
+            raise SessionDied(f"session {session.name} stalled: no event for {stall:.0f}s")
+        return result
 
     async def _count_commits(self, branch: str, outcome: Outcome) -> None:
         assert self.bus is not None
@@ -304,10 +339,19 @@ class Supervisor:
             return await self._wait_for_verdict(review_id)
         if reviewer == agent_reviewer(workstream.id):
             return await self._agent_review(workstream, review_id, reviewer)
-        # A peer: it gets the review as a message and decides with `conductor review` or its
-        # own verdict when it next syncs; wait for the verdict.
-        await bus.send(None, reviewer, f"Please review #{review_id} of {workstream.id}.")
-        return await self._wait_for_verdict(review_id)
+        # A peer hears of it as a message and decides with `conductor review approve/reject`
+        # (its Bash has the run in its environment). A peer that does not answer within
+        # stall_seconds (it may have finished already) hands the review to an agent.
+        await bus.send(
+            None,
+            reviewer,
+            f"Please review #{review_id} of {workstream.id}: `conductor review show"
+            f" {review_id}`, then `conductor review approve|reject {review_id} --from"
+            f" {reviewer} --comment ...`.",
+        )
+        with anyio.move_on_after(self.config.stall_seconds):
+            return await self._wait_for_verdict(review_id)
+        return await self._agent_review(workstream, review_id, agent_reviewer(workstream.id))
 
     async def _wait_for_verdict(self, review_id: int) -> Review:
         """A person (`conductor review approve`) or a peer decides in another process: poll."""

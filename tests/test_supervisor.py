@@ -342,3 +342,78 @@ async def test_a_session_that_keeps_dying_fails_after_the_retry_limit(standin: S
         assert not summary.ok
         assert summary.outcomes[0].state == "failed"
         assert "after 1 restarts" in summary.outcomes[0].detail
+
+
+STALLS = """
+roles:
+  A:
+    - - tool: Write
+        input: {file_path: "${cwd}/core.py", content: "def greet():\\n    return 'hello'\\n"}
+      - tool: Bash
+        input: {command: "git add -A && git commit -qm 'core: greet'"}
+        delay: 30
+    - - tool: Bash
+        input: {command: "git add -A && git commit -qm 'core: greet'"}
+      - tool: mcp__bus__request_review
+        input: {}
+      - text: "Done after the restart."
+"""
+
+
+async def test_a_stalled_session_is_interrupted_and_resumed(standin: Standin) -> None:
+    async with standin(STALLS) as offline:
+        started = anyio.current_time()
+        summary = await run_plan(offline, ONE, stall_seconds=1.5)
+        assert summary.ok, summary.outcomes
+        assert anyio.current_time() - started < 25  # not the 30 s the model "took"
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            kinds = [e.kind for e in await store.list_events(summary.run_id, session="A")]
+        assert kinds.index("session.stalled") < kinds.index("session.restarted")
+
+
+HUMAN = """
+roles:
+  A:
+    - - tool: Write
+        input: {file_path: "${cwd}/core.py", content: "def greet():\\n    return 'hello'\\n"}
+      - tool: Bash
+        input: {command: "git add -A && git commit -qm 'core: greet'"}
+      - tool: mcp__bus__request_review
+        input: {}
+      - text: "Waiting for a person."
+"""
+
+
+async def test_the_human_policy_waits_for_conductor_review_approve(standin: Standin) -> None:
+    async with standin(HUMAN) as offline:
+        db = offline.repo / ".conductor" / "conductor.db"
+        approved: list[str] = []
+
+        async def person() -> None:
+            while True:
+                await anyio.sleep(0.2)
+                done = await anyio.run_process(
+                    [
+                        sys.executable,
+                        "-m",
+                        "conductor",
+                        "review",
+                        "approve",
+                        "1",
+                        "--from",
+                        "human",
+                        "--comment",
+                        "looks right to me",
+                    ],
+                    cwd=offline.repo,
+                    env={**clean_env(), "CONDUCTOR_DB": str(db)},
+                    check=False,
+                )
+                if done.returncode == 0:
+                    approved.append(done.stdout.decode())
+                    return
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(person)
+            summary = await run_plan(offline, ONE, review="human")
+        assert summary.ok and approved and "approved by human" in approved[0]
