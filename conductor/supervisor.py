@@ -260,12 +260,17 @@ class Supervisor:
                     await session.interrupt()
                     return
 
+        died: SessionDied | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
             try:
                 result = await session.turn(prompt)
+            except SessionDied as e:  # raised out of the group it would come wrapped
+                died = e
             finally:
                 tg.cancel_scope.cancel()
+        if died is not None:
+            raise died
         if stalled:
             raise SessionDied(f"session {session.name} stalled: no event for {stall:.0f}s")
         return result
