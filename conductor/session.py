@@ -57,6 +57,11 @@ class TurnResult:
     cost_usd: float
     result: str | None
     api_error_status: int | None
+    subtype: str = "success"  # error_max_turns, error_max_budget_usd, error_during_execution
+
+    @property
+    def hit_budget(self) -> bool:
+        return self.subtype in ("error_max_turns", "error_max_budget_usd")
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,7 @@ def _turn_result(message: ResultMessage) -> TurnResult:
         cost_usd=message.total_cost_usd or 0.0,
         result=message.result,
         api_error_status=message.api_error_status,
+        subtype=message.subtype,
     )
 
 

@@ -209,8 +209,12 @@ class Supervisor:
                         result = await self._watched_turn(session, prompt)
                         self._account(outcome, result)
                         if result.is_error:
-                            outcome.state = "budget" if _budget_stop(result) else "failed"
-                            outcome.detail = result.result or f"API error {result.api_error_status}"
+                            outcome.state = "budget" if result.hit_budget else "failed"
+                            outcome.detail = result.result or (
+                                f"API error {result.api_error_status}"
+                                if result.api_error_status
+                                else result.subtype
+                            )
                             return
                         if self._over_budget():
                             outcome.state, outcome.detail = "budget", "the run's budget was spent"
@@ -405,8 +409,3 @@ class Supervisor:
         return await bus.decide(
             review_id, name, approve=False, comment="the reviewer gave no verdict"
         )
-
-
-def _budget_stop(result: TurnResult) -> bool:
-    text = (result.result or "").lower()
-    return "budget" in text or "max turns" in text or "max_turns" in text

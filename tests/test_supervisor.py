@@ -417,3 +417,11 @@ async def test_the_human_policy_waits_for_conductor_review_approve(standin: Stan
             tg.start_soon(person)
             summary = await run_plan(offline, ONE, review="human")
         assert summary.ok and approved and "approved by human" in approved[0]
+
+
+async def test_a_session_that_hits_its_turn_budget_stops_as_budget(standin: Standin) -> None:
+    async with standin(TWO_STREAMS) as offline:
+        summary = await run_plan(offline, PLAN, max_turns=2)
+        a = summary.outcomes[0]
+        assert (a.state, a.detail) == ("budget", "error_max_turns")
+        assert summary.outcomes[1].state == "skipped" and not summary.ok
