@@ -33,7 +33,12 @@ from claude_agent_sdk import (
     ToolUseBlock,
     UserMessage,
 )
-from claude_agent_sdk.types import HookContext, HookInput, SyncHookJSONOutput
+from claude_agent_sdk.types import (
+    HookContext,
+    HookInput,
+    SyncHookJSONOutput,
+    SystemPromptPreset,
+)
 
 from conductor.bus import Bus
 from conductor.enforce import PUSH_DENIAL, pushes, write_target, written_path
@@ -73,7 +78,8 @@ class SessionConfig:
     model: str | None = None
     max_turns: int | None = None
     max_budget_usd: float | None = None
-    system_prompt: str | None = None
+    system_prompt: str | None = None  # replaces Claude Code's own system prompt entirely
+    append_system_prompt: str | None = None  # kept Claude Code's prompt, with this after it
     tools: Sequence[str] | None = None  # the CLI's built-in tools offered; None: all of them
 
 
@@ -109,7 +115,7 @@ class HeadlessSession:
             permission_mode="bypassPermissions",
             max_turns=self.config.max_turns,
             max_budget_usd=self.config.max_budget_usd,
-            system_prompt=self.config.system_prompt,
+            system_prompt=self._system_prompt(),
             resume=self.resume,
             tools=list(self.config.tools) if self.config.tools is not None else None,
             mcp_servers={
@@ -122,6 +128,17 @@ class HeadlessSession:
                 "PostToolUse": [HookMatcher(matcher=None, hooks=[self._post_tool_use])],
             },
         )
+
+    def _system_prompt(self) -> str | SystemPromptPreset | None:
+        if self.config.system_prompt is not None:
+            return self.config.system_prompt
+        if self.config.append_system_prompt is not None:
+            return {
+                "type": "preset",
+                "preset": "claude_code",
+                "append": self.config.append_system_prompt,
+            }
+        return None
 
     async def __aenter__(self) -> HeadlessSession:
         self.config.config_dir.mkdir(parents=True, exist_ok=True)

@@ -152,7 +152,10 @@ class Supervisor:
             "CONDUCTOR_DB": str(self.store.path),
             "CONDUCTOR_INTEGRATION_BRANCH": self.gate.branch,
         }
-        return self.config.session(self.repo / ".conductor", env)
+        return replace(
+            self.config.session(self.repo / ".conductor", env),
+            append_system_prompt=self.prompts.render("claude-md.md.j2"),
+        )
 
     def _over_budget(self) -> bool:
         spent = sum(o.cost_usd for o in self.outcomes.values())

@@ -98,6 +98,9 @@ async def test_a_plan_runs_to_merged_checked_code(standin: Standin) -> None:
         assert "def greet()" in str(b_results[1]["messages"])
         assert git(repo, "rev-parse", "main") == git(repo, "rev-parse", "HEAD")  # main untouched
         assert all(o.cost_usd > 0 and o.turns > 0 for o in summary.outcomes)
+        # Claude Code's own system prompt, with conductor's CLAUDE.md section after it.
+        system = str(offline.server.requests[-1].body["system"])
+        assert "Working under conductor" in system and "Claude Code" in system
 
 
 ONE = {"workstreams": [{"id": "A", "name": "core", "task": "core", "owns": ["core.py"]}]}
