@@ -95,7 +95,9 @@ class HeadlessSession:
         *,
         resume: str | None = None,
         extra_tools: Sequence[SdkMcpTool[Any]] = (),
+        review_base: str | None = None,
     ) -> None:
+        self.review_base = review_base
         self.extra_tools = list(extra_tools)
         self.bus = bus
         self.name = name
@@ -120,7 +122,11 @@ class HeadlessSession:
             tools=list(self.config.tools) if self.config.tools is not None else None,
             mcp_servers={
                 SERVER_NAME: coordination_server(
-                    self.bus, self.name, self.worktree, extra=self.extra_tools
+                    self.bus,
+                    self.name,
+                    self.worktree,
+                    review_base=self.review_base,
+                    extra=self.extra_tools,
                 )
             },
             hooks={

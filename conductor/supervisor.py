@@ -205,7 +205,7 @@ class Supervisor:
         while True:
             try:
                 async with HeadlessSession(
-                    bus, workstream.id, tree.path, config, resume=resume
+                    bus, workstream.id, tree.path, config, resume=resume, review_base=gate.branch
                 ) as session:
                     while rounds < MAX_ROUNDS:
                         rounds += 1

@@ -55,14 +55,23 @@ def describe(messages: list[Message]) -> list[str]:
 
 
 def coordination_server(
-    bus: Bus, name: str, worktree: Path, *, extra: Sequence[SdkMcpTool[Any]] = ()
+    bus: Bus,
+    name: str,
+    worktree: Path,
+    *,
+    review_base: str | None = None,
+    extra: Sequence[SdkMcpTool[Any]] = (),
 ) -> McpSdkServerConfig:
     """The `bus` MCP server for session `name`, whose working tree is `worktree`."""
-    tools = [*coordination_tools(bus, name, worktree), *extra]
+    tools = [*coordination_tools(bus, name, worktree, review_base=review_base), *extra]
     return create_sdk_mcp_server(SERVER_NAME, tools=tools)
 
 
-def coordination_tools(bus: Bus, name: str, worktree: Path) -> list[SdkMcpTool[Any]]:
+def coordination_tools(
+    bus: Bus, name: str, worktree: Path, *, review_base: str | None = None
+) -> list[SdkMcpTool[Any]]:
+    """`review_base`: what a review's diff is taken against (a run's integration branch);
+    by default the commit the run started from."""
 
     async def sync(args: dict[str, Any]) -> str:
         result = await bus.sync(name)
@@ -108,16 +117,25 @@ def coordination_tools(bus: Bus, name: str, worktree: Path) -> list[SdkMcpTool[A
         return f"Status: {session.status.value}" + (f" ({reason})" if reason else "") + "."
 
     async def request_review(args: dict[str, Any]) -> str:
-        review = await actions.request_review(bus, name, worktree, note=args.get("note", ""))
+        review = await actions.request_review(
+            bus, name, worktree, base=review_base, note=args.get("note", "")
+        )
         return (
             f"Review #{review.id} requested for commit {review.commit[:12]}"
             f" ({review.diff_size} bytes of diff). You will get the verdict as a message."
         )
 
     async def done(args: dict[str, Any]) -> str:
+        """Finished means: reviewed, then merged. Ask for review of the head unless that
+        was asked already, and wait for the verdict."""
         summary = args.get("summary", "")
-        await bus.update(name, status=SessionStatus.DONE, note=summary or "done")
-        return "Marked done. Your claims are released."
+        _, head = await actions.session_head(bus, name, worktree)
+        latest = await bus.store.latest_review(bus.run_id, name)
+        answer = ""
+        if latest is None or latest.commit != head:
+            answer = await request_review({"note": summary}) + " "
+        await bus.update(name, status=SessionStatus.REVIEW, note=summary or "done")
+        return answer + "Marked done: waiting for review and the merge gate."
 
     return [
         _as_tool(

@@ -153,7 +153,6 @@ async def test_every_coordination_tool_answers_with_text(tools: dict[str, Any], 
     assert (await call(tools, "release", path="src"))[1] == "Released src."
     assert (await call(tools, "set_status", status="blocked", reason="needs B"))[0] is False
     assert (await bus.session("A")).note == "needs B"
-    assert (await call(tools, "done", summary="all good"))[1].startswith("Marked done")
 
 
 async def test_a_bad_tool_call_is_an_error_the_model_can_read(
@@ -240,3 +239,21 @@ async def test_conductor_toml_bootstraps_the_worktree_and_the_session_env(
     assert "SECRET=from-main-checkout" in seen
     assert "setup ran" in seen
     assert "port=9107" in seen
+
+
+async def test_done_asks_for_review_of_the_head_once(repo: Path, store: Store) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    bus = await create_run(
+        store, goal="d", repo_root=repo, base_ref="main", base_commit=base, sessions=[("A", "x")]
+    )
+    tree = await actions.place_session(bus, repo, "A", base)
+    (tree.path / "a.py").write_text("a = 1\n")
+    git(tree.path, "add", "a.py")
+    git(tree.path, "commit", "-qm", "a")
+    done = {t.name: t for t in coordination_tools(bus, "A", tree.path)}["done"]
+    first = (await done.handler({"summary": "a is in"}))["content"][0]["text"]
+    assert first.startswith("Review #1 requested") and "Marked done" in first
+    again = (await done.handler({}))["content"][0]["text"]
+    assert again.startswith("Marked done")  # the head is under review already
+    assert len(await bus.reviews()) == 1
+    assert (await bus.session("A")).status.value == "review"

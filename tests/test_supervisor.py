@@ -98,6 +98,11 @@ async def test_a_plan_runs_to_merged_checked_code(standin: Standin) -> None:
         assert "def greet()" in str(b_results[1]["messages"])
         assert git(repo, "rev-parse", "main") == git(repo, "rev-parse", "HEAD")  # main untouched
         assert all(o.cost_usd > 0 and o.turns > 0 for o in summary.outcomes)
+        # B's review shows B's change alone: its diff is against the integration branch.
+        async with Store.open(repo / ".conductor" / "conductor.db") as store:
+            b_review = (await store.list_reviews(summary.run_id, session="B"))[-1]
+            b_diff = (await store.get_review(summary.run_id, b_review.id)).diff
+        assert b"cli.py" in b_diff and b"core.py" not in b_diff
         # Claude Code's own system prompt, with conductor's CLAUDE.md section after it.
         system = str(offline.server.requests[-1].body["system"])
         assert "Working under conductor" in system and "Claude Code" in system
@@ -428,3 +433,43 @@ async def test_a_session_that_hits_its_turn_budget_stops_as_budget(standin: Stan
         a = summary.outcomes[0]
         assert (a.state, a.detail) == ("budget", "error_max_turns")
         assert summary.outcomes[1].state == "skipped" and not summary.ok
+
+
+WAKES = """
+roles:
+  A:
+    - - tool: mcp__bus__set_status
+        input: {status: blocked, reason: "waiting for B's go-ahead"}
+      - text: "Waiting for B."
+    - - tool: Write
+        input: {file_path: "${cwd}/core.py", content: "def greet():\\n    return 'hello'\\n"}
+      - tool: Bash
+        input: {command: "git add -A && git commit -qm 'core: greet'"}
+      - tool: mcp__bus__done
+        input: {summary: "core after B's go-ahead"}
+      - text: "Done."
+  B:
+    - - tool: Bash
+        input: {command: "touch b.py && git add -A && git commit -qm b"}
+        delay: 0.5
+      - tool: mcp__bus__send
+        input: {to: A, text: "go ahead with core"}
+      - tool: mcp__bus__done
+        input: {}
+      - text: "B done."
+"""
+
+
+async def test_a_blocked_session_is_woken_with_its_inbox(standin: Standin) -> None:
+    independent = {
+        "workstreams": [
+            {"id": "A", "name": "a", "task": "a", "owns": ["core.py"]},
+            {"id": "B", "name": "b", "task": "b", "owns": ["b.py"]},
+        ]
+    }
+    async with standin(WAKES) as offline:
+        summary = await run_plan(offline, independent)
+        assert summary.ok, summary.outcomes
+        woken = [r for r in offline.server.requests if r.answer.startswith("A chapter 2")]
+        assert "New messages for you" in str(woken[0].body["messages"])
+        assert "go ahead with core" in str(woken[0].body["messages"])
