@@ -244,6 +244,12 @@ async def test_the_run_budget_stops_the_run(standin: Standin) -> None:
         assert summary.outcomes[0].state == "budget"
         assert summary.outcomes[1].state == "skipped"  # B needed A, which never merged
         assert not [r for r in offline.server.requests if r.answer.startswith("B ")]
+        told = [
+            str(r.body["messages"])
+            for r in offline.server.requests
+            if r.answer.startswith("A chapter 2")
+        ]
+        assert told and "The run's budget is spent" in told[0]  # asked to wrap up
 
 
 THREE = {
