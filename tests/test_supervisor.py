@@ -479,3 +479,47 @@ async def test_a_blocked_session_is_woken_with_its_inbox(standin: Standin) -> No
         woken = [r for r in offline.server.requests if r.answer.startswith("A chapter 2")]
         assert "New messages for you" in str(woken[0].body["messages"])
         assert "go ahead with core" in str(woken[0].body["messages"])
+
+
+APPROVE = f"{sys.executable} -m conductor review approve 1 --from B --comment 'peer ok'"
+PEERS = f"""
+roles:
+  A:
+    - - tool: Bash
+        input: {{command: "touch a.py && git add -A && git commit -qm a"}}
+      - tool: mcp__bus__request_review
+        input: {{}}
+      - text: "A asked B."
+  B:
+    - - tool: Bash
+        input:
+          command: "for i in $(seq 100); do {APPROVE} && break; sleep 0.2; done"
+      - tool: Bash
+        input: {{command: "touch b.py && git add -A && git commit -qm b"}}
+      - tool: mcp__bus__request_review
+        input: {{}}
+      - text: "B asked."
+  B-review:
+    - - tool: mcp__bus__review_verdict
+        input: {{verdict: approve, comments: "agent stood in for the peer"}}
+      - text: "Approved."
+"""
+
+
+async def test_peer_review_by_a_teammate_and_an_agent_when_the_peer_is_gone(
+    standin: Standin,
+) -> None:
+    pair = {
+        "workstreams": [
+            {"id": "A", "name": "a", "task": "a", "owns": ["a.py"]},
+            {"id": "B", "name": "b", "task": "b", "owns": ["b.py"]},
+        ]
+    }
+    async with standin(PEERS) as offline:
+        summary = await run_plan(offline, pair, checks=(), review="peer", stall_seconds=3.0)
+        assert summary.ok, summary.outcomes
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            reviews = await store.list_reviews(summary.run_id)
+        by_author = {r.requester: r for r in reviews}
+        assert (by_author["A"].decided_by, by_author["A"].comment) == ("B", "peer ok")
+        assert by_author["B"].decided_by == "B-review"  # A had merged and left: an agent
