@@ -20,6 +20,7 @@ import anyio
 from conductor import actions, gitops
 from conductor.bus import Bus, create_run
 from conductor.config import Config
+from conductor.errors import ConductorError
 from conductor.gates import (
     AUTO_REVIEWER,
     HUMAN_REVIEWER,
@@ -174,11 +175,15 @@ class Supervisor:
                     outcome.state, outcome.detail = "budget", "the run's budget was spent"
                     return
                 await self._drive(workstream, outcome)
+        except ConductorError as e:  # this workstream failed; the others go on
+            outcome.state, outcome.detail = "failed", str(e)
         finally:
             if outcome.state == "waiting":
                 outcome.state = "failed"
             assert self.bus is not None
-            status = SessionStatus.DONE if outcome.state == "merged" else SessionStatus.FAILED
+            status = {"merged": SessionStatus.DONE, "failed": SessionStatus.FAILED}.get(
+                outcome.state, SessionStatus.STOPPED
+            )
             await self.bus.update(workstream.id, status=status, note=outcome.detail or None)
             self.finished[workstream.id].set()
 

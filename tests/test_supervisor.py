@@ -523,3 +523,24 @@ async def test_peer_review_by_a_teammate_and_an_agent_when_the_peer_is_gone(
         by_author = {r.requester: r for r in reviews}
         assert (by_author["A"].decided_by, by_author["A"].comment) == ("B", "peer ok")
         assert by_author["B"].decided_by == "B-review"  # A had merged and left: an agent
+
+
+async def test_a_workstream_that_cannot_start_fails_with_its_reason_and_the_run_reports(
+    standin: Standin,
+) -> None:
+    independent = {
+        "workstreams": [
+            {"id": "A", "name": "a", "task": "a", "owns": ["core.py"]},
+            {"id": "B", "name": "b", "task": "b", "owns": ["b.py"]},
+        ]
+    }
+    script = TWO_STREAMS.replace('input: {command: "cat core.py"}', 'input: {command: "true"}')
+    async with standin(script) as offline:
+        summary = await run_plan(
+            offline, independent, checks=(), setup=f"{sys.executable} -c 'raise SystemExit(3)'"
+        )
+        assert [o.state for o in summary.outcomes] == ["failed", "failed"]
+        assert all("setup command failed (3)" in o.detail for o in summary.outcomes)
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            statuses = {s.name: s.status.value for s in await store.list_sessions(summary.run_id)}
+        assert (statuses["A"], statuses["B"]) == ("failed", "failed")
