@@ -606,6 +606,25 @@ class Store:
             )
         return _run(rows[0]) if rows else None
 
+    async def list_runs(self) -> list[Run]:
+        async with self._tx(write=False) as db:
+            rows = await _fetch(db, "SELECT * FROM runs ORDER BY created_at, rowid")
+        return [_run(r) for r in rows]
+
+    async def set_run_state(self, run_id: str, state: RunState, note: str = "") -> Run:
+        async with self._tx(write=True) as db:
+            rows = await _fetch(
+                db,
+                "UPDATE runs SET state = ?, updated_at = ? WHERE id = ? RETURNING *",
+                (state.value, self.clock(), run_id),
+            )
+            if not rows:
+                raise UnknownRun(f"unknown run {run_id!r}")
+            await self._add_event(
+                db, run_id, None, "run.state", note or state.value, {"state": state.value}
+            )
+            return _run(rows[0])
+
     # ----------------------------------------------------------------------- sessions
 
     async def add_sessions(

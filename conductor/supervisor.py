@@ -30,7 +30,7 @@ from conductor.gates import (
     agent_reviewer,
     reviewer_for,
 )
-from conductor.models import Review, ReviewStatus, SessionKind, SessionStatus
+from conductor.models import Review, ReviewStatus, RunState, SessionKind, SessionStatus
 from conductor.plan import Plan, Workstream
 from conductor.prompts import Prompts
 from conductor.session import HeadlessSession, SessionConfig, SessionDied, TurnResult
@@ -135,6 +135,12 @@ class Supervisor:
             for workstream in self.plan.workstreams:
                 tg.start_soon(self._workstream, workstream)
         order = [w.id for w in self.plan.workstreams]
+        ok = all(self.outcomes[i].state == "merged" for i in order)
+        await self.store.set_run_state(
+            bus.run_id,
+            RunState.FINISHED if ok else RunState.FAILED,
+            "everything merged" if ok else "not everything merged",
+        )
         return RunSummary(
             bus.run_id,
             self.gate.branch,

@@ -307,6 +307,14 @@ async def test_conductor_run_takes_a_plan_file_to_merged_code(standin: Standin) 
         assert printed.count("merged") >= 3  # two rows and the closing line
         branch = next(w for w in printed.split() if w.startswith("conductor/"))
         assert {"core.py", "cli.py"} <= set(git(repo, "ls-tree", "--name-only", branch).split())
+        runs = await anyio.run_process(
+            [sys.executable, "-m", "conductor", "runs", "--json"],
+            cwd=repo,
+            env=clean_env(),
+            check=True,
+        )
+        (row,) = json.loads(runs.stdout)
+        assert row["state"] == "finished" and row["cost_usd"] > 0 and row["sessions"] >= 2
 
 
 KILL_CLI = "kill -9 $PPID"  # the Bash tool's shell: its parent is the CLI itself

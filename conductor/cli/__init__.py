@@ -3,7 +3,7 @@
 Each module registers its commands on the shared app when imported.
 """
 
-from conductor.cli import coordination, git_commands, runs, standin
+from conductor.cli import coordination, git_commands, runs, standin, watch
 from conductor.cli.common import app, main
 
-__all__ = ["app", "coordination", "git_commands", "main", "runs", "standin"]
+__all__ = ["app", "coordination", "git_commands", "main", "runs", "standin", "watch"]

@@ -1,0 +1,150 @@
+"""Looking at runs from the store: `runs`, `show`, `logs [-f]`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+
+from conductor import dashboard
+from conductor.bus import Bus, open_run
+from conductor.cli.common import Globals, JsonOpt, app, out, print_json, run_async, say
+from conductor.models import Event, Run, RunState
+from conductor.store import Store
+from conductor.text import one_line
+from conductor.workspace import locate
+
+FOLLOW_POLL = 0.3
+
+
+def _cost(events: list[Event]) -> float:
+    """What a run's sessions cost, from their result events."""
+    return sum(
+        float((e.payload or {}).get("total_cost_usd") or 0)
+        for e in events
+        if e.kind == "sdk.result"
+    )
+
+
+@app.command("runs", rich_help_panel="Watch")
+def list_runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """Every run: id, goal, state, sessions, cost, started."""
+    g: Globals = ctx.obj
+
+    async def go() -> list[dict[str, Any]]:
+        ws = await locate(Path.cwd(), g.db)
+        async with Store.open(ws.db_path) as store:
+            rows = []
+            for run in await store.list_runs():
+                sessions = await store.list_sessions(run.id)
+                cost = _cost(await store.list_events(run.id))
+                rows.append({**run.to_json(), "sessions": len(sessions), "cost_usd": cost})
+            return rows
+
+    rows = run_async(go)
+    if json_:
+        print_json(rows)
+        return
+    if not rows:
+        say("no runs yet")
+    for r in rows:
+        say(
+            f"{r['id']}  {r['state']:<11} {r['sessions']:>2} sessions  ${r['cost_usd']:.4f}  "
+            f"{dashboard.ago(r['created_at'])}  {one_line(r['goal'], 60)}"
+        )
+
+
+@app.command("show", rich_help_panel="Watch")
+def show_run(
+    ctx: typer.Context,
+    run: Annotated[str | None, typer.Argument(help="The run (default: the newest).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """A run's summary: its state, and each session's status, turns and cost."""
+    g: Globals = ctx.obj
+
+    async def go() -> tuple[Run, list[dict[str, Any]]]:
+        ws = await locate(Path.cwd(), g.db)
+        async with Store.open(ws.db_path) as store:
+            bus = await open_run(store, run or g.run)
+            events = await bus.events()
+            rows = []
+            for s in await bus.sessions():
+                mine = [e for e in events if e.session == s.name]
+                turns = sum(
+                    int((e.payload or {}).get("num_turns") or 0)
+                    for e in mine
+                    if e.kind == "sdk.result"
+                )
+                rows.append(
+                    {
+                        "session": s.name,
+                        "workstream": s.workstream,
+                        "status": s.status.value,
+                        "turns": turns,
+                        "cost_usd": _cost(mine),
+                        "branch": s.branch,
+                        "note": s.note,
+                    }
+                )
+            return bus.run, rows
+
+    found, rows = run_async(go)
+    if json_:
+        print_json({"run": found.to_json(), "sessions": rows})
+        return
+    say(f"run {found.id} · {found.state.value} · {one_line(found.goal, 80)}")
+    for r in rows:
+        say(
+            f"  {r['session']:<10} {r['status']:<8} {r['turns']:>3} turns  "
+            f"${r['cost_usd']:.4f}  {r['branch'] or ''}  {one_line(r['note'], 50)}"
+        )
+
+
+def _line(e: Event) -> str:
+    at = dashboard.clock(e.created_at)
+    return f"{at} #{e.id:<5} {e.session or '-':<10} {e.kind:<20} {e.summary}"
+
+
+@app.command("logs", rich_help_panel="Watch")
+def logs(
+    ctx: typer.Context,
+    run: Annotated[str | None, typer.Argument(help="The run (default: the newest).")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events.")
+    ] = False,
+    session: Annotated[
+        str | None, typer.Option("--session", "-s", help="Only this session.")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """A run's events from the store, oldest first; with -f, follow until the run ends."""
+    g: Globals = ctx.obj
+
+    def emit(e: Event) -> None:
+        if json_:
+            print(json.dumps(e.to_json(), ensure_ascii=False, default=str), flush=True)
+        else:
+            out.print(_line(e), soft_wrap=True)
+
+    async def go() -> None:
+        ws = await locate(Path.cwd(), g.db)
+        async with Store.open(ws.db_path) as store:
+            bus: Bus = await open_run(store, run or g.run)
+            after = 0
+            while True:
+                for e in await bus.events(after=after, session=session):
+                    emit(e)
+                    after = e.id
+                if not follow:
+                    return
+                if (await store.get_run(bus.run_id)).state is not RunState.ACTIVE:
+                    for e in await bus.events(after=after, session=session):
+                        emit(e)
+                    return
+                await anyio.sleep(FOLLOW_POLL)
+
+    run_async(go)
