@@ -12,7 +12,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,6 +74,7 @@ async def create_run(
     base_commit: str | None,
     sessions: Sequence[tuple[str, str]] = (),
     run_id: str | None = None,
+    spec: Mapping[str, Any] | None = None,
 ) -> Bus:
     run = await store.create_run(
         check_run_id(run_id) if run_id else new_run_id(),
@@ -81,6 +82,7 @@ async def create_run(
         repo_root=str(repo_root or ""),
         base_ref=base_ref,
         base_commit=base_commit,
+        spec=spec,
     )
     bus = Bus(store, run)
     if sessions:

@@ -48,6 +48,10 @@ max_usd_per_run = 20.0
 stall_seconds = 600
 retries = 2
 
+# An overloaded or rate-limited API (HTTP 529, 429) pauses the session this long, doubling
+# each time (at most 10 minutes, 8 times), instead of failing it.
+backoff_seconds = 15.0
+
 # Files git ignores that each new worktree needs, copied from this checkout (e.g. ".env"),
 # and a command run in each new worktree before its session starts (e.g. "npm ci").
 copy_files = []
@@ -70,6 +74,7 @@ class Config:
     max_usd_per_run: float = 20.0
     stall_seconds: float = 600.0
     retries: int = 2
+    backoff_seconds: float = 15.0
     copy_files: tuple[str, ...] = ()
     setup: str = ""
     env: dict[str, str] = field(default_factory=dict)

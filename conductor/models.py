@@ -115,6 +115,7 @@ class Run(Record):
     base_commit: str | None
     created_at: float
     updated_at: float
+    spec: dict[str, Any] | None = None  # what `conductor run` started it with (plan, config)
 
 
 @dataclass(frozen=True)

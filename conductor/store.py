@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -182,6 +182,13 @@ def m001_initial() -> str:
     """
 
 
+@migration
+def m002_run_spec() -> str:
+    """What a run was started with (its plan and settings), so `conductor resume` can
+    rebuild its supervisor from the store alone."""
+    return "ALTER TABLE runs ADD COLUMN spec TEXT;"
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -264,6 +271,7 @@ def _run(row: Any) -> Run:
         base_commit=row["base_commit"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        spec=json.loads(row["spec"]) if row["spec"] else None,
     )
 
 
@@ -577,14 +585,16 @@ class Store:
         repo_root: str,
         base_ref: str | None,
         base_commit: str | None,
+        spec: Mapping[str, Any] | None = None,
     ) -> Run:
         now = self.clock()
+        spec_text = json.dumps(spec) if spec is not None else None
         async with self._tx(write=True) as db:
             try:
                 await db.execute(
                     "INSERT INTO runs (id, goal, state, repo_root, base_ref, base_commit,"
-                    " created_at, updated_at) VALUES (?, ?, 'active', ?, ?, ?, ?, ?)",
-                    (run_id, goal, repo_root, base_ref, base_commit, now, now),
+                    " created_at, updated_at, spec) VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?)",
+                    (run_id, goal, repo_root, base_ref, base_commit, now, now, spec_text),
                 )
             except sqlite3.IntegrityError:
                 raise InvalidInput(f"run {run_id} already exists") from None
@@ -823,7 +833,12 @@ class Store:
         marks = ",".join("?" * len(ids))
         messages = await self._messages(db, f"m.id IN ({marks})", ids)
         await self._add_event(
-            db, run_id, sid, "message.read", f"{len(ids)} via {via}", {"message_ids": ids}
+            db,
+            run_id,
+            sid,
+            "message.read",
+            f"{len(ids)} via {via}",
+            {"message_ids": ids, "via": via},
         )
         return [_with_read_at(m, now) for m in messages]
 

@@ -11,16 +11,20 @@ the branch merged, the session failed, or a budget ran out.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import anyio
 
 from conductor import actions, gitops
-from conductor.bus import Bus, create_run
-from conductor.config import Config
-from conductor.errors import ConductorError
+from conductor.bus import Bus, create_run, open_run
+from conductor.config import Config, parse_config
+from conductor.errors import ConductorError, InvalidInput, LockHeld
 from conductor.gates import (
     AUTO_REVIEWER,
     HUMAN_REVIEWER,
@@ -30,8 +34,17 @@ from conductor.gates import (
     agent_reviewer,
     reviewer_for,
 )
-from conductor.models import Review, ReviewStatus, RunState, SessionKind, SessionStatus
-from conductor.plan import Plan, Workstream
+from conductor.leftovers import SUPERVISED_ENV, end_leftovers
+from conductor.models import (
+    Event,
+    Lease,
+    Review,
+    ReviewStatus,
+    RunState,
+    SessionKind,
+    SessionStatus,
+)
+from conductor.plan import Plan, Workstream, parse_plan
 from conductor.prompts import Prompts
 from conductor.session import HeadlessSession, SessionConfig, SessionDied, TurnResult
 from conductor.store import Store
@@ -44,6 +57,10 @@ WRAP_UP = (
 MAX_ROUNDS = 12  # turns of one workstream's loop before it is given up
 BLOCKED_POLL = 0.2
 READ_ONLY_TOOLS = ("Read", "Glob", "Grep")
+OVERLOADED = (429, 529)  # rate-limited, overloaded: wait and go on, never fail the run
+MAX_PAUSES = 8
+MAX_PAUSE_SECONDS = 600.0
+MERGE_EVENTS = "merge."
 
 
 @dataclass
@@ -66,6 +83,7 @@ class RunSummary:
     integration_branch: str
     integration_head: str
     outcomes: list[Outcome] = field(default_factory=list)
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -77,6 +95,9 @@ class RunSummary:
 
 
 class Supervisor:
+    """`await Supervisor(repo, store, plan, ...).run()` starts a run;
+    `await (await Supervisor.for_run(repo, store, run_id, env=...)).run()` continues one."""
+
     def __init__(
         self,
         repo: Path,
@@ -105,48 +126,159 @@ class Supervisor:
         self.limiter = anyio.CapacityLimiter(config.max_parallel)
         self.bus: Bus | None = None
         self.gate: MergeGate | None = None
+        self.resuming = False
+        self.stopping = False
+        self.leftovers: list[int] = []  # processes of a killed supervisor, ended on resume
+        self._scope = anyio.CancelScope()
+        self._live: dict[str, HeadlessSession] = {}
+
+    @classmethod
+    async def for_run(
+        cls,
+        repo: Path,
+        store: Store,
+        run_id: str | None,
+        *,
+        env: Mapping[str, str],
+        prompts: Prompts | None = None,
+    ) -> Supervisor:
+        """The supervisor of an existing run, rebuilt from what the store kept of it."""
+        bus = await open_run(store, run_id)
+        run = bus.run
+        if run.spec is None:
+            raise InvalidInput(
+                f"run {run.id} was not started by conductor run (it has no plan): nothing to"
+                " resume; its sessions use the hand commands"
+            )
+        if run.state is RunState.FINISHED:
+            raise InvalidInput(f"run {run.id} is finished: everything merged, nothing to resume")
+        where = f"run {run.id}"
+        supervisor = cls(
+            repo,
+            store,
+            parse_plan(run.spec["plan"], repo),
+            goal=run.goal,
+            config=parse_config(run.spec["config"], source=where),
+            env=env,
+            into=run.spec.get("into"),
+            remote=run.spec.get("remote"),
+            prompts=prompts,
+        )
+        supervisor.bus = bus
+        supervisor.resuming = True
+        return supervisor
+
+    @property
+    def run_id(self) -> str | None:
+        return self.bus.run_id if self.bus is not None else None
 
     # ------------------------------------------------------------------------ the run
 
     async def run(self) -> RunSummary:
+        bus = self.bus or await self._create_run()
+        self.bus = bus
+        lease = await self._take_the_run(bus)
+        try:
+            return await self._supervise(bus)
+        finally:
+            with anyio.CancelScope(shield=True), contextlib.suppress(ConductorError):
+                await bus.release_lock(lease)
+
+    async def stop(self) -> None:
+        """Ctrl-C: interrupt every session, end the run's tasks, and leave the run
+        `interrupted` with each session's conversation and worktree ready for resume."""
+        self.stopping = True
+        for session in list(self._live.values()):
+            with contextlib.suppress(Exception):  # one that is dying already is fine
+                await session.interrupt()
+        self._scope.cancel()
+
+    async def _create_run(self) -> Bus:
         base_commit = await gitops.rev_parse("HEAD", self.repo)
-        base_ref = await gitops.current_branch(self.repo)
-        bus = self.bus = await create_run(
+        spec: dict[str, Any] = {
+            "plan": self.plan.to_json(),
+            "config": asdict(self.config),
+            "into": self.into,
+            "remote": self.remote,
+        }
+        return await create_run(
             self.store,
             goal=self.goal,
             repo_root=self.repo,
-            base_ref=base_ref,
+            base_ref=await gitops.current_branch(self.repo),
             base_commit=base_commit,
-            sessions=[(w.id, w.name) for w in self.plan.workstreams],
+            spec=spec,
         )
+
+    async def _take_the_run(self, bus: Bus) -> Lease:
+        """One supervisor per run: a second `resume` while one runs would drive the same
+        conversations twice. A holder that died (SIGKILL) is reclaimed at once."""
+        name = f"supervisor {bus.run_id}"
+        try:
+            return await bus.acquire_lock(
+                f"pid {os.getpid()} on {socket.gethostname()}",
+                name=name,
+                lease_seconds=10 * 365 * 86400.0,  # held until released or its process dies
+            )
+        except LockHeld as held:
+            raise InvalidInput(
+                f"run {bus.run_id} is being supervised already ({held.holder}): stop that"
+                " one first (Ctrl-C)"
+            ) from None
+
+    async def _supervise(self, bus: Bus) -> RunSummary:
+        known = {s.name for s in await bus.sessions()}
+        missing = [(w.id, w.name) for w in self.plan.workstreams if w.id not in known]
+        if missing:  # a fresh run, or one killed before it registered them all
+            await bus.register(missing)
         for name in (AUTO_REVIEWER, HUMAN_REVIEWER):
-            kind = SessionKind.REVIEWER if name == AUTO_REVIEWER else SessionKind.HUMAN
-            await bus.register([(name, f"{name} reviews")], kind=kind)
+            if name not in known:
+                kind = SessionKind.REVIEWER if name == AUTO_REVIEWER else SessionKind.HUMAN
+                await bus.register([(name, f"{name} reviews")], kind=kind)
+        if self.resuming:
+            self.leftovers = await end_leftovers(bus.run_id)
+            await self.store.set_run_state(bus.run_id, RunState.ACTIVE, "resumed")
+            await self._recount(bus)
         self.gate = MergeGate(
             self.repo,
             bus.run_id,
-            base_commit=base_commit,
+            base_commit=bus.run.base_commit or await gitops.rev_parse("HEAD", self.repo),
             into=self.into,
             checks=self.config.checks,
             push=(bus, self.remote) if self.remote else None,
         )
-        await self.gate.prepare()
-        async with anyio.create_task_group() as tg:
-            for workstream in self.plan.workstreams:
-                tg.start_soon(self._workstream, workstream)
+        await self.gate.prepare()  # also undoes a merge that a killed supervisor left half done
+        with self._scope:
+            async with anyio.create_task_group() as tg:
+                for workstream in self.plan.workstreams:
+                    tg.start_soon(self._workstream, workstream)
         order = [w.id for w in self.plan.workstreams]
         ok = all(self.outcomes[i].state == "merged" for i in order)
-        await self.store.set_run_state(
-            bus.run_id,
-            RunState.FINISHED if ok else RunState.FAILED,
-            "everything merged" if ok else "not everything merged",
-        )
+        with anyio.CancelScope(shield=True):
+            if self.stopping:
+                await self.store.set_run_state(
+                    bus.run_id, RunState.INTERRUPTED, f"interrupted: conductor resume {bus.run_id}"
+                )
+            else:
+                await self.store.set_run_state(
+                    bus.run_id,
+                    RunState.FINISHED if ok else RunState.FAILED,
+                    "everything merged" if ok else "not everything merged",
+                )
+            head = await self.gate.head()
         return RunSummary(
             bus.run_id,
             self.gate.branch,
-            await self.gate.head(),
+            head,
             [self.outcomes[i] for i in order],
+            interrupted=self.stopping,
         )
+
+    async def _recount(self, bus: Bus) -> None:
+        """Turns and cost so far, from the result events, so budgets hold across resumes."""
+        for event in await bus.events():
+            if event.kind == "sdk.result" and event.session in self.outcomes:
+                self._account_payload(self.outcomes[event.session], event.payload or {})
 
     def _session_config(self, name: str) -> SessionConfig:
         """Sessions can use the hand commands too (`conductor sync`) and find the
@@ -158,6 +290,7 @@ class Supervisor:
             "CONDUCTOR_SESSION": name,
             "CONDUCTOR_DB": str(self.store.path),
             "CONDUCTOR_INTEGRATION_BRANCH": self.gate.branch,
+            SUPERVISED_ENV: self.bus.run_id,
         }
         return replace(
             self.config.session(self.repo / ".conductor", env),
@@ -169,7 +302,12 @@ class Supervisor:
         return spent >= self.config.max_usd_per_run
 
     async def _workstream(self, workstream: Workstream) -> None:
+        assert self.bus is not None
         outcome = self.outcomes[workstream.id]
+        if (await self.bus.session(workstream.id)).status is SessionStatus.DONE:
+            outcome.state = "merged"  # merged before this supervisor started (a resume)
+            self.finished[workstream.id].set()
+            return
         try:
             for dep in workstream.depends_on:
                 await self.finished[dep].wait()
@@ -184,44 +322,71 @@ class Supervisor:
         except ConductorError as e:  # this workstream failed; the others go on
             outcome.state, outcome.detail = "failed", str(e)
         finally:
-            if outcome.state == "waiting":
-                outcome.state = "failed"
-            assert self.bus is not None
-            status = {"merged": SessionStatus.DONE, "failed": SessionStatus.FAILED}.get(
-                outcome.state, SessionStatus.STOPPED
-            )
-            await self.bus.update(workstream.id, status=status, note=outcome.detail or None)
-            self.finished[workstream.id].set()
+            if not self.stopping:  # stopped: the session stays as it was, for resume
+                if outcome.state == "waiting":
+                    outcome.state = "failed"
+                status = {"merged": SessionStatus.DONE, "failed": SessionStatus.FAILED}.get(
+                    outcome.state, SessionStatus.STOPPED
+                )
+                await self.bus.update(workstream.id, status=status, note=outcome.detail or None)
+                self.finished[workstream.id].set()
 
     # ------------------------------------------------------------------------ one workstream
 
     async def _drive(self, workstream: Workstream, outcome: Outcome) -> None:
         assert self.bus is not None and self.gate is not None
         bus, gate = self.bus, self.gate
-        tree = await actions.place_session(
-            bus, self.repo, workstream.id, await gate.head(), self.config.bootstrap()
-        )
+        me = await bus.session(workstream.id)
+        started = bool(me.worktree and me.branch and Path(me.worktree).is_dir())
+        if started:  # a resumed run: the session's own worktree and branch, as it left them
+            tree_path, branch = Path(str(me.worktree)), str(me.branch)
+            if me.status.ended:  # failed or stopped last time: resume gives it another go
+                await bus.update(workstream.id, status=SessionStatus.IDLE, note="resumed")
+        else:
+            tree = await actions.place_session(
+                bus, self.repo, workstream.id, await gate.head(), self.config.bootstrap()
+            )
+            tree_path, branch = tree.path, tree.branch
         for path in workstream.owns:  # the plan's ownership, enforced by the write hooks
-            await bus.claim(workstream.id, path, root=tree.path)
+            await bus.claim(workstream.id, path, root=tree_path)
         config = self._session_config(workstream.id)
-        others = [w for w in self.plan.workstreams if w.id != workstream.id]
-        prompt = self.prompts.render(
-            "session.md.j2",
-            workstream=workstream,
-            others=others,
-            goal=self.goal,
-            branch=tree.branch,
-        )
-        rounds, restarts, resume = 0, 0, None
+        resume = me.sdk_session_id if started else None
+        prompt: str | None
+        if resume is None:
+            others = [w for w in self.plan.workstreams if w.id != workstream.id]
+            prompt = self.prompts.render(
+                "session.md.j2",
+                workstream=workstream,
+                others=others,
+                goal=self.goal,
+                branch=branch,
+            )
+        else:
+            prompt = await self._resume_prompt(workstream.id)
+            if prompt is None:  # it was between turns: the gates carry on where they were
+                prompt = await self._after_turn(workstream, branch, outcome)
+                if prompt is None:
+                    return
+        rounds, restarts, pauses = 0, 0, 0
         while True:
             try:
                 async with HeadlessSession(
-                    bus, workstream.id, tree.path, config, resume=resume, review_base=gate.branch
+                    bus, workstream.id, tree_path, config, resume=resume, review_base=gate.branch
                 ) as session:
+                    self._live[workstream.id] = session
                     while rounds < MAX_ROUNDS:
                         rounds += 1
                         result = await self._watched_turn(session, prompt)
                         self._account(outcome, result)
+                        if result.is_error and result.api_error_status in OVERLOADED:
+                            pauses += 1
+                            if pauses > MAX_PAUSES:
+                                outcome.state = "failed"
+                                outcome.detail = f"API error {result.api_error_status}, {pauses}x"
+                                return
+                            prompt = await self._pause(workstream.id, result, pauses)
+                            rounds -= 1  # waiting out the API is not a round of work
+                            continue
                         if result.is_error:
                             outcome.state = "budget" if result.hit_budget else "failed"
                             outcome.detail = result.result or (
@@ -234,14 +399,16 @@ class Supervisor:
                             outcome.state, outcome.detail = "budget", "the run's budget was spent"
                             self._account(outcome, await session.turn(WRAP_UP))
                             return
-                        next_prompt = await self._after_turn(workstream, tree.branch, outcome)
-                        await self._count_commits(tree.branch, outcome)
+                        next_prompt = await self._after_turn(workstream, branch, outcome)
+                        await self._count_commits(branch, outcome)
                         if next_prompt is None:
                             return
                         prompt = next_prompt
                     outcome.detail = f"no merge after {MAX_ROUNDS} rounds"
                     return
             except SessionDied as died:
+                if self.stopping:
+                    raise
                 resume = (await bus.session(workstream.id)).sdk_session_id
                 restarts += 1
                 if restarts > self.config.retries or resume is None:
@@ -253,10 +420,63 @@ class Supervisor:
                     f"resumed {resume} (restart {restarts})",
                     {"resume": resume, "restart": restarts},
                 )
-                prompt = (
-                    "Your session was restarted: its process ended in the middle of your turn."
-                    " Check `git status` and your branch, then carry on with your task."
-                )
+                prompt = await self._resume_prompt(
+                    workstream.id, "Your session was restarted: its process ended."
+                ) or ("Your session was restarted. Check `git status`, then carry on.")
+            finally:
+                self._live.pop(workstream.id, None)
+
+    async def _pause(self, name: str, result: TurnResult, pauses: int) -> str:
+        """An overloaded or rate-limited API: wait, doubling each time, then carry on."""
+        assert self.bus is not None
+        seconds = min(self.config.backoff_seconds * 2 ** (pauses - 1), MAX_PAUSE_SECONDS)
+        status = result.api_error_status
+        await self.bus.record(
+            name,
+            "session.paused",
+            f"API answered {status}: waiting {seconds:.0f}s (pause {pauses})",
+            {"status": status, "seconds": seconds, "pause": pauses},
+        )
+        await anyio.sleep(seconds)
+        return (
+            f"The model API was busy (HTTP {status}) and conductor waited {seconds:.0f}s."
+            " Carry on with your task from where you were."
+        )
+
+    async def _resume_prompt(
+        self,
+        name: str,
+        why: str = "conductor was restarted (its supervisor had stopped) and re-attached you.",
+    ) -> str | None:
+        """What a re-attached session is told, from its events: the prompt of the turn the
+        supervisor died in, and the messages it was handed since its last finished turn (it
+        may not have seen them). None when it was between turns with nothing owed to it."""
+        assert self.bus is not None
+        events = await self.bus.events(session=name)
+        last_result = max((e.id for e in events if e.kind == "sdk.result"), default=0)
+        prompts = [e for e in events if e.kind == "session.prompt" and e.id > last_result]
+        interrupted = prompts[-1] if prompts else None
+        owed: list[int] = []
+        for e in events:
+            if e.kind != "message.read" or e.id <= last_result:
+                continue
+            payload = e.payload or {}
+            carried = interrupted is not None and e.id < interrupted.id
+            if payload.get("via") == "wake" and carried:
+                continue  # in the interrupted prompt, which is sent again below
+            owed.extend(int(i) for i in payload.get("message_ids") or [])
+        if interrupted is None and not owed:
+            return None
+        parts = [why]
+        if interrupted is not None:
+            parts.append(_interrupted_turn(interrupted))
+        if owed:
+            messages = [await self.bus.store.get_message(self.bus.run_id, i) for i in owed]
+            parts.append(
+                "Messages handed to you while it stopped (you may have seen some already):\n"
+                + "\n".join(describe(messages))
+            )
+        return "\n\n".join(parts)
 
     async def _watched_turn(self, session: HeadlessSession, prompt: str) -> TurnResult:
         """A turn, interrupted if the session shows no sign of life (no event) for
@@ -326,8 +546,28 @@ class Supervisor:
                 f"Review #{review.id} was rejected by {review.decided_by}: {review.comment}\n"
                 "Fix it, commit, and call mcp__bus__request_review again."
             )
+        await bus.record(
+            workstream.id,
+            "merge.queued",
+            f"{branch} ({review.commit[:12]}) waits for the merge gate",
+            {"branch": branch, "commit": review.commit},
+        )
         merged = await self.gate.merge(branch, review.commit)
         outcome.merge = merged.status.value
+        await bus.record(
+            workstream.id,
+            f"merge.{merged.status.value}",
+            f"{branch} ({review.commit[:12]}): {merged.status.value.replace('_', ' ')}"
+            + (f" in {', '.join(merged.conflicts)}" if merged.conflicts else "")
+            + (f" ({merged.check})" if merged.check else ""),
+            {
+                "branch": branch,
+                "commit": review.commit,
+                "integration_head": merged.integration_head,
+                "conflicts": merged.conflicts,
+                "check": merged.check,
+            },
+        )
         if merged.status in (MergeStatus.MERGED, MergeStatus.ALREADY_MERGED):
             outcome.state = "merged"
             return None
@@ -350,6 +590,10 @@ class Supervisor:
         outcome.turns += result.num_turns
         outcome.cost_usd += result.cost_usd
 
+    def _account_payload(self, outcome: Outcome, payload: Mapping[str, Any]) -> None:
+        outcome.turns += int(payload.get("num_turns") or 0)
+        outcome.cost_usd += float(payload.get("total_cost_usd") or 0.0)
+
     # ------------------------------------------------------------------------ the review gate
 
     async def _review(self, workstream: Workstream, review_id: int) -> Review:
@@ -365,13 +609,15 @@ class Supervisor:
         # A peer hears of it as a message and decides with `conductor review approve/reject`
         # (its Bash has the run in its environment). A peer that does not answer within
         # stall_seconds (it may have finished already) hands the review to an agent.
-        await bus.send(
-            None,
-            reviewer,
-            f"Please review #{review_id} of {workstream.id}: `conductor review show"
-            f" {review_id}`, then `conductor review approve|reject {review_id} --from"
-            f" {reviewer} --comment ...`.",
-        )
+        ask = f"Please review #{review_id} of {workstream.id}: "
+        asked = await bus.store.inbox(bus.run_id, reviewer, unread_only=False)
+        if not any(m.body.startswith(ask) for m in asked):  # asked once, resumed or not
+            await bus.send(
+                None,
+                reviewer,
+                f"{ask}`conductor review show {review_id}`, then `conductor review"
+                f" approve|reject {review_id} --from {reviewer} --comment ...`.",
+            )
         with anyio.move_on_after(self.config.stall_seconds):
             return await self._wait_for_verdict(review_id)
         return await self._agent_review(workstream, review_id, agent_reviewer(workstream.id))
@@ -414,12 +660,27 @@ class Supervisor:
             resume=resume,
             extra_tools=reviewer_tools(bus, name, review_id),
         ) as session:
-            for _ in range(2):
-                await session.turn(prompt)
-                review = await bus.review(review_id, with_diff=False)
-                if review.status is not ReviewStatus.PENDING:
-                    return review
-                prompt = f"Give your verdict on review #{review_id} with mcp__bus__review_verdict."
+            self._live[name] = session
+            try:
+                for _ in range(2):
+                    await session.turn(prompt)
+                    review = await bus.review(review_id, with_diff=False)
+                    if review.status is not ReviewStatus.PENDING:
+                        return review
+                    prompt = (
+                        f"Give your verdict on review #{review_id} with mcp__bus__review_verdict."
+                    )
+            finally:
+                self._live.pop(name, None)
         return await bus.decide(
             review_id, name, approve=False, comment="the reviewer gave no verdict"
         )
+
+
+def _interrupted_turn(prompt: Event) -> str:
+    text = str((prompt.payload or {}).get("prompt") or prompt.summary)
+    return (
+        "It stopped in the middle of your turn on the prompt below. Your conversation is"
+        " restored, but your last steps may not have finished: check `git status` and"
+        " `git log` on your branch, then carry on.\n\n--- the prompt ---\n" + text
+    )

@@ -1,0 +1,69 @@
+"""Session processes that a killed supervisor left behind.
+
+A Claude Code CLI outlives a supervisor killed with SIGKILL (nothing is left to close it),
+and a resume started while the old process of the same conversation still runs may do no
+work. So `conductor resume` ends them first. Every session process conductor starts carries
+`CONDUCTOR_SUPERVISED=<run>` in its environment, and so does everything it runs (its Bash
+commands); a terminal where a person uses the hand commands does not, so it is never touched.
+
+Finding them reads `/proc/<pid>/environ`, which only Linux has; elsewhere nothing is found
+and the old processes are left to end on their own (they exit once their stdin closes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+SUPERVISED_ENV = "CONDUCTOR_SUPERVISED"
+PROC = Path("/proc")
+GONE_WAIT = 5.0
+
+
+def _environ(pid: int) -> bytes:
+    try:
+        return (PROC / str(pid) / "environ").read_bytes()
+    except OSError:  # gone, or not ours to read
+        return b""
+
+
+def _ancestors() -> set[int]:
+    """This process and its parents: a resume run from inside a session must not kill itself."""
+    found, pid = set(), os.getpid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            stat = (PROC / str(pid) / "stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return found
+
+
+def supervised_pids(run_id: str) -> list[int]:
+    """Processes started for `run_id`'s sessions that are still alive."""
+    if not PROC.is_dir():
+        return []
+    marker = f"{SUPERVISED_ENV}={run_id}".encode()
+    spared = _ancestors()
+    candidates = (int(e.name) for e in PROC.iterdir() if e.name.isdigit())
+    return sorted(
+        pid for pid in candidates if pid not in spared and marker in _environ(pid).split(b"\0")
+    )
+
+
+async def end_leftovers(run_id: str) -> list[int]:
+    """SIGKILL what a run's earlier supervisor left running, and wait until it is gone."""
+    pids = await anyio.to_thread.run_sync(supervised_pids, run_id)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    with anyio.move_on_after(GONE_WAIT):
+        while pids and await anyio.to_thread.run_sync(supervised_pids, run_id):  # noqa: ASYNC110
+            await anyio.sleep(0.05)  # other processes' deaths: nothing to wait on but /proc
+    return pids
