@@ -60,7 +60,7 @@ READ_ONLY_TOOLS = ("Read", "Glob", "Grep")
 OVERLOADED = (429, 529)  # rate-limited, overloaded: wait and go on, never fail the run
 MAX_PAUSES = 8
 MAX_PAUSE_SECONDS = 600.0
-MERGE_EVENTS = "merge."
+INTERRUPT_WAIT = 5.0
 
 
 @dataclass
@@ -129,6 +129,7 @@ class Supervisor:
         self.resuming = False
         self.stopping = False
         self.leftovers: list[int] = []  # processes of a killed supervisor, ended on resume
+        self.started = anyio.Event()  # set once the run exists and this supervisor holds it
         self._scope = anyio.CancelScope()
         self._live: dict[str, HeadlessSession] = {}
 
@@ -178,6 +179,7 @@ class Supervisor:
         bus = self.bus or await self._create_run()
         self.bus = bus
         lease = await self._take_the_run(bus)
+        self.started.set()
         try:
             return await self._supervise(bus)
         finally:
@@ -188,10 +190,13 @@ class Supervisor:
         """Ctrl-C: interrupt every session, end the run's tasks, and leave the run
         `interrupted` with each session's conversation and worktree ready for resume."""
         self.stopping = True
-        for session in list(self._live.values()):
-            with contextlib.suppress(Exception):  # one that is dying already is fine
-                await session.interrupt()
-        self._scope.cancel()
+        try:
+            with anyio.move_on_after(INTERRUPT_WAIT):
+                for session in list(self._live.values()):
+                    with contextlib.suppress(Exception):  # one that is dying already is fine
+                        await session.interrupt()
+        finally:
+            self._scope.cancel()
 
     async def _create_run(self) -> Bus:
         base_commit = await gitops.rev_parse("HEAD", self.repo)
@@ -237,6 +242,13 @@ class Supervisor:
                 await bus.register([(name, f"{name} reviews")], kind=kind)
         if self.resuming:
             self.leftovers = await end_leftovers(bus.run_id)
+            if self.leftovers:
+                await bus.record(
+                    None,
+                    "run.leftovers",
+                    f"ended {len(self.leftovers)} session processes the last supervisor left",
+                    {"pids": self.leftovers},
+                )
             await self.store.set_run_state(bus.run_id, RunState.ACTIVE, "resumed")
             await self._recount(bus)
         self.gate = MergeGate(
@@ -304,8 +316,11 @@ class Supervisor:
     async def _workstream(self, workstream: Workstream) -> None:
         assert self.bus is not None
         outcome = self.outcomes[workstream.id]
-        if (await self.bus.session(workstream.id)).status is SessionStatus.DONE:
-            outcome.state = "merged"  # merged before this supervisor started (a resume)
+        me = await self.bus.session(workstream.id)
+        if me.status is SessionStatus.DONE:  # merged before this supervisor started (a resume)
+            outcome.state = "merged"
+            if me.branch:
+                await self._count_commits(me.branch, outcome)
             self.finished[workstream.id].set()
             return
         try:
@@ -366,6 +381,7 @@ class Supervisor:
             if prompt is None:  # it was between turns: the gates carry on where they were
                 prompt = await self._after_turn(workstream, branch, outcome)
                 if prompt is None:
+                    await self._count_commits(branch, outcome)
                     return
         rounds, restarts, pauses = 0, 0, 0
         while True:

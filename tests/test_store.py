@@ -137,6 +137,25 @@ async def test_migrating_a_blank_database_creates_the_expected_tables_and_indexe
     }
 
 
+async def test_a_version_1_database_is_upgraded_and_keeps_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:  # what conductor 0.1 left: the first migration only
+        db.executescript(MIGRATIONS[0]())
+        db.execute(
+            "INSERT INTO runs (id, goal, state, repo_root, created_at, updated_at)"
+            " VALUES ('old-run', 'from before', 'finished', '/r', 1, 1)"
+        )
+        db.execute("PRAGMA user_version = 1")
+    async with Store.open(path) as store:
+        old = await store.get_run("old-run")
+        assert (old.goal, old.spec) == ("from before", None)
+        new = await store.create_run(
+            "new-run", goal="g", repo_root="/r", base_ref=None, base_commit=None, spec={"x": [1]}
+        )
+        assert new.spec == {"x": [1]}
+    assert _query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
 async def test_the_unread_index_covers_only_unread_deliveries(store: Store) -> None:
     [(sql,)] = _query(store.path, "SELECT sql FROM sqlite_master WHERE name = 'deliveries_unread'")
     assert "WHERE read_at IS NULL" in sql

@@ -552,3 +552,33 @@ async def test_a_workstream_that_cannot_start_fails_with_its_reason_and_the_run_
         async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
             statuses = {s.name: s.status.value for s in await store.list_sessions(summary.run_id)}
         assert (statuses["A"], statuses["B"]) == ("failed", "failed")
+
+
+# The CLI retries nothing here (CLAUDE_CODE_MAX_RETRIES=0): each 529 ends the turn as an
+# API error. A prompt that got no answer is merged by the CLI with the next one, so the
+# "carry on" prompt after a pause asks the same chapter again.
+OVERLOADED_TWICE = """
+roles:
+  A:
+    - - tool: Write
+        input: {file_path: "${cwd}/core.py", content: "def greet():\\n    return 'hello'\\n"}
+        fault: {status: 529, times: 2}
+      - tool: Bash
+        input: {command: "git add -A && git commit -qm 'core: greet'"}
+      - tool: mcp__bus__request_review
+        input: {}
+      - text: "Done after waiting out the API."
+"""
+
+
+async def test_an_overloaded_api_pauses_the_session_with_back_off_and_it_finishes(
+    standin: Standin,
+) -> None:
+    async with standin(OVERLOADED_TWICE) as offline:
+        summary = await run_plan(offline, ONE, backoff_seconds=0.3)
+        assert summary.ok, summary.outcomes
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            events = await store.list_events(summary.run_id, session="A")
+        pauses = [e.payload for e in events if e.kind == "session.paused"]
+        assert [(p["status"], p["seconds"]) for p in pauses] == [(529, 0.3), (529, 0.6)]
+        assert "'hello'" in git(offline.repo, "show", f"{summary.integration_branch}:core.py")
