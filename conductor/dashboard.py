@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from rich import box
 from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -31,8 +33,10 @@ from conductor.plan import Plan
 from conductor.text import one_line
 
 if TYPE_CHECKING:
+    from conductor.live import SessionView, Snapshot
     from conductor.supervisor import RunSummary
 
+WAITING_STYLE = "bold reverse yellow"  # a row or line that waits on a person
 STATUS_STYLE = {
     SessionStatus.PENDING: "dim",
     SessionStatus.WORKING: "green",
@@ -251,3 +255,94 @@ def summary_table(summary: RunSummary) -> Table:
             _t(o.detail),
         )
     return table
+
+
+def live_view(
+    snapshot: Snapshot, now: float | None = None, width: int | None = None
+) -> RenderableType:
+    """The dashboard `conductor run` keeps redrawing: what waits on you first, then a row per
+    session, the merge queue and the latest notable events. `width`: the terminal's."""
+    now = time.time() if now is None else now
+    header = Text(
+        f"run {snapshot.run_id} · {snapshot.state or '?'} · started"
+        f" {ago(snapshot.started_at, now)} · {snapshot.turns} turns · ${snapshot.cost_usd:.4f}",
+        "bold",
+    )
+    if snapshot.goal:
+        header.append(f"\ngoal: {one_line(snapshot.goal, 110)}", style="")
+    parts: list[RenderableType] = [header]
+    parts += [waiting_text(snapshot, v) for v in snapshot.waiting()]
+    parts.append(live_sessions_table(snapshot, now, width))
+    queue = ", ".join(snapshot.merge_queue)
+    parts.append(Text(f"merge queue: {queue}") if queue else Text("merge queue: empty", "dim"))
+    if snapshot.tail:
+        parts.append(Text("\n".join(snapshot.tail)))
+    else:
+        parts.append(Text("no notable events yet", "dim"))
+    return Group(*parts)
+
+
+def waiting_text(snapshot: Snapshot, view: SessionView) -> Text:
+    """The line that says what a person can do about a session waiting on them."""
+    review = snapshot.human_review(view)
+    if review is not None:
+        return Text(
+            f"waiting on you: conductor review approve {review.id} --from human"
+            f"  (review #{review.id} of {view.name}; or: reject {review.id} --from human -m WHY)",
+            WAITING_STYLE,
+        )
+    return Text(
+        f"blocked: {view.name}" + (f": {one_line(view.note, 100)}" if view.note else ""),
+        WAITING_STYLE,
+    )
+
+
+def live_sessions_table(
+    snapshot: Snapshot, now: float | None = None, width: int | None = None
+) -> Table:
+    """A row per session. What it is doing goes last and gets the width the other columns
+    leave, cut short rather than wrapped, so each session stays one line even at 80 columns
+    (left to itself, rich would squeeze every column to fit a long path)."""
+    rows: list[tuple[list[Text], str, bool]] = []
+    for v in snapshot.shown():
+        waiting = snapshot.waits_on_person(v)
+        review = ""
+        if v.review is not None:
+            yours = snapshot.human_review(v) is not None
+            review = f"#{v.review.id} " + ("yours" if yours else v.review.status.value)
+        cells = [
+            _t(v.name, "bold"),
+            _t(v.status.value, STATUS_STYLE[v.status]),
+            _t(v.turns or ""),
+            _t(f"${v.cost_usd:.2f}" if v.cost_usd else ""),
+            _t(ago(v.last_event_at, now).removesuffix(" ago")),
+            _t(review),
+            _t(v.merge.replace("_", " ")),
+        ]
+        rows.append((cells, v.note if waiting and v.note else v.doing, waiting))
+
+    def table_of(doing_width: int) -> Table:
+        table = Table(
+            title="Sessions",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            padding=(0, 1, 0, 0),
+        )
+        for col in ("ID", "Status", "Turns", "Cost", "Age", "Review", "Merge"):
+            right = col in ("Turns", "Cost", "Age")
+            table.add_column(col, no_wrap=True, justify="right" if right else "left")
+        table.add_column("Doing", no_wrap=True, overflow="ellipsis")
+        for cells, doing, waiting in rows:
+            table.add_row(
+                *cells,
+                _t(one_line(doing, doing_width)) if doing_width else _t(""),
+                style=WAITING_STYLE if waiting else None,
+            )
+        return table
+
+    if width is None:
+        return table_of(200)
+    others = Measurement.get(Console(width=10_000), Console().options, table_of(0)).maximum
+    # The empty table's Doing column is as wide as its header: that much is in `others`.
+    return table_of(max(len("Doing"), width - others + len("Doing")))

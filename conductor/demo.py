@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import STDOUT
@@ -46,7 +47,17 @@ class DemoResult:
     tests_passed: bool
 
 
-async def run_demo(where: Path | None = None) -> DemoResult:
+async def _unwatched(supervisor: Supervisor) -> RunSummary:
+    return await supervisor.run()
+
+
+async def run_demo(
+    where: Path | None = None,
+    *,
+    drive: Callable[[Supervisor], Awaitable[RunSummary]] = _unwatched,
+) -> DemoResult:
+    """The demo run in a new temporary repository; `drive` runs its supervisor (the CLI
+    passes one that shows the live view beside it)."""
     assets = demo_assets()
     root = Path(tempfile.mkdtemp(prefix="conductor-demo-", dir=where))
     repo = root / "textstats"
@@ -71,7 +82,8 @@ async def run_demo(where: Path | None = None) -> DemoResult:
             GOAL, repo, config.session(state, env), max_sessions=config.max_sessions
         )
         async with Store.open(state / DB_NAME) as store:
-            summary = await Supervisor(repo, store, plan, goal=GOAL, config=config, env=env).run()
+            supervisor = Supervisor(repo, store, plan, goal=GOAL, config=config, env=env)
+            summary = await drive(supervisor)
     tree = root / "check"
     await gitops.git(
         ["worktree", "add", "-q", "--detach", str(tree), summary.integration_branch], repo

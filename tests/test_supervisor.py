@@ -305,7 +305,7 @@ async def test_conductor_run_takes_a_plan_file_to_merged_code(standin: Standin) 
         assert done.returncode == 0, printed + done.stderr.decode()
         assert "everything merged" in printed
         assert printed.count("merged") >= 3  # two rows and the closing line
-        branch = next(w for w in printed.split() if w.startswith("conductor/"))
+        branch = printed.split("integration branch ", 1)[1].split()[0]
         assert {"core.py", "cli.py"} <= set(git(repo, "ls-tree", "--name-only", branch).split())
         runs = await anyio.run_process(
             [sys.executable, "-m", "conductor", "runs", "--json"],

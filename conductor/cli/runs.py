@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,7 @@ from conductor.cli.common import (
     Globals,
     JsonOpt,
     app,
+    err,
     out,
     print_json,
     run_async,
@@ -26,6 +27,15 @@ from conductor.models import Event
 from conductor.plan import Plan
 from conductor.store import Store
 from conductor.workspace import Workspace, ensure_state_dir, locate
+
+if TYPE_CHECKING:
+    from conductor.supervisor import RunSummary, Supervisor
+
+EXIT_INTERRUPTED = 130
+NoLiveOpt = Annotated[
+    bool,
+    typer.Option("--no-live", help="One plain line per notable event instead of the live view."),
+]
 
 # ------------------------------------------------------------------------------ runs
 
@@ -62,13 +72,14 @@ def run_goal(
         str | None, typer.Option("--into", help="Merge into this branch (default conductor/RUN).")
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model for the sessions.")] = None,
+    no_live: NoLiveOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Plan GOAL into workstreams and run them, hands-off, to merged and checked code."""
     from conductor.config import REVIEW_POLICIES, load_config
     from conductor.plan import load_plan, save_plan
     from conductor.planner import make_plan
-    from conductor.supervisor import RunSummary, Supervisor
+    from conductor.supervisor import Supervisor
 
     g: Globals = ctx.obj
 
@@ -87,9 +98,8 @@ def run_goal(
                 "the working tree has uncommitted changes: commit or stash them (a run starts"
                 " from HEAD and would leave them out)"
             )
-        needs_model = not (plan_only and plan_file is not None)
-        if needs_model and not any(os.environ.get(v) for v in API_KEY_VARIABLES):
-            raise InvalidInput("no API key: set ANTHROPIC_API_KEY (or try it offline: make demo)")
+        if not (plan_only and plan_file is not None):
+            _need_api_key()
         state = ensure_state_dir(repo)
         if plan_file is not None:
             plan = load_plan(plan_file, repo, max_sessions=config.max_sessions)
@@ -105,7 +115,7 @@ def run_goal(
             supervisor = Supervisor(
                 repo, store, plan, goal=goal, config=config, env={}, into=into, remote=remote
             )
-            return plan, target, await supervisor.run()
+            return plan, target, await _supervise(supervisor, no_live=no_live, json_=json_)
 
     plan, saved, summary = run_async(go)
     if summary is None:
@@ -115,6 +125,65 @@ def run_goal(
         out.print(dashboard.plan_table(plan))
         say(f"plan saved to {saved}; run it later with --plan {saved}")
         return
+    _report(summary, json_)
+
+
+@app.command("resume", rich_help_panel="Runs")
+def resume(
+    ctx: typer.Context,
+    run: Annotated[str | None, typer.Argument(help="The run (default: the newest).")] = None,
+    no_live: NoLiveOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Continue a run whose supervisor was interrupted or killed, from what the store kept:
+    sessions re-attach to their own conversations, reviews and merges carry on."""
+    from conductor.supervisor import Supervisor
+
+    g: Globals = ctx.obj
+
+    async def go() -> RunSummary:
+        ws = await locate(Path.cwd(), g.db)
+        if ws.repo_root is None:
+            raise InvalidInput("conductor resume works inside the run's git repository")
+        _need_api_key()
+        async with Store.open(ws.db_path) as store:
+            supervisor = await Supervisor.for_run(ws.repo_root, store, run or g.run, env={})
+            assert supervisor.run_id is not None
+            seen = await store.list_events(supervisor.run_id, limit=1, newest=True)
+            after = seen[0].id if seen else 0
+            return await _supervise(supervisor, no_live=no_live, json_=json_, after=after)
+
+    _report(run_async(go), json_)
+
+
+def _need_api_key() -> None:
+    if not any(os.environ.get(v) for v in API_KEY_VARIABLES):
+        raise InvalidInput("no API key: set ANTHROPIC_API_KEY (or try it offline: make demo)")
+
+
+async def _supervise(
+    supervisor: Supervisor,
+    *,
+    no_live: bool,
+    json_: bool,
+    after: int = 0,
+    resumable: bool = True,
+) -> RunSummary:
+    """Live on a terminal; otherwise (or with --no-live) one line per notable event, on
+    stderr when stdout carries --json."""
+    from conductor.cli.supervising import supervise
+
+    console = err if json_ else out
+    return await supervise(
+        supervisor,
+        console=console,
+        live=console.is_terminal and not (no_live or json_),
+        after=after,
+        resumable=resumable,
+    )
+
+
+def _report(summary: RunSummary, json_: bool) -> None:
     if json_:
         print_json({**dataclasses.asdict(summary), "ok": summary.ok})
     else:
@@ -123,7 +192,12 @@ def run_goal(
             f"integration branch {summary.integration_branch} at "
             f"{summary.integration_head[:12]}; total ${summary.cost_usd:.4f}"
         )
-        say("everything merged" if summary.ok else "not everything merged: see the table above")
+        if summary.interrupted:
+            say(f"interrupted: continue with: conductor resume {summary.run_id}")
+        else:
+            say("everything merged" if summary.ok else "not everything merged: see the table above")
+    if summary.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(0 if summary.ok else 1)
 
 
@@ -217,13 +291,17 @@ def transcript(
 
 
 @app.command("demo", rich_help_panel="Offline")
-def demo() -> None:
+def demo(no_live: NoLiveOpt = False) -> None:
     """A full conductor run, offline, on a small example repository (no API key needed)."""
     from conductor.demo import run_demo
 
     say("conductor demo: planning and running three workstreams on the textstats example,")
     say("with the real Claude Code CLI answered by the scripted stand-in model...")
-    result = run_async(run_demo)
+
+    async def drive(supervisor: Supervisor) -> RunSummary:
+        return await _supervise(supervisor, no_live=no_live, json_=False, resumable=False)
+
+    result = run_async(lambda: run_demo(drive=drive))
     out.print(dashboard.summary_table(result.summary))
     repo = result.repo
     say(

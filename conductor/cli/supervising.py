@@ -1,0 +1,76 @@
+"""Running a supervisor in the foreground: the live view beside it, and what Ctrl-C does.
+
+Ctrl-C once asks the supervisor to stop: its sessions are interrupted, the run is marked
+`interrupted`, and the command that resumes it is printed. Ctrl-C again exits at once; the
+store is still consistent, because every change to it was one transaction, and `conductor
+resume` picks up from there as it would after a SIGKILL. SIGTERM counts as a first Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import anyio
+from rich.console import Console
+
+from conductor.errors import ConductorError
+from conductor.live import watch_run
+from conductor.supervisor import RunSummary, Supervisor
+
+EXIT_INTERRUPTED = 130
+
+
+async def supervise(
+    supervisor: Supervisor,
+    *,
+    console: Console,
+    live: bool,
+    after: int = 0,
+    resumable: bool = True,
+) -> RunSummary:
+    """The supervisor's run, watched on `console` (live, or one line per notable event after
+    event id `after`, so that a resumed run does not print its history again). Without
+    `resumable` (the demo, whose stand-in model goes when it exits) Ctrl-C is left alone."""
+    summary: RunSummary | None = None
+    error: ConductorError | None = None
+    async with anyio.create_task_group() as tg:
+        if resumable:
+            tg.start_soon(_on_signals, supervisor, console)
+        tg.start_soon(_watch, supervisor, console, live, after)
+        try:
+            summary = await supervisor.run()
+        except ConductorError as e:  # raised out of the group it would come wrapped
+            error = e
+        finally:
+            tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    assert summary is not None
+    return summary
+
+
+async def _watch(supervisor: Supervisor, console: Console, live: bool, after: int) -> None:
+    await supervisor.started.wait()
+    assert supervisor.run_id is not None
+    await watch_run(supervisor.store, supervisor.run_id, console=console, live=live, after=after)
+
+
+async def _on_signals(supervisor: Supervisor, console: Console) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        stopping = False
+        async with anyio.create_task_group() as tg:
+            async for signum in signals:
+                run = supervisor.run_id or "(not started)"
+                if stopping and signum == signal.SIGINT:
+                    console.print(
+                        f"exiting at once; continue with: conductor resume {run}", soft_wrap=True
+                    )
+                    os._exit(EXIT_INTERRUPTED)
+                if not stopping:
+                    stopping = True
+                    console.print(
+                        "stopping: interrupting the sessions (Ctrl-C again to exit at once)",
+                        soft_wrap=True,
+                    )
+                    tg.start_soon(supervisor.stop)

@@ -1,0 +1,336 @@
+"""`conductor resume`: a run whose supervisor was killed (SIGKILL, at any point) or stopped
+with Ctrl-C carries on from the store to the same merged result, every message delivered
+once. Real `conductor` processes, the real CLI sessions against the stand-in, real git."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import pytest
+from support import Cli, clean_env, git
+
+from conductor.models import Event, RunState
+from conductor.standin.harness import STANDIN_MODEL, Offline, offline
+from conductor.store import Store
+
+pytestmark = pytest.mark.anyio
+
+PLAN = {
+    "workstreams": [
+        {"id": "A", "name": "core", "task": "Write core.greet()", "owns": ["core.py"]},
+        {"id": "C", "name": "util", "task": "Write util.shout()", "owns": ["util.py"]},
+        {
+            "id": "B",
+            "name": "cli",
+            "task": "Write cli.main() using core",
+            "owns": ["cli.py"],
+            "depends_on": ["A"],
+        },
+    ]
+}
+
+# Each worker's later chapters redo its work idempotently: a session re-attached after its
+# supervisor died mid-turn is prompted again (a new chapter) and must end in the same place.
+COMMIT = "git add -A && (git diff --cached --quiet || git commit -qm '${role}: work')"
+SCRIPT: dict[str, Any] = {
+    "roles": {
+        "A": [
+            [
+                {"tool": "mcp__bus__send", "input": {"to": "B", "text": "core.greet() is in"}},
+                {
+                    "tool": "Write",
+                    "input": {
+                        "file_path": "${cwd}/core.py",
+                        "content": "def greet():\n    return 'hello'\n",
+                    },
+                    "delay": 1.5,
+                },
+                {"tool": "Bash", "input": {"command": COMMIT}},
+                {"tool": "mcp__bus__request_review", "input": {"note": "core"}},
+                {"text": "A is done."},
+            ],
+            [
+                {
+                    "tool": "Write",
+                    "input": {
+                        "file_path": "${cwd}/core.py",
+                        "content": "def greet():\n    return 'hello'\n",
+                    },
+                },
+                {"tool": "Bash", "input": {"command": COMMIT}},
+                {"tool": "mcp__bus__request_review", "input": {"note": "core"}},
+                {"text": "A is done again."},
+            ],
+        ],
+        "C": [
+            [
+                {
+                    "tool": "Write",
+                    "input": {
+                        "file_path": "${cwd}/util.py",
+                        "content": "def shout(s):\n    return s.upper()\n",
+                    },
+                },
+                {"tool": "Bash", "input": {"command": COMMIT}},
+                {"tool": "mcp__bus__request_review", "input": {"note": "util"}},
+                {"text": "C is done."},
+            ]
+        ]
+        * 3,
+        "B": [
+            [
+                {"tool": "Bash", "input": {"command": "cat core.py"}},
+                {
+                    "tool": "Write",
+                    "input": {
+                        "file_path": "${cwd}/cli.py",
+                        "content": "from core import greet\n\ndef main():\n    return greet()\n",
+                    },
+                },
+                {"tool": "Bash", "input": {"command": COMMIT}},
+                {"tool": "mcp__bus__request_review", "input": {}},
+                {"text": "B is done."},
+            ],
+            [
+                {
+                    "tool": "Write",
+                    "input": {
+                        "file_path": "${cwd}/cli.py",
+                        "content": "from core import greet\n\ndef main():\n    return greet()\n",
+                    },
+                },
+                {"tool": "Bash", "input": {"command": COMMIT}},
+                {"tool": "mcp__bus__request_review", "input": {}},
+                {"text": "B is done again."},
+            ],
+        ],
+        **{
+            f"{author}-review": [
+                [
+                    {
+                        "tool": "mcp__bus__review_verdict",
+                        "input": {"verdict": "approve", "comments": "looks right"},
+                        "delay": 1.5 if author == "A" else 0.0,
+                    },
+                    {"text": "Approved."},
+                ]
+            ]
+            * 2
+            for author in ("A", "B", "C")
+        },
+    }
+}
+
+# The check sleeps, so that a kill "in the middle of the merge queue" lands inside a merge.
+CHECK = f'{sys.executable} -c "import time; time.sleep(1.0)"'
+TOML = f"""
+model = "{STANDIN_MODEL}"
+checks = [{json.dumps(CHECK)}]
+review = "agent"
+max_parallel = 3
+stall_seconds = 60
+"""
+
+Trigger = Callable[[Event], bool]
+POINTS: dict[str, Trigger] = {
+    "after planning": lambda e: e.kind == "run.created",
+    "while sessions work": lambda e: e.kind == "sdk.tool_result" and e.session == "A",
+    # A's turn is over and its reviewer is at work (its verdict is delayed): A's review waits.
+    "while a review is pending": lambda e: e.kind == "sdk.system.init" and e.session == "A-review",
+    "in the middle of the merge queue": lambda e: e.kind == "merge.queued",
+}
+_uninterrupted: dict[str, str] = {}  # the tree an uninterrupted run merges, computed once
+
+
+def _prepare(off: Offline) -> Path:
+    (off.repo / "conductor.toml").write_text(TOML)
+    plan = off.repo.parent / "plan.json"
+    plan.write_text(json.dumps(PLAN))
+    git(off.repo, "add", "conductor.toml")
+    git(off.repo, "commit", "-qm", "conductor settings")
+    return plan
+
+
+async def _start(off: Offline, *args: str, log: str) -> anyio.abc.Process:
+    # The child keeps its own copy of the file; a short blocking open is fine in a test.
+    with open(off.repo.parent / log, "ab") as out:  # noqa: ASYNC230
+        return await anyio.open_process(
+            [sys.executable, "-m", "conductor", *args],
+            cwd=off.repo,
+            env=clean_env(**off.env),
+            stdout=out,
+            stderr=out,
+        )
+
+
+def _db(off: Offline) -> Path:
+    return off.repo / ".conductor" / "conductor.db"
+
+
+async def _wait_for(off: Offline, trigger: Trigger, proc: anyio.abc.Process) -> Event:
+    with anyio.fail_after(90):
+        while not _db(off).exists():  # noqa: ASYNC110 -- another process creates it
+            await anyio.sleep(0.05)
+        async with Store.open(_db(off)) as store:
+            after = 0
+            while True:
+                run = await store.latest_run()
+                if run is not None:
+                    for event in await store.list_events(run.id, after=after):
+                        if trigger(event):
+                            return event
+                        after = event.id
+                assert proc.returncode is None, "conductor ended before the trigger"
+                await anyio.sleep(0.02)
+
+
+async def _finish(proc: anyio.abc.Process, timeout: float = 120) -> int:
+    with anyio.fail_after(timeout):
+        return await proc.wait()
+
+
+def _log(off: Offline, name: str) -> str:
+    return (off.repo.parent / name).read_text(errors="replace")
+
+
+def _tree(repo: Path, run_id: str) -> str:
+    return git(repo, "rev-parse", f"conductor/{run_id}^{{tree}}")
+
+
+def _run_id(off: Offline) -> str:
+    with sqlite3.connect(_db(off)) as db:
+        return str(db.execute("SELECT id FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()[0])
+
+
+def _deliveries(
+    off: Offline,
+) -> tuple[list[tuple[str, str, float | None]], Counter[tuple[str, int]]]:
+    """Every delivery (recipient, body, read_at), and how often each was handed over."""
+    with sqlite3.connect(_db(off)) as db:
+        rows = db.execute(
+            "SELECT s.name, m.body, d.read_at FROM deliveries d JOIN messages m ON"
+            " m.id = d.message_id JOIN sessions s ON s.id = d.recipient_id"
+        ).fetchall()
+        reads: Counter[tuple[str, int]] = Counter()
+        for name, payload in db.execute(
+            "SELECT s.name, e.payload FROM events e JOIN sessions s ON s.id = e.session_id"
+            " WHERE e.kind = 'message.read'"
+        ):
+            for message_id in json.loads(payload)["message_ids"]:
+                reads[(name, message_id)] += 1
+    return rows, reads
+
+
+async def _uninterrupted_tree(tmp: Path) -> str:
+    if "tree" not in _uninterrupted:
+        async with offline(SCRIPT, tmp / "reference") as off:
+            plan = _prepare(off)
+            proc = await _start(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
+            assert await _finish(proc) == 0, _log(off, "run.log")
+            _uninterrupted["tree"] = _tree(off.repo, _run_id(off))
+    return _uninterrupted["tree"]
+
+
+@pytest.mark.parametrize("point", list(POINTS))
+async def test_a_supervisor_killed_at_any_point_resumes_to_the_same_merged_result(
+    point: str, tmp_path: Path
+) -> None:
+    expected = await _uninterrupted_tree(tmp_path)
+    async with offline(SCRIPT, tmp_path / "killed") as off:
+        plan = _prepare(off)
+        proc = await _start(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
+        await _wait_for(off, POINTS[point], proc)
+        proc.send_signal(signal.SIGKILL)
+        assert await _finish(proc) == -signal.SIGKILL
+        run_id = _run_id(off)
+
+        resumed = await _start(off, "resume", "--no-live", log="resume.log")
+        assert await _finish(resumed) == 0, _log(off, "resume.log")
+
+        assert _tree(off.repo, run_id) == expected
+        files = git(off.repo, "ls-tree", "--name-only", f"conductor/{run_id}").split()
+        assert {"core.py", "util.py", "cli.py"} <= set(files)
+        deliveries, reads = _deliveries(off)
+        assert max(reads.values()) == 1  # no message handed over twice
+        to_b = [d for d in deliveries if d[0] == "B" and d[1] == "core.greet() is in"]
+        assert len(to_b) == 1 and to_b[0][2] is not None  # A's message reached B, once
+        async with Store.open(_db(off)) as store:
+            assert (await store.get_run(run_id)).state is RunState.FINISHED
+            merges = [e for e in await store.list_events(run_id) if e.kind == "merge.merged"]
+        assert Counter(e.session for e in merges) == {"A": 1, "B": 1, "C": 1}  # never twice
+
+
+async def test_resume_refuses_a_run_that_another_supervisor_is_driving(tmp_path: Path) -> None:
+    async with offline(SCRIPT, tmp_path / "twice") as off:
+        plan = _prepare(off)
+        proc = await _start(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
+        try:
+            await _wait_for(off, POINTS["while sessions work"], proc)
+            second = Cli(off.repo, process=True, **off.env)("resume")
+            assert second.code == 2
+            assert "is being supervised already" in second.err, second.err
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            await _finish(proc)
+
+
+async def test_ctrl_c_interrupts_the_sessions_and_prints_how_to_resume(tmp_path: Path) -> None:
+    async with offline(SCRIPT, tmp_path / "ctrl-c") as off:
+        plan = _prepare(off)
+        proc = await _start(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
+        await _wait_for(off, POINTS["while sessions work"], proc)
+        proc.send_signal(signal.SIGINT)
+        assert await _finish(proc, 30) == 130, _log(off, "run.log")
+        run_id = _run_id(off)
+        assert f"conductor resume {run_id}" in _log(off, "run.log")
+        async with Store.open(_db(off)) as store:
+            assert (await store.get_run(run_id)).state is RunState.INTERRUPTED
+        resumed = await _start(off, "resume", run_id, "--no-live", log="resume.log")
+        assert await _finish(resumed) == 0, _log(off, "resume.log")
+        files = git(off.repo, "ls-tree", "--name-only", f"conductor/{run_id}").split()
+        assert {"core.py", "util.py", "cli.py"} <= set(files)
+
+
+async def test_ctrl_c_twice_exits_at_once_and_the_run_still_resumes(tmp_path: Path) -> None:
+    async with offline(SCRIPT, tmp_path / "ctrl-c-twice") as off:
+        plan = _prepare(off)
+        proc = await _start(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
+        await _wait_for(off, POINTS["while sessions work"], proc)
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)
+        assert await _finish(proc, 10) == 130, _log(off, "run.log")
+        resumed = await _start(off, "resume", "--no-live", log="resume.log")
+        assert await _finish(resumed) == 0, _log(off, "resume.log")
+        run_id = _run_id(off)
+        files = git(off.repo, "ls-tree", "--name-only", f"conductor/{run_id}").split()
+        assert {"core.py", "util.py", "cli.py"} <= set(files)
+
+
+def test_resume_without_a_run_is_a_one_line_error(cli: Cli) -> None:
+    result = cli("resume", ANTHROPIC_API_KEY="k")
+    assert result.code == 2 and "no run yet" in result.err
+
+
+def test_resume_of_a_hand_run_says_there_is_no_plan(team: Cli) -> None:
+    result = team("resume", ANTHROPIC_API_KEY="k")
+    assert result.code == 2 and "has no plan" in result.err
+
+
+def test_resume_of_an_unknown_run_is_a_one_line_error(team: Cli) -> None:
+    result = team("resume", "nosuchrun", ANTHROPIC_API_KEY="k")
+    assert result.code == 2 and "unknown run" in result.err
+
+
+def test_resume_needs_an_api_key(team: Cli) -> None:
+    env = {k: "" for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")}
+    result = team("resume", **env)
+    assert result.code == 2 and "no API key" in result.err
