@@ -84,13 +84,7 @@ class MergeGate:
         ensure_state_dir(self.repo)
         if not await gitops.branch_exists(self.repo, self.branch):
             await gitops.git(["branch", self.branch, self.base_commit], self.repo)
-        known = {t.path for t in await gitops.worktrees(self.repo) if not t.prunable}
-        if self.tree not in known:
-            await gitops.git(["worktree", "prune"], self.repo)
-            self.tree.parent.mkdir(parents=True, exist_ok=True)
-            await gitops.git(
-                ["worktree", "add", "--quiet", "--detach", str(self.tree), self.branch], self.repo
-            )
+        await gitops.ensure_detached_worktree(self.repo, self.tree, self.branch)
         await _reset(self.tree, self.branch)
 
     async def head(self) -> str:

@@ -6,11 +6,13 @@ Nothing here knows about sessions or the bus; callers compose these into flows.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+from anyio.lowlevel import EventLoopToken, current_token
 
 from conductor.errors import GitError, NotARepository
 
@@ -144,8 +146,28 @@ class Worktree:
     prunable: bool = False
 
 
+_worktree_locks: dict[tuple[str, EventLoopToken], anyio.Lock] = {}
+
+
+@asynccontextmanager
+async def _worktrees_changing(repo: Path) -> AsyncIterator[None]:
+    """One change to a repository's worktrees at a time. git is not safe against itself
+    here: a `worktree prune` or `list` that runs while another `worktree add` is half done
+    fails ("failed to read .git/worktrees/C/commondir") or prunes the new tree, which is
+    what sessions starting together used to hit. Per event loop, as anyio locks are."""
+    key = (os.path.abspath(repo), current_token())
+    lock = _worktree_locks.setdefault(key, anyio.Lock())
+    async with lock:
+        yield
+
+
 async def worktrees(repo: Path) -> list[Worktree]:
     """Every worktree git knows of, the main one first (`git worktree list --porcelain`)."""
+    async with _worktrees_changing(repo):
+        return await _worktrees(repo)
+
+
+async def _worktrees(repo: Path) -> list[Worktree]:
     out = (await git(["worktree", "list", "--porcelain"], repo)).stdout.decode()
     found = []
     for record in out.strip().split("\n\n"):
@@ -176,21 +198,37 @@ async def ensure_worktree(repo: Path, path: Path, branch: str, base: str) -> tup
     fails with "already exists". Returns (worktree, created).
     """
     path = Path(os.path.abspath(path))
-    for tree in await worktrees(repo):
-        if tree.path == path and not tree.prunable:
-            if tree.branch != branch:
-                raise GitError(
-                    ["worktree", "add"], 1, f"{path} is a worktree on {tree.branch}, not {branch}"
-                )
-            return tree, False
-    await git(["worktree", "prune"], repo)  # forget trees whose folder is gone
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if await branch_exists(repo, branch):
-        await git(["worktree", "add", "--quiet", str(path), branch], repo)
-    else:
-        await git(["worktree", "add", "--quiet", "-b", branch, str(path), base], repo)
+    async with _worktrees_changing(repo):
+        for tree in await _worktrees(repo):
+            if tree.path == path and not tree.prunable:
+                if tree.branch != branch:
+                    raise GitError(
+                        ["worktree", "add"],
+                        1,
+                        f"{path} is a worktree on {tree.branch}, not {branch}",
+                    )
+                return tree, False
+        await git(["worktree", "prune"], repo)  # forget trees whose folder is gone
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if await branch_exists(repo, branch):
+            await git(["worktree", "add", "--quiet", str(path), branch], repo)
+        else:
+            await git(["worktree", "add", "--quiet", "-b", branch, str(path), base], repo)
     head = await rev_parse("HEAD", path)
     return Worktree(path, head, branch), True
+
+
+async def ensure_detached_worktree(repo: Path, path: Path, ref: str) -> bool:
+    """A worktree at `path` with `ref` checked out detached, unless one is there already
+    (whatever it has checked out). Returns whether it was made."""
+    path = Path(os.path.abspath(path))
+    async with _worktrees_changing(repo):
+        if path in {t.path for t in await _worktrees(repo) if not t.prunable}:
+            return False
+        await git(["worktree", "prune"], repo)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        await git(["worktree", "add", "--quiet", "--detach", str(path), ref], repo)
+        return True
 
 
 async def is_dirty(tree: Path) -> bool:
@@ -198,7 +236,8 @@ async def is_dirty(tree: Path) -> bool:
 
 
 async def remove_worktree(repo: Path, path: Path, *, force: bool = False) -> None:
-    await git(["worktree", "remove", *(["--force"] if force else []), str(path)], repo)
+    async with _worktrees_changing(repo):
+        await git(["worktree", "remove", *(["--force"] if force else []), str(path)], repo)
 
 
 async def is_merged(repo: Path, branch: str, into: str) -> bool:

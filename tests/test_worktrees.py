@@ -46,6 +46,18 @@ async def test_a_worktree_whose_folder_vanished_is_made_again_on_its_branch(repo
     assert again.created and git(again.path, "rev-parse", "HEAD") == work
 
 
+async def test_sessions_starting_together_each_get_their_worktree(repo: Path) -> None:
+    # git's own `worktree add`/`prune` trip over each other's half-made trees when they run
+    # at once; a run starts its sessions together, so conductor takes them one at a time.
+    base = git(repo, "rev-parse", "HEAD")
+    names = [f"S{i}" for i in range(8)]
+    async with anyio.create_task_group() as tg:
+        for name in names:
+            tg.start_soon(worktrees.prepare, repo, RUN, name, base)
+    made = {t.branch for t in await worktrees.run_worktrees(repo, RUN)}
+    assert made == {f"conductor/{RUN}-{n}" for n in names}
+
+
 async def test_declared_files_are_copied_into_a_new_worktree(repo: Path) -> None:
     (repo / ".gitignore").write_text(".env\n")
     (repo / ".env").write_text("SECRET=1\n")
