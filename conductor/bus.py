@@ -185,6 +185,9 @@ class Bus:
         """Every unread message of `name`, marked read: for delivery outside `sync`."""
         return await self.store.take_unread(self.run_id, name, via=via)
 
+    async def take_verdict(self, review_id: int, *, via: str) -> list[int]:
+        return await self.store.take_verdict(self.run_id, review_id, via=via)
+
     async def unread_counts(self) -> dict[str, int]:
         return await self.store.unread_counts(self.run_id)
 

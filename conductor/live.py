@@ -97,6 +97,8 @@ _QUIET = frozenset({"message.read", "context.delivered"})  # bookkeeping, not ac
 def is_notable(event: Event) -> bool:
     if event.kind == "session.updated":
         return (event.payload or {}).get("status") in NOTABLE_STATUSES
+    if event.kind == "message.sent" and "review_id" in (event.payload or {}):
+        return False  # a review's request or verdict: the review.* line says it
     return event.kind in NOTABLE or event.kind.startswith(NOTABLE_PREFIXES)
 
 

@@ -527,8 +527,10 @@ class Store:
         recipient_ids: list[int] | None,
         body: str,
         reply_to: int | None,
+        review_id: int | None = None,
     ) -> int:
-        """Insert one message and its deliveries; `None` recipients means every other session."""
+        """Insert one message and its deliveries; `None` recipients means every other session.
+        `review_id`: the message tells a review's verdict (its event says so, for watchers)."""
         broadcast = recipient_ids is None
         if recipient_ids is None:
             rows = await _fetch(
@@ -554,7 +556,12 @@ class Store:
             sender_id,
             "message.sent",
             one_line(body),
-            {"message_id": message_id, "recipients": recipient_ids, "broadcast": broadcast},
+            {
+                "message_id": message_id,
+                "recipients": recipient_ids,
+                "broadcast": broadcast,
+                **({"review_id": review_id} if review_id is not None else {}),
+            },
         )
         return message_id
 
@@ -1051,9 +1058,8 @@ class Store:
             )
             if rev_id is not None:
                 text = f"review #{review_id} requested by {requester} for commit {commit[:12]}"
-                await self._insert_message(
-                    db, run_id, req_id, [rev_id], text + (f": {note}" if note else ""), None
-                )
+                text += f": {note}" if note else ""
+                await self._insert_message(db, run_id, req_id, [rev_id], text, None, review_id)
             return await self._get_review(db, run_id, review_id, with_diff=False)
 
     async def decide_review(
@@ -1075,6 +1081,13 @@ class Store:
                 " WHERE id = ?",
                 (status.value, comment, did, self.clock(), review_id),
             )
+            req_id = await self._session_id(db, run_id, review.requester)
+            text = f"review #{review_id} {status.value} by {decider}" + (
+                f": {comment}" if comment else ""
+            )
+            message_id = await self._insert_message(
+                db, run_id, did, [req_id], text, None, review_id
+            )
             await self._add_event(
                 db,
                 run_id,
@@ -1082,14 +1095,43 @@ class Store:
                 f"review.{status.value}",
                 f"#{review_id} of {review.requester}"
                 + (f": {one_line(comment)}" if comment else ""),
-                {"review_id": review_id, "requester": review.requester, "comment": comment},
-            )
-            req_id = await self._session_id(db, run_id, review.requester)
-            text = f"review #{review_id} {status.value} by {decider}"
-            await self._insert_message(
-                db, run_id, did, [req_id], text + (f": {comment}" if comment else ""), None
+                {
+                    "review_id": review_id,
+                    "requester": review.requester,
+                    "comment": comment,
+                    "message_id": message_id,
+                },
             )
             return await self._get_review(db, run_id, review_id, with_diff=False)
+
+    async def take_verdict(self, run_id: str, review_id: int, *, via: str) -> list[int]:
+        """Mark the message that told the author a review's verdict read, when the author
+        is told some other way (the supervisor's next prompt, or the merge it goes on to):
+        a verdict read twice would start a turn that only re-reads it. Returns what it
+        marked; nothing when the message was read already or the review is undecided."""
+        async with self._tx(write=True) as db:
+            rows = await _fetch(
+                db,
+                "SELECT json_extract(e.payload, '$.message_id') AS message_id, r.requester_id"
+                " FROM events e JOIN reviews r ON r.id = json_extract(e.payload, '$.review_id')"
+                " WHERE e.run_id = ? AND e.kind IN ('review.approved', 'review.rejected')"
+                " AND r.id = ? AND r.run_id = ?",
+                (run_id, review_id, run_id),
+            )
+            if not rows or rows[-1]["message_id"] is None:
+                return []
+            message_id, requester_id = rows[-1]["message_id"], rows[-1]["requester_id"]
+            ids = await self._mark_delivered(db, requester_id, "message_id = ?", (message_id,), via)
+            if ids:
+                await self._add_event(
+                    db,
+                    run_id,
+                    requester_id,
+                    "message.read",
+                    f"{len(ids)} via {via}",
+                    {"message_ids": ids, "via": via},
+                )
+            return ids
 
     async def _get_review(self, db: Db, run_id: str, review_id: int, *, with_diff: bool) -> Review:
         rows = await _fetch(

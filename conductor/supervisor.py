@@ -61,6 +61,8 @@ OVERLOADED = (429, 529)  # rate-limited, overloaded: wait and go on, never fail 
 MAX_PAUSES = 8
 MAX_PAUSE_SECONDS = 600.0
 INTERRUPT_WAIT = 5.0
+_DECIDED = (ReviewStatus.APPROVED, ReviewStatus.REJECTED)
+VERDICT_VIA = "verdict"  # how a verdict message is marked read when the supervisor relays it
 
 
 @dataclass
@@ -287,10 +289,21 @@ class Supervisor:
         )
 
     async def _recount(self, bus: Bus) -> None:
-        """Turns and cost so far, from the result events, so budgets hold across resumes."""
+        """What the workstreams did before this supervisor, from the events: turns and cost
+        (so budgets hold across resumes), decided reviews and the last merge outcome."""
         for event in await bus.events():
-            if event.kind == "sdk.result" and event.session in self.outcomes:
-                self._account_payload(self.outcomes[event.session], event.payload or {})
+            payload = event.payload or {}
+            if event.kind in ("review.approved", "review.rejected"):
+                author = self.outcomes.get(str(payload.get("requester")))
+                if author is not None:
+                    author.review_rounds += 1
+            outcome = self.outcomes.get(event.session or "")
+            if outcome is None:
+                continue
+            if event.kind == "sdk.result":
+                self._account_payload(outcome, payload)
+            elif event.kind.startswith("merge.") and event.kind != "merge.queued":
+                outcome.merge = event.kind.removeprefix("merge.")
 
     def _session_config(self, name: str) -> SessionConfig:
         """Sessions can use the hand commands too (`conductor sync`) and find the
@@ -480,6 +493,8 @@ class Supervisor:
             carried = interrupted is not None and e.id < interrupted.id
             if payload.get("via") == "wake" and carried:
                 continue  # in the interrupted prompt, which is sent again below
+            if payload.get("via") == VERDICT_VIA:
+                continue  # a review verdict: _after_turn acts on it and tells the session
             owed.extend(int(i) for i in payload.get("message_ids") or [])
         if interrupted is None and not owed:
             return None
@@ -544,11 +559,15 @@ class Supervisor:
         me = await bus.session(workstream.id)
         if me.status is SessionStatus.BLOCKED:
             await self._wait_for_mail(workstream.id)
+        head = await gitops.rev_parse(branch, self.repo)
+        review = await bus.store.latest_review(bus.run_id, workstream.id)
+        if review is not None and review.commit == head and review.status in _DECIDED:
+            # Decided while this supervisor was not looking (it was killed, say): what
+            # follows tells the session, so its verdict message must not wake it first.
+            await bus.take_verdict(review.id, via=VERDICT_VIA)
         unread = await bus.take_unread(workstream.id, via="wake")
         if unread:
             return "New messages for you:\n" + "\n".join(describe(unread))
-        head = await gitops.rev_parse(branch, self.repo)
-        review = await bus.store.latest_review(bus.run_id, workstream.id)
         if review is None or review.commit != head:
             return (
                 "Your latest commit has no review yet. Commit your work on your branch, then"
@@ -557,6 +576,7 @@ class Supervisor:
         if review.status is ReviewStatus.PENDING:
             outcome.review_rounds += 1
             review = await self._review(workstream, review.id)
+            await bus.take_verdict(review.id, via=VERDICT_VIA)  # the prompt or merge says it
         if review.status is ReviewStatus.REJECTED:
             return (
                 f"Review #{review.id} was rejected by {review.decided_by}: {review.comment}\n"

@@ -328,3 +328,13 @@ async def test_live_mode_leaves_the_last_frame_when_cancelled(bus: Bus) -> None:
     out = buffer.getvalue()
     assert rows(out, ["A", "B", "C"]) == {"A": 1, "B": 1, "C": 1}
     assert "commit: abc123 the last word" in out
+
+
+async def test_a_review_request_and_verdict_are_one_line_each(bus: Bus) -> None:
+    review = await bus.request_review("A", commit=COMMIT, diff=b"+x\n", reviewer="B")
+    await bus.decide(review.id, "B", approve=True, comment="fine")
+    lines = [line for _, line in (await snapshot_of(bus)).drain()]
+    assert [line.split(None, 1)[1] for line in lines] == [
+        f"A          review requested: #{review.id} of {COMMIT[:12]} for B",
+        f"B          review approved: #{review.id} of A: fine",
+    ]

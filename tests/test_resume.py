@@ -160,15 +160,21 @@ def _prepare(off: Offline) -> Path:
     return plan
 
 
-async def _start(off: Offline, *args: str, log: str) -> anyio.abc.Process:
-    # The child keeps its own copy of the file; a short blocking open is fine in a test.
-    with open(off.repo.parent / log, "ab") as out:  # noqa: ASYNC230
+async def _start(
+    off: Offline, *args: str, log: str, stdout: str | None = None
+) -> anyio.abc.Process:
+    """conductor in the background, its output in `log` (stdout in its own file if given)."""
+    # The child keeps its own copies of the files; a short blocking open is fine in a test.
+    with (
+        open(off.repo.parent / log, "ab") as err,  # noqa: ASYNC230
+        open(off.repo.parent / (stdout or log), "ab") as out,  # noqa: ASYNC230
+    ):
         return await anyio.open_process(
             [sys.executable, "-m", "conductor", *args],
             cwd=off.repo,
             env=clean_env(**off.env),
             stdout=out,
-            stderr=out,
+            stderr=err,
         )
 
 
@@ -253,7 +259,7 @@ async def test_a_supervisor_killed_at_any_point_resumes_to_the_same_merged_resul
         assert await _finish(proc) == -signal.SIGKILL
         run_id = _run_id(off)
 
-        resumed = await _start(off, "resume", "--no-live", log="resume.log")
+        resumed = await _start(off, "resume", "--json", log="resume.log", stdout="summary.json")
         assert await _finish(resumed) == 0, _log(off, "resume.log")
 
         assert _tree(off.repo, run_id) == expected
@@ -267,6 +273,11 @@ async def test_a_supervisor_killed_at_any_point_resumes_to_the_same_merged_resul
             assert (await store.get_run(run_id)).state is RunState.FINISHED
             merges = [e for e in await store.list_events(run_id) if e.kind == "merge.merged"]
         assert Counter(e.session for e in merges) == {"A": 1, "B": 1, "C": 1}  # never twice
+        # The summary counts what happened before the kill too.
+        summary = json.loads(_log(off, "summary.json"))
+        assert [
+            (o["id"], o["state"], o["merge"], o["review_rounds"]) for o in summary["outcomes"]
+        ] == [(ws, "merged", "merged", 1) for ws in ("A", "C", "B")]
 
 
 async def test_resume_refuses_a_run_that_another_supervisor_is_driving(tmp_path: Path) -> None:

@@ -246,3 +246,19 @@ async def test_the_requester_is_told_of_the_decision(bus: Bus, approve: bool, wo
     [message] = await bus.inbox("A")
     assert (message.sender, message.recipients) == ("B", ("A",))
     assert message.body == f"review #{review.id} {word} by B: see line 3"
+
+
+async def test_a_verdict_taken_by_the_supervisor_is_not_delivered_again(bus: Bus) -> None:
+    review = await bus.request_review("A", commit=HEAD, diff=b"x", reviewer="B")
+    await bus.decide(review.id, "B", approve=False, comment="see line 3")
+    await bus.send("C", "A", "also: rename it")
+    taken = await bus.take_verdict(review.id, via="supervisor")
+    assert len(taken) == 1
+    assert [m.body for m in await bus.take_unread("A", via="wake")] == ["also: rename it"]
+    assert await bus.take_verdict(review.id, via="supervisor") == []  # once
+
+
+async def test_an_undecided_review_has_no_verdict_to_take(bus: Bus) -> None:
+    review = await bus.request_review("A", commit=HEAD, diff=b"x", reviewer="B")
+    assert await bus.take_verdict(review.id, via="supervisor") == []
+    assert len(await bus.inbox("B")) == 1  # the request to B, still unread

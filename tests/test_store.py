@@ -302,8 +302,8 @@ async def test_every_state_change_is_an_event_in_order(bus: Bus, tmp_path: Path)
         ("claim.released", "A"),
         ("review.requested", "A"),
         ("message.sent", "A"),  # the reviewer is told
-        ("review.approved", "B"),
-        ("message.sent", "B"),  # the requester is told
+        ("message.sent", "B"),  # the requester is told, and then
+        ("review.approved", "B"),  # the verdict, naming that message
         ("lock.acquired", None),
         ("lock.released", None),
         ("claim.added", "A"),
