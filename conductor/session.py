@@ -194,7 +194,7 @@ class HeadlessSession:
     async def interrupt(self) -> None:
         if self._client is not None:
             await self._client.interrupt()
-            await self.bus.record(self.name, "session.interrupted", "interrupted")
+            await self.bus.record(self.name, "session.interrupted", "its turn was cut short")
 
     # ------------------------------------------------------------------------ events
 

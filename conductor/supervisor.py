@@ -70,7 +70,7 @@ class Outcome:
     """How one workstream ended, for the summary."""
 
     id: str
-    state: str = "waiting"  # merged, failed, budget, skipped
+    state: str = "waiting"  # merged, failed, budget, skipped, interrupted
     detail: str = ""
     turns: int = 0
     cost_usd: float = 0.0
@@ -350,7 +350,9 @@ class Supervisor:
         except ConductorError as e:  # this workstream failed; the others go on
             outcome.state, outcome.detail = "failed", str(e)
         finally:
-            if not self.stopping:  # stopped: the session stays as it was, for resume
+            if self.stopping and outcome.state == "waiting":
+                outcome.state = "interrupted"  # the session stays as it was, for resume
+            if not self.stopping:
                 if outcome.state == "waiting":
                     outcome.state = "failed"
                 status = {"merged": SessionStatus.DONE, "failed": SessionStatus.FAILED}.get(

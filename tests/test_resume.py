@@ -297,12 +297,17 @@ async def test_resume_refuses_a_run_that_another_supervisor_is_driving(tmp_path:
 async def test_ctrl_c_interrupts_the_sessions_and_prints_how_to_resume(tmp_path: Path) -> None:
     async with offline(SCRIPT, tmp_path / "ctrl-c") as off:
         plan = _prepare(off)
-        proc = await _start(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
+        proc = await _start(
+            off, "run", "x", "--plan", str(plan), "--json", log="run.log", stdout="summary.json"
+        )
         await _wait_for(off, POINTS["while sessions work"], proc)
         proc.send_signal(signal.SIGINT)
         assert await _finish(proc, 30) == 130, _log(off, "run.log")
         run_id = _run_id(off)
         assert f"conductor resume {run_id}" in _log(off, "run.log")
+        summary = json.loads(_log(off, "summary.json"))
+        states = {o["id"]: o["state"] for o in summary["outcomes"]}
+        assert summary["interrupted"] and states["A"] == states["B"] == "interrupted"
         async with Store.open(_db(off)) as store:
             assert (await store.get_run(run_id)).state is RunState.INTERRUPTED
         resumed = await _start(off, "resume", run_id, "--no-live", log="resume.log")
