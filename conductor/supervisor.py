@@ -409,6 +409,8 @@ class Supervisor:
                         rounds += 1
                         result = await self._watched_turn(session, prompt)
                         self._account(outcome, result)
+                        if self.stopping:  # a turn cut short by stop() ends in an error
+                            return  # result; the workstream is interrupted, not failed
                         if result.is_error and result.api_error_status in OVERLOADED:
                             pauses += 1
                             if pauses > MAX_PAUSES:
@@ -591,7 +593,8 @@ class Supervisor:
             {"branch": branch, "commit": review.commit},
         )
         merged = await self.gate.merge(branch, review.commit)
-        outcome.merge = merged.status.value
+        if not (merged.status is MergeStatus.ALREADY_MERGED and outcome.merge == "merged"):
+            outcome.merge = merged.status.value  # (merged before a resume stays "merged")
         await bus.record(
             workstream.id,
             f"merge.{merged.status.value}",

@@ -271,13 +271,17 @@ async def test_a_supervisor_killed_at_any_point_resumes_to_the_same_merged_resul
         assert len(to_b) == 1 and to_b[0][2] is not None  # A's message reached B, once
         async with Store.open(_db(off)) as store:
             assert (await store.get_run(run_id)).state is RunState.FINISHED
-            merges = [e for e in await store.list_events(run_id) if e.kind == "merge.merged"]
-        assert Counter(e.session for e in merges) == {"A": 1, "B": 1, "C": 1}  # never twice
-        # The summary counts what happened before the kill too.
+        # Never merged twice: one merge commit per session branch on the integration branch.
+        merges = git(off.repo, "log", "--merges", "--format=%s", f"conductor/{run_id}")
+        assert sorted(line.split()[1][-1] for line in merges.splitlines()) == ["A", "B", "C"]
+        # The summary counts what happened before the kill too. A kill between the moving of
+        # the integration branch and the event that records it leaves the resumed gate to
+        # find the commit there already: "already_merged" is then the truthful word.
         summary = json.loads(_log(off, "summary.json"))
-        assert [
-            (o["id"], o["state"], o["merge"], o["review_rounds"]) for o in summary["outcomes"]
-        ] == [(ws, "merged", "merged", 1) for ws in ("A", "C", "B")]
+        assert [(o["id"], o["state"], o["review_rounds"]) for o in summary["outcomes"]] == [
+            (ws, "merged", 1) for ws in ("A", "C", "B")
+        ]
+        assert {o["merge"] for o in summary["outcomes"]} <= {"merged", "already_merged"}
 
 
 async def test_resume_refuses_a_run_that_another_supervisor_is_driving(tmp_path: Path) -> None:
@@ -307,7 +311,8 @@ async def test_ctrl_c_interrupts_the_sessions_and_prints_how_to_resume(tmp_path:
         assert f"conductor resume {run_id}" in _log(off, "run.log")
         summary = json.loads(_log(off, "summary.json"))
         states = {o["id"]: o["state"] for o in summary["outcomes"]}
-        assert summary["interrupted"] and states["A"] == states["B"] == "interrupted"
+        assert summary["interrupted"]
+        assert states["A"] == states["B"] == "interrupted", summary["outcomes"]
         async with Store.open(_db(off)) as store:
             assert (await store.get_run(run_id)).state is RunState.INTERRUPTED
         resumed = await _start(off, "resume", run_id, "--no-live", log="resume.log")
