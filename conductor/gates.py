@@ -22,6 +22,7 @@ import anyio
 from conductor import gitops
 from conductor.bus import Bus
 from conductor.errors import GitError
+from conductor.leftovers import supervised_env
 from conductor.models import Session, SessionKind, SessionStatus, check_run_id
 from conductor.workspace import STATE_DIR, ensure_state_dir
 
@@ -159,7 +160,9 @@ class MergeGate:
     async def _check(self, argv: list[str]) -> tuple[bool, str]:
         try:
             with anyio.fail_after(self.check_timeout):
-                done = await anyio.run_process(argv, cwd=self.tree, check=False, stderr=STDOUT)
+                done = await anyio.run_process(
+                    argv, cwd=self.tree, check=False, stderr=STDOUT, env=supervised_env(self.run_id)
+                )
         except FileNotFoundError:
             return False, f"{argv[0]}: command not found"
         except TimeoutError:

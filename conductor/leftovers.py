@@ -2,9 +2,11 @@
 
 A Claude Code CLI outlives a supervisor killed with SIGKILL (nothing is left to close it),
 and a resume started while the old process of the same conversation still runs may do no
-work. So `conductor resume` ends them first. Every session process conductor starts carries
-`CONDUCTOR_SUPERVISED=<run>` in its environment, and so does everything it runs (its Bash
-commands); a terminal where a person uses the hand commands does not, so it is never touched.
+work; a merge check left running would share the gate's worktree with the new one. So
+`conductor resume` ends them first. Every process conductor starts for a run (its sessions
+and their Bash commands, the setup and merge-check commands) carries
+`CONDUCTOR_SUPERVISED=<run>` in its environment; a terminal where a person uses the hand
+commands does not, so it is never touched.
 
 Finding them reads `/proc/<pid>/environ`, which only Linux has; elsewhere nothing is found
 and the old processes are left to end on their own (they exit once their stdin closes).
@@ -23,6 +25,12 @@ import anyio.to_thread
 SUPERVISED_ENV = "CONDUCTOR_SUPERVISED"
 PROC = Path("/proc")
 GONE_WAIT = 5.0
+
+
+def supervised_env(run_id: str) -> dict[str, str]:
+    """This process's environment, marked as the run's: for the commands conductor runs for
+    it (setup, merge checks), so that a resume ends them too if their supervisor was killed."""
+    return {**os.environ, SUPERVISED_ENV: run_id}
 
 
 def _environ(pid: int) -> bytes:

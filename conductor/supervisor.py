@@ -62,6 +62,10 @@ MAX_PAUSES = 8
 MAX_PAUSE_SECONDS = 600.0
 INTERRUPT_WAIT = 5.0
 _DECIDED = (ReviewStatus.APPROVED, ReviewStatus.REJECTED)
+# Runs a supervisor in this process drives. A supervisor lock naming this process's pid for
+# a run not in here was taken by an earlier process that had the same pid (a container's
+# pid 1 after a restart): that holder is dead, though a process with its pid is alive.
+_SUPERVISED_HERE: set[str] = set()
 VERDICT_VIA = "verdict"  # how a verdict message is marked read when the supervisor relays it
 
 
@@ -185,6 +189,7 @@ class Supervisor:
         try:
             return await self._supervise(bus)
         finally:
+            _SUPERVISED_HERE.discard(bus.run_id)
             with anyio.CancelScope(shield=True), contextlib.suppress(ConductorError):
                 await bus.release_lock(lease)
 
@@ -221,17 +226,27 @@ class Supervisor:
         """One supervisor per run: a second `resume` while one runs would drive the same
         conversations twice. A holder that died (SIGKILL) is reclaimed at once."""
         name = f"supervisor {bus.run_id}"
-        try:
-            return await bus.acquire_lock(
-                f"pid {os.getpid()} on {socket.gethostname()}",
-                name=name,
-                lease_seconds=10 * 365 * 86400.0,  # held until released or its process dies
-            )
-        except LockHeld as held:
-            raise InvalidInput(
-                f"run {bus.run_id} is being supervised already ({held.holder}): stop that"
-                " one first (Ctrl-C)"
-            ) from None
+        for _ in range(2):
+            try:
+                lease = await bus.acquire_lock(
+                    f"pid {os.getpid()} on {socket.gethostname()}",
+                    name=name,
+                    lease_seconds=10 * 365 * 86400.0,  # held until released or its process dies
+                )
+            except LockHeld as held:
+                current = await bus.lock(name)
+                if current is not None and _an_earlier_life_of_this_pid(current, bus.run_id):
+                    await bus.store.release_lock(
+                        name, token=current.token, reason="reclaimed", run_id=bus.run_id
+                    )
+                    continue
+                raise InvalidInput(
+                    f"run {bus.run_id} is being supervised already ({held.holder}): stop that"
+                    " one first (Ctrl-C)"
+                ) from None
+            _SUPERVISED_HERE.add(bus.run_id)
+            return lease
+        raise InvalidInput(f"run {bus.run_id}: its supervisor lock changed hands; try again")
 
     async def _supervise(self, bus: Bus) -> RunSummary:
         known = {s.name for s in await bus.sessions()}
@@ -352,13 +367,16 @@ class Supervisor:
         finally:
             if self.stopping and outcome.state == "waiting":
                 outcome.state = "interrupted"  # the session stays as it was, for resume
-            if not self.stopping:
+            # Stopping leaves an unfinished session as it was, for resume; a merge that
+            # landed meanwhile is still recorded, or the resumed run would wake it again.
+            if not self.stopping or outcome.state == "merged":
                 if outcome.state == "waiting":
                     outcome.state = "failed"
                 status = {"merged": SessionStatus.DONE, "failed": SessionStatus.FAILED}.get(
                     outcome.state, SessionStatus.STOPPED
                 )
-                await self.bus.update(workstream.id, status=status, note=outcome.detail or None)
+                with anyio.CancelScope(shield=True):  # stop() cancels the run's tasks
+                    await self.bus.update(workstream.id, status=status, note=outcome.detail or None)
                 self.finished[workstream.id].set()
 
     # ------------------------------------------------------------------------ one workstream
@@ -412,7 +430,7 @@ class Supervisor:
                         if self.stopping:  # a turn cut short by stop() ends in an error
                             return  # result; the workstream is interrupted, not failed
                         if result.is_error and result.api_error_status in OVERLOADED:
-                            pauses += 1
+                            pauses += 1  # in a row: a turn that gets through resets it
                             if pauses > MAX_PAUSES:
                                 outcome.state = "failed"
                                 outcome.detail = f"API error {result.api_error_status}, {pauses}x"
@@ -420,6 +438,7 @@ class Supervisor:
                             prompt = await self._pause(workstream.id, result, pauses)
                             rounds -= 1  # waiting out the API is not a round of work
                             continue
+                        pauses = 0
                         if result.is_error:
                             outcome.state = "budget" if result.hit_budget else "failed"
                             outcome.detail = result.result or (
@@ -440,8 +459,8 @@ class Supervisor:
                     outcome.detail = f"no merge after {MAX_ROUNDS} rounds"
                     return
             except SessionDied as died:
-                if self.stopping:
-                    raise
+                if self.stopping:  # stop() interrupted it: interrupted, not failed
+                    return
                 resume = (await bus.session(workstream.id)).sdk_session_id
                 restarts += 1
                 if restarts > self.config.retries or resume is None:
@@ -486,7 +505,16 @@ class Supervisor:
         may not have seen them). None when it was between turns with nothing owed to it."""
         assert self.bus is not None
         events = await self.bus.events(session=name)
-        last_result = max((e.id for e in events if e.kind == "sdk.result"), default=0)
+        # A turn ends with a result that is not an error: one cut short (Ctrl-C, an
+        # overloaded API the supervisor died waiting out) still has its prompt to finish.
+        last_result = max(
+            (
+                e.id
+                for e in events
+                if e.kind == "sdk.result" and not (e.payload or {}).get("is_error")
+            ),
+            default=0,
+        )
         prompts = [e for e in events if e.kind == "session.prompt" and e.id > last_result]
         interrupted = prompts[-1] if prompts else None
         owed: list[int] = []
@@ -551,8 +579,11 @@ class Supervisor:
     async def _count_commits(self, branch: str, outcome: Outcome) -> None:
         assert self.bus is not None
         base = self.bus.run.base_commit or "HEAD"
-        counted = await gitops.git(["rev-list", "--count", f"{base}..{branch}"], self.repo)
-        outcome.commits = int(counted.text or 0)
+        counted = await gitops.git(
+            ["rev-list", "--count", f"{base}..{branch}"], self.repo, check=False
+        )
+        if counted.returncode == 0:  # a merged branch a person deleted has no count
+            outcome.commits = int(counted.text or 0)
 
     async def _after_turn(
         self, workstream: Workstream, branch: str, outcome: Outcome
@@ -703,11 +734,20 @@ class Supervisor:
         ) as session:
             self._live[name] = session
             try:
-                for _ in range(2):
-                    await session.turn(prompt)
+                asked, pauses = 0, 0
+                while asked < 2:
+                    result = await session.turn(prompt)
+                    if self.stopping:  # no verdict from a cut-short turn; resume asks again
+                        await anyio.sleep_forever()  # until stop() cancels the run's tasks
                     review = await bus.review(review_id, with_diff=False)
                     if review.status is not ReviewStatus.PENDING:
                         return review
+                    overloaded = result.is_error and result.api_error_status in OVERLOADED
+                    if overloaded and pauses < MAX_PAUSES:
+                        pauses += 1
+                        prompt = await self._pause(name, result, pauses)
+                        continue
+                    asked += 1
                     prompt = (
                         f"Give your verdict on review #{review_id} with mcp__bus__review_verdict."
                     )
@@ -716,6 +756,14 @@ class Supervisor:
         return await bus.decide(
             review_id, name, approve=False, comment="the reviewer gave no verdict"
         )
+
+
+def _an_earlier_life_of_this_pid(lease: Lease, run_id: str) -> bool:
+    return (
+        lease.pid == os.getpid()
+        and lease.host == socket.gethostname()
+        and run_id not in _SUPERVISED_HERE
+    )
 
 
 def _interrupted_turn(prompt: Event) -> str:

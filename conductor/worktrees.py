@@ -19,6 +19,7 @@ import anyio
 
 from conductor import gitops
 from conductor.errors import ConductorError, InvalidInput
+from conductor.leftovers import supervised_env
 from conductor.models import check_run_id, check_session_name
 from conductor.paths import normalize
 from conductor.workspace import STATE_DIR, ensure_state_dir
@@ -67,7 +68,7 @@ async def prepare(
     if created:
         copied = _copy_files(repo, tree.path, bootstrap.copy_files)
         if bootstrap.setup:
-            await _run_setup(tree.path, list(bootstrap.setup))
+            await _run_setup(tree.path, list(bootstrap.setup), run_id)
     return PreparedTree(tree.path, branch, created, copied)
 
 
@@ -88,10 +89,10 @@ def _copy_files(repo: Path, tree: Path, names: Sequence[str]) -> list[str]:
     return copied
 
 
-async def _run_setup(tree: Path, argv: list[str]) -> None:
+async def _run_setup(tree: Path, argv: list[str], run_id: str) -> None:
     try:
         with anyio.fail_after(SETUP_TIMEOUT):
-            done = await anyio.run_process(argv, cwd=tree, check=False)
+            done = await anyio.run_process(argv, cwd=tree, check=False, env=supervised_env(run_id))
     except FileNotFoundError:
         raise SetupFailed(f"setup command not found: {argv[0]}") from None
     except TimeoutError:

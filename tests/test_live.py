@@ -16,6 +16,7 @@ from rich.console import Console
 
 from conductor import bus as bus_module
 from conductor.bus import Bus
+from conductor.cli.supervising import supervise
 from conductor.dashboard import live_view
 from conductor.live import Snapshot, notable_line, watch_run
 from conductor.models import Event, RunState, SessionKind
@@ -338,3 +339,33 @@ async def test_a_review_request_and_verdict_are_one_line_each(bus: Bus) -> None:
         f"A          review requested: #{review.id} of {COMMIT[:12]} for B",
         f"B          review approved: #{review.id} of A: fine",
     ]
+
+
+class _QuickRun:
+    """Stands in for a supervisor: the view is what is under test, not the run."""
+
+    def __init__(self) -> None:
+        self.started = anyio.Event()
+        self.run_id = "20261201-000000-abcd"
+        self.store = None
+
+    async def run(self) -> str:
+        self.started.set()
+        await anyio.sleep(0.2)
+        return "the summary"
+
+
+async def test_a_view_that_breaks_does_not_end_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("no terminal after all")
+
+    monkeypatch.setattr("conductor.cli.supervising.watch_run", broken)
+    out = io.StringIO()
+    summary = await supervise(
+        _QuickRun(),
+        console=Console(file=out, width=200),
+        live=False,
+        resumable=False,
+    )
+    assert summary == "the summary"
+    assert "the run's view stopped (RuntimeError: no terminal after all)" in out.getvalue()

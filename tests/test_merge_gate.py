@@ -127,6 +127,17 @@ async def test_checks_run_on_the_merged_result_not_the_branch_alone(repo: Path) 
     assert (await g.merge("feat-b", b)).status is MergeStatus.MERGED  # b alone would fail
 
 
+async def test_checks_carry_the_runs_marker_so_a_resume_can_end_them(repo: Path) -> None:
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    seen = repo.parent / "marker.txt"
+    record = (
+        f'{sys.executable} -c "import os, pathlib;'
+        f" pathlib.Path('{seen}').write_text(os.environ['CONDUCTOR_SUPERVISED'])\""
+    )
+    assert (await gate(repo, [record]).merge("feat-a", a)).status is MergeStatus.MERGED
+    assert seen.read_text() == RUN
+
+
 async def test_concurrent_requests_merge_one_at_a_time(repo: Path) -> None:
     heads = {n: branch_with(repo, f"feat-{n}", {f"{n}.py": f"{n} = 1\n"}) for n in "abc"}
     g = gate(repo, [f"{sys.executable} -c 'import time; time.sleep(0.1)'"])

@@ -321,6 +321,24 @@ async def test_ctrl_c_interrupts_the_sessions_and_prints_how_to_resume(tmp_path:
         assert {"core.py", "util.py", "cli.py"} <= set(files)
 
 
+async def test_a_session_cut_short_by_ctrl_c_is_told_so_on_resume(tmp_path: Path) -> None:
+    async with offline(SCRIPT, tmp_path / "told") as off:
+        plan = _prepare(off)
+        proc = await _start(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
+        await _wait_for(off, POINTS["while sessions work"], proc)
+        proc.send_signal(signal.SIGINT)
+        assert await _finish(proc, 30) == 130, _log(off, "run.log")
+        resumed = await _start(off, "resume", "--no-live", log="resume.log")
+        assert await _finish(resumed) == 0, _log(off, "resume.log")
+        async with Store.open(_db(off)) as store:
+            events = await store.list_events(_run_id(off), session="A")
+        cut = next(e.id for e in events if e.kind == "session.interrupted")
+        after = [e for e in events if e.kind == "session.prompt" and e.id > cut]
+        told = str(after[0].payload["prompt"])
+        assert "It stopped in the middle of your turn" in told, told
+        assert "Write core.greet()" in told  # the task it was given, to carry on with
+
+
 async def test_ctrl_c_twice_exits_at_once_and_the_run_still_resumes(tmp_path: Path) -> None:
     async with offline(SCRIPT, tmp_path / "ctrl-c-twice") as off:
         plan = _prepare(off)

@@ -13,6 +13,7 @@ import anyio
 import pytest
 from support import clean_env, git
 
+from conductor.bus import open_run
 from conductor.config import Config
 from conductor.plan import parse_plan
 from conductor.standin.harness import STANDIN_MODEL, Offline
@@ -582,3 +583,77 @@ async def test_an_overloaded_api_pauses_the_session_with_back_off_and_it_finishe
         pauses = [e.payload for e in events if e.kind == "session.paused"]
         assert [(p["status"], p["seconds"]) for p in pauses] == [(529, 0.3), (529, 0.6)]
         assert "'hello'" in git(offline.repo, "show", f"{summary.integration_branch}:core.py")
+
+
+# Two separate overloads, each in its own turn, with a turn that got through between them.
+OVERLOADED_IN_TWO_TURNS = """
+roles:
+  A:
+    - - tool: Write
+        input: {file_path: "${cwd}/core.py", content: "def greet():\\n    return 'hello'\\n"}
+        fault: {status: 529, times: 1}
+      - tool: Bash
+        input: {command: "git add -A && git commit -qm 'core: greet'"}
+      - text: "Committed; no review asked yet."
+    - - tool: mcp__bus__request_review
+        input: {}
+        fault: {status: 529, times: 1}
+      - text: "Asked for review."
+"""
+
+
+async def test_pauses_are_counted_in_a_row_so_each_overload_starts_afresh(
+    standin: Standin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("conductor.supervisor.MAX_PAUSES", 1)
+    async with standin(OVERLOADED_IN_TWO_TURNS) as offline:
+        summary = await run_plan(offline, ONE, backoff_seconds=0.2)
+        assert summary.ok, summary.outcomes
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            events = await store.list_events(summary.run_id, session="A")
+        pauses = [e.payload for e in events if e.kind == "session.paused"]
+        assert [(p["pause"], p["seconds"]) for p in pauses] == [(1, 0.2), (1, 0.2)]
+
+
+OVERLOADED_REVIEWER = f"""
+roles:
+  A:
+    - {WRITE_CORE.strip()}
+  A-review:
+    - - tool: mcp__bus__review_verdict
+        input: {{verdict: approve, comments: "good"}}
+        fault: {{status: 529, times: 2}}
+      - text: "Approved."
+"""
+
+
+async def test_an_overloaded_reviewer_pauses_instead_of_rejecting(standin: Standin) -> None:
+    async with standin(OVERLOADED_REVIEWER) as offline:
+        summary = await run_plan(offline, ONE, review="agent", backoff_seconds=0.2)
+        assert summary.ok, summary.outcomes
+        assert summary.outcomes[0].review_rounds == 1
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            events = await store.list_events(summary.run_id, session="A-review")
+            reviews = await store.list_reviews(summary.run_id, session="A")
+        assert [e.payload["status"] for e in events if e.kind == "session.paused"] == [529, 529]
+        assert [(r.status.value, r.decided_by) for r in reviews] == [("approved", "A-review")]
+
+
+async def test_a_supervisor_lock_left_by_an_earlier_process_with_this_pid_is_reclaimed(
+    standin: Standin,
+) -> None:
+    """A container's pid 1 comes back as pid 1: the old lock names a live pid, ours."""
+    async with standin(f"roles:\n  A:\n    - {WRITE_CORE.strip()}\n") as offline:
+        failing = f"{sys.executable} -c 'raise SystemExit(3)'"
+        first = await run_plan(offline, ONE, checks=(), setup=failing)
+        assert not first.ok
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            bus = await open_run(store, first.run_id)
+            await bus.acquire_lock("an earlier life", name=f"supervisor {first.run_id}")
+            supervisor = await Supervisor.for_run(
+                offline.repo, store, first.run_id, env=offline.env
+            )
+            with anyio.fail_after(60):
+                again = await supervisor.run()
+            assert again.run_id == first.run_id
+            assert (await store.get_lock(f"supervisor {first.run_id}")) is None

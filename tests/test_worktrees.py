@@ -82,6 +82,18 @@ async def test_the_setup_command_runs_in_a_new_worktree_only(repo: Path) -> None
     assert (tree.path / "setup.log").read_text() == "x"
 
 
+async def test_the_setup_command_carries_the_runs_marker(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    record = [
+        sys.executable,
+        "-c",
+        "import os, pathlib;"
+        " pathlib.Path('marker.txt').write_text(os.environ['CONDUCTOR_SUPERVISED'])",
+    ]
+    tree = await worktrees.prepare(repo, RUN, "A", base, Bootstrap(setup=record))
+    assert (tree.path / "marker.txt").read_text() == RUN
+
+
 async def test_a_failing_setup_command_is_a_clear_error(repo: Path) -> None:
     base = git(repo, "rev-parse", "HEAD")
     fail = [sys.executable, "-c", "import sys; sys.exit('npm: not today')"]

@@ -51,9 +51,20 @@ async def supervise(
 
 
 async def _watch(supervisor: Supervisor, console: Console, live: bool, after: int) -> None:
+    """The view is only a window on the store: when it breaks, the run goes on without it."""
     await supervisor.started.wait()
     assert supervisor.run_id is not None
-    await watch_run(supervisor.store, supervisor.run_id, console=console, live=live, after=after)
+    try:
+        await watch_run(
+            supervisor.store, supervisor.run_id, console=console, live=live, after=after
+        )
+    except Exception as e:  # whatever it was, it must not end the run
+        console.print(
+            f"the run's view stopped ({type(e).__name__}: {e}); the run goes on:"
+            f" conductor logs {supervisor.run_id} -f",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 async def _on_signals(supervisor: Supervisor, console: Console) -> None:
@@ -63,6 +74,7 @@ async def _on_signals(supervisor: Supervisor, console: Console) -> None:
             async for signum in signals:
                 run = supervisor.run_id or "(not started)"
                 if stopping and signum == signal.SIGINT:
+                    console.show_cursor(True)  # the live view hid it; its exit will not run
                     console.print(
                         f"exiting at once; continue with: conductor resume {run}", soft_wrap=True
                     )
