@@ -59,17 +59,28 @@ class PreparedTree:
 async def prepare(
     repo: Path, run_id: str, session: str, base: str, bootstrap: Bootstrap = Bootstrap()
 ) -> PreparedTree:
-    """Create (or reuse) the session's worktree; bootstrap it only when it is new."""
+    """Create (or reuse) the session's worktree; bootstrap it when it is new, or when its
+    bootstrap never finished (a failing setup command, a Ctrl-C during it): a resumed run
+    must not start a session in a tree whose setup was cut short."""
     ensure_state_dir(repo)  # the trees live in .conductor/: it must be ignored before they exist
     path = worktree_path(repo, run_id, session)
     branch = session_branch(run_id, session)
     tree, created = await gitops.ensure_worktree(repo, path, branch, base)
     copied: list[str] = []
-    if created:
+    ready = await _ready_marker(tree.path)
+    if created or not ready.exists():  # new, or its setup was cut short or failed
         copied = _copy_files(repo, tree.path, bootstrap.copy_files)
         if bootstrap.setup:
             await _run_setup(tree.path, list(bootstrap.setup), run_id)
+        ready.touch()
     return PreparedTree(tree.path, branch, created, copied)
+
+
+async def _ready_marker(tree: Path) -> Path:
+    """Kept in the worktree's own git directory: out of the session's sight and its commits,
+    and gone with the worktree."""
+    git_dir = await gitops.git(["rev-parse", "--absolute-git-dir"], tree)
+    return Path(git_dir.text) / "conductor-bootstrapped"
 
 
 def _copy_files(repo: Path, tree: Path, names: Sequence[str]) -> list[str]:

@@ -94,6 +94,24 @@ async def test_the_setup_command_carries_the_runs_marker(repo: Path) -> None:
     assert (tree.path / "marker.txt").read_text() == RUN
 
 
+async def test_a_setup_that_did_not_finish_runs_again_when_the_tree_is_reused(
+    repo: Path,
+) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    fail_once = [
+        sys.executable,
+        "-c",
+        "import pathlib, sys; p = pathlib.Path('setup.log'); runs = p.read_text() if"
+        " p.exists() else ''; p.write_text(runs + 'x'); sys.exit(None if runs else 'no')",
+    ]
+    with pytest.raises(SetupFailed):
+        await worktrees.prepare(repo, RUN, "A", base, Bootstrap(setup=fail_once))
+    tree = await worktrees.prepare(repo, RUN, "A", base, Bootstrap(setup=fail_once))
+    await worktrees.prepare(repo, RUN, "A", base, Bootstrap(setup=fail_once))  # done by now
+    assert not tree.created
+    assert (tree.path / "setup.log").read_text() == "xx"
+
+
 async def test_a_failing_setup_command_is_a_clear_error(repo: Path) -> None:
     base = git(repo, "rev-parse", "HEAD")
     fail = [sys.executable, "-c", "import sys; sys.exit('npm: not today')"]
