@@ -49,7 +49,7 @@ stall_seconds = 600
 retries = 2
 
 # An overloaded or rate-limited API (HTTP 529, 429) pauses the session this long, doubling
-# each time (at most 10 minutes, 8 times), instead of failing it.
+# each time (at most 10 minutes, 8 times in a row), instead of failing it.
 backoff_seconds = 15.0
 
 # Files git ignores that each new worktree needs, copied from this checkout (e.g. ".env"),
