@@ -286,7 +286,9 @@ class Supervisor:
         with anyio.CancelScope(shield=True):
             if self.stopping:
                 await self.store.set_run_state(
-                    bus.run_id, RunState.INTERRUPTED, f"interrupted: conductor resume {bus.run_id}"
+                    bus.run_id,
+                    RunState.INTERRUPTED,
+                    f"continue with: conductor resume {bus.run_id}",
                 )
             else:
                 await self.store.set_run_state(
@@ -577,10 +579,24 @@ class Supervisor:
         return result
 
     async def _count_commits(self, branch: str, outcome: Outcome) -> None:
+        """The session's own commits: not the other sessions' work it started from or took
+        in (through the integration branch), and not merges."""
         assert self.bus is not None
         base = self.bus.run.base_commit or "HEAD"
+        others = [s.branch for s in await self.bus.sessions() if s.branch and s.branch != branch]
         counted = await gitops.git(
-            ["rev-list", "--count", f"{base}..{branch}"], self.repo, check=False
+            [
+                "rev-list",
+                "--count",
+                "--no-merges",
+                "--ignore-missing",
+                branch,
+                "--not",
+                base,
+                *others,
+            ],
+            self.repo,
+            check=False,
         )
         if counted.returncode == 0:  # a merged branch a person deleted has no count
             outcome.commits = int(counted.text or 0)

@@ -145,6 +145,15 @@ roles:
 """
 
 
+async def test_a_sessions_commits_are_counted_without_the_work_it_started_from(
+    standin: Standin,
+) -> None:
+    async with standin(TWO_STREAMS) as offline:
+        summary = await run_plan(offline, PLAN)
+        # B's branch starts at the integration branch, A's commit and merge already on it.
+        assert [(o.id, o.commits) for o in summary.outcomes] == [("A", 1), ("B", 1)]
+
+
 async def test_an_agent_reviewer_rejects_then_approves(standin: Standin) -> None:
     async with standin(REJECT_THEN_APPROVE) as offline:
         summary = await run_plan(offline, ONE, review="agent")
