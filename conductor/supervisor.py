@@ -369,6 +369,10 @@ class Supervisor:
         finally:
             if self.stopping and outcome.state == "waiting":
                 outcome.state = "interrupted"  # the session stays as it was, for resume
+                with anyio.CancelScope(shield=True):  # what it did so far, for the summary
+                    branch = (await self.bus.session(workstream.id)).branch
+                    if branch:
+                        await self._count_commits(branch, outcome)
             # Stopping leaves an unfinished session as it was, for resume; a merge that
             # landed meanwhile is still recorded, or the resumed run would wake it again.
             if not self.stopping or outcome.state == "merged":
