@@ -732,8 +732,7 @@ class Supervisor:
         review = await bus.review(review_id)
         author = await bus.session(workstream.id)
         config = replace(self._session_config(name), tools=READ_ONLY_TOOLS)
-        resume = (await bus.session(name)).sdk_session_id  # the same reviewer, round after round
-        prompt = self.prompts.render(
+        prompt = review_prompt = self.prompts.render(
             "reviewer.md.j2",
             role=name,
             requester=workstream.id,
@@ -744,37 +743,63 @@ class Supervisor:
             review_id=review_id,
         )
         tree = Path(author.worktree or self.repo)
-        async with HeadlessSession(
-            bus,
-            name,
-            tree,
-            config,
-            resume=resume,
-            extra_tools=reviewer_tools(bus, name, review_id),
-        ) as session:
-            self._live[name] = session
+        restarts = 0
+        while True:
+            resume = (await bus.session(name)).sdk_session_id  # the same reviewer, each round
             try:
-                asked, pauses = 0, 0
-                while asked < 2:
-                    result = await session.turn(prompt)
-                    if self.stopping:  # no verdict from a cut-short turn; resume asks again
-                        await anyio.sleep_forever()  # until stop() cancels the run's tasks
-                    review = await bus.review(review_id, with_diff=False)
-                    if review.status is not ReviewStatus.PENDING:
-                        return review
-                    overloaded = result.is_error and result.api_error_status in OVERLOADED
-                    if overloaded and pauses < MAX_PAUSES:
-                        pauses += 1
-                        prompt = await self._pause(name, result, pauses)
-                        continue
-                    asked += 1
-                    prompt = (
-                        f"Give your verdict on review #{review_id} with mcp__bus__review_verdict."
-                    )
-            finally:
-                self._live.pop(name, None)
-        return await bus.decide(
-            review_id, name, approve=False, comment="the reviewer gave no verdict"
+                async with HeadlessSession(
+                    bus,
+                    name,
+                    tree,
+                    config,
+                    resume=resume,
+                    extra_tools=reviewer_tools(bus, name, review_id),
+                ) as session:
+                    self._live[name] = session
+                    try:
+                        return await self._review_turns(session, review_id, prompt)
+                    finally:
+                        self._live.pop(name, None)
+            except SessionDied as died:  # the reviewer's own process: the author goes on
+                if self.stopping:
+                    await anyio.sleep_forever()  # stop() cancels the run's tasks next
+                restarts += 1
+                if restarts > self.config.retries:
+                    raise ConductorError(
+                        f"reviewer {name}: {died} (after {restarts - 1} restarts)"
+                    ) from None
+                await bus.record(
+                    name,
+                    "session.restarted",
+                    f"resumed {resume} (restart {restarts})",
+                    {"resume": resume, "restart": restarts},
+                )
+                prompt = (
+                    "Your session was restarted: its process ended. The review you were"
+                    " doing, again:\n\n" + review_prompt
+                )
+
+    async def _review_turns(self, session: HeadlessSession, review_id: int, prompt: str) -> Review:
+        """Turns until the reviewer decides: a pause when the API is overloaded, one reminder
+        to give a verdict, then no verdict counts as a rejection."""
+        assert self.bus is not None
+        asked, pauses = 0, 0
+        while asked < 2:
+            result = await session.turn(prompt)
+            if self.stopping:  # no verdict from a cut-short turn; resume asks again
+                await anyio.sleep_forever()  # until stop() cancels the run's tasks
+            review = await self.bus.review(review_id, with_diff=False)
+            if review.status is not ReviewStatus.PENDING:
+                return review
+            overloaded = result.is_error and result.api_error_status in OVERLOADED
+            if overloaded and pauses < MAX_PAUSES:
+                pauses += 1
+                prompt = await self._pause(session.name, result, pauses)
+                continue
+            asked += 1
+            prompt = f"Give your verdict on review #{review_id} with mcp__bus__review_verdict."
+        return await self.bus.decide(
+            review_id, session.name, approve=False, comment="the reviewer gave no verdict"
         )
 
 

@@ -4,9 +4,12 @@ worktrees, the review gate and the merge gate with a check on the merged result.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -666,3 +669,57 @@ async def test_a_supervisor_lock_left_by_an_earlier_process_with_this_pid_is_rec
                 again = await supervisor.run()
             assert again.run_id == first.run_id
             assert (await store.get_lock(f"supervisor {first.run_id}")) is None
+
+
+SLOW_REVIEWER = f"""
+roles:
+  A:
+    - {WRITE_CORE.strip()}
+  A-review:
+    - - tool: mcp__bus__review_verdict
+        input: {{verdict: approve, comments: "good"}}
+        delay: 4
+      - text: "Approved."
+    - - tool: mcp__bus__review_verdict
+        input: {{verdict: approve, comments: "good, after a restart"}}
+      - text: "Approved."
+"""
+
+
+def _pids_of_session(name: str) -> list[int]:
+    """Processes started for session `name` of a supervised run (they carry its name)."""
+    mark = f"CONDUCTOR_SESSION={name}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if mark in environ and any(e.startswith(b"CONDUCTOR_SUPERVISED=") for e in environ):
+                found.append(int(entry.name))
+    return found
+
+
+async def test_a_reviewer_whose_cli_dies_is_resumed_and_the_author_goes_on(
+    standin: Standin,
+) -> None:
+    async def kill_the_reviewer_once() -> None:
+        while not (pids := _pids_of_session("A-review")):  # noqa: ASYNC110
+            await anyio.sleep(0.05)  # another process: nothing to wait on but /proc
+        await anyio.sleep(1)  # its verdict is delayed 4 s: it is in the middle of its turn
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+
+    async with standin(SLOW_REVIEWER) as offline:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(kill_the_reviewer_once)
+            summary = await run_plan(offline, ONE, review="agent")
+        assert summary.ok, summary.outcomes
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            events = await store.list_events(summary.run_id)
+            (review,) = await store.list_reviews(summary.run_id, session="A")
+        kinds = [(e.session, e.kind) for e in events]
+        assert ("A-review", "session.died") in kinds and ("A-review", "session.restarted") in kinds
+        assert ("A", "session.restarted") not in kinds  # the author was left alone
+        assert (review.status.value, review.decided_by) == ("approved", "A-review")
