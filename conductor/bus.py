@@ -43,6 +43,10 @@ from conductor.models import (
 from conductor.store import Store
 
 GIT_LOCK = "git"
+# Tokens of the leases this process holds. A lease naming this process's pid with a token not
+# in here was taken by an earlier process that had the same pid (a container's pid 1 after a
+# restart): its holder is dead, though a process with its pid is alive.
+_HELD_HERE: set[str] = set()
 RUN_ENV = "CONDUCTOR_RUN"
 
 
@@ -302,7 +306,8 @@ class Bus:
         name: str = GIT_LOCK,
     ) -> Lease:
         """Take the lock, waiting up to `wait_seconds`. A lease whose holder process is known
-        to be dead (same host, no such pid) is reclaimed at once instead of waited out."""
+        to be dead (same host, no such pid, or this pid in an earlier process) is reclaimed at
+        once instead of waited out."""
         token = secrets.token_hex(16)
         deadline = time.monotonic() + wait_seconds
         while True:
@@ -316,6 +321,7 @@ class Bus:
                 run_id=self.run_id,
             )
             if lease is not None:
+                _HELD_HERE.add(token)
                 return lease
             current = await self.store.get_lock(name)
             if current is not None and _holder_is_dead(current):
@@ -331,6 +337,7 @@ class Bus:
 
     async def release_lock(self, lease: Lease) -> bool:
         """False when the lease had already ended (expired and taken by someone else)."""
+        _HELD_HERE.discard(lease.token)
         released = await self.store.release_lock(lease.name, token=lease.token, run_id=self.run_id)
         return released is not None
 
@@ -362,6 +369,8 @@ def _text(body: str, what: str) -> str:
 def _holder_is_dead(lease: Lease) -> bool:
     if lease.pid is None or lease.host != socket.gethostname():
         return False
+    if lease.pid == os.getpid():
+        return lease.token not in _HELD_HERE
     return not pid_alive(lease.pid)
 
 

@@ -62,10 +62,6 @@ MAX_PAUSES = 8
 MAX_PAUSE_SECONDS = 600.0
 INTERRUPT_WAIT = 5.0
 _DECIDED = (ReviewStatus.APPROVED, ReviewStatus.REJECTED)
-# Runs a supervisor in this process drives. A supervisor lock naming this process's pid for
-# a run not in here was taken by an earlier process that had the same pid (a container's
-# pid 1 after a restart): that holder is dead, though a process with its pid is alive.
-_SUPERVISED_HERE: set[str] = set()
 VERDICT_VIA = "verdict"  # how a verdict message is marked read when the supervisor relays it
 
 
@@ -189,7 +185,6 @@ class Supervisor:
         try:
             return await self._supervise(bus)
         finally:
-            _SUPERVISED_HERE.discard(bus.run_id)
             with anyio.CancelScope(shield=True), contextlib.suppress(ConductorError):
                 await bus.release_lock(lease)
 
@@ -226,27 +221,17 @@ class Supervisor:
         """One supervisor per run: a second `resume` while one runs would drive the same
         conversations twice. A holder that died (SIGKILL) is reclaimed at once."""
         name = f"supervisor {bus.run_id}"
-        for _ in range(2):
-            try:
-                lease = await bus.acquire_lock(
-                    f"pid {os.getpid()} on {socket.gethostname()}",
-                    name=name,
-                    lease_seconds=10 * 365 * 86400.0,  # held until released or its process dies
-                )
-            except LockHeld as held:
-                current = await bus.lock(name)
-                if current is not None and _an_earlier_life_of_this_pid(current, bus.run_id):
-                    await bus.store.release_lock(
-                        name, token=current.token, reason="reclaimed", run_id=bus.run_id
-                    )
-                    continue
-                raise InvalidInput(
-                    f"run {bus.run_id} is being supervised already ({held.holder}): stop that"
-                    " one first (Ctrl-C)"
-                ) from None
-            _SUPERVISED_HERE.add(bus.run_id)
-            return lease
-        raise InvalidInput(f"run {bus.run_id}: its supervisor lock changed hands; try again")
+        try:
+            return await bus.acquire_lock(
+                f"pid {os.getpid()} on {socket.gethostname()}",
+                name=name,
+                lease_seconds=10 * 365 * 86400.0,  # held until released or its process dies
+            )
+        except LockHeld as held:
+            raise InvalidInput(
+                f"run {bus.run_id} is being supervised already ({held.holder}): stop that"
+                " one first (Ctrl-C)"
+            ) from None
 
     async def _supervise(self, bus: Bus) -> RunSummary:
         known = {s.name for s in await bus.sessions()}
@@ -472,17 +457,21 @@ class Supervisor:
                 if restarts > self.config.retries or resume is None:
                     outcome.detail = f"{died} (after {restarts - 1} restarts)"
                     return
-                await bus.record(
-                    workstream.id,
-                    "session.restarted",
-                    f"resumed {resume} (restart {restarts})",
-                    {"resume": resume, "restart": restarts},
-                )
+                await self._restarted(workstream.id, resume, restarts)
                 prompt = await self._resume_prompt(
                     workstream.id, "Your session was restarted: its process ended."
                 ) or ("Your session was restarted. Check `git status`, then carry on.")
             finally:
                 self._live.pop(workstream.id, None)
+
+    async def _restarted(self, name: str, resume: str | None, restarts: int) -> None:
+        assert self.bus is not None
+        await self.bus.record(
+            name,
+            "session.restarted",
+            f"resumed {resume} (restart {restarts})",
+            {"resume": resume, "restart": restarts},
+        )
 
     async def _pause(self, name: str, result: TurnResult, pauses: int) -> str:
         """An overloaded or rate-limited API: wait, doubling each time, then carry on."""
@@ -768,12 +757,7 @@ class Supervisor:
                     raise ConductorError(
                         f"reviewer {name}: {died} (after {restarts - 1} restarts)"
                     ) from None
-                await bus.record(
-                    name,
-                    "session.restarted",
-                    f"resumed {resume} (restart {restarts})",
-                    {"resume": resume, "restart": restarts},
-                )
+                await self._restarted(name, resume, restarts)
                 prompt = (
                     "Your session was restarted: its process ended. The review you were"
                     " doing, again:\n\n" + review_prompt
@@ -801,14 +785,6 @@ class Supervisor:
         return await self.bus.decide(
             review_id, session.name, approve=False, comment="the reviewer gave no verdict"
         )
-
-
-def _an_earlier_life_of_this_pid(lease: Lease, run_id: str) -> bool:
-    return (
-        lease.pid == os.getpid()
-        and lease.host == socket.gethostname()
-        and run_id not in _SUPERVISED_HERE
-    )
 
 
 def _interrupted_turn(prompt: Event) -> str:

@@ -179,6 +179,21 @@ async def test_a_lease_of_a_dead_pid_on_this_host_is_reclaimed_at_once(bus: Bus)
     assert (await bus.acquire_lock("A")).holder == "A"
 
 
+async def test_a_lease_of_this_pid_that_this_process_does_not_hold_is_reclaimed(
+    bus: Bus,
+) -> None:
+    """An earlier process with this pid (a container's pid 1, restarted) left it."""
+    await bus.store.acquire_lock(
+        GIT_LOCK,
+        holder="earlier life",
+        token="not one of ours",
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        lease_seconds=600,
+    )
+    assert (await bus.acquire_lock("A")).holder == "A"
+
+
 # --------------------------------------------------------------------------- processes
 
 

@@ -236,6 +236,20 @@ def _deliveries(
     return rows, reads
 
 
+async def _ctrl_c_then_resume(off: Offline, *, presses: int, exits_within: float) -> str:
+    """`conductor run` stopped with Ctrl-C pressed `presses` times while sessions work (it must
+    exit 130 within `exits_within` seconds), then `conductor resume` to the end: the run id."""
+    plan = _prepare(off)
+    proc = await _start(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
+    await _wait_for(off, POINTS["while sessions work"], proc)
+    for _ in range(presses):
+        proc.send_signal(signal.SIGINT)
+    assert await _finish(proc, exits_within) == 130, _log(off, "run.log")
+    resumed = await _start(off, "resume", "--no-live", log="resume.log")
+    assert await _finish(resumed) == 0, _log(off, "resume.log")
+    return _run_id(off)
+
+
 async def _uninterrupted_tree(tmp: Path) -> str:
     if "tree" not in _uninterrupted:
         async with offline(SCRIPT, tmp / "reference") as off:
@@ -323,15 +337,9 @@ async def test_ctrl_c_interrupts_the_sessions_and_prints_how_to_resume(tmp_path:
 
 async def test_a_session_cut_short_by_ctrl_c_is_told_so_on_resume(tmp_path: Path) -> None:
     async with offline(SCRIPT, tmp_path / "told") as off:
-        plan = _prepare(off)
-        proc = await _start(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
-        await _wait_for(off, POINTS["while sessions work"], proc)
-        proc.send_signal(signal.SIGINT)
-        assert await _finish(proc, 30) == 130, _log(off, "run.log")
-        resumed = await _start(off, "resume", "--no-live", log="resume.log")
-        assert await _finish(resumed) == 0, _log(off, "resume.log")
+        run_id = await _ctrl_c_then_resume(off, presses=1, exits_within=30)
         async with Store.open(_db(off)) as store:
-            events = await store.list_events(_run_id(off), session="A")
+            events = await store.list_events(run_id, session="A")
         cut = next(e.id for e in events if e.kind == "session.interrupted")
         after = [e for e in events if e.kind == "session.prompt" and e.id > cut]
         told = str(after[0].payload["prompt"])
@@ -341,15 +349,7 @@ async def test_a_session_cut_short_by_ctrl_c_is_told_so_on_resume(tmp_path: Path
 
 async def test_ctrl_c_twice_exits_at_once_and_the_run_still_resumes(tmp_path: Path) -> None:
     async with offline(SCRIPT, tmp_path / "ctrl-c-twice") as off:
-        plan = _prepare(off)
-        proc = await _start(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
-        await _wait_for(off, POINTS["while sessions work"], proc)
-        proc.send_signal(signal.SIGINT)
-        proc.send_signal(signal.SIGINT)
-        assert await _finish(proc, 10) == 130, _log(off, "run.log")
-        resumed = await _start(off, "resume", "--no-live", log="resume.log")
-        assert await _finish(resumed) == 0, _log(off, "resume.log")
-        run_id = _run_id(off)
+        run_id = await _ctrl_c_then_resume(off, presses=2, exits_within=10)
         files = git(off.repo, "ls-tree", "--name-only", f"conductor/{run_id}").split()
         assert {"core.py", "util.py", "cli.py"} <= set(files)
 

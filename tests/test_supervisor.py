@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -16,7 +17,6 @@ import anyio
 import pytest
 from support import clean_env, git
 
-from conductor.bus import open_run
 from conductor.config import Config
 from conductor.plan import parse_plan
 from conductor.standin.harness import STANDIN_MODEL, Offline
@@ -660,8 +660,14 @@ async def test_a_supervisor_lock_left_by_an_earlier_process_with_this_pid_is_rec
         first = await run_plan(offline, ONE, checks=(), setup=failing)
         assert not first.ok
         async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
-            bus = await open_run(store, first.run_id)
-            await bus.acquire_lock("an earlier life", name=f"supervisor {first.run_id}")
+            await store.acquire_lock(  # as the earlier process left it: its token is not ours
+                f"supervisor {first.run_id}",
+                holder="an earlier life",
+                token="the earlier process's",
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                lease_seconds=3600,
+            )
             supervisor = await Supervisor.for_run(
                 offline.repo, store, first.run_id, env=offline.env
             )
