@@ -86,7 +86,9 @@ async def push(bus: Bus, name: str, cwd: Path, *, wait_seconds: float = 60.0) ->
         if await gitops.try_rev_parse(remote_ref, tree) is not None:
             await gitops.rebase_onto(remote_ref, tree)
         args = ["push", "--quiet", remote, f"HEAD:refs/heads/{branch}"]
-        await gitops.git(args if tracked else [*args[:2], "--set-upstream", *args[2:]], tree)
+        await gitops.git(
+            args if tracked else [*args[:2], "--set-upstream", *args[2:]], tree, trusted=True
+        )
         if not tracked:
             await gitops.git(["branch", "--set-upstream-to", f"{remote}/{branch}"], tree)
         sha = await gitops.rev_parse("HEAD", tree)
@@ -142,11 +144,17 @@ async def request_review(
 
 
 async def place_session(
-    bus: Bus, repo: Path, name: str, base: str, bootstrap: Bootstrap = Bootstrap()
+    bus: Bus,
+    repo: Path,
+    name: str,
+    base: str,
+    bootstrap: Bootstrap = Bootstrap(),
+    *,
+    jailed: bool = False,
 ) -> PreparedTree:
     """Give a session its worktree (made or reused) and record its branch and path on the bus,
     so every later command, tool and hook works in that tree."""
-    tree = await worktrees.prepare(repo, bus.run_id, name, base, bootstrap)
+    tree = await worktrees.prepare(repo, bus.run_id, name, base, bootstrap, jailed=jailed)
     await bus.update(name, branch=tree.branch, worktree=str(tree.path))
     return tree
 

@@ -57,6 +57,13 @@ backoff_seconds = 15.0
 copy_files = []
 setup = ""
 
+# The OS boundary around every session (see the README's enforcement model): its processes
+# write only its own worktree, and reach no network beyond allowed_domains (the CLI itself
+# still reaches the model API). Needs bubblewrap and socat on Linux. Turn it off only where
+# no sandbox can run; the hooks and the merge gate's checks then stand alone.
+sandbox = true
+allowed_domains = []
+
 # Extra environment for every session (shared resources: give each its own port, say).
 [env]
 """
@@ -77,6 +84,8 @@ class Config:
     backoff_seconds: float = 15.0
     copy_files: tuple[str, ...] = ()
     setup: str = ""
+    sandbox: bool = True
+    allowed_domains: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -87,16 +96,20 @@ class Config:
         """What each new worktree gets: the files to copy and the setup command."""
         return Bootstrap(copy_files=self.copy_files, setup=self.setup_argv)
 
-    def session(self, state_dir: Path, env: Mapping[str, str]) -> SessionConfig:
-        """How to start a worker session: the caller's environment (a real key, or the
-        stand-in's) under the `env` table of conductor.toml, a private CLAUDE_CONFIG_DIR in
-        `.conductor/`, the model and the per-session budgets."""
+    def session(self, private_dir: Path, env: Mapping[str, str]) -> SessionConfig:
+        """How to start a session: the caller's environment (a real key, or the stand-in's)
+        under the `env` table of conductor.toml, a CLAUDE_CONFIG_DIR of the session's own in
+        `private_dir` (one session's CLI config never reaches another's), the model, the
+        per-session budgets and the sandbox."""
         return SessionConfig(
             env={**env, **self.env},
-            config_dir=state_dir / "claude",
+            config_dir=private_dir / "claude",
             model=self.model or None,
             max_turns=self.max_turns,
             max_budget_usd=self.max_usd_per_session,
+            sandbox=self.sandbox,
+            allowed_domains=self.allowed_domains,
+            private_dir=private_dir,
         )
 
     def override(self, **flags: Any) -> Config:
@@ -142,6 +155,8 @@ def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
         if not isinstance(value, dict):
             raise wrong
         return {str(k): str(v) for k, v in value.items()}
+    if isinstance(default, bool) and isinstance(value, bool):
+        return value
     if isinstance(default, bool) or isinstance(value, bool):
         raise wrong
     if isinstance(default, float) and isinstance(value, int | float):

@@ -6,6 +6,15 @@ compare-and-swap `update-ref` from the tip the merge started on. So the integrat
 never points at an unchecked commit, even if conductor dies in the middle; a conflict or a
 red check is undone with `merge --abort` / `reset --hard`, leaving the worktree clean. A
 branch whose commit is already in the integration branch is reported, never merged twice.
+
+Nothing a session says is taken on its word; the gate re-checks the branch itself:
+- a branch that changes a path another workstream owns or claimed goes back to its author
+  (whatever wrote it: Write, Bash, a script);
+- the gate keeps its own record of the integration tip it last wrote, in a ref beside the
+  branch that moves with it in one transaction; a branch that moved any other way stops the
+  merge (`TAMPERED`), and the run says so instead of reporting success;
+- its git runs no hooks, fsmonitor or replace refs (gitops), and the checks run in the jail
+  with only the integration tree writable and without the model API's credentials.
 """
 
 from __future__ import annotations
@@ -19,9 +28,10 @@ from subprocess import STDOUT
 
 import anyio
 
-from conductor import gitops
+from conductor import gitops, paths
 from conductor.bus import Bus
 from conductor.errors import GitError
+from conductor.jail import command_jail, scrubbed_env, short_tmp
 from conductor.leftovers import supervised_env
 from conductor.models import Session, SessionKind, SessionStatus, check_run_id
 from conductor.workspace import STATE_DIR, ensure_state_dir
@@ -36,6 +46,8 @@ class MergeStatus(StrEnum):
     ALREADY_MERGED = "already_merged"
     CONFLICT = "conflict"
     CHECK_FAILED = "check_failed"
+    FOREIGN_PATHS = "foreign_paths"  # the branch changes paths other workstreams own
+    TAMPERED = "tampered"  # the integration branch moved outside the gate
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,7 @@ class MergeOutcome:
     commit: str  # what was asked to land
     integration_head: str  # the integration branch's tip afterwards
     conflicts: list[str] = field(default_factory=list)
+    foreign: dict[str, str] = field(default_factory=dict)  # path -> the workstream owning it
     check: str = ""
     output: str = ""
     pushed_to: str | None = None  # the remote the integration branch was pushed to
@@ -52,6 +65,12 @@ class MergeOutcome:
 
 def integration_branch(run_id: str) -> str:
     return f"conductor/{check_run_id(run_id)}"
+
+
+def gate_record_ref(run_id: str) -> str:
+    """Where the gate keeps the integration tip it last wrote (outside refs/heads: no
+    branch listing shows it, and only the gate writes it)."""
+    return f"refs/conductor/runs/{check_run_id(run_id)}/integration"
 
 
 class MergeGate:
@@ -67,9 +86,13 @@ class MergeGate:
         checks: Sequence[str] = (),
         check_timeout: float = CHECK_TIMEOUT,
         push: tuple[Bus, str] | None = None,
+        jailed: bool = False,
     ) -> None:
         """`push=(bus, remote)`: after each merge, push the integration branch to `remote`
-        holding the bus's git lock, as every other push in the run does."""
+        holding the bus's git lock, as every other push in the run does. `jailed`: the checks
+        run in the jail (see jail.py)."""
+        self.jailed = jailed
+        self.record_ref = gate_record_ref(run_id)
         self.repo = repo
         self.run_id = check_run_id(run_id)
         self.base_commit = base_commit
@@ -85,18 +108,52 @@ class MergeGate:
         ensure_state_dir(self.repo)
         if not await gitops.branch_exists(self.repo, self.branch):
             await gitops.git(["branch", self.branch, self.base_commit], self.repo)
+        if await gitops.try_rev_parse(self.record_ref, self.repo) is None:
+            # The first time this run's gate sees the branch: from here on it knows each tip.
+            # (Create-only: a record another process made meanwhile is not overwritten.)
+            tip = await self.head()
+            await gitops.git(["update-ref", self.record_ref, tip, ""], self.repo)
         await gitops.ensure_detached_worktree(self.repo, self.tree, self.branch)
         await _reset(self.tree, self.branch)
+
+    async def moved_outside(self) -> str | None:
+        """Why the integration branch cannot be trusted, or None: it is where the gate left
+        it."""
+        tip = await gitops.try_rev_parse(self.branch, self.repo)
+        recorded = await gitops.try_rev_parse(self.record_ref, self.repo)
+        if tip is not None and tip == recorded:
+            return None
+        return (
+            f"{self.branch} is at {(tip or 'nothing')[:12]} but the merge gate left it at"
+            f" {(recorded or 'nothing')[:12]}: it was moved outside the gate"
+        )
 
     async def head(self) -> str:
         return await gitops.rev_parse(self.branch, self.repo)
 
-    async def merge(self, branch: str, commit: str) -> MergeOutcome:
+    async def merge(
+        self, branch: str, commit: str, *, owners: dict[str, str] | None = None
+    ) -> MergeOutcome:
+        """Land `commit` (of `branch`). `owners`: the paths other workstreams own or claim
+        (path -> owner); a branch that changes any of them is refused."""
         async with self._queue:
             await self.prepare()
             tip = await self.head()
+            moved = await self.moved_outside()
+            if moved is not None:
+                return MergeOutcome(MergeStatus.TAMPERED, branch, commit, tip, output=moved)
             if await gitops.is_merged(self.repo, commit, tip):
                 return MergeOutcome(MergeStatus.ALREADY_MERGED, branch, commit, tip)
+            foreign = await self._foreign_paths(commit, tip, owners or {})
+            if foreign:
+                return MergeOutcome(
+                    MergeStatus.FOREIGN_PATHS,
+                    branch,
+                    commit,
+                    tip,
+                    conflicts=sorted(foreign),
+                    foreign=foreign,
+                )
             merged = await gitops.git(
                 ["merge", "--no-ff", "--no-edit", "-m", f"Merge {branch} ({commit[:12]})", commit],
                 self.tree,
@@ -123,17 +180,17 @@ class MergeGate:
                         output=output,
                     )
             result = await gitops.rev_parse("HEAD", self.tree)
-            # Compare-and-swap: moves only if nobody moved the branch since `tip`.
+            # Compare-and-swap, of the branch and the gate's record of it in one transaction:
+            # both move only if nobody moved the branch since `tip`, or neither does.
             await gitops.git(
-                [
-                    "update-ref",
-                    "-m",
-                    f"conductor: merge {branch}",
-                    f"refs/heads/{self.branch}",
-                    result,
-                    tip,
-                ],
+                ["update-ref", "--stdin", "-m", f"conductor: merge {branch}"],
                 self.repo,
+                input=(
+                    "start\n"
+                    f"update refs/heads/{self.branch} {result} {tip}\n"
+                    f"update {self.record_ref} {result} {tip}\n"
+                    "commit\n"
+                ).encode(),
             )
             pushed_to = await self._push() if self.push else None
             return MergeOutcome(MergeStatus.MERGED, branch, commit, result, pushed_to=pushed_to)
@@ -157,11 +214,30 @@ class MergeGate:
         )
         return remote
 
+    async def _foreign_paths(self, commit: str, tip: str, owners: dict[str, str]) -> dict[str, str]:
+        """The paths the branch changes (against where it forked from the integration branch)
+        that another workstream owns: path -> owner."""
+        if not owners:
+            return {}
+        changed = await gitops.changed_paths(self.repo, tip, commit)
+        found = {}
+        for path in changed:
+            for owned, owner in owners.items():
+                if paths.covers(owned, path):
+                    found[path] = owner
+                    break
+        return found
+
     async def _check(self, argv: list[str]) -> tuple[bool, str]:
+        env = supervised_env(self.run_id)
+        if self.jailed:
+            tmp = short_tmp(self.tree)
+            argv = command_jail(self.tree, tmp).argv(argv)
+            env = scrubbed_env(env)
         try:
             with anyio.fail_after(self.check_timeout):
                 done = await anyio.run_process(
-                    argv, cwd=self.tree, check=False, stderr=STDOUT, env=supervised_env(self.run_id)
+                    argv, cwd=self.tree, check=False, stderr=STDOUT, env=env
                 )
         except FileNotFoundError:
             return False, f"{argv[0]}: command not found"

@@ -25,6 +25,11 @@ _GIT_ENV = {
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_MERGE_AUTOEDIT": "no",
 }
+# conductor's own git runs nothing a repository configured: no hooks, no fsmonitor command,
+# and objects as they are, not as `refs/replace/` says. `-c` also reaches the git processes
+# git starts itself (submodules), through GIT_CONFIG_PARAMETERS.
+_UNTRUSTED_CONFIG = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+_UNTRUSTED_ENV = {"GIT_NO_REPLACE_OBJECTS": "1"}
 
 
 @dataclass(frozen=True)
@@ -46,13 +51,19 @@ async def git(
     timeout: float = DEFAULT_TIMEOUT,
     env: Mapping[str, str] | None = None,
     input: bytes | None = None,
+    trusted: bool = False,
 ) -> GitResult:
-    """Run `git ARGS` in `cwd`. Raises GitError on a non-zero exit when `check`."""
+    """Run `git ARGS` in `cwd`. Raises GitError on a non-zero exit when `check`.
+
+    Only `trusted` calls (a person's own commit or push, by hand) run the repository's hooks
+    and honour its replace refs; conductor's own git never does."""
     full_env = {**os.environ, **_GIT_ENV, **(env or {})}
+    argv = ["git", *args]
+    if not trusted:
+        argv = ["git", *_UNTRUSTED_CONFIG, *args]
+        full_env.update(_UNTRUSTED_ENV)
     with anyio.fail_after(timeout):
-        proc = await anyio.run_process(
-            ["git", *args], cwd=cwd, env=full_env, check=False, input=input
-        )
+        proc = await anyio.run_process(argv, cwd=cwd, env=full_env, check=False, input=input)
     result = GitResult(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
     if check and result.returncode != 0:
         raise GitError(list(args), result.returncode, result.stderr)
@@ -98,16 +109,31 @@ async def diff_range(base: str, head: str, cwd: Path) -> bytes:
     return (await git(["diff", "--binary", f"{base}...{head}"], cwd)).stdout
 
 
+async def changed_paths(repo: Path, base: str, head: str) -> list[str]:
+    """Every path `head` changes since it forked from `base` (three-dot; a rename counts as
+    both of its paths)."""
+    out = await git(["diff", "--name-only", "--no-renames", "-z", f"{base}...{head}"], repo)
+    return [p for p in out.stdout.decode("utf-8", "replace").split("\0") if p]
+
+
+async def adds_nothing(repo: Path, base: str, head: str) -> bool:
+    """Whether `head` changes nothing since it forked from `base`: no commit of its own, or
+    only commits that cancel out."""
+    done = await git(["diff", "--quiet", "--no-renames", f"{base}...{head}"], repo, check=False)
+    return done.returncode == 0
+
+
 async def has_staged_changes(cwd: Path) -> bool:
     result = await git(["diff", "--cached", "--quiet"], cwd, check=False)
     return result.returncode == 1
 
 
 async def commit(message: str, cwd: Path, *, stage_all: bool = False) -> str:
-    """Commit what is staged (everything, with `stage_all`); return the new commit's id."""
+    """Commit what is staged (everything, with `stage_all`); return the new commit's id.
+    A person's commit by hand: the repository's hooks run, as with `git commit`."""
     if stage_all:
-        await git(["add", "--all"], cwd)
-    await git(["commit", "--quiet", "--file", "-"], cwd, input=message.encode())
+        await git(["add", "--all"], cwd, trusted=True)
+    await git(["commit", "--quiet", "--file", "-"], cwd, input=message.encode(), trusted=True)
     return await rev_parse("HEAD", cwd)
 
 
@@ -189,33 +215,6 @@ async def branch_exists(repo: Path, branch: str) -> bool:
         ["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], repo, check=False
     )
     return result.returncode == 0
-
-
-async def ensure_worktree(repo: Path, path: Path, branch: str, base: str) -> tuple[Worktree, bool]:
-    """The worktree at `path` on `branch`, made from `base` if the branch is new.
-
-    Reused when it already exists (the same run and session coming back), so a re-run never
-    fails with "already exists". Returns (worktree, created).
-    """
-    path = Path(os.path.abspath(path))
-    async with _worktrees_changing(repo):
-        for tree in await _worktrees(repo):
-            if tree.path == path and not tree.prunable:
-                if tree.branch != branch:
-                    raise GitError(
-                        ["worktree", "add"],
-                        1,
-                        f"{path} is a worktree on {tree.branch}, not {branch}",
-                    )
-                return tree, False
-        await git(["worktree", "prune"], repo)  # forget trees whose folder is gone
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if await branch_exists(repo, branch):
-            await git(["worktree", "add", "--quiet", str(path), branch], repo)
-        else:
-            await git(["worktree", "add", "--quiet", "-b", branch, str(path), base], repo)
-    head = await rev_parse("HEAD", path)
-    return Worktree(path, head, branch), True
 
 
 async def ensure_detached_worktree(repo: Path, path: Path, ref: str) -> bool:

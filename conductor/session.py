@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+import shutil
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,11 +44,22 @@ from claude_agent_sdk.types import (
 from conductor.bus import Bus
 from conductor.enforce import PUSH_DENIAL, pushes, write_target, written_path
 from conductor.errors import ConductorError
-from conductor.models import SessionStatus
+from conductor.jail import (
+    bundled_cli,
+    cli_sandbox,
+    jails_supported,
+    session_jail,
+    short_tmp,
+    write_cli_wrapper,
+)
+from conductor.models import Review, SessionStatus
 from conductor.text import one_line
 from conductor.tools import SERVER_NAME, coordination_server, describe
 
 DISCONNECT_TIMEOUT = 15.0
+
+
+RequestReview = Callable[[str], Awaitable[Review]]  # (note) -> the review asked for
 
 
 class SessionDied(ConductorError):
@@ -81,6 +93,11 @@ class SessionConfig:
     system_prompt: str | None = None  # replaces Claude Code's own system prompt entirely
     append_system_prompt: str | None = None  # kept Claude Code's prompt, with this after it
     tools: Sequence[str] | None = None  # the CLI's built-in tools offered; None: all of them
+    # The OS boundary (see jail.py): Claude Code's Bash sandbox, and on Linux the whole CLI
+    # in conductor's jail. `private_dir` is the session's own: the jail's launcher and temp.
+    sandbox: bool = False
+    allowed_domains: Sequence[str] = ()
+    private_dir: Path | None = None
 
 
 class HeadlessSession:
@@ -96,8 +113,15 @@ class HeadlessSession:
         resume: str | None = None,
         extra_tools: Sequence[SdkMcpTool[Any]] = (),
         review_base: str | None = None,
+        request_review: RequestReview | None = None,
+        writes_tree: bool = True,
     ) -> None:
+        """`request_review`: how the session's review requests reach the review gate (a run's
+        supervisor checks and collects the branch); `writes_tree`: False for a reviewer,
+        whose jail keeps the author's tree it reads read-only."""
         self.review_base = review_base
+        self.request_review = request_review
+        self.writes_tree = writes_tree
         self.extra_tools = list(extra_tools)
         self.bus = bus
         self.name = name
@@ -106,12 +130,19 @@ class HeadlessSession:
         self.resume = resume
         self.session_id: str | None = resume
         self._client: ClaudeSDKClient | None = None
+        self._tmp: Path | None = None
 
     def options(self) -> ClaudeAgentOptions:
         env = {k: v for k, v in self.config.env.items() if k != "CLAUDECODE"}
         env["CLAUDE_CONFIG_DIR"] = str(self.config.config_dir)
         return ClaudeAgentOptions(
             cwd=str(self.worktree),
+            cli_path=self._jailed_cli(),
+            sandbox=cli_sandbox(self.config.allowed_domains) if self.config.sandbox else None,
+            # Nothing from the file system configures the CLI: a `.claude/settings.json` or
+            # `.mcp.json` a session wrote in its tree must not give the next CLI there (its
+            # own after a restart, or its reviewer) hooks or servers of the session's choosing.
+            setting_sources=[],
             env=env,
             model=self.config.model,
             permission_mode="bypassPermissions",
@@ -126,6 +157,7 @@ class HeadlessSession:
                     self.name,
                     self.worktree,
                     review_base=self.review_base,
+                    request=self.request_review,
                     extra=self.extra_tools,
                 )
             },
@@ -134,6 +166,19 @@ class HeadlessSession:
                 "PostToolUse": [HookMatcher(matcher=None, hooks=[self._post_tool_use])],
             },
         )
+
+    def _jailed_cli(self) -> Path | None:
+        """The launcher that starts the CLI in the session's jail (None: no jail, the SDK
+        starts its CLI as is). Written outside the tree, where the session cannot reach."""
+        if not (self.config.sandbox and jails_supported()):
+            return None
+        private = self.config.private_dir or self.config.config_dir.parent
+        tmp = self._tmp = short_tmp(private)
+        self.config.config_dir.mkdir(parents=True, exist_ok=True)
+        jail = session_jail(
+            self.worktree, self.config.config_dir, tmp, writes_tree=self.writes_tree
+        )
+        return write_cli_wrapper(jail, bundled_cli(), private / "cli")
 
     def _system_prompt(self) -> str | SystemPromptPreset | None:
         if self.config.system_prompt is not None:
@@ -162,6 +207,8 @@ class HeadlessSession:
                 contextlib.suppress(ClaudeSDKError, OSError),
             ):
                 await client.disconnect()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     # ------------------------------------------------------------------------ turns
 

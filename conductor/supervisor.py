@@ -16,12 +16,13 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from conductor import actions, gitops
+from conductor import actions, gitops, worktrees
 from conductor.bus import Bus, create_run, open_run
 from conductor.config import Config, parse_config
 from conductor.errors import ConductorError, InvalidInput, LockHeld
@@ -34,6 +35,7 @@ from conductor.gates import (
     agent_reviewer,
     reviewer_for,
 )
+from conductor.jail import jails_supported
 from conductor.leftovers import SUPERVISED_ENV, end_leftovers
 from conductor.models import (
     Event,
@@ -49,15 +51,26 @@ from conductor.prompts import Prompts
 from conductor.session import HeadlessSession, SessionConfig, SessionDied, TurnResult
 from conductor.store import Store
 from conductor.tools import describe, reviewer_tools
+from conductor.workspace import STATE_DIR
 
 WRAP_UP = (
     "The run's budget is spent: stop here. Commit what you have on your branch with a message"
     " that says what is unfinished, and end your turn."
 )
 MAX_ROUNDS = 12  # turns of one workstream's loop before it is given up
+MAX_NUDGES = 2  # turns that end with nothing to review before the workstream is `empty`
 BLOCKED_POLL = 0.2
 READ_ONLY_TOOLS = ("Read", "Glob", "Grep")
 OVERLOADED = (429, 529)  # rate-limited, overloaded: wait and go on, never fail the run
+
+
+def _busy(result: TurnResult) -> bool:
+    """An answer to wait out, not to fail on: rate-limited, overloaded, or any 5xx that
+    outlasted the CLI's own retries."""
+    status = result.api_error_status
+    return result.is_error and status is not None and (status in OVERLOADED or status >= 500)
+
+
 MAX_PAUSES = 8
 MAX_PAUSE_SECONDS = 600.0
 INTERRUPT_WAIT = 5.0
@@ -77,6 +90,7 @@ class Outcome:
     review_rounds: int = 0
     commits: int = 0
     merge: str = ""
+    nudges: int = 0  # prompts that found nothing to review, in a row
 
 
 @dataclass
@@ -87,9 +101,11 @@ class RunSummary:
     outcomes: list[Outcome] = field(default_factory=list)
     interrupted: bool = False
 
+    tampered: str = ""  # why the integration branch cannot be trusted, if it cannot
+
     @property
     def ok(self) -> bool:
-        return all(o.state == "merged" for o in self.outcomes)
+        return not self.tampered and all(o.state == "merged" for o in self.outcomes)
 
     @property
     def cost_usd(self) -> float:
@@ -134,6 +150,7 @@ class Supervisor:
         self.started = anyio.Event()  # set once the run exists and this supervisor holds it
         self._scope = anyio.CancelScope()
         self._live: dict[str, HeadlessSession] = {}
+        self.tampered = ""  # set when the integration branch moved outside the gate
 
     @classmethod
     async def for_run(
@@ -260,6 +277,7 @@ class Supervisor:
             into=self.into,
             checks=self.config.checks,
             push=(bus, self.remote) if self.remote else None,
+            jailed=self.config.sandbox and jails_supported(),
         )
         await self.gate.prepare()  # also undoes a merge that a killed supervisor left half done
         with self._scope:
@@ -267,7 +285,7 @@ class Supervisor:
                 for workstream in self.plan.workstreams:
                     tg.start_soon(self._workstream, workstream)
         order = [w.id for w in self.plan.workstreams]
-        ok = all(self.outcomes[i].state == "merged" for i in order)
+        ok = not self.tampered and all(self.outcomes[i].state == "merged" for i in order)
         with anyio.CancelScope(shield=True):
             if self.stopping:
                 await self.store.set_run_state(
@@ -279,7 +297,7 @@ class Supervisor:
                 await self.store.set_run_state(
                     bus.run_id,
                     RunState.FINISHED if ok else RunState.FAILED,
-                    "everything merged" if ok else "not everything merged",
+                    "everything merged" if ok else (self.tampered or "not everything merged"),
                 )
             head = await self.gate.head()
         return RunSummary(
@@ -288,6 +306,7 @@ class Supervisor:
             head,
             [self.outcomes[i] for i in order],
             interrupted=self.stopping,
+            tampered=self.tampered,
         )
 
     async def _recount(self, bus: Bus) -> None:
@@ -319,8 +338,9 @@ class Supervisor:
             "CONDUCTOR_INTEGRATION_BRANCH": self.gate.branch,
             SUPERVISED_ENV: self.bus.run_id,
         }
+        private = self.repo / STATE_DIR / "sessions" / self.bus.run_id / name
         return replace(
-            self.config.session(self.repo / ".conductor", env),
+            self.config.session(private, env),
             append_system_prompt=self.prompts.render("claude-md.md.j2"),
         )
 
@@ -383,7 +403,12 @@ class Supervisor:
                 await bus.update(workstream.id, status=SessionStatus.IDLE, note="resumed")
         else:
             tree = await actions.place_session(
-                bus, self.repo, workstream.id, await gate.head(), self.config.bootstrap()
+                bus,
+                self.repo,
+                workstream.id,
+                await gate.head(),
+                self.config.bootstrap(),
+                jailed=self.config.sandbox and jails_supported(),
             )
             tree_path, branch = tree.path, tree.branch
         for path in workstream.owns:  # the plan's ownership, enforced by the write hooks
@@ -411,16 +436,24 @@ class Supervisor:
         while True:
             try:
                 async with HeadlessSession(
-                    bus, workstream.id, tree_path, config, resume=resume, review_base=gate.branch
+                    bus,
+                    workstream.id,
+                    tree_path,
+                    config,
+                    resume=resume,
+                    review_base=gate.branch,
+                    request_review=partial(self._request_review, workstream, tree_path, branch),
+                    extra_tools=reviewer_tools(bus, workstream.id),
                 ) as session:
                     self._live[workstream.id] = session
                     while rounds < MAX_ROUNDS:
                         rounds += 1
+                        await self._show_integration(tree_path)
                         result = await self._watched_turn(session, prompt)
                         self._account(outcome, result)
                         if self.stopping:  # a turn cut short by stop() ends in an error
                             return  # result; the workstream is interrupted, not failed
-                        if result.is_error and result.api_error_status in OVERLOADED:
+                        if _busy(result):
                             pauses += 1  # in a row: a turn that gets through resets it
                             if pauses > MAX_PAUSES:
                                 outcome.state = "failed"
@@ -575,6 +608,9 @@ class Supervisor:
         """The session's own commits: not the other sessions' work it started from or took
         in (through the integration branch), and not merges."""
         assert self.bus is not None
+        tree = (await self.bus.session(outcome.id)).worktree
+        if tree and await worktrees.head_of(Path(tree), branch) is not None:
+            await worktrees.collect(self.repo, Path(tree), branch)  # its latest, to count
         base = self.bus.run.base_commit or "HEAD"
         others = [s.branch for s in await self.bus.sessions() if s.branch and s.branch != branch]
         counted = await gitops.git(
@@ -603,7 +639,8 @@ class Supervisor:
         me = await bus.session(workstream.id)
         if me.status is SessionStatus.BLOCKED:
             await self._wait_for_mail(workstream.id)
-        head = await gitops.rev_parse(branch, self.repo)
+        tree = Path(str(me.worktree))
+        head = await worktrees.head_of(tree, branch)
         review = await bus.store.latest_review(bus.run_id, workstream.id)
         if review is not None and review.commit == head and review.status in _DECIDED:
             # Decided while this supervisor was not looking (it was killed, say): what
@@ -613,10 +650,20 @@ class Supervisor:
         if unread:
             return "New messages for you:\n" + "\n".join(describe(unread))
         if review is None or review.commit != head:
-            return (
-                "Your latest commit has no review yet. Commit your work on your branch, then"
-                " call mcp__bus__request_review (and mcp__bus__done when it is merged)."
-            )
+            try:
+                await self._request_review(workstream, tree, branch, "")
+            except InvalidInput as refused:  # nothing of its own, or uncommitted work
+                outcome.nudges += 1
+                if outcome.nudges > MAX_NUDGES:
+                    outcome.state = "empty"
+                    outcome.detail = f"delivered nothing: {refused}"
+                    return None
+                return (
+                    f"Your work is not ready for review: {refused}. Commit your work on your"
+                    " branch, then call mcp__bus__request_review (and mcp__bus__done)."
+                )
+            outcome.nudges = 0
+            return await self._after_turn(workstream, branch, outcome)
         if review.status is ReviewStatus.PENDING:
             outcome.review_rounds += 1
             review = await self._review(workstream, review.id)
@@ -632,34 +679,102 @@ class Supervisor:
             f"{branch} ({review.commit[:12]}) waits for the merge gate",
             {"branch": branch, "commit": review.commit},
         )
-        merged = await self.gate.merge(branch, review.commit)
+        merged = await self.gate.merge(branch, review.commit, owners=await self._owners(workstream))
         if not (merged.status is MergeStatus.ALREADY_MERGED and outcome.merge == "merged"):
             outcome.merge = merged.status.value  # (merged before a resume stays "merged")
+        foreign = [f"{p} (owned by {o})" for p, o in merged.foreign.items()]
         await bus.record(
             workstream.id,
             f"merge.{merged.status.value}",
             f"{branch} ({review.commit[:12]}): {merged.status.value.replace('_', ' ')}"
-            + (f" in {', '.join(merged.conflicts)}" if merged.conflicts else "")
-            + (f" ({merged.check})" if merged.check else ""),
+            + (f" in {', '.join(foreign or merged.conflicts)}" if merged.conflicts else "")
+            + (f" ({merged.check})" if merged.check else "")
+            + (f": {merged.output}" if merged.status is MergeStatus.TAMPERED else ""),
             {
                 "branch": branch,
                 "commit": review.commit,
                 "integration_head": merged.integration_head,
                 "conflicts": merged.conflicts,
+                "foreign": merged.foreign,
                 "check": merged.check,
             },
         )
         if merged.status in (MergeStatus.MERGED, MergeStatus.ALREADY_MERGED):
             outcome.state = "merged"
             return None
+        if merged.status is MergeStatus.TAMPERED:
+            # Nothing more lands on a branch that moved under the gate: the run stops and
+            # says so, whatever else merged.
+            self.tampered = merged.output
+            outcome.state, outcome.detail = "failed", merged.output
+            self._scope.cancel()
+            return None
         return self.prompts.render(
             "conflict.md.j2",
             branch=branch,
             integration=self.gate.branch,
             conflicts=merged.conflicts,
+            foreign=foreign,
             check=merged.check,
             check_output=merged.output,
         )
+
+    async def _request_review(
+        self, workstream: Workstream, tree: Path, branch: str, note: str
+    ) -> Review:
+        """The review gate's door: a session's request (its tool, or conductor on its
+        behalf) is checked and collected here, never taken on its word. Refused with the
+        reason when the tree has uncommitted changes or the branch adds nothing; the head is
+        fetched into the main repository and its diff taken there, against the integration
+        branch; the reviewer is assigned now, by policy, and only it can decide."""
+        assert self.bus is not None and self.gate is not None
+        bus, gate = self.bus, self.gate
+        loose = await worktrees.uncommitted(tree)
+        if loose:
+            shown = ", ".join(loose[:8]) + (f" and {len(loose) - 8} more" if len(loose) > 8 else "")
+            raise InvalidInput(f"you have uncommitted changes ({shown}): commit them first")
+        if await worktrees.head_of(tree, branch) is None:
+            raise InvalidInput(f"your branch {branch} is gone: commit on it")
+        head = await worktrees.collect(self.repo, tree, branch)
+        integration = await gate.head()
+        if await gitops.adds_nothing(self.repo, integration, head):
+            raise InvalidInput(
+                f"your branch {branch} has no commits of its own that change anything"
+            )
+        latest = await bus.store.latest_review(bus.run_id, workstream.id)
+        if (
+            latest is not None
+            and latest.commit == head
+            and latest.status is not ReviewStatus.SUPERSEDED
+        ):
+            return latest  # asked already (done after request_review, say)
+        reviewer = reviewer_for(self.policy, workstream.id, await bus.sessions())
+        if reviewer == agent_reviewer(workstream.id):
+            await self._ensure_reviewer(workstream, reviewer)
+        diff = await gitops.diff_range(integration, head, self.repo)
+        return await bus.request_review(
+            workstream.id, commit=head, diff=diff, reviewer=reviewer, base=gate.branch, note=note
+        )
+
+    async def _owners(self, workstream: Workstream) -> dict[str, str]:
+        """What other workstreams own (the plan) or claim (the bus): path -> owner."""
+        assert self.bus is not None
+        owners = {
+            path: other.id
+            for other in self.plan.workstreams
+            if other.id != workstream.id
+            for path in other.owns
+        }
+        for claim in await self.bus.claims():
+            if claim.session != workstream.id:
+                owners.setdefault(claim.path, claim.session)
+        return owners
+
+    async def _show_integration(self, tree: Path) -> None:
+        """The integration branch's tip, as a branch of that name in the session's own
+        repository: what it merges in after a conflict (its objects are borrowed)."""
+        assert self.gate is not None
+        await worktrees.share_ref(tree, self.gate.branch, await self.gate.head())
 
     async def _wait_for_mail(self, name: str) -> None:
         assert self.bus is not None
@@ -678,30 +793,51 @@ class Supervisor:
     # ------------------------------------------------------------------------ the review gate
 
     async def _review(self, workstream: Workstream, review_id: int) -> Review:
+        """Have the review decided by the reviewer it was assigned when it was requested."""
         assert self.bus is not None
         bus = self.bus
-        reviewer = reviewer_for(self.policy, workstream.id, await bus.sessions())
+        review = await bus.review(review_id, with_diff=False)
+        reviewer = review.reviewer or reviewer_for(self.policy, workstream.id, await bus.sessions())
         if reviewer == AUTO_REVIEWER:
             return await bus.decide(review_id, AUTO_REVIEWER, approve=True, comment="auto")
         if reviewer == HUMAN_REVIEWER:
             return await self._wait_for_verdict(review_id)
         if reviewer == agent_reviewer(workstream.id):
             return await self._agent_review(workstream, review_id, reviewer)
-        # A peer hears of it as a message and decides with `conductor review approve/reject`
-        # (its Bash has the run in its environment). A peer that does not answer within
-        # stall_seconds (it may have finished already) hands the review to an agent.
+        # A peer hears of it as a message and decides with its own mcp__bus__review_verdict
+        # (the store takes a verdict on this review from the peer alone). A peer that does
+        # not answer within stall_seconds (it may have finished already) hands it to an
+        # agent: a new request, assigned to the agent, supersedes this one.
         ask = f"Please review #{review_id} of {workstream.id}: "
         asked = await bus.store.inbox(bus.run_id, reviewer, unread_only=False)
         if not any(m.body.startswith(ask) for m in asked):  # asked once, resumed or not
             await bus.send(
                 None,
                 reviewer,
-                f"{ask}`conductor review show {review_id}`, then `conductor review"
-                f" approve|reject {review_id} --from {reviewer} --comment ...`.",
+                f"{ask}read it with mcp__bus__review_show (review_id {review_id}), then decide"
+                f" with mcp__bus__review_verdict (review_id {review_id}, approve or reject,"
+                " with comments).",
             )
         with anyio.move_on_after(self.config.stall_seconds):
             return await self._wait_for_verdict(review_id)
-        return await self._agent_review(workstream, review_id, agent_reviewer(workstream.id))
+        whole = await bus.review(review_id)
+        agent = agent_reviewer(workstream.id)
+        await self._ensure_reviewer(workstream, agent)
+        handed = await bus.request_review(
+            workstream.id,
+            commit=whole.commit,
+            diff=whole.diff,
+            reviewer=agent,
+            base=whole.base,
+            note=whole.note,
+        )
+        return await self._agent_review(workstream, handed.id, agent)
+
+    async def _ensure_reviewer(self, workstream: Workstream, name: str) -> None:
+        """The agent reviewer's session on the bus, so a review can be assigned to it."""
+        assert self.bus is not None
+        if name not in {s.name for s in await self.bus.sessions()}:
+            await self.bus.register([(name, f"reviews {workstream.id}")], kind=SessionKind.REVIEWER)
 
     async def _wait_for_verdict(self, review_id: int) -> Review:
         """A person (`conductor review approve`) or a peer decides in another process: poll."""
@@ -715,9 +851,7 @@ class Supervisor:
     async def _agent_review(self, workstream: Workstream, review_id: int, name: str) -> Review:
         assert self.bus is not None
         bus = self.bus
-        known = {s.name for s in await bus.sessions()}
-        if name not in known:
-            await bus.register([(name, f"reviews {workstream.id}")], kind=SessionKind.REVIEWER)
+        await self._ensure_reviewer(workstream, name)
         review = await bus.review(review_id)
         author = await bus.session(workstream.id)
         config = replace(self._session_config(name), tools=READ_ONLY_TOOLS)
@@ -743,6 +877,7 @@ class Supervisor:
                     config,
                     resume=resume,
                     extra_tools=reviewer_tools(bus, name, review_id),
+                    writes_tree=False,
                 ) as session:
                     self._live[name] = session
                     try:
@@ -775,8 +910,7 @@ class Supervisor:
             review = await self.bus.review(review_id, with_diff=False)
             if review.status is not ReviewStatus.PENDING:
                 return review
-            overloaded = result.is_error and result.api_error_status in OVERLOADED
-            if overloaded and pauses < MAX_PAUSES:
+            if _busy(result) and pauses < MAX_PAUSES:
                 pauses += 1
                 prompt = await self._pause(session.name, result, pauses)
                 continue

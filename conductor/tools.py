@@ -17,7 +17,7 @@ from claude_agent_sdk import McpSdkServerConfig, SdkMcpTool, create_sdk_mcp_serv
 from conductor import actions
 from conductor.bus import Bus
 from conductor.errors import ConductorError, InvalidInput
-from conductor.models import Message, SessionStatus
+from conductor.models import Message, Review, SessionStatus
 
 SERVER_NAME = "bus"
 TOOL_PREFIX = f"mcp__{SERVER_NAME}__"
@@ -60,18 +60,34 @@ def coordination_server(
     worktree: Path,
     *,
     review_base: str | None = None,
+    request: Callable[[str], Awaitable[Review]] | None = None,
     extra: Sequence[SdkMcpTool[Any]] = (),
 ) -> McpSdkServerConfig:
     """The `bus` MCP server for session `name`, whose working tree is `worktree`."""
-    tools = [*coordination_tools(bus, name, worktree, review_base=review_base), *extra]
+    tools = [
+        *coordination_tools(bus, name, worktree, review_base=review_base, request=request),
+        *extra,
+    ]
     return create_sdk_mcp_server(SERVER_NAME, tools=tools)
 
 
 def coordination_tools(
-    bus: Bus, name: str, worktree: Path, *, review_base: str | None = None
+    bus: Bus,
+    name: str,
+    worktree: Path,
+    *,
+    review_base: str | None = None,
+    request: Callable[[str], Awaitable[Review]] | None = None,
 ) -> list[SdkMcpTool[Any]]:
     """`review_base`: what a review's diff is taken against (a run's integration branch);
-    by default the commit the run started from."""
+    by default the commit the run started from. `request`: the review gate a supervised
+    session's requests go through (it checks the branch, collects it, assigns the reviewer);
+    by default the request is made on the bus as by hand."""
+
+    async def ask_review(note: str) -> Review:
+        if request is not None:
+            return await request(note)
+        return await actions.request_review(bus, name, worktree, base=review_base, note=note)
 
     async def sync(args: dict[str, Any]) -> str:
         result = await bus.sync(name)
@@ -117,9 +133,7 @@ def coordination_tools(
         return f"Status: {session.status.value}" + (f" ({reason})" if reason else "") + "."
 
     async def request_review(args: dict[str, Any]) -> str:
-        review = await actions.request_review(
-            bus, name, worktree, base=review_base, note=args.get("note", "")
-        )
+        review = await ask_review(args.get("note", ""))
         return (
             f"Review #{review.id} requested for commit {review.commit[:12]}"
             f" ({review.diff_size} bytes of diff). You will get the verdict as a message."
@@ -129,11 +143,18 @@ def coordination_tools(
         """Finished means: reviewed, then merged. Ask for review of the head unless that
         was asked already, and wait for the verdict."""
         summary = args.get("summary", "")
-        _, head = await actions.session_head(bus, name, worktree)
         latest = await bus.store.latest_review(bus.run_id, name)
         answer = ""
-        if latest is None or latest.commit != head:
-            answer = await request_review({"note": summary}) + " "
+        if request is not None or latest is None:
+            # The gate re-checks the branch (commits, nothing uncommitted) each time, and
+            # asks for a review only of a head that has none yet.
+            review = await ask_review(summary)
+            if latest is None or review.id != latest.id:
+                answer = f"Review #{review.id} requested for commit {review.commit[:12]}. "
+        else:
+            _, head = await actions.session_head(bus, name, worktree)
+            if latest.commit != head:
+                answer = await request_review({"note": summary}) + " "
         await bus.update(name, status=SessionStatus.REVIEW, note=summary or "done")
         return answer + "Marked done: waiting for review and the merge gate."
 
@@ -204,8 +225,22 @@ def coordination_tools(
 
 
 def reviewer_tools(bus: Bus, name: str, review_id: int | None = None) -> list[SdkMcpTool[Any]]:
-    """What a reviewer session adds to the bus tools: its verdict, with comments. `review_id`
-    is the review it was given, used when the model does not name one."""
+    """What a reviewer adds to the bus tools: a review's diff, and its verdict with comments.
+    Every worker has them too, for the peer policy. Who decides is where the call is made:
+    the store lets only the review's assigned reviewer decide it. `review_id` is the review
+    the session was given, used when the model does not name one."""
+
+    async def review_show(args: dict[str, Any]) -> str:
+        given = args.get("review_id") or review_id
+        if given is None:
+            raise InvalidInput("name the review_id to show")
+        review = await bus.review(int(given))
+        head = (
+            f"Review #{review.id} of {review.requester}, commit {review.commit[:12]},"
+            f" {review.status.value}" + (f", for {review.reviewer}" if review.reviewer else "")
+        )
+        note = f"\nNote: {review.note}" if review.note else ""
+        return f"{head}{note}\n\n" + review.diff.decode("utf-8", "replace")
 
     async def review_verdict(args: dict[str, Any]) -> str:
         verdict = str(args["verdict"]).strip().lower()
@@ -222,6 +257,12 @@ def reviewer_tools(bus: Bus, name: str, review_id: int | None = None) -> list[Sd
 
     return [
         _as_tool(
+            "review_show",
+            "Show a review: who asked, the commit, and its diff.",
+            _schema({}, {"review_id": "the review's number (default: the one you were given)"}),
+            review_show,
+        ),
+        _as_tool(
             "review_verdict",
             "Approve or reject the review you were given, with comments the author can act on.",
             _schema(
@@ -232,5 +273,5 @@ def reviewer_tools(bus: Bus, name: str, review_id: int | None = None) -> list[Sd
                 },
             ),
             review_verdict,
-        )
+        ),
     ]

@@ -1,16 +1,27 @@
-"""A run's worktrees: one per session, on its own branch, known to the run and cleaned up.
+"""A run's session trees: one per session, each with a git repository of its own.
 
-Worktrees live in `.conductor/worktrees/<run>/<session>` (ignored by git with the rest of
-`.conductor/`), on branches `conductor/<run>-<session>`: beside the run's integration branch
-`conductor/<run>`, not under it (git cannot hold both `conductor/<run>` and
-`conductor/<run>/A`). Both are derived from the run and
-session ids, which follow strict patterns, so the same run and session always find the same
-tree again: a re-run or a resume reuses it instead of failing with "already exists".
+A session works in `.conductor/worktrees/<run>/<session>` on branch `conductor/<run>-<session>`
+(beside the run's integration branch `conductor/<run>`, not under it: git cannot hold both
+`conductor/<run>` and `conductor/<run>/A`). The tree is a working tree of the session's own,
+with its own repository in `.git/` that borrows the main repository's objects read-only
+(`objects/info/alternates`): the session's commits, refs, index and reflog are its own, and
+nothing it does to them can touch the main repository's refs, objects, config or hooks, or
+another session's branch. That is what lets the jail keep the main repository read-only
+while `git add -A && git commit` still works in the session. The gate takes a session's
+work by fetching its branch into the main repository (`collect`), where only conductor
+writes.
+
+A tree is made in a folder beside its final place and renamed into it once whole, so a
+crash while making it leaves nothing that looks like a tree; a tree is reused only when its
+repository and branch are there. Both names derive from the run and session ids, which
+follow strict patterns, so the same run and session always find the same tree again.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +30,7 @@ import anyio
 
 from conductor import gitops
 from conductor.errors import ConductorError, InvalidInput
+from conductor.jail import command_jail, scrubbed_env, short_tmp
 from conductor.leftovers import supervised_env
 from conductor.models import check_run_id, check_session_name
 from conductor.paths import normalize
@@ -48,6 +60,39 @@ class Bootstrap:
     setup: Sequence[str] = ()
 
 
+# Claude Code's Bash sandbox puts placeholders (device nodes, a folder) for the files it
+# protects into the working directory while a command runs: `git add -A` inside that command
+# would trip over them ("can only add regular files"). Untracked, they are ignored here; the
+# session cannot change this file (the jail keeps `.git/info/` read-only).
+SANDBOX_PLACEHOLDERS = (
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".profile",
+    ".zshrc",
+    ".zshenv",
+    ".zprofile",
+    ".zlogin",
+    ".zlogout",
+    ".cshrc",
+    ".tcshrc",
+    ".kshrc",
+    ".login",
+    ".logout",
+    ".gitconfig",
+    ".gitmodules",
+    ".ripgreprc",
+    ".mcp.json",
+    ".idea",
+    ".vscode",
+    ".claude/commands",
+    ".claude/agents",
+    ".claude/.cc-writes",
+)
+READY_MARKER = "conductor-bootstrapped"
+
+
 @dataclass(frozen=True)
 class PreparedTree:
     path: Path
@@ -57,30 +102,138 @@ class PreparedTree:
 
 
 async def prepare(
-    repo: Path, run_id: str, session: str, base: str, bootstrap: Bootstrap = Bootstrap()
+    repo: Path,
+    run_id: str,
+    session: str,
+    base: str,
+    bootstrap: Bootstrap = Bootstrap(),
+    *,
+    jailed: bool = False,
 ) -> PreparedTree:
-    """Create (or reuse) the session's worktree; bootstrap it when it is new, or when its
-    bootstrap never finished (a failing setup command, a Ctrl-C during it): a resumed run
-    must not start a session in a tree whose setup was cut short."""
+    """Make (or reuse) the session's tree; bootstrap it when it is new, or when its bootstrap
+    never finished (a failing setup command, a Ctrl-C during it): a resumed run must not
+    start a session in a tree whose setup was cut short. `jailed`: the setup command runs in
+    the jail, since it runs in a tree a session may have written."""
     ensure_state_dir(repo)  # the trees live in .conductor/: it must be ignored before they exist
     path = worktree_path(repo, run_id, session)
     branch = session_branch(run_id, session)
-    tree, created = await gitops.ensure_worktree(repo, path, branch, base)
+    created = await ensure_session_repo(repo, path, branch, base)
     copied: list[str] = []
-    ready = await _ready_marker(tree.path)
+    ready = path / ".git" / READY_MARKER
     if created or not ready.exists():  # new, or its setup was cut short or failed
-        copied = _copy_files(repo, tree.path, bootstrap.copy_files)
+        copied = _copy_files(repo, path, bootstrap.copy_files)
         if bootstrap.setup:
-            await _run_setup(tree.path, list(bootstrap.setup), run_id)
+            await _run_setup(path, list(bootstrap.setup), run_id, jailed=jailed)
         ready.touch()
-    return PreparedTree(tree.path, branch, created, copied)
+    return PreparedTree(path, branch, created, copied)
 
 
-async def _ready_marker(tree: Path) -> Path:
-    """Kept in the worktree's own git directory: out of the session's sight and its commits,
-    and gone with the worktree."""
-    git_dir = await gitops.git(["rev-parse", "--absolute-git-dir"], tree)
-    return Path(git_dir.text) / "conductor-bootstrapped"
+async def ensure_session_repo(repo: Path, path: Path, branch: str, base: str) -> bool:
+    """The session's tree at `path` with `branch` checked out; returns whether it was made.
+
+    Reused when whole. Made from the session's branch as the gate last collected it when
+    there is one (a tree whose folder went away keeps what the gate took of it), else from
+    `base`. A tree that is there but not whole is moved aside, never deleted."""
+    path = Path(os.path.abspath(path))
+    if await is_whole(path, branch):
+        return False
+    if path.exists():
+        path.rename(path.with_name(f"{path.name}.broken-{int(time.time())}"))
+    start = await gitops.try_rev_parse(f"refs/heads/{branch}", repo) or base
+    partial = path.with_name(f".{path.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)  # what a crash while making it left
+    partial.mkdir(parents=True)
+    objects = Path(
+        (await gitops.git(["rev-parse", "--path-format=absolute", "--git-common-dir"], repo)).text
+    )
+    await gitops.git(["init", "--quiet", "--template=", f"--initial-branch={branch}"], partial)
+    git_dir = partial / ".git"
+    (git_dir / "objects" / "info").mkdir(parents=True, exist_ok=True)
+    (git_dir / "objects" / "info" / "alternates").write_text(f"{objects / 'objects'}\n")
+    (git_dir / "info").mkdir(exist_ok=True)
+    (git_dir / "info" / "exclude").write_text(
+        "# conductor: the Bash sandbox's placeholders, never committed\n"
+        + "".join(f"/{name}\n" for name in SANDBOX_PLACEHOLDERS)
+    )
+    (git_dir / "hooks").mkdir(exist_ok=True)
+    await gitops.git([*_own(partial), "update-ref", f"refs/heads/{branch}", start], partial)
+    await gitops.git([*_own(partial), "reset", "--quiet", "--hard", branch], partial)
+    partial.rename(path)
+    return True
+
+
+async def is_whole(path: Path, branch: str) -> bool:
+    """Whether `path` holds a session tree to reuse: its own repository (not a linked
+    worktree of the main one), its branch, and an index."""
+    git_dir = path / ".git"
+    if not (git_dir.is_dir() and (git_dir / "index").is_file()):
+        return False
+    return await head_of(path, branch) is not None
+
+
+def _own(tree: Path) -> list[str]:
+    """git's options that name a session tree's repository outright: git never goes looking
+    (a tree without `.git` must not fall through to the main repository around it)."""
+    return [f"--git-dir={tree / '.git'}", f"--work-tree={tree}"]
+
+
+async def head_of(tree: Path, branch: str) -> str | None:
+    """The tip of `branch` in a session's own repository."""
+    result = await gitops.git(
+        [*_own(tree), "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"],
+        tree,
+        check=False,
+    )
+    return result.text if result.returncode == 0 else None
+
+
+async def collect(repo: Path, tree: Path, branch: str) -> str:
+    """Fetch the session's branch from its repository into the main one (the gate's copy,
+    which only conductor writes); returns the commit. `upload-pack`, which serves the fetch
+    from the session's repository, runs nothing that repository configures."""
+    await gitops.git(
+        [
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-recurse-submodules",
+            "--no-write-fetch-head",
+            str(tree / ".git"),
+            f"+refs/heads/{branch}:refs/heads/{branch}",
+        ],
+        repo,
+    )
+    return await gitops.rev_parse(f"refs/heads/{branch}", repo)
+
+
+async def share_ref(tree: Path, ref: str, commit: str) -> None:
+    """Point `ref` in a session's repository at `commit` (whose objects it borrows): how a
+    session sees the integration branch it must bring its branch up to date with."""
+    await gitops.git([*_own(tree), "update-ref", f"refs/heads/{ref}", commit], tree)
+
+
+async def uncommitted(tree: Path) -> list[str]:
+    """What the session changed and did not commit (untracked files too, less what git
+    ignores): `done` with any of it is refused."""
+    out = await gitops.git(
+        [
+            *_own(tree),
+            "status",
+            "--porcelain",
+            "-z",
+            "--ignore-submodules=all",
+            "--untracked-files=all",
+        ],
+        tree,
+    )
+    entries = iter(out.stdout.decode("utf-8", "replace").split("\0"))
+    found = set()
+    for entry in entries:
+        if len(entry) > 3:
+            found.add(entry[3:])
+            if "R" in entry[:2] or "C" in entry[:2]:
+                found.add(next(entries, ""))  # a rename's or copy's source follows it
+    return sorted(found - {""})
 
 
 def _copy_files(repo: Path, tree: Path, names: Sequence[str]) -> list[str]:
@@ -100,10 +253,15 @@ def _copy_files(repo: Path, tree: Path, names: Sequence[str]) -> list[str]:
     return copied
 
 
-async def _run_setup(tree: Path, argv: list[str], run_id: str) -> None:
+async def _run_setup(tree: Path, argv: list[str], run_id: str, *, jailed: bool) -> None:
+    env = supervised_env(run_id)
+    if jailed:
+        tmp = short_tmp(tree)
+        argv = command_jail(tree, tmp).argv(argv)
+        env = scrubbed_env(env)
     try:
         with anyio.fail_after(SETUP_TIMEOUT):
-            done = await anyio.run_process(argv, cwd=tree, check=False, env=supervised_env(run_id))
+            done = await anyio.run_process(argv, cwd=tree, check=False, env=env)
     except FileNotFoundError:
         raise SetupFailed(f"setup command not found: {argv[0]}") from None
     except TimeoutError:
@@ -113,9 +271,21 @@ async def _run_setup(tree: Path, argv: list[str], run_id: str) -> None:
         raise SetupFailed(f"setup command failed ({done.returncode}): {' '.join(tail)}")
 
 
+def _trees_root(repo: Path, run_id: str) -> Path:
+    return repo / STATE_DIR / "worktrees" / check_run_id(run_id)
+
+
 async def run_worktrees(repo: Path, run_id: str) -> list[gitops.Worktree]:
-    root = repo / STATE_DIR / "worktrees" / check_run_id(run_id)
-    return [t for t in await gitops.worktrees(repo) if root in t.path.parents]
+    """The run's session trees, by name (not the integration tree, not leftovers)."""
+    root = _trees_root(repo, run_id)
+    found = []
+    if root.is_dir():
+        for path in sorted(root.iterdir()):
+            if path.name.startswith(".") or ".broken-" in path.name:
+                continue
+            branch = session_branch(run_id, path.name)
+            found.append(gitops.Worktree(path, await head_of(path, branch), branch))
+    return found
 
 
 @dataclass
@@ -127,20 +297,27 @@ class CleanReport:
 
 
 async def clean(repo: Path, run_id: str, *, into: str, force: bool = False) -> CleanReport:
-    """Remove a run's worktrees and its branches merged into `into`. Worktrees with
-    uncommitted changes and unmerged branches stay unless `force`: nothing is lost silently."""
+    """Remove a run's trees and its branches merged into `into`. A tree's branch is collected
+    into the main repository first, so removing the tree loses no commit; trees with
+    uncommitted changes and unmerged branches stay unless `force`."""
     if await gitops.try_rev_parse(into, repo) is None:
         raise InvalidInput(f"{into} does not name a commit")
     report = CleanReport()
     for tree in await run_worktrees(repo, run_id):
-        if not force and not tree.prunable and await gitops.is_dirty(tree.path):
+        assert tree.branch is not None
+        if not force and await uncommitted(tree.path):
             report.kept_worktrees.append((tree.path, "uncommitted changes (use --force)"))
             continue
-        await gitops.remove_worktree(repo, tree.path, force=True)
+        if tree.head is not None:
+            await collect(repo, tree.path, tree.branch)
+        shutil.rmtree(tree.path)
         report.removed_worktrees.append(tree.path)
+    integration = _trees_root(repo, run_id) / ".integration"
+    if integration.exists():
+        await gitops.remove_worktree(repo, integration, force=True)
     await gitops.git(["worktree", "prune"], repo)
     kept = {str(p) for p, _ in report.kept_worktrees}
-    in_use = {t.branch for t in await gitops.worktrees(repo) if str(t.path) in kept}
+    in_use = {session_branch(run_id, Path(p).name) for p in kept}
     for branch in await gitops.branches(repo, f"conductor/{run_id}-*"):
         if branch in in_use:
             report.kept_branches.append((branch, "its worktree was kept"))

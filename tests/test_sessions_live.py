@@ -166,11 +166,12 @@ async def test_two_sessions_coordinate_and_every_gate_holds(team: Team) -> None:
     assert len(exported) == 1 and exported[0].read_at is not None
     assert await team.bus.inbox("B") == []
 
-    # Each branch has exactly its own commit; nothing outside the worktrees changed.
+    # Each branch (in the session's own repository) has exactly its own commit; nothing
+    # outside the worktrees changed.
     repo = team.offline.repo
     for name, subject in (("A", "core types"), ("B", "cli")):
         branch = worktrees.session_branch(team.bus.run_id, name)
-        log = git(repo, "log", "--format=%s", f"{team.base}..{branch}").splitlines()
+        log = git(team.trees[name], "log", "--format=%s", f"{team.base}..{branch}").splitlines()
         assert log == [subject]
         assert git(team.trees[name], "status", "--porcelain") == ""
     assert git(repo, "rev-parse", "HEAD") == team.base

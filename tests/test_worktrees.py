@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -37,13 +38,65 @@ async def test_preparing_the_same_session_again_reuses_its_worktree(repo: Path) 
     assert git(again.path, "rev-parse", "HEAD") == work
 
 
-async def test_a_worktree_whose_folder_vanished_is_made_again_on_its_branch(repo: Path) -> None:
+async def test_a_worktree_whose_folder_vanished_is_made_again_from_what_the_gate_collected(
+    repo: Path,
+) -> None:
     base = git(repo, "rev-parse", "HEAD")
     first = await worktrees.prepare(repo, RUN, "A", base)
     work = commit_file(first.path, "a.py", "a = 1\n")
-    git(repo, "worktree", "remove", "--force", str(first.path))
+    assert await worktrees.collect(repo, first.path, first.branch) == work
+    shutil.rmtree(first.path)
     again = await worktrees.prepare(repo, RUN, "A", base)
     assert again.created and git(again.path, "rev-parse", "HEAD") == work
+
+
+async def test_a_session_tree_has_a_repository_of_its_own_that_borrows_the_objects(
+    repo: Path,
+) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    tree = await worktrees.prepare(repo, RUN, "A", base)
+    assert (tree.path / ".git").is_dir()  # not a linked worktree's .git file
+    alternates = (tree.path / ".git" / "objects" / "info" / "alternates").read_text()
+    assert alternates.strip() == str(repo / ".git" / "objects")
+    work = commit_file(tree.path, "a.py", "a = 1\n")
+    # The commit is the session's alone until the gate collects it.
+    assert git(repo, "cat-file", "-t", work, check=False) != "commit"
+    assert git(repo, "branch", "--list", tree.branch) == ""
+    assert await worktrees.collect(repo, tree.path, tree.branch) == work
+    assert git(repo, "rev-parse", tree.branch) == work
+
+
+async def test_a_tree_cut_off_while_it_was_made_is_made_anew(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    path = worktrees.worktree_path(repo, RUN, "A")
+    half = path.with_name(f".{path.name}.partial")
+    half.mkdir(parents=True)
+    (half / "junk").write_text("a crash left this\n")
+    tree = await worktrees.prepare(repo, RUN, "A", base)
+    assert tree.created and not half.exists()
+    assert git(tree.path, "rev-parse", "HEAD") == base
+
+
+async def test_a_tree_that_is_not_whole_is_moved_aside_and_made_anew(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    first = await worktrees.prepare(repo, RUN, "A", base)
+    (first.path / ".git" / "index").unlink()
+    again = await worktrees.prepare(repo, RUN, "A", base)
+    assert again.created and git(again.path, "status", "--porcelain") == ""
+    assert [p.name for p in first.path.parent.iterdir() if ".broken-" in p.name]
+
+
+async def test_the_sandbox_placeholders_are_never_staged(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    tree = await worktrees.prepare(repo, RUN, "A", base)
+    for name in (".bashrc", ".gitconfig", ".mcp.json"):
+        (tree.path / name).write_text("")
+    (tree.path / ".claude").mkdir()
+    (tree.path / ".claude" / ".cc-writes").write_text("")
+    (tree.path / "real.py").write_text("x = 1\n")
+    git(tree.path, "add", "-A")
+    assert git(tree.path, "diff", "--cached", "--name-only") == "real.py"
+    assert await worktrees.uncommitted(tree.path) == ["real.py"]
 
 
 async def test_sessions_starting_together_each_get_their_worktree(repo: Path) -> None:
@@ -126,6 +179,7 @@ def _run_with_two_sessions(cli: Cli, repo: Path) -> tuple[str, dict[str, Path]]:
     trees = {name: anyio.run(worktrees.prepare, repo, run, name, base).path for name in ("A", "B")}
     commit_file(trees["A"], "a.py", "a = 1\n")
     commit_file(trees["B"], "b.py", "b = 1\n")
+    anyio.run(worktrees.collect, repo, trees["A"], f"conductor/{run}-A")
     git(repo, "merge", "-q", "--ff-only", f"conductor/{run}-A")
     return run, trees
 
@@ -159,5 +213,6 @@ def test_clean_with_force_leaves_nothing_of_the_run(cli: Cli, repo: Path) -> Non
     assert "uncommitted changes (use --force)" in kept and trees["B"].exists()
     cli.ok("clean", run, "--force")
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert not trees["B"].exists()
     assert git(repo, "branch", "--list", "conductor/*") == ""
     assert "nothing to clean" in cli.ok("clean", run).out

@@ -16,11 +16,13 @@ from conductor.cli.common import (
     Globals,
     JsonOpt,
     SessionOpt,
+    acting_as,
     app,
     context_app,
     emit,
     fail,
     lock_app,
+    open_store,
     out,
     print_json,
     review_app,
@@ -30,7 +32,6 @@ from conductor.cli.common import (
 )
 from conductor.errors import InvalidInput
 from conductor.models import Session
-from conductor.store import Store
 from conductor.workspace import Workspace, locate
 
 # ------------------------------------------------------------------------------ sessions
@@ -47,6 +48,7 @@ def init(
     json_: JsonOpt = False,
 ) -> None:
     """Write a commented conductor.toml; with --sessions, start a run by hand instead."""
+    acting_as(ctx, None)
     g: Globals = ctx.obj
     if sessions is None:
         say(f"wrote {run_async(_write_config)}: edit it to set checks, budgets and review policy")
@@ -60,7 +62,7 @@ def init(
         if ws.tree_root is not None:
             base_ref = await gitops.current_branch(ws.tree_root)
             base_commit = await gitops.try_rev_parse("HEAD", ws.tree_root)
-        async with Store.open(ws.db_path) as store:
+        async with open_store(ws.db_path) as store:
             bus = await create_run(
                 store,
                 goal=goal,
@@ -119,6 +121,7 @@ def update(
     json_: JsonOpt = False,
 ) -> None:
     """Change a session's status, note or branch."""
+    acting_as(ctx, session)
     if status is None and note is None and branch is None:
         fail("nothing to update: give --status, --note or --branch")
 
@@ -132,6 +135,7 @@ def update(
 @app.command(rich_help_panel="Coordination")
 def sync(ctx: typer.Context, session: SessionOpt, json_: JsonOpt = False) -> None:
     """New messages + new shared context + a heartbeat, in one call. Silent when nothing is new."""
+    acting_as(ctx, session)
 
     async def go(bus: Bus, ws: Workspace) -> Any:
         return await bus.sync(session)
@@ -156,6 +160,7 @@ def message(
     json_: JsonOpt = False,
 ) -> None:
     """Send a message to one session, or to all."""
+    acting_as(ctx, sender)
 
     async def go(bus: Bus, ws: Workspace) -> Any:
         return await bus.send(sender, to, text)
@@ -194,6 +199,7 @@ def reply(
     json_: JsonOpt = False,
 ) -> None:
     """Answer a message to its sender; marks the original read."""
+    acting_as(ctx, sender)
 
     async def go(bus: Bus, ws: Workspace) -> Any:
         return await bus.reply(sender, message_id, text)
@@ -209,6 +215,7 @@ def mark_read(
     session: SessionOpt,
 ) -> None:
     """Mark a message to you as read."""
+    acting_as(ctx, session)
 
     async def go(bus: Bus, ws: Workspace) -> bool:
         return await bus.mark_read(session, message_id)
@@ -234,6 +241,7 @@ def context_add(
     json_: JsonOpt = False,
 ) -> None:
     """Add an entry every session will see at its next sync."""
+    acting_as(ctx, session)
 
     async def go(bus: Bus, ws: Workspace) -> Any:
         return await bus.add_context(session, category, text)
@@ -273,6 +281,7 @@ def claim(
     json_: JsonOpt = False,
 ) -> None:
     """Claim a path for your session alone; a directory claim covers everything under it."""
+    acting_as(ctx, session)
 
     async def go(bus: Bus, ws: Workspace) -> Any:
         return await bus.claim(session, path, root=ws.path_root, cwd=ws.cwd)
@@ -288,6 +297,7 @@ def unclaim(
     session: SessionOpt,
 ) -> None:
     """Release your claim on a path."""
+    acting_as(ctx, session)
 
     async def go(bus: Bus, ws: Workspace) -> Any:
         return await bus.release(session, path, root=ws.path_root, cwd=ws.cwd)
@@ -349,6 +359,7 @@ def review_request(
     json_: JsonOpt = False,
 ) -> None:
     """Ask for review of your branch (its diff is computed unless given)."""
+    acting_as(ctx, sender)
 
     async def go(bus: Bus, ws: Workspace) -> Any:
         data = _read_diff(diff, diff_file)
@@ -421,6 +432,8 @@ def review_show(
 def _decide(
     ctx: typer.Context, review_id: int, sender: str, approve: bool, comment: str, json_: bool
 ) -> None:
+    acting_as(ctx, sender)
+
     async def go(bus: Bus, ws: Workspace) -> Any:
         return await bus.decide(review_id, sender, approve=approve, comment=comment)
 
@@ -502,6 +515,7 @@ def lock_release(
     ] = False,
 ) -> None:
     """Force-release the git lock (for a holder that is stuck, not dead: dead ones expire)."""
+    acting_as(ctx, None)
     if not force:
         fail("releasing someone else's lock needs --force")
 

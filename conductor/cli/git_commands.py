@@ -13,6 +13,7 @@ from conductor import actions, gitops
 from conductor.bus import Bus
 from conductor.cli.common import (
     SessionOpt,
+    acting_as,
     app,
     run_async,
     say,
@@ -31,6 +32,7 @@ def commit(
     all_: Annotated[bool, typer.Option("--all", "-a", help="Stage every change first.")] = False,
 ) -> None:
     """Commit what is staged as `[Session X] message`."""
+    acting_as(ctx, session)
 
     async def go(bus: Bus, ws: Workspace) -> str:
         return await actions.commit(bus, session, text, ws.cwd, stage_all=all_)
@@ -46,6 +48,7 @@ def push(
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the lock.")] = 60.0,
 ) -> None:
     """Take the git lock, fetch, rebase, push, release."""
+    acting_as(ctx, session)
 
     async def go(bus: Bus, ws: Workspace) -> Any:
         return await actions.push(bus, session, ws.cwd, wait_seconds=wait)
@@ -58,6 +61,7 @@ def push(
 @app.command(rich_help_panel="Git")
 def pull(ctx: typer.Context, session: SessionOpt) -> None:
     """Fetch and rebase onto the upstream (aborted cleanly on conflict)."""
+    acting_as(ctx, session)
 
     async def go(bus: Bus, ws: Workspace) -> str:
         return await actions.pull(bus, session, ws.cwd)

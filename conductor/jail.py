@@ -1,0 +1,214 @@
+"""The OS boundary around everything a session runs, and around what the gates run.
+
+Two layers, each sound alone (see the README's enforcement model):
+
+- **The jail** (this module, Linux): the session's whole Claude Code CLI process runs inside
+  bubblewrap with the file system read-only except its own worktree (which holds its own git
+  repository), its own Claude config dir and its own temporary dir. That covers what the
+  CLI does itself (Write/Edit/NotebookEdit, the git it runs for its prompt, hooks it might
+  load), not only Bash. It runs in a user namespace as a non-root uid without capabilities,
+  so the mounts are locked: `mount -o remount,rw` and `unshare` cannot undo them (seen, and
+  tested). Inside the worktree, the repository's `config`, `hooks/`, `info/` and
+  `objects/info/` are bound read-only again: conductor wrote them, and it runs git there.
+- **Claude Code's own Bash sandbox** inside it, for what the model runs: the same file
+  system rules again, and no network except the domains `conductor.toml` allows.
+
+Merge checks and setup commands, which run code a session wrote, go through the same jail
+with only their own tree writable (they keep the network: a check may need a service).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from claude_agent_sdk.types import SandboxSettings
+
+from conductor.errors import ConductorError
+
+BWRAP = "bwrap"
+SOCAT = "socat"
+JAIL_UID = 1000  # the uid inside the jail when conductor runs as root: never root in there
+GIT_PROTECTED = ("config", "hooks", "info", "objects/info")  # inside a session's .git
+
+# What the model API needs, stripped from the environment of merge checks and setup
+# commands: they run code a session wrote, which has no business with the key.
+CREDENTIAL_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_OAUTH", "CLAUDE_CODE_USE_")
+CREDENTIAL_NAMES = frozenset(
+    {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_BEARER_TOKEN_BEDROCK",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "CLOUD_ML_REGION",
+        "ANTHROPIC_VERTEX_PROJECT_ID",
+    }
+)
+
+
+class SandboxUnavailable(ConductorError):
+    """The platform cannot give sessions the OS boundary (and conductor.toml did not say
+    `sandbox = false`)."""
+
+
+@dataclass(frozen=True)
+class Jail:
+    """Where a jailed process may write; everything else is read-only to it."""
+
+    writable: tuple[Path, ...]
+    read_only: tuple[Path, ...] = ()  # inside a writable path, bound read-only again
+    chdir: Path | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def argv(self, command: Sequence[str]) -> list[str]:
+        """`bwrap ... -- COMMAND`: the command inside the jail."""
+        inside_uid = os.getuid() or JAIL_UID
+        inside_gid = os.getgid() or JAIL_UID
+        args = [
+            BWRAP,
+            "--unshare-user",
+            "--uid",
+            str(inside_uid),
+            "--gid",
+            str(inside_gid),
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            # The host's /proc, not a new one: Claude Code's own sandbox mounts a fresh proc
+            # inside, which the kernel allows only where proc is fully visible.
+            "--bind",
+            "/proc",
+            "/proc",
+            "--die-with-parent",
+            "--new-session",
+        ]
+        for path in self.writable:
+            args += ["--bind", str(path), str(path)]
+        for path in self.read_only:
+            if path.exists():
+                args += ["--ro-bind", str(path), str(path)]
+        for key, value in self.env.items():
+            args += ["--setenv", key, value]
+        if self.chdir is not None:
+            args += ["--chdir", str(self.chdir)]
+        return [*args, "--", *command]
+
+
+def session_jail(worktree: Path, config_dir: Path, tmp: Path, *, writes_tree: bool = True) -> Jail:
+    """A session's jail: its worktree (with its own repository, less what git runs or
+    trusts), its Claude config dir and its temporary dir are all it can write. A reviewer
+    (`writes_tree=False`) reads its author's tree and writes none of it."""
+    git_dir = worktree / ".git"
+    return Jail(
+        writable=(worktree, config_dir, tmp) if writes_tree else (config_dir, tmp),
+        read_only=tuple(git_dir / p for p in GIT_PROTECTED) if writes_tree else (),
+        chdir=worktree,
+        env={"TMPDIR": str(tmp)},
+    )
+
+
+def command_jail(tree: Path, tmp: Path) -> Jail:
+    """A merge check's or setup command's jail: its own tree and a temporary dir."""
+    return Jail(writable=(tree, tmp), chdir=tree, env={"TMPDIR": str(tmp)})
+
+
+def short_tmp(owner: Path) -> Path:
+    """A temporary dir for one jailed session, made now, at a short path: Claude Code's
+    sandbox puts unix sockets in it, and a socket's path may not exceed 107 bytes (a dir
+    under a deep repository would). Derived from `owner`, so a restart finds the same one."""
+    digest = hashlib.sha1(str(owner).encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"conductor-{digest}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def write_cli_wrapper(jail: Jail, cli: Path, path: Path) -> Path:
+    """An executable that starts the real CLI inside the jail, for the SDK's `cli_path`
+    (the SDK starts `cli_path ARGS...`). It lives outside the worktree, so the session
+    cannot change what starts it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = shlex.join(jail.argv([str(cli)]))
+    path.write_text(f'#!/bin/sh\nexec {line} "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
+def bundled_cli() -> Path:
+    """The Claude Code CLI the SDK would start: its bundled one, else `claude` on PATH."""
+    import claude_agent_sdk
+
+    name = "claude.exe" if sys.platform == "win32" else "claude"
+    bundled = Path(claude_agent_sdk.__file__).parent / "_bundled" / name
+    if bundled.is_file():
+        return bundled
+    found = shutil.which("claude")
+    if found is None:
+        raise SandboxUnavailable("no Claude Code CLI found (claude-agent-sdk bundles one)")
+    return Path(found)
+
+
+def scrubbed_env(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without the model API's credentials."""
+    return {
+        k: v
+        for k, v in env.items()
+        if not k.startswith(CREDENTIAL_PREFIXES) and k not in CREDENTIAL_NAMES
+    }
+
+
+def cli_sandbox(allowed_domains: Sequence[str] = ()) -> SandboxSettings:
+    """Claude Code's own Bash sandbox, on, with no way around it: no unsandboxed commands,
+    and the network only to `allowed_domains` (none by default)."""
+    return {
+        "enabled": True,
+        "autoAllowBashIfSandboxed": True,
+        "allowUnsandboxedCommands": False,
+        "network": {"allowedDomains": list(allowed_domains)},
+    }
+
+
+def unavailable_reason() -> str | None:
+    """Why sessions cannot be sandboxed here, in one line naming the fix; None when they can.
+    Checked by running the jail once, not by looking for files: a kernel without user
+    namespaces has bwrap and still cannot jail."""
+    return _probe(shutil.which(BWRAP) is not None, shutil.which(SOCAT) is not None)
+
+
+@cache
+def _probe(has_bwrap: bool, has_socat: bool) -> str | None:
+    if sys.platform == "darwin":
+        return None  # Claude Code's Seatbelt sandbox; conductor's own jail is Linux only
+    if not sys.platform.startswith("linux"):
+        return f"no sandbox for {sys.platform}: set sandbox = false in conductor.toml"
+    missing = [n for n, ok in ((BWRAP, has_bwrap), (SOCAT, has_socat)) if not ok]
+    if missing:
+        return (
+            f"the session sandbox needs {' and '.join(missing)}: install them (Debian/Ubuntu:"
+            " apt-get install bubblewrap socat), or set sandbox = false in conductor.toml"
+        )
+    probe = Jail(writable=()).argv(["true"])
+    done = subprocess.run(probe, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["it failed"])[-1]
+        return (
+            f"bubblewrap cannot make a sandbox here ({why}): allow user namespaces, or set"
+            " sandbox = false in conductor.toml"
+        )
+    return None
+
+
+def jails_supported() -> bool:
+    """Whether conductor's own jail (bubblewrap) is used on this platform."""
+    return sys.platform.startswith("linux")
