@@ -193,9 +193,27 @@ class HeadlessSession:
 
     async def __aenter__(self) -> HeadlessSession:
         self.config.config_dir.mkdir(parents=True, exist_ok=True)
+        if self.resume is not None and not self._transcript_kept(self.resume):
+            # Killed before the CLI wrote its conversation down: there is nothing to resume,
+            # and asking for it fails. It starts afresh; `restored` tells the caller.
+            self.resume = self.session_id = None
         self._client = ClaudeSDKClient(self.options())
-        await self._client.connect()
+        try:
+            await self._client.connect()
+        except (ClaudeSDKError, OSError) as e:  # dying while starting is dying all the same
+            self._client = None
+            await self.bus.record(self.name, "session.died", one_line(str(e)), {"error": str(e)})
+            raise SessionDied(f"session {self.name}: the CLI failed to start: {e}") from e
         return self
+
+    @property
+    def restored(self) -> bool:
+        """Whether the session goes on in the conversation it had (a resume that found it)."""
+        return self.resume is not None
+
+    def _transcript_kept(self, session_id: str) -> bool:
+        projects = self.config.config_dir / "projects"
+        return any(projects.glob(f"*/{session_id}.jsonl"))
 
     async def __aexit__(self, *exc: object) -> None:
         client, self._client = self._client, None

@@ -415,16 +415,13 @@ class Supervisor:
             await bus.claim(workstream.id, path, root=tree_path)
         config = self._session_config(workstream.id)
         resume = me.sdk_session_id if started else None
+        others = [w for w in self.plan.workstreams if w.id != workstream.id]
+        first_prompt = self.prompts.render(
+            "session.md.j2", workstream=workstream, others=others, goal=self.goal, branch=branch
+        )
         prompt: str | None
         if resume is None:
-            others = [w for w in self.plan.workstreams if w.id != workstream.id]
-            prompt = self.prompts.render(
-                "session.md.j2",
-                workstream=workstream,
-                others=others,
-                goal=self.goal,
-                branch=branch,
-            )
+            prompt = first_prompt
         else:
             prompt = await self._resume_prompt(workstream.id)
             if prompt is None:  # it was between turns: the gates carry on where they were
@@ -446,6 +443,10 @@ class Supervisor:
                     extra_tools=reviewer_tools(bus, workstream.id),
                 ) as session:
                     self._live[workstream.id] = session
+                    if resume is not None and not session.restored:
+                        # Its conversation was never written down (killed as it began): it
+                        # starts again from its task, told what happened since.
+                        prompt, resume = f"{first_prompt}\n\n---\n\n{prompt}", None
                     while rounds < MAX_ROUNDS:
                         rounds += 1
                         await self._show_integration(tree_path)
@@ -487,13 +488,15 @@ class Supervisor:
                     return
                 resume = (await bus.session(workstream.id)).sdk_session_id
                 restarts += 1
-                if restarts > self.config.retries or resume is None:
+                if restarts > self.config.retries:
                     outcome.detail = f"{died} (after {restarts - 1} restarts)"
                     return
                 await self._restarted(workstream.id, resume, restarts)
                 prompt = await self._resume_prompt(
                     workstream.id, "Your session was restarted: its process ended."
                 ) or ("Your session was restarted. Check `git status`, then carry on.")
+                if resume is None:  # it died before it had a conversation: start it again
+                    prompt = f"{first_prompt}\n\n---\n\n{prompt}"
             finally:
                 self._live.pop(workstream.id, None)
 
@@ -650,20 +653,21 @@ class Supervisor:
         if unread:
             return "New messages for you:\n" + "\n".join(describe(unread))
         if review is None or review.commit != head:
-            try:
-                await self._request_review(workstream, tree, branch, "")
-            except InvalidInput as refused:  # nothing of its own, or uncommitted work
-                outcome.nudges += 1
-                if outcome.nudges > MAX_NUDGES:
-                    outcome.state = "empty"
-                    outcome.detail = f"delivered nothing: {refused}"
-                    return None
+            refused = await self._not_reviewable(tree, branch)
+            if refused is None:
+                outcome.nudges = 0
                 return (
-                    f"Your work is not ready for review: {refused}. Commit your work on your"
-                    " branch, then call mcp__bus__request_review (and mcp__bus__done)."
+                    "Your latest commit has no review yet. Commit your work on your branch, then"
+                    " call mcp__bus__request_review (and mcp__bus__done when it is merged)."
                 )
-            outcome.nudges = 0
-            return await self._after_turn(workstream, branch, outcome)
+            outcome.nudges += 1
+            if outcome.nudges > MAX_NUDGES:
+                outcome.state, outcome.detail = "empty", f"delivered nothing: {refused}"
+                return None
+            return (
+                f"Your work is not ready for review: {refused}. Commit your work on your"
+                " branch, then call mcp__bus__request_review (and mcp__bus__done)."
+            )
         if review.status is ReviewStatus.PENDING:
             outcome.review_rounds += 1
             review = await self._review(workstream, review.id)
@@ -729,18 +733,11 @@ class Supervisor:
         branch; the reviewer is assigned now, by policy, and only it can decide."""
         assert self.bus is not None and self.gate is not None
         bus, gate = self.bus, self.gate
-        loose = await worktrees.uncommitted(tree)
-        if loose:
-            shown = ", ".join(loose[:8]) + (f" and {len(loose) - 8} more" if len(loose) > 8 else "")
-            raise InvalidInput(f"you have uncommitted changes ({shown}): commit them first")
-        if await worktrees.head_of(tree, branch) is None:
-            raise InvalidInput(f"your branch {branch} is gone: commit on it")
+        refused = await self._not_reviewable(tree, branch)
+        if refused is not None:
+            raise InvalidInput(refused)
         head = await worktrees.collect(self.repo, tree, branch)
         integration = await gate.head()
-        if await gitops.adds_nothing(self.repo, integration, head):
-            raise InvalidInput(
-                f"your branch {branch} has no commits of its own that change anything"
-            )
         latest = await bus.store.latest_review(bus.run_id, workstream.id)
         if (
             latest is not None
@@ -755,6 +752,21 @@ class Supervisor:
         return await bus.request_review(
             workstream.id, commit=head, diff=diff, reviewer=reviewer, base=gate.branch, note=note
         )
+
+    async def _not_reviewable(self, tree: Path, branch: str) -> str | None:
+        """Why the session's branch cannot be reviewed (uncommitted changes, or nothing of its
+        own), or None. Its branch is collected into the main repository on the way."""
+        assert self.gate is not None
+        loose = await worktrees.uncommitted(tree)
+        if loose:
+            shown = ", ".join(loose[:8]) + (f" and {len(loose) - 8} more" if len(loose) > 8 else "")
+            return f"you have uncommitted changes ({shown}): commit them first"
+        if await worktrees.head_of(tree, branch) is None:
+            return f"your branch {branch} is gone: commit on it"
+        head = await worktrees.collect(self.repo, tree, branch)
+        if await gitops.adds_nothing(self.repo, await self.gate.head(), head):
+            return f"your branch {branch} has no commits of its own that change anything"
+        return None
 
     async def _owners(self, workstream: Workstream) -> dict[str, str]:
         """What other workstreams own (the plan) or claim (the bus): path -> owner."""

@@ -86,9 +86,9 @@ SANDBOX_PLACEHOLDERS = (
     ".mcp.json",
     ".idea",
     ".vscode",
-    ".claude/commands",
-    ".claude/agents",
-    ".claude/.cc-writes",
+    # Claude Code's own folder (hooks, settings, skills, commands, agents, ... as placeholders,
+    # and its write log): configuration of the CLI, not of the project a session builds.
+    ".claude",
 )
 READY_MARKER = "conductor-bootstrapped"
 

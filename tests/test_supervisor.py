@@ -3,6 +3,8 @@ worktrees, the review gate and the merge gate with a check on the merged result.
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import signal
@@ -330,28 +332,42 @@ async def test_conductor_run_takes_a_plan_file_to_merged_code(standin: Standin) 
         assert row["state"] == "finished" and row["cost_usd"] > 0 and row["sessions"] >= 2
 
 
-KILL_CLI = "kill -9 $PPID"  # the Bash tool's shell: its parent is the CLI itself
-DIES_MID_TURN = f"""
+DIES_MID_TURN = """
 roles:
   A:
     - - tool: Write
-        input: {{file_path: "${{cwd}}/core.py", content: "def greet():\\n    return 'hello'\\n"}}
+        input: {file_path: "${cwd}/core.py", content: "def greet():\\n    return 'hello'\\n"}
       - tool: Bash
-        input: {{command: "{KILL_CLI}"}}
+        input: {command: "python3 -c 'import time; time.sleep(30)'"}
       - text: "Never reached: the CLI is dead."
     - - tool: Bash
-        input: {{command: "git add -A && git commit -qm 'core: greet'"}}
+        input: {command: "git add -A && git commit -qm 'core: greet'"}
       - tool: mcp__bus__request_review
-        input: {{}}
+        input: {}
       - text: "Committed after the restart."
 """
+
+
+async def _kill_mid_turn(repo: Path, name: str, written: str) -> None:
+    """SIGKILL session `name`'s processes (its jailed CLI among them) once it has written
+    `written` and is in the middle of its next step. (Its own Bash cannot reach the CLI:
+    the sandbox gives it a process namespace of its own.)"""
+    tree = repo / ".conductor" / "worktrees"
+    while not list(tree.glob(f"*/{name}/{written}")):  # noqa: ASYNC110
+        await anyio.sleep(0.05)  # another process: nothing to wait on but the file system
+    await anyio.sleep(0.5)
+    for pid in _pids_of_session(name):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 async def test_a_session_whose_cli_dies_mid_turn_is_resumed_and_finishes(
     standin: Standin,
 ) -> None:
     async with standin(DIES_MID_TURN) as offline:
-        summary = await run_plan(offline, ONE)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_kill_mid_turn, offline.repo, "A", "core.py")
+            summary = await run_plan(offline, ONE)
         assert summary.ok, summary.outcomes
         async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
             kinds = [e.kind for e in await store.list_events(summary.run_id, session="A")]
@@ -361,19 +377,29 @@ async def test_a_session_whose_cli_dies_mid_turn_is_resumed_and_finishes(
         assert "'hello'" in git(offline.repo, "show", f"{summary.integration_branch}:core.py")
 
 
-ALWAYS_DIES = f"""
+ALWAYS_DIES = """
 roles:
   A:
-    - - tool: Bash
-        input: {{command: "{KILL_CLI}"}}
-    - - tool: Bash
-        input: {{command: "{KILL_CLI}"}}
+    - - tool: Write
+        input: {file_path: "${cwd}/life-1", content: "x"}
+      - tool: Bash
+        input: {command: "python3 -c 'import time; time.sleep(30)'"}
+    - - tool: Write
+        input: {file_path: "${cwd}/life-2", content: "x"}
+      - tool: Bash
+        input: {command: "python3 -c 'import time; time.sleep(30)'"}
 """
 
 
 async def test_a_session_that_keeps_dying_fails_after_the_retry_limit(standin: Standin) -> None:
+    async def kill_twice(repo: Path) -> None:
+        await _kill_mid_turn(repo, "A", "life-1")
+        await _kill_mid_turn(repo, "A", "life-2")
+
     async with standin(ALWAYS_DIES) as offline:
-        summary = await run_plan(offline, ONE, retries=1)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(kill_twice, offline.repo)
+            summary = await run_plan(offline, ONE, retries=1)
         assert not summary.ok
         assert summary.outcomes[0].state == "failed"
         assert "after 1 restarts" in summary.outcomes[0].detail
@@ -502,27 +528,28 @@ async def test_a_blocked_session_is_woken_with_its_inbox(standin: Standin) -> No
         assert "go ahead with core" in str(woken[0].body["messages"])
 
 
-APPROVE = f"{sys.executable} -m conductor review approve 1 --from B --comment 'peer ok'"
-PEERS = f"""
+PEERS = """
 roles:
   A:
     - - tool: Bash
-        input: {{command: "touch a.py && git add -A && git commit -qm a"}}
+        input: {command: "touch a.py && git add -A && git commit -qm a"}
       - tool: mcp__bus__request_review
-        input: {{}}
+        input: {}
       - text: "A asked B."
   B:
-    - - tool: Bash
-        input:
-          command: "for i in $(seq 100); do {APPROVE} && break; sleep 0.2; done"
+    - - tool: mcp__bus__review_verdict
+        input: {review_id: "1", verdict: approve, comments: "peer ok"}
+        until: "approved"
+        max: 100
+        delay: 0.2
       - tool: Bash
-        input: {{command: "touch b.py && git add -A && git commit -qm b"}}
+        input: {command: "touch b.py && git add -A && git commit -qm b"}
       - tool: mcp__bus__request_review
-        input: {{}}
+        input: {}
       - text: "B asked."
   B-review:
     - - tool: mcp__bus__review_verdict
-        input: {{verdict: approve, comments: "agent stood in for the peer"}}
+        input: {verdict: approve, comments: "agent stood in for the peer"}
       - text: "Approved."
 """
 
