@@ -229,11 +229,9 @@ class MergeGate:
         return found
 
     async def _check(self, argv: list[str]) -> tuple[bool, str]:
-        env = supervised_env(self.run_id)
+        env = scrubbed_env(supervised_env(self.run_id))
         if self.jailed:
-            tmp = short_tmp(self.tree)
-            argv = command_jail(self.tree, tmp).argv(argv)
-            env = scrubbed_env(env)
+            argv = command_jail(self.tree, short_tmp(self.tree)).argv(argv)
         try:
             with anyio.fail_after(self.check_timeout):
                 done = await anyio.run_process(

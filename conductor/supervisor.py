@@ -705,6 +705,7 @@ class Supervisor:
         )
         if merged.status in (MergeStatus.MERGED, MergeStatus.ALREADY_MERGED):
             outcome.state = "merged"
+            await self._share_integration()
             return None
         if merged.status is MergeStatus.TAMPERED:
             # Nothing more lands on a branch that moved under the gate: the run stops and
@@ -781,6 +782,17 @@ class Supervisor:
             if claim.session != workstream.id:
                 owners.setdefault(claim.path, claim.session)
         return owners
+
+    async def _share_integration(self) -> None:
+        """A new integration tip, shown at once to every session that has a tree (one may
+        be waiting in the middle of its turn for a teammate's work to land)."""
+        assert self.bus is not None
+        for session in await self.bus.sessions():
+            if session.kind is SessionKind.WORKER and session.worktree:
+                tree = Path(session.worktree)
+                if (tree / ".git").is_dir():
+                    with contextlib.suppress(ConductorError):  # one being made, or removed
+                        await self._show_integration(tree)
 
     async def _show_integration(self, tree: Path) -> None:
         """The integration branch's tip, as a branch of that name in the session's own

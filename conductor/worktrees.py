@@ -254,11 +254,9 @@ def _copy_files(repo: Path, tree: Path, names: Sequence[str]) -> list[str]:
 
 
 async def _run_setup(tree: Path, argv: list[str], run_id: str, *, jailed: bool) -> None:
-    env = supervised_env(run_id)
+    env = scrubbed_env(supervised_env(run_id))
     if jailed:
-        tmp = short_tmp(tree)
-        argv = command_jail(tree, tmp).argv(argv)
-        env = scrubbed_env(env)
+        argv = command_jail(tree, short_tmp(tree)).argv(argv)
     try:
         with anyio.fail_after(SETUP_TIMEOUT):
             done = await anyio.run_process(argv, cwd=tree, check=False, env=env)

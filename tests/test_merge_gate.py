@@ -179,3 +179,99 @@ async def test_with_a_remote_the_integration_branch_is_pushed_under_the_lock(
     kinds = [e.kind for e in await bus.events()]
     assert kinds[-3:] == ["lock.acquired", "lock.released", "git.push"]
     assert await bus.lock() is None
+
+
+# ------------------------------------------------------------------------------ re-checks
+
+
+async def test_a_branch_that_changes_another_workstreams_paths_is_refused_naming_them(
+    repo: Path,
+) -> None:
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n", "api/b.py": "taken = True\n"})
+    g = gate(repo)
+    await g.prepare()
+    before = await g.head()
+    outcome = await g.merge("feat-a", a, owners={"api": "B", "docs": "C"})
+    assert outcome.status is MergeStatus.FOREIGN_PATHS
+    assert outcome.foreign == {"api/b.py": "B"}
+    assert await g.head() == before and integration_is_clean(g)
+
+
+async def test_paths_a_branch_only_took_in_from_the_integration_branch_are_not_its_own(
+    repo: Path,
+) -> None:
+    b = branch_with(repo, "feat-b", {"api/b.py": "B = 1\n"})
+    g = gate(repo)
+    assert (await g.merge("feat-b", b)).status is MergeStatus.MERGED
+    # A brings its branch up to date with the integration branch (B's api/ comes with it).
+    git(repo, "checkout", "-q", "-b", "feat-a", "main")
+    git(repo, "merge", "-q", "--no-edit", g.branch)
+    commit_file(repo, "a.py", "A = 1\n")
+    a = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "main")
+    assert (await g.merge("feat-a", a, owners={"api": "B"})).status is MergeStatus.MERGED
+
+
+async def test_an_integration_branch_moved_outside_the_gate_stops_the_merge(repo: Path) -> None:
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    b = branch_with(repo, "feat-b", {"b.py": "B = 1\n"})
+    g = gate(repo)
+    landed = await g.merge("feat-a", a)
+    git(repo, "update-ref", f"refs/heads/{g.branch}", b)  # unreviewed work, put there by hand
+    outcome = await g.merge("feat-b", b)
+    assert outcome.status is MergeStatus.TAMPERED
+    assert "moved outside the gate" in outcome.output
+    assert git(repo, "rev-parse", g.record_ref) == landed.integration_head
+
+
+async def test_the_gate_records_each_tip_it_writes_and_a_new_gate_trusts_only_that(
+    repo: Path,
+) -> None:
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    g = gate(repo)
+    landed = await g.merge("feat-a", a)
+    again = gate(repo)  # a resumed supervisor's gate
+    await again.prepare()
+    assert await again.moved_outside() is None
+    assert git(repo, "rev-parse", again.record_ref) == landed.integration_head
+
+
+async def test_the_gate_runs_no_hook_of_the_repository(repo: Path) -> None:
+    hooks = repo / ".git" / "hooks"
+    ran = repo.parent / "hook-ran"
+    for name in ("post-merge", "pre-merge-commit", "reference-transaction", "post-checkout"):
+        hook = hooks / name
+        hook.write_text(f"#!/bin/sh\necho {name} >> {ran}\n")
+        hook.chmod(0o755)
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    ran.unlink(missing_ok=True)  # the test's own checkouts ran them
+    assert (await gate(repo).merge("feat-a", a)).status is MergeStatus.MERGED
+    assert not ran.exists()
+
+
+async def test_checks_run_without_the_model_api_credentials(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-secret")
+    monkeypatch.setenv("CLAUDE_CODE_OAUTH_TOKEN", "oauth-secret")
+    leak = f"{sys.executable} -c \"import os,sys; sys.exit(any('secret' in v for v in os.environ.values()))\""
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    for jailed in (False, True):
+        g = MergeGate(
+            repo, RUN, base_commit=git(repo, "rev-parse", "main"), checks=[leak], jailed=jailed
+        )
+        outcome = await g.merge("feat-a", a)
+        assert outcome.status in (MergeStatus.MERGED, MergeStatus.ALREADY_MERGED), outcome.output
+
+
+async def test_a_jailed_check_writes_only_its_own_tree(repo: Path) -> None:
+    outside = repo / "written-by-a-check"
+    write = f"{sys.executable} -c \"open('{outside}', 'w').write('x')\""
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    g = MergeGate(
+        repo, RUN, base_commit=git(repo, "rev-parse", "main"), checks=[write], jailed=True
+    )
+    outcome = await g.merge("feat-a", a)
+    assert outcome.status is MergeStatus.CHECK_FAILED
+    assert "Read-only file system" in outcome.output
+    assert not outside.exists()
