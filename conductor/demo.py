@@ -20,6 +20,7 @@ import conductor
 from conductor import gitops
 from conductor.config import Config
 from conductor.errors import InvalidInput
+from conductor.jail import unavailable_reason
 from conductor.planner import make_plan
 from conductor.standin.harness import GIT_IDENTITY, STANDIN_MODEL, session_env
 from conductor.standin.script import load_script
@@ -73,6 +74,7 @@ async def run_demo(
         max_parallel=3,
         max_sessions=3,
         env=dict(GIT_IDENTITY),
+        sandbox=unavailable_reason() is None,  # the demo says which it ran with
     )
     state = ensure_state_dir(repo)
     server = StandIn(load_script(assets / "script.yaml"), log_path=root / "requests.jsonl")

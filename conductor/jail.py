@@ -209,6 +209,23 @@ def _probe(has_bwrap: bool, has_socat: bool) -> str | None:
     return None
 
 
+def require_sandbox(wanted: bool) -> None:
+    """Refuse to start sessions without the sandbox conductor.toml asks for (the default)."""
+    if wanted and (reason := unavailable_reason()) is not None:
+        raise SandboxUnavailable(reason)
+
+
+def describe_mode(sandboxed: bool) -> str:
+    """One line for a person: how sessions are confined in this run."""
+    if not sandboxed:
+        return "sandbox: off (sessions are held by conductor's hooks and merge gate only)"
+    if jails_supported():
+        return (
+            "sandbox: on (each session's CLI in a bubblewrap jail, Bash in Claude Code's sandbox)"
+        )
+    return "sandbox: on (Bash in Claude Code's sandbox)"
+
+
 def jails_supported() -> bool:
     """Whether conductor's own jail (bubblewrap) is used on this platform."""
     return sys.platform.startswith("linux")

@@ -35,7 +35,7 @@ from conductor.gates import (
     agent_reviewer,
     reviewer_for,
 )
-from conductor.jail import jails_supported
+from conductor.jail import jails_supported, require_sandbox
 from conductor.leftovers import SUPERVISED_ENV, end_leftovers
 from conductor.models import (
     Event,
@@ -195,6 +195,7 @@ class Supervisor:
     # ------------------------------------------------------------------------ the run
 
     async def run(self) -> RunSummary:
+        require_sandbox(self.config.sandbox)
         bus = self.bus or await self._create_run()
         self.bus = bus
         lease = await self._take_the_run(bus)

@@ -254,7 +254,10 @@ async def test_checks_run_without_the_model_api_credentials(
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-secret")
     monkeypatch.setenv("CLAUDE_CODE_OAUTH_TOKEN", "oauth-secret")
-    leak = f"{sys.executable} -c \"import os,sys; sys.exit(any('secret' in v for v in os.environ.values()))\""
+    leak = (
+        f"{sys.executable} -c"
+        " \"import os, sys; sys.exit(any('secret' in v for v in os.environ.values()))\""
+    )
     a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
     for jailed in (False, True):
         g = MergeGate(

@@ -4,7 +4,6 @@ worktrees, the review gate and the merge gate with a check on the merged result.
 from __future__ import annotations
 
 import contextlib
-
 import json
 import os
 import signal

@@ -23,6 +23,7 @@ from conductor.cli.common import (
     with_bus,
 )
 from conductor.errors import InvalidInput
+from conductor.jail import describe_mode, require_sandbox, unavailable_reason
 from conductor.models import Event
 from conductor.plan import Plan
 from conductor.store import Store
@@ -93,6 +94,8 @@ def run_goal(
         config = load_config(repo).override(
             max_sessions=max_sessions, max_parallel=max_parallel, review=review, model=model
         )
+        if not plan_only:
+            require_sandbox(config.sandbox)
         if not plan_only and await gitops.is_dirty(repo):
             raise InvalidInput(
                 "the working tree has uncommitted changes: commit or stash them (a run starts"
@@ -297,6 +300,7 @@ def demo(no_live: NoLiveOpt = False) -> None:
 
     say("conductor demo: planning and running three workstreams on the textstats example,")
     say("with the real Claude Code CLI answered by the scripted stand-in model...")
+    say(describe_mode(unavailable_reason() is None))
 
     async def drive(supervisor: Supervisor) -> RunSummary:
         return await _supervise(supervisor, no_live=no_live, json_=False, resumable=False)
