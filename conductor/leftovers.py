@@ -23,6 +23,7 @@ import anyio
 import anyio.to_thread
 
 SUPERVISED_ENV = "CONDUCTOR_SUPERVISED"
+SESSION_ENV = "CONDUCTOR_SESSION"
 PROC = Path("/proc")
 GONE_WAIT = 5.0
 
@@ -53,25 +54,31 @@ def _ancestors() -> set[int]:
     return found
 
 
-def supervised_pids(run_id: str) -> list[int]:
-    """Processes started for `run_id`'s sessions that are still alive."""
+def supervised_pids(run_id: str, session: str | None = None) -> list[int]:
+    """Processes started for `run_id`'s sessions (or its session `session`) still alive."""
     if not PROC.is_dir():
         return []
-    marker = f"{SUPERVISED_ENV}={run_id}".encode()
+    markers = {f"{SUPERVISED_ENV}={run_id}".encode()}
+    if session is not None:
+        markers.add(f"{SESSION_ENV}={session}".encode())
     spared = _ancestors()
     candidates = (int(e.name) for e in PROC.iterdir() if e.name.isdigit())
     return sorted(
-        pid for pid in candidates if pid not in spared and marker in _environ(pid).split(b"\0")
+        pid
+        for pid in candidates
+        if pid not in spared and markers <= set(_environ(pid).split(b"\0"))
     )
 
 
-async def end_leftovers(run_id: str) -> list[int]:
-    """SIGKILL what a run's earlier supervisor left running, and wait until it is gone."""
-    pids = await anyio.to_thread.run_sync(supervised_pids, run_id)
+async def end_leftovers(run_id: str, session: str | None = None) -> list[int]:
+    """SIGKILL what is left running of a run's sessions (or of one), and wait until it is
+    gone: an earlier supervisor's, or a session CLI's helpers (the sandbox's proxies) once
+    that CLI died."""
+    pids = await anyio.to_thread.run_sync(supervised_pids, run_id, session)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     with anyio.move_on_after(GONE_WAIT):
-        while pids and await anyio.to_thread.run_sync(supervised_pids, run_id):  # noqa: ASYNC110
+        while pids and await anyio.to_thread.run_sync(supervised_pids, run_id, session):  # noqa: ASYNC110
             await anyio.sleep(0.05)  # other processes' deaths: nothing to wait on but /proc
     return pids

@@ -52,6 +52,7 @@ from conductor.jail import (
     short_tmp,
     write_cli_wrapper,
 )
+from conductor.leftovers import SUPERVISED_ENV, end_leftovers
 from conductor.models import Review, SessionStatus
 from conductor.text import one_line
 from conductor.tools import SERVER_NAME, coordination_server, describe
@@ -225,6 +226,10 @@ class HeadlessSession:
                 contextlib.suppress(ClaudeSDKError, OSError),
             ):
                 await client.disconnect()
+        run = self.config.env.get(SUPERVISED_ENV)
+        if run is not None:  # what the CLI started and left (killed, it closes nothing)
+            with anyio.CancelScope(shield=True):
+                await end_leftovers(run, self.name)
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
 

@@ -81,6 +81,7 @@ def test_a_broken_override_names_its_line(tmp_path: Path) -> None:
                 "branch": "b",
                 "integration": "conductor/r",
                 "conflicts": ["x.py"],
+                "foreign": [],
                 "check": "pytest -q",
                 "check_output": "",
             },

@@ -37,7 +37,17 @@ async def test_with_no_peer_left_an_agent_reviews(bus: Bus) -> None:
 @pytest.fixture
 async def verdict(bus: Bus) -> Any:
     await bus.register([("A-review", "reviews A")], kind=SessionKind.REVIEWER)
-    return reviewer_tools(bus, "A-review")[0]
+    (tool,) = [t for t in reviewer_tools(bus, "A-review") if t.name == "review_verdict"]
+    return tool
+
+
+async def test_the_show_tool_gives_a_review_with_its_diff(bus: Bus) -> None:
+    (show,) = [t for t in reviewer_tools(bus, "B") if t.name == "review_show"]
+    review = await bus.request_review("A", commit="c0ffee", diff=b"+x = 1\n", reviewer="B")
+    answer = await show.handler({"review_id": str(review.id)})
+    text = answer["content"][0]["text"]
+    assert text.startswith(f"Review #{review.id} of A, commit c0ffee, pending, for B")
+    assert text.endswith("+x = 1\n")
 
 
 async def test_the_verdict_tool_approves_and_the_author_hears(bus: Bus, verdict: Any) -> None:

@@ -234,7 +234,7 @@ async def test_conductor_toml_bootstraps_the_worktree_and_the_session_env(
             async with HeadlessSession(bus, "A", tree.path, session_config) as session:
                 await session.turn("conductor-role: A\nLook around.")
             seen = next(
-                e.summary for e in await bus.events(session="A") if e.kind == "sdk.tool_result"
+                str(e.payload) for e in await bus.events(session="A") if e.kind == "sdk.tool_result"
             )
     assert "SECRET=from-main-checkout" in seen
     assert "setup ran" in seen
