@@ -61,6 +61,7 @@ DISCONNECT_TIMEOUT = 15.0
 
 
 RequestReview = Callable[[str], Awaitable[Review]]  # (note) -> the review asked for
+Owners = Callable[[str], Awaitable[tuple[str, str] | None]]  # path -> (owner, what it owns)
 
 
 class SessionDied(ConductorError):
@@ -115,6 +116,7 @@ class HeadlessSession:
         extra_tools: Sequence[SdkMcpTool[Any]] = (),
         review_base: str | None = None,
         request_review: RequestReview | None = None,
+        owners: Owners | None = None,
         writes_tree: bool = True,
     ) -> None:
         """`request_review`: how the session's review requests reach the review gate (a run's
@@ -122,6 +124,7 @@ class HeadlessSession:
         whose jail keeps the author's tree it reads read-only."""
         self.review_base = review_base
         self.request_review = request_review
+        self.owners = owners
         self.writes_tree = writes_tree
         self.extra_tools = list(extra_tools)
         self.bus = bus
@@ -307,15 +310,23 @@ class HeadlessSession:
                 target = write_target(path, self.worktree)
             except ConductorError as e:
                 return str(e)
-            owner = await self.bus.claim_blocking(self.name, target)
+            owner = await self._owner_of(target)
             if owner is not None:
                 return (
-                    f"{target} is claimed by session {owner.session} (its claim on"
-                    f" {owner.path}): ask {owner.session} with mcp__bus__send, or work elsewhere"
+                    f"{target} is claimed by session {owner[0]} (its claim on {owner[1]}):"
+                    f" ask {owner[0]} with mcp__bus__send, or work elsewhere"
                 )
         if tool_name == "Bash" and pushes(str(tool_input.get("command", ""))):
             return PUSH_DENIAL
         return None
+
+    async def _owner_of(self, path: str) -> tuple[str, str] | None:
+        """(session, what it owns) of another session that owns or claims `path`: the run's
+        rule when one was given (the plan's ownership outlives a claim), else the claims."""
+        if self.owners is not None:
+            return await self.owners(path)
+        claim = await self.bus.claim_blocking(self.name, path)
+        return (claim.session, claim.path) if claim is not None else None
 
     async def _post_tool_use(
         self, hook_input: HookInput, tool_use_id: str | None, context: HookContext

@@ -46,6 +46,7 @@ from conductor.models import (
     SessionKind,
     SessionStatus,
 )
+from conductor.paths import covers
 from conductor.plan import Plan, Workstream, parse_plan
 from conductor.prompts import Prompts
 from conductor.session import HeadlessSession, SessionConfig, SessionDied, TurnResult
@@ -441,6 +442,7 @@ class Supervisor:
                     resume=resume,
                     review_base=gate.branch,
                     request_review=partial(self._request_review, workstream, tree_path, branch),
+                    owners=partial(self._owner_of, workstream),
                     extra_tools=reviewer_tools(bus, workstream.id),
                 ) as session:
                     self._live[workstream.id] = session
@@ -794,6 +796,13 @@ class Supervisor:
                 if (tree / ".git").is_dir():
                     with contextlib.suppress(ConductorError):  # one being made, or removed
                         await self._show_integration(tree)
+
+    async def _owner_of(self, workstream: Workstream, path: str) -> tuple[str, str] | None:
+        """Who else owns `path`, as the merge gate will judge it: the write hook's rule."""
+        for owned, owner in (await self._owners(workstream)).items():
+            if covers(owned, path):
+                return owner, owned
+        return None
 
     async def _show_integration(self, tree: Path) -> None:
         """The integration branch's tip, as a branch of that name in the session's own

@@ -86,8 +86,7 @@ MOVES: dict[str, dict[str, Any]] = {
     "writes_through_a_link_out": {"file_path": "${cwd}/out/written-through-a-link.txt"},
     "writes_a_claimed_file_through_a_link": {"file_path": "${cwd}/d/b.py"},
     "writes_its_git_hooks": {"file_path": "${cwd}/.git/hooks/pre-commit"},
-    "reads_the_database": {"read": f"${{cwd}}/{DB}"},  # the CLI's Write wants a Read first
-    "writes_the_database": {"file_path": f"${{cwd}}/{DB}"},
+    "writes_into_conductors_state": {"file_path": "${cwd}/../../../planted.txt"},
     "writes_a_claimed_file_with_bash": {"command": "echo 'stolen = True' > b.py"},
 }
 HONEST_A = [
@@ -111,8 +110,6 @@ B_WORK = [
 
 
 def _step(move: dict[str, Any]) -> dict[str, Any]:
-    if "read" in move:
-        return {"tool": "Read", "input": {"file_path": move["read"]}}
     if "file_path" in move:
         return {"tool": "Write", "input": {**move, "content": "pwned\n"}}
     return {"tool": "Bash", "input": move}
@@ -266,7 +263,8 @@ async def test_no_push_gets_through_in_any_spelling(hostile: HostileRun) -> None
 async def test_the_database_cannot_be_edited(hostile: HostileRun) -> None:
     text = refused(hostile, "edits_the_database", "readonly", "unable to open", *READ_ONLY)
     assert "EDITED" not in text
-    refused(hostile, "writes_the_database", "outside your worktree")
+    refused(hostile, "writes_into_conductors_state", "outside your worktree")
+    assert not (hostile.repo / ".conductor" / "planted.txt").exists()
     with sqlite3.connect(hostile.repo / ".conductor" / "conductor.db") as db:
         assert db.execute("select count(*) from reviews where status = '1'").fetchone() == (0,)
 

@@ -755,3 +755,55 @@ async def test_a_reviewer_whose_cli_dies_is_resumed_and_the_author_goes_on(
         assert ("A-review", "session.died") in kinds and ("A-review", "session.restarted") in kinds
         assert ("A", "session.restarted") not in kinds  # the author was left alone
         assert (review.status.value, review.decided_by) == ("approved", "A-review")
+
+
+UNCOMMITTED = """
+roles:
+  A:
+    - - tool: Write
+        input: {file_path: "${cwd}/core.py", content: "def greet():\\n    return 'hello'\\n"}
+      - tool: mcp__bus__done
+        input: {summary: "all done"}
+      - text: "Done, I said."
+    - - text: "Still done."
+    - - text: "Done."
+"""
+
+
+async def test_done_with_uncommitted_work_is_refused_and_the_workstream_ends_empty(
+    standin: Standin,
+) -> None:
+    async with standin(UNCOMMITTED) as offline:
+        summary = await run_plan(offline, ONE)
+        assert not summary.ok
+        (a,) = summary.outcomes
+        assert a.state == "empty" and "uncommitted changes (core.py)" in a.detail
+        told = [r.body for r in offline.server.requests if r.answer.startswith("A chapter 1")]
+        assert "you have uncommitted changes (core.py): commit them first" in str(told[-1])
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            assert await store.list_reviews(summary.run_id) == []
+        base = git(offline.repo, "rev-parse", "main")
+        assert git(offline.repo, "rev-parse", summary.integration_branch) == base
+
+
+NOTHING_DONE = """
+roles:
+  A:
+    - - tool: mcp__bus__request_review
+        input: {}
+      - text: "Review please."
+    - - text: "Nothing to add."
+    - - text: "Nothing."
+"""
+
+
+async def test_a_workstream_with_no_commits_of_its_own_is_empty_not_merged(
+    standin: Standin,
+) -> None:
+    async with standin(NOTHING_DONE) as offline:
+        summary = await run_plan(offline, ONE)
+        assert not summary.ok
+        assert summary.outcomes[0].state == "empty"
+        assert "no commits of its own" in summary.outcomes[0].detail
+        told = [r.body for r in offline.server.requests if r.answer.startswith("A chapter 1")]
+        assert "has no commits of its own that change anything" in str(told[-1])
