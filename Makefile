@@ -10,11 +10,22 @@ $(BIN)/conductor: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-.PHONY: demo test lint
-demo: $(BIN)/conductor
+# The session sandbox needs bubblewrap and socat (Linux; macOS has its own sandbox).
+# Installed with apt-get where it is there and we may use it; otherwise a line says what to do.
+.PHONY: demo test lint sandbox
+sandbox:
+	@if [ "$$(uname)" = Linux ] && ! { command -v bwrap && command -v socat; } >/dev/null; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && apt-get install -y -qq bubblewrap socat >/dev/null; \
+		else \
+			echo "install bubblewrap and socat for the session sandbox (apt-get install bubblewrap socat)"; \
+		fi; \
+	fi
+
+demo: sandbox $(BIN)/conductor
 	$(BIN)/conductor demo
 
-test: $(BIN)/conductor
+test: sandbox $(BIN)/conductor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check --quiet .
 	$(BIN)/mypy

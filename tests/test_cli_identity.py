@@ -4,7 +4,6 @@ database the command cannot write is one line, not a traceback."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -221,17 +220,6 @@ def test_a_person_still_acts_as_any_session(crew: Cli) -> None:
 # ------------------------------------------------------------------------------ read-only db
 
 
-def _bwrap_works() -> bool:
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        return False
-    probe = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"]
-    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
-
-
-needs_bwrap = pytest.mark.skipif(not _bwrap_works(), reason="needs a working bwrap")
-
-
 def read_only(repo: Path, *args: str, **env: str) -> Result:
     """`conductor ARGS` in `repo` with the whole file system read-only, as the OS boundary
     around a session makes the database: root's permissions cannot get around a mount."""
@@ -257,7 +245,6 @@ def live(crew: Cli, repo: Path) -> Iterator[None]:
         yield
 
 
-@needs_bwrap
 def test_a_read_only_database_inside_a_session_points_to_the_bus_tools(
     crew: Cli, repo: Path, inside_b: dict[str, str], live: None
 ) -> None:
@@ -270,7 +257,6 @@ def test_a_read_only_database_inside_a_session_points_to_the_bus_tools(
     assert crew.ok("inbox", "--session", "A", "--json").json() == []
 
 
-@needs_bwrap
 def test_a_read_only_database_is_one_line_for_a_person(crew: Cli, repo: Path, live: None) -> None:
     result = read_only(repo, "message", "B", "hi", "--from", "A")
     assert result.code == 2
@@ -279,14 +265,12 @@ def test_a_read_only_database_is_one_line_for_a_person(crew: Cli, repo: Path, li
     assert crew.ok("inbox", "--session", "B", "--json").json() == []
 
 
-@needs_bwrap
 def test_reads_still_work_on_a_read_only_database_of_a_live_run(
     crew: Cli, repo: Path, live: None
 ) -> None:
     assert read_only(repo, "status", "--json").json()[0]["name"] == "A"
 
 
-@needs_bwrap
 def test_a_read_only_database_that_cannot_even_be_opened_is_one_line(
     crew: Cli, repo: Path, inside_b: dict[str, str]
 ) -> None:

@@ -623,6 +623,19 @@ async def test_an_overloaded_api_pauses_the_session_with_back_off_and_it_finishe
         assert "'hello'" in git(offline.repo, "show", f"{summary.integration_branch}:core.py")
 
 
+@pytest.mark.parametrize("status", [500, 503])
+async def test_a_server_error_that_outlasts_the_cli_retries_pauses_like_an_overload(
+    standin: Standin, status: int
+) -> None:
+    async with standin(OVERLOADED_TWICE.replace("status: 529", f"status: {status}")) as offline:
+        summary = await run_plan(offline, ONE, backoff_seconds=0.2)
+        assert summary.ok, summary.outcomes
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            events = await store.list_events(summary.run_id, session="A")
+        pauses = [e.payload for e in events if e.kind == "session.paused"]
+        assert [(p["status"], p["seconds"]) for p in pauses] == [(status, 0.2), (status, 0.4)]
+
+
 # Two separate overloads, each in its own turn, with a turn that got through between them.
 OVERLOADED_IN_TWO_TURNS = """
 roles:

@@ -195,7 +195,9 @@ def _report(summary: RunSummary, json_: bool) -> None:
             f"integration branch {summary.integration_branch} at "
             f"{summary.integration_head[:12]}; total ${summary.cost_usd:.4f}"
         )
-        if summary.interrupted:
+        if summary.tampered:
+            say(f"NOT TRUSTED: {summary.tampered}; nothing more was merged")
+        elif summary.interrupted:
             say(f"interrupted: continue with: conductor resume {summary.run_id}")
         else:
             say("everything merged" if summary.ok else "not everything merged: see the table above")
