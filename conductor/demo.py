@@ -46,6 +46,7 @@ class DemoResult:
     summary: RunSummary
     tests_output: str
     tests_passed: bool
+    sandboxed: bool  # whether its sessions ran in the OS sandbox (see jail.py)
 
 
 async def _unwatched(supervisor: Supervisor) -> RunSummary:
@@ -98,4 +99,4 @@ async def run_demo(
     )
     await gitops.git(["worktree", "remove", "--force", str(tree)], repo)
     output = done.stdout.decode("utf-8", "replace").strip()
-    return DemoResult(repo, summary, output, done.returncode == 0)
+    return DemoResult(repo, summary, output, done.returncode == 0, config.sandbox)

@@ -59,6 +59,12 @@ async def test_the_demo_merges_everything_and_the_example_tests_pass(demo: Demo)
     assert "## report" in readme and "## counts" in readme
 
 
+async def test_the_demo_runs_its_sessions_in_the_sandbox(demo: Demo) -> None:
+    assert demo.result.sandboxed
+    launcher = demo.result.repo / ".conductor" / "sessions" / demo.run_id / "A" / "cli"
+    assert "bwrap --unshare-user" in launcher.read_text()
+
+
 async def test_the_demo_shows_a_message_between_sessions(demo: Demo) -> None:
     to_b = await demo.store.inbox(demo.run_id, "B", unread_only=False)
     assert any(m.sender == "A" and "words(text)" in m.body and m.read_at for m in to_b)

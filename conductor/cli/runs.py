@@ -302,7 +302,8 @@ def demo(no_live: NoLiveOpt = False) -> None:
 
     say("conductor demo: planning and running three workstreams on the textstats example,")
     say("with the real Claude Code CLI answered by the scripted stand-in model...")
-    say(describe_mode(unavailable_reason() is None))
+    why_not = unavailable_reason()
+    say(describe_mode(why_not is None) + (f": {why_not}" if why_not else ""))
 
     async def drive(supervisor: Supervisor) -> RunSummary:
         return await _supervise(supervisor, no_live=no_live, json_=False, resumable=False)

@@ -1,0 +1,97 @@
+"""Whether sessions run sandboxed is never left to chance: without what the sandbox needs,
+`conductor run` refuses in one line naming it, unless conductor.toml turns the sandbox off."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+import anyio
+import pytest
+from support import clean_env, git
+
+from conductor.standin.harness import STANDIN_MODEL, Offline
+
+pytestmark = pytest.mark.anyio
+
+Standin = Callable[[str], AbstractAsyncContextManager[Offline]]
+
+PLAN = {"workstreams": [{"id": "A", "name": "core", "task": "core", "owns": ["core.py"]}]}
+SCRIPT = """
+roles:
+  A:
+    - - tool: Bash
+        input: {command: "echo 'X = 1' > core.py && git add -A && git commit -qm core"}
+      - tool: mcp__bus__request_review
+        input: {}
+      - text: "Done."
+"""
+
+
+def path_without_bwrap(tmp: Path) -> str:
+    """A PATH with git and Python but no bubblewrap or socat."""
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir()
+    for tool in ("git", "sh", "env"):
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
+    return str(bin_dir)
+
+
+async def conductor_run(repo: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    done = await anyio.run_process(
+        [sys.executable, "-m", "conductor", "run", "core", "--plan", "plan.json", "--no-live"],
+        cwd=repo,
+        env=env,
+        check=False,
+    )
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+def prepare(repo: Path, toml: str) -> None:
+    (repo / "plan.json").write_text(json.dumps(PLAN))
+    (repo / "conductor.toml").write_text(f'review = "auto"\nmodel = "{STANDIN_MODEL}"\n{toml}')
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "plan and config")
+
+
+async def test_run_refuses_in_one_line_without_bubblewrap(standin: Standin, tmp_path: Path) -> None:
+    async with standin(SCRIPT) as offline:
+        prepare(offline.repo, "")
+        env = {**clean_env(), **offline.env, "PATH": path_without_bwrap(tmp_path)}
+        code, out, err = await conductor_run(offline.repo, env)
+        assert code == 2, out + err
+        assert err.strip().splitlines() == [
+            "error: the session sandbox needs bwrap and socat: install them (Debian/Ubuntu:"
+            " apt-get install bubblewrap socat), or set sandbox = false in conductor.toml"
+        ]
+        assert not (offline.repo / ".conductor" / "sessions").exists()  # no session started
+
+
+async def test_sandbox_false_in_conductor_toml_runs_without_it(
+    standin: Standin, tmp_path: Path
+) -> None:
+    async with standin(SCRIPT) as offline:
+        prepare(offline.repo, "sandbox = false\n")
+        env = {**clean_env(), **offline.env, "PATH": path_without_bwrap(tmp_path)}
+        code, out, err = await conductor_run(offline.repo, env)
+        assert code == 0, out + err
+        assert "everything merged" in out
+        launchers = list((offline.repo / ".conductor" / "sessions").glob("*/A/cli"))
+        assert launchers == []  # the CLI ran as the SDK starts it: no jail
+
+
+async def test_a_sandboxed_run_starts_each_session_through_its_jail(standin: Standin) -> None:
+    async with standin(SCRIPT) as offline:
+        prepare(offline.repo, "")
+        code, out, err = await conductor_run(offline.repo, {**clean_env(), **offline.env})
+        assert code == 0, out + err
+        (launcher,) = (offline.repo / ".conductor" / "sessions").glob("*/A/cli")
+        text = launcher.read_text()
+        assert text.startswith("#!/bin/sh\nexec bwrap --unshare-user")
+        assert "--ro-bind / /" in text and "/.git/hooks" in text
