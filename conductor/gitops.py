@@ -52,15 +52,17 @@ async def git(
     env: Mapping[str, str] | None = None,
     input: bytes | None = None,
     trusted: bool = False,
+    wrapper: Sequence[str] = (),
 ) -> GitResult:
     """Run `git ARGS` in `cwd`. Raises GitError on a non-zero exit when `check`.
 
     Only `trusted` calls (a person's own commit or push, by hand) run the repository's hooks
-    and honour its replace refs; conductor's own git never does."""
+    and honour its replace refs; conductor's own git never does. `wrapper`: what git runs
+    inside (a jail's `bwrap ... --`)."""
     full_env = {**os.environ, **_GIT_ENV, **(env or {})}
-    argv = ["git", *args]
+    argv = [*wrapper, "git", *args]
     if not trusted:
-        argv = ["git", *_UNTRUSTED_CONFIG, *args]
+        argv = [*wrapper, "git", *_UNTRUSTED_CONFIG, *args]
         full_env.update(_UNTRUSTED_ENV)
     with anyio.fail_after(timeout):
         proc = await anyio.run_process(argv, cwd=cwd, env=full_env, check=False, input=input)

@@ -69,6 +69,7 @@ class Jail:
     read_only: tuple[Path, ...] = ()  # inside a writable path, bound read-only again
     chdir: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    network: bool = True  # a session's CLI must reach the model API; conductor's git need not
 
     def argv(self, command: Sequence[str]) -> list[str]:
         """`bwrap ... -- COMMAND`: the command inside the jail."""
@@ -94,6 +95,8 @@ class Jail:
             "--die-with-parent",
             "--new-session",
         ]
+        if not self.network:
+            args.append("--unshare-net")
         for path in self.writable:
             args += ["--bind", str(path), str(path)]
         for path in self.read_only:

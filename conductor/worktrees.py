@@ -30,7 +30,14 @@ import anyio
 
 from conductor import gitops
 from conductor.errors import ConductorError, InvalidInput
-from conductor.jail import command_jail, scrubbed_env, short_tmp
+from conductor.jail import (
+    Jail,
+    command_jail,
+    jails_supported,
+    scrubbed_env,
+    short_tmp,
+    unavailable_reason,
+)
 from conductor.leftovers import supervised_env
 from conductor.models import check_run_id, check_session_name
 from conductor.paths import normalize
@@ -177,12 +184,25 @@ def _own(tree: Path) -> list[str]:
     return [f"--git-dir={tree / '.git'}", f"--work-tree={tree}"]
 
 
+async def _in_tree(
+    tree: Path, args: list[str], *, writes: bool = False, check: bool = True
+) -> gitops.GitResult:
+    """conductor's git in a session's repository. The session shapes that repository (a
+    `commondir` file it wrote sends git to other refs and config; a `.gitattributes` names
+    filters), so where the jail can run, this git runs in one: reading, nothing is writable
+    to it; writing (`writes`), only the tree's own `.git`. A repository bent elsewhere then
+    fails, harmlessly, instead of steering conductor."""
+    wrapper: list[str] = []
+    if jails_supported() and unavailable_reason() is None:
+        writable = (tree / ".git",) if writes else ()
+        wrapper = Jail(writable=writable, chdir=tree, network=False).argv([])
+    return await gitops.git([*_own(tree), *args], tree, check=check, wrapper=wrapper)
+
+
 async def head_of(tree: Path, branch: str) -> str | None:
     """The tip of `branch` in a session's own repository."""
-    result = await gitops.git(
-        [*_own(tree), "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"],
-        tree,
-        check=False,
+    result = await _in_tree(
+        tree, ["rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"], check=False
     )
     return result.text if result.returncode == 0 else None
 
@@ -209,22 +229,14 @@ async def collect(repo: Path, tree: Path, branch: str) -> str:
 async def share_ref(tree: Path, ref: str, commit: str) -> None:
     """Point `ref` in a session's repository at `commit` (whose objects it borrows): how a
     session sees the integration branch it must bring its branch up to date with."""
-    await gitops.git([*_own(tree), "update-ref", f"refs/heads/{ref}", commit], tree)
+    await _in_tree(tree, ["update-ref", f"refs/heads/{ref}", commit], writes=True)
 
 
 async def uncommitted(tree: Path) -> list[str]:
     """What the session changed and did not commit (untracked files too, less what git
     ignores): `done` with any of it is refused."""
-    out = await gitops.git(
-        [
-            *_own(tree),
-            "status",
-            "--porcelain",
-            "-z",
-            "--ignore-submodules=all",
-            "--untracked-files=all",
-        ],
-        tree,
+    out = await _in_tree(
+        tree, ["status", "--porcelain", "-z", "--ignore-submodules=all", "--untracked-files=all"]
     )
     entries = iter(out.stdout.decode("utf-8", "replace").split("\0"))
     found = set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from support import Cli, commit_file, git
 
 from conductor import worktrees
+from conductor.errors import ConductorError
 from conductor.worktrees import Bootstrap, SetupFailed
 
 pytestmark = pytest.mark.anyio
@@ -216,3 +218,27 @@ def test_clean_with_force_leaves_nothing_of_the_run(cli: Cli, repo: Path) -> Non
     assert not trees["B"].exists()
     assert git(repo, "branch", "--list", "conductor/*") == ""
     assert "nothing to clean" in cli.ok("clean", run).out
+
+
+async def test_a_repository_a_session_bent_elsewhere_cannot_steer_conductors_git(
+    repo: Path, tmp_path: Path
+) -> None:
+    # The session writes a `commondir` into its own .git, pointing at a repository of its
+    # making whose config names a filter, and a .gitattributes that applies it.
+    base = git(repo, "rev-parse", "HEAD")
+    tree = await worktrees.prepare(repo, RUN, "A", base)
+    crafted = tmp_path / "crafted.git"
+    git(tmp_path, "init", "-q", "--bare", str(crafted))
+    ran = tmp_path / "filter-ran"
+    git(crafted, "config", "filter.evil.clean", f"sh -c 'touch {ran}; cat'")
+    (tree.path / ".gitattributes").write_text("* filter=evil\n")
+    (tree.path / "README.md").write_text("HELLO\n")  # same size: git hashes it, filtered
+    (tree.path / ".git" / "commondir").write_text(f"{crafted}\n")
+    with contextlib.suppress(ConductorError):
+        await worktrees.uncommitted(tree.path)
+    assert not ran.exists()
+    # Nor can it send conductor's writes into the main repository's refs.
+    (tree.path / ".git" / "commondir").write_text(f"{repo / '.git'}\n")
+    with contextlib.suppress(ConductorError):
+        await worktrees.share_ref(tree.path, "conductor/stolen", base)
+    assert git(repo, "branch", "--list", "conductor/stolen") == ""
