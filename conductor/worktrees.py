@@ -20,6 +20,7 @@ follow strict patterns, so the same run and session always find the same tree ag
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import time
 from collections.abc import Sequence
@@ -97,7 +98,7 @@ SANDBOX_PLACEHOLDERS = (
     # and its write log): configuration of the CLI, not of the project a session builds.
     ".claude",
 )
-READY_MARKER = "conductor-bootstrapped"
+READY_SUFFIX = ".bootstrapped"  # beside the tree, where its session cannot remove it
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,10 @@ async def prepare(
     branch = session_branch(run_id, session)
     created = await ensure_session_repo(repo, path, branch, base)
     copied: list[str] = []
-    ready = path / ".git" / READY_MARKER
-    if created or not ready.exists():  # new, or its setup was cut short or failed
+    ready = path.with_name(f".{path.name}{READY_SUFFIX}")
+    if created:
+        ready.unlink(missing_ok=True)
+    if not ready.exists():  # new, or its setup was cut short or failed
         copied = _copy_files(repo, path, bootstrap.copy_files)
         if bootstrap.setup:
             await _run_setup(path, list(bootstrap.setup), run_id, jailed=jailed)
@@ -178,6 +181,10 @@ async def is_whole(path: Path, branch: str) -> bool:
     return await head_of(path, branch) is not None
 
 
+def _can_jail() -> bool:
+    return jails_supported() and unavailable_reason() is None
+
+
 def _own(tree: Path) -> list[str]:
     """git's options that name a session tree's repository outright: git never goes looking
     (a tree without `.git` must not fall through to the main repository around it)."""
@@ -193,7 +200,7 @@ async def _in_tree(
     to it; writing (`writes`), only the tree's own `.git`. A repository bent elsewhere then
     fails, harmlessly, instead of steering conductor."""
     wrapper: list[str] = []
-    if jails_supported() and unavailable_reason() is None:
+    if _can_jail():
         writable = (tree / ".git",) if writes else ()
         wrapper = Jail(writable=writable, chdir=tree, network=False).argv([])
     return await gitops.git([*_own(tree), *args], tree, check=check, wrapper=wrapper)
@@ -209,11 +216,16 @@ async def head_of(tree: Path, branch: str) -> str | None:
 
 async def collect(repo: Path, tree: Path, branch: str) -> str:
     """Fetch the session's branch from its repository into the main one (the gate's copy,
-    which only conductor writes); returns the commit. `upload-pack`, which serves the fetch
-    from the session's repository, runs nothing that repository configures."""
+    which only conductor writes); returns the commit. The `upload-pack` that serves the fetch
+    reads the session's repository, so it runs jailed like all conductor's git there; the
+    main repository checks what arrives (the fetch's connectivity check)."""
+    upload_pack = ["git", "upload-pack"]
+    if _can_jail():
+        upload_pack = Jail(writable=(), chdir=tree, network=False).argv(upload_pack)
     await gitops.git(
         [
             "fetch",
+            f"--upload-pack={shlex.join(upload_pack)}",
             "--quiet",
             "--no-tags",
             "--no-recurse-submodules",
@@ -248,6 +260,12 @@ async def uncommitted(tree: Path) -> list[str]:
     return sorted(found - {""})
 
 
+def _inside(target: Path, tree: Path) -> bool:
+    """Whether `target`'s folder really is inside `tree` (no link of the session's leads out)."""
+    real = Path(os.path.realpath(target.parent))
+    return real == Path(os.path.realpath(tree)) or Path(os.path.realpath(tree)) in real.parents
+
+
 def _copy_files(repo: Path, tree: Path, names: Sequence[str]) -> list[str]:
     copied = []
     for name in names:
@@ -256,7 +274,13 @@ def _copy_files(repo: Path, tree: Path, names: Sequence[str]) -> list[str]:
         if not source.exists():
             continue  # optional by nature: a .env that this checkout does not have
         target = tree / rel
+        if not _inside(target, tree):
+            continue  # a link the session made in the way: copy nothing through it
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink():
+            target.unlink()
+        elif source.is_dir() and target.is_dir():
+            shutil.rmtree(target)  # afresh: never copied into through a link inside it
         if source.is_dir():
             shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
         else:
@@ -321,6 +345,7 @@ async def clean(repo: Path, run_id: str, *, into: str, force: bool = False) -> C
         if tree.head is not None:
             await collect(repo, tree.path, tree.branch)
         shutil.rmtree(tree.path)
+        tree.path.with_name(f".{tree.path.name}{READY_SUFFIX}").unlink(missing_ok=True)
         report.removed_worktrees.append(tree.path)
     integration = _trees_root(repo, run_id) / ".integration"
     if integration.exists():

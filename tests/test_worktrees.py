@@ -242,3 +242,31 @@ async def test_a_repository_a_session_bent_elsewhere_cannot_steer_conductors_git
     with contextlib.suppress(ConductorError):
         await worktrees.share_ref(tree.path, "conductor/stolen", base)
     assert git(repo, "branch", "--list", "conductor/stolen") == ""
+
+
+async def test_bootstrapping_again_copies_nothing_through_a_link_the_session_made(
+    repo: Path, tmp_path: Path
+) -> None:
+    (repo / ".env").write_text("SECRET=1\n")
+    base = git(repo, "rev-parse", "HEAD")
+    fail_once = [sys.executable, "-c", "import os,sys; sys.exit(0 if os.path.exists('ok') else 1)"]
+    with pytest.raises(SetupFailed):
+        await worktrees.prepare(
+            repo, RUN, "A", base, Bootstrap(copy_files=[".env"], setup=fail_once)
+        )
+    tree = worktrees.worktree_path(repo, RUN, "A")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    (tree / ".env").unlink()
+    (tree / ".env").symlink_to(victim)  # the session, before the next bootstrap
+    (tree / "ok").write_text("")
+    await worktrees.prepare(repo, RUN, "A", base, Bootstrap(copy_files=[".env"], setup=fail_once))
+    assert victim.read_text() == "mine\n"
+    assert (tree / ".env").read_text() == "SECRET=1\n" and not (tree / ".env").is_symlink()
+
+
+async def test_the_bootstrap_record_is_kept_out_of_the_sessions_tree(repo: Path) -> None:
+    base = git(repo, "rev-parse", "HEAD")
+    tree = await worktrees.prepare(repo, RUN, "A", base, Bootstrap(setup=["true"]))
+    assert not list(tree.path.rglob("*bootstrapped*"))
+    assert tree.path.with_name(".A.bootstrapped").exists()
