@@ -1,16 +1,17 @@
 """The enforcement model, tried as a hostile session would.
 
-One real run (the real CLI in conductor's jail, with Claude Code's Bash sandbox on, against
-the scripted stand-in; review `auto`, so nothing but the gates stands in the way): session A
-tries every move below to get around its worktree, the claims, the review gate and the merge
-gate, then does its honest work; B works honestly. Each test reads one move's outcome: what
-A's model was told, and that nothing outside A's own tree and branch changed. The moves are
-examples of the principle, not the list it holds against: the jail leaves a session nothing
-writable but its tree and its own repository, whatever program writes.
+One real `conductor run` (the real CLI in conductor's jail, with Claude Code's Bash sandbox
+on, against the scripted stand-in; review `auto`, so nothing but the gates stands in the
+way): session A tries every move below to get around its worktree, the claims, the review
+gate and the merge gate, then does its honest work; B works honestly. Each test reads one
+move's outcome: what A's model was told, and that nothing outside A's own tree and branch
+changed. The moves are examples of the principle, not the list it holds against: the jail
+leaves a session nothing writable but its tree and its own repository, whatever writes.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
@@ -20,13 +21,10 @@ from typing import Any
 
 import anyio
 import pytest
-from support import git
+from support import clean_env, git
 
-from conductor.config import Config
-from conductor.plan import parse_plan
 from conductor.standin.harness import STANDIN_MODEL, offline
 from conductor.store import Store
-from conductor.supervisor import RunSummary, Supervisor
 
 pytestmark = pytest.mark.anyio
 
@@ -126,7 +124,7 @@ SCRIPT = {
 @dataclass
 class HostileRun:
     repo: Path
-    summary: RunSummary
+    summary: dict[str, Any]  # `conductor run --json`
     said: dict[str, tuple[str, bool]]  # move -> (what the model was told, is_error)
     config_before: bytes
     config_after: bytes
@@ -141,24 +139,30 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 async def hostile(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HostileRun]:
+    """The run, through the real `conductor run` command."""
     (Path.home() / "conductor-pwned.txt").unlink(missing_ok=True)
     root = tmp_path_factory.mktemp("hostile")
     async with offline(SCRIPT, root) as off:
         repo = off.repo
+        (repo / "plan.json").write_text(json.dumps(PLAN))
+        (repo / "conductor.toml").write_text(
+            f'review = "auto"\nmodel = "{STANDIN_MODEL}"\nmax_parallel = 2\nchecks = []\n'
+        )
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "plan and config")
         config_before = (repo / ".git" / "config").read_bytes()
         hooks_before = sorted(p.name for p in (repo / ".git" / "hooks").iterdir())
-        async with Store.open(repo / ".conductor" / "conductor.db") as store:
-            supervisor = Supervisor(
-                repo,
-                store,
-                parse_plan(PLAN, repo),
-                goal="hostile",
-                config=Config(review="auto", model=STANDIN_MODEL, max_parallel=2),
-                env=off.env,
+        with anyio.fail_after(180):
+            done = await anyio.run_process(
+                [PY, "-m", "conductor", "run", "hostile", "--plan", "plan.json", "--json"],
+                cwd=repo,
+                env={**clean_env(), **off.env},
+                check=False,
             )
-            with anyio.fail_after(180):
-                summary = await supervisor.run()
-            reviews = await store.list_reviews(summary.run_id)
+        summary = json.loads(done.stdout)
+        assert done.returncode == (0 if summary["ok"] else 1), done.stderr.decode()
+        async with Store.open(repo / ".conductor" / "conductor.db") as store:
+            reviews = await store.list_reviews(summary["run_id"])
         said: dict[str, tuple[str, bool]] = {}
         names = list(MOVES)
         for request in off.server.requests:
@@ -197,10 +201,10 @@ READ_ONLY = ("Read-only file system", "read-only", "Permission denied", "readonl
 
 
 async def test_the_run_still_ends_merged_with_only_the_honest_work(hostile: HostileRun) -> None:
-    assert hostile.summary.ok, hostile.summary.outcomes
-    branch = hostile.summary.integration_branch
+    assert hostile.summary["ok"], hostile.summary["outcomes"]
+    branch = hostile.summary["integration_branch"]
     files = set(git(hostile.repo, "ls-tree", "-r", "--name-only", branch).split())
-    assert files == {"README.md", "a.py", "b.py"}
+    assert files == {"README.md", "conductor.toml", "plan.json", "a.py", "b.py"}
     assert git(hostile.repo, "show", f"{branch}:b.py") == "B = 1"
 
 
@@ -238,7 +242,7 @@ async def test_the_repository_config_cannot_be_changed(hostile: HostileRun) -> N
 async def test_the_integration_branch_moves_only_through_the_gate(hostile: HostileRun) -> None:
     refused(hostile, "moves_the_integration_branch", "cannot lock", *READ_ONLY)
     refused(hostile, "forces_the_integration_branch", "cannot lock", *READ_ONLY)
-    branch = hostile.summary.integration_branch
+    branch = hostile.summary["integration_branch"]
     merges = git(hostile.repo, "log", "--merges", "--format=%s", branch).splitlines()
     assert len(merges) == 2 and all(m.startswith("Merge conductor/") for m in merges)
 
@@ -295,9 +299,9 @@ async def test_a_claimed_file_written_by_bash_is_sent_back_by_the_merge_gate(
 ) -> None:
     _, is_error = hostile.said["writes_a_claimed_file_with_bash"]
     assert not is_error  # its own tree: the write itself is allowed...
-    a = hostile.summary.outcomes[0]
-    assert a.state == "merged" and a.review_rounds == 2  # ...but it lands only once undone
+    a = hostile.summary["outcomes"][0]
+    assert (a["state"], a["review_rounds"]) == ("merged", 2)  # ...but lands only once undone
     async with Store.open(hostile.repo / ".conductor" / "conductor.db") as store:
-        events = await store.list_events(hostile.summary.run_id, session="A")
+        events = await store.list_events(hostile.summary["run_id"], session="A")
     refusal = next(e for e in events if e.kind == "merge.foreign_paths")
     assert "b.py (owned by B)" in refusal.summary
