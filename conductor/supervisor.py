@@ -656,20 +656,21 @@ class Supervisor:
         if unread:
             return "New messages for you:\n" + "\n".join(describe(unread))
         if review is None or review.commit != head:
-            refused = await self._not_reviewable(tree, branch)
-            if refused is None:
-                outcome.nudges = 0
+            try:
+                await self._reviewable_head(tree, branch)
+            except InvalidInput as refused:
+                outcome.nudges += 1
+                if outcome.nudges > MAX_NUDGES:
+                    outcome.state, outcome.detail = "empty", f"delivered nothing: {refused}"
+                    return None
                 return (
-                    "Your latest commit has no review yet. Commit your work on your branch, then"
-                    " call mcp__bus__request_review (and mcp__bus__done when it is merged)."
+                    f"Your work is not ready for review: {refused}. Commit your work on your"
+                    " branch, then call mcp__bus__request_review (and mcp__bus__done)."
                 )
-            outcome.nudges += 1
-            if outcome.nudges > MAX_NUDGES:
-                outcome.state, outcome.detail = "empty", f"delivered nothing: {refused}"
-                return None
+            outcome.nudges = 0
             return (
-                f"Your work is not ready for review: {refused}. Commit your work on your"
-                " branch, then call mcp__bus__request_review (and mcp__bus__done)."
+                "Your latest commit has no review yet. Commit your work on your branch, then"
+                " call mcp__bus__request_review (and mcp__bus__done when it is merged)."
             )
         if review.status is ReviewStatus.PENDING:
             outcome.review_rounds += 1
@@ -737,10 +738,7 @@ class Supervisor:
         branch; the reviewer is assigned now, by policy, and only it can decide."""
         assert self.bus is not None and self.gate is not None
         bus, gate = self.bus, self.gate
-        refused = await self._not_reviewable(tree, branch)
-        if refused is not None:
-            raise InvalidInput(refused)
-        head = await worktrees.collect(self.repo, tree, branch)
+        head = await self._reviewable_head(tree, branch)
         integration = await gate.head()
         latest = await bus.store.latest_review(bus.run_id, workstream.id)
         if (
@@ -757,20 +755,23 @@ class Supervisor:
             workstream.id, commit=head, diff=diff, reviewer=reviewer, base=gate.branch, note=note
         )
 
-    async def _not_reviewable(self, tree: Path, branch: str) -> str | None:
-        """Why the session's branch cannot be reviewed (uncommitted changes, or nothing of its
-        own), or None. Its branch is collected into the main repository on the way."""
+    async def _reviewable_head(self, tree: Path, branch: str) -> str:
+        """The session's head, collected into the main repository; refused (InvalidInput,
+        with the reason for the session) when the tree has uncommitted changes or the branch
+        changes nothing of its own."""
         assert self.gate is not None
         loose = await worktrees.uncommitted(tree)
         if loose:
             shown = ", ".join(loose[:8]) + (f" and {len(loose) - 8} more" if len(loose) > 8 else "")
-            return f"you have uncommitted changes ({shown}): commit them first"
+            raise InvalidInput(f"you have uncommitted changes ({shown}): commit them first")
         if await worktrees.head_of(tree, branch) is None:
-            return f"your branch {branch} is gone: commit on it"
+            raise InvalidInput(f"your branch {branch} is gone: commit on it")
         head = await worktrees.collect(self.repo, tree, branch)
         if await gitops.adds_nothing(self.repo, await self.gate.head(), head):
-            return f"your branch {branch} has no commits of its own that change anything"
-        return None
+            raise InvalidInput(
+                f"your branch {branch} has no commits of its own that change anything"
+            )
+        return head
 
     async def _owners(self, workstream: Workstream) -> dict[str, str]:
         """What other workstreams own (the plan) or claim (the bus): path -> owner."""
