@@ -206,6 +206,7 @@ class HeadlessSession:
             await self._client.connect()
         except (ClaudeSDKError, OSError) as e:  # dying while starting is dying all the same
             self._client = None
+            await self._clean_up()
             await self.bus.record(self.name, "session.died", one_line(str(e)), {"error": str(e)})
             raise SessionDied(f"session {self.name}: the CLI failed to start: {e}") from e
         return self
@@ -229,8 +230,13 @@ class HeadlessSession:
                 contextlib.suppress(ClaudeSDKError, OSError),
             ):
                 await client.disconnect()
+        await self._clean_up()
+
+    async def _clean_up(self) -> None:
+        """What the CLI started and left (killed, it closes nothing: the sandbox's proxies),
+        and its temporary dir."""
         run = self.config.env.get(SUPERVISED_ENV)
-        if run is not None:  # what the CLI started and left (killed, it closes nothing)
+        if run is not None:
             with anyio.CancelScope(shield=True):
                 await end_leftovers(run, self.name)
         if self._tmp is not None:

@@ -3,6 +3,7 @@ worktrees, the review gate and the merge gate with a check on the merged result.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -16,6 +17,7 @@ from typing import Any
 
 import anyio
 import pytest
+from claude_agent_sdk import CLIConnectionError
 from support import clean_env, git
 
 from conductor.config import Config
@@ -355,7 +357,7 @@ async def _kill_mid_turn(repo: Path, name: str, written: str) -> None:
     while not list(tree.glob(f"*/{name}/{written}")):  # noqa: ASYNC110
         await anyio.sleep(0.05)  # another process: nothing to wait on but the file system
     await anyio.sleep(0.5)
-    for pid in _pids_of_session(name):
+    for pid in _pids_of_session(name, repo):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
@@ -731,15 +733,19 @@ roles:
 """
 
 
-def _pids_of_session(name: str) -> list[int]:
-    """Processes started for session `name` of a supervised run (they carry its name)."""
+def _pids_of_session(name: str, under: Path | None = None) -> list[int]:
+    """Processes started for session `name` of a supervised run (they carry its name), and
+    working `under` a folder (this test's, not another's leftovers) when given."""
     mark = f"CONDUCTOR_SESSION={name}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 environ = (entry / "environ").read_bytes().split(b"\0")
+                cwd = os.readlink(entry / "cwd")
             except OSError:
+                continue
+            if under is not None and not cwd.startswith(str(under)):
                 continue
             if mark in environ and any(e.startswith(b"CONDUCTOR_SUPERVISED=") for e in environ):
                 found.append(int(entry.name))
@@ -750,7 +756,7 @@ async def test_a_reviewer_whose_cli_dies_is_resumed_and_the_author_goes_on(
     standin: Standin,
 ) -> None:
     async def kill_the_reviewer_once() -> None:
-        while not (pids := _pids_of_session("A-review")):  # noqa: ASYNC110
+        while not (pids := _pids_of_session("A-review", offline.repo)):  # noqa: ASYNC110
             await anyio.sleep(0.05)  # another process: nothing to wait on but /proc
         await anyio.sleep(1)  # its verdict is delayed 4 s: it is in the middle of its turn
         for pid in pids:
@@ -820,3 +826,33 @@ async def test_a_workstream_with_no_commits_of_its_own_is_empty_not_merged(
         assert "no commits of its own" in summary.outcomes[0].detail
         told = [r.body for r in offline.server.requests if r.answer.startswith("A chapter 1")]
         assert "has no commits of its own that change anything" in str(told[-1])
+
+
+async def test_a_session_killed_while_it_starts_is_started_again(standin: Standin) -> None:
+    async def kill_at_birth(repo: Path) -> None:
+        while not (pids := _pids_of_session("A", repo)):  # noqa: ASYNC110
+            await anyio.sleep(0.005)  # another process: nothing to wait on but /proc
+        for pid in pids:  # the jail and the CLI, before the SDK has connected
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    # The SDK answers the CLI's control requests in tasks of its own; one that meets the
+    # dead process fails there, outside any task group (in a real run asyncio logs it). The
+    # test's loop would raise it into the test, so it is set aside here, and only it.
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+
+    def set_aside(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if not isinstance(context.get("exception"), CLIConnectionError):
+            (previous or asyncio.BaseEventLoop.default_exception_handler)(loop, context)  # type: ignore[arg-type]
+
+    loop.set_exception_handler(set_aside)
+    async with standin(f"roles:\n  A:\n    - {WRITE_CORE.strip()}\n") as offline:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(kill_at_birth, offline.repo)
+            summary = await run_plan(offline, ONE)
+        assert summary.ok, summary.outcomes
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            kinds = [e.kind for e in await store.list_events(summary.run_id, session="A")]
+        assert kinds.count("session.died") == 1 and "session.restarted" in kinds, kinds
+        assert kinds.index("session.died") < kinds.index("sdk.system.init")  # it never began
