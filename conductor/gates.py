@@ -250,7 +250,7 @@ async def _reset(tree: Path, commit: str) -> None:
     """Back to `commit` with nothing half-merged: abort any merge, reset, drop strays."""
     await gitops.git(["merge", "--abort"], tree, check=False)
     await gitops.git(["reset", "--quiet", "--hard", commit], tree)
-    await gitops.git(["clean", "-fdq"], tree)
+    await gitops.git(["clean", "-fdqx"], tree)  # what a check left, ignored files too
     await gitops.git(["checkout", "--quiet", "--detach", commit], tree)
 
 

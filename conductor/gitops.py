@@ -108,7 +108,8 @@ async def try_rev_parse(ref: str, cwd: Path) -> str | None:
 
 async def diff_range(base: str, head: str, cwd: Path) -> bytes:
     """What `head` adds since it forked from `base` (three-dot), byte for byte."""
-    return (await git(["diff", "--binary", f"{base}...{head}"], cwd)).stdout
+    args = ["diff", "--binary", "--no-ext-diff", "--no-textconv", f"{base}...{head}"]
+    return (await git(args, cwd)).stdout
 
 
 async def changed_paths(repo: Path, base: str, head: str) -> list[str]:

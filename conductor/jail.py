@@ -70,6 +70,11 @@ class Jail:
     chdir: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     network: bool = True  # a session's CLI must reach the model API; conductor's git need not
+    # A process namespace of its own with a fresh /proc: it sees and signals nothing of
+    # conductor's, and everything in it dies with it. Not for a session's CLI: Claude Code's
+    # sandbox inside mounts a /proc of its own, which the kernel allows only where the host's
+    # is fully visible (the CLI's Bash gets its own process namespace from that sandbox).
+    own_processes: bool = True
 
     def argv(self, command: Sequence[str]) -> list[str]:
         """`bwrap ... -- COMMAND`: the command inside the jail."""
@@ -87,11 +92,11 @@ class Jail:
             "/",
             "--dev",
             "/dev",
-            # The host's /proc, not a new one: Claude Code's own sandbox mounts a fresh proc
-            # inside, which the kernel allows only where proc is fully visible.
-            "--bind",
-            "/proc",
-            "/proc",
+            *(
+                ["--unshare-pid", "--proc", "/proc"]
+                if self.own_processes
+                else ["--bind", "/proc", "/proc"]
+            ),
             "--die-with-parent",
             "--new-session",
         ]
@@ -119,12 +124,17 @@ def session_jail(worktree: Path, config_dir: Path, tmp: Path, *, writes_tree: bo
         read_only=tuple(git_dir / p for p in GIT_PROTECTED) if writes_tree else (),
         chdir=worktree,
         env={"TMPDIR": str(tmp)},
+        own_processes=False,
     )
 
 
 def command_jail(tree: Path, tmp: Path) -> Jail:
-    """A merge check's or setup command's jail: its own tree and a temporary dir."""
-    return Jail(writable=(tree, tmp), chdir=tree, env={"TMPDIR": str(tmp)})
+    """A merge check's or setup command's jail: its own tree and a temporary dir, less the
+    tree's `.git` (a linked worktree's pointer to its repository, or a session's own
+    repository's config and hooks), which conductor's git reads after the command."""
+    git = tree / ".git"
+    protected = (git,) if git.is_file() else tuple(git / p for p in GIT_PROTECTED)
+    return Jail(writable=(tree, tmp), read_only=protected, chdir=tree, env={"TMPDIR": str(tmp)})
 
 
 def short_tmp(owner: Path) -> Path:
@@ -201,7 +211,7 @@ def _probe(has_bwrap: bool, has_socat: bool) -> str | None:
             f"the session sandbox needs {' and '.join(missing)}: install them (Debian/Ubuntu:"
             " apt-get install bubblewrap socat), or set sandbox = false in conductor.toml"
         )
-    probe = Jail(writable=()).argv(["true"])
+    probe = Jail(writable=(), own_processes=False).argv(["true"])
     done = subprocess.run(probe, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         why = (done.stderr.strip().splitlines() or ["it failed"])[-1]

@@ -118,6 +118,7 @@ class HeadlessSession:
         request_review: RequestReview | None = None,
         owners: Owners | None = None,
         writes_tree: bool = True,
+        coordinates: bool = True,
     ) -> None:
         """`request_review`: how the session's review requests reach the review gate (a run's
         supervisor checks and collects the branch); `writes_tree`: False for a reviewer,
@@ -125,6 +126,7 @@ class HeadlessSession:
         self.review_base = review_base
         self.request_review = request_review
         self.owners = owners
+        self.coordinates = coordinates  # False: a reviewer, with its review tools alone
         self.writes_tree = writes_tree
         self.extra_tools = list(extra_tools)
         self.bus = bus
@@ -163,6 +165,7 @@ class HeadlessSession:
                     review_base=self.review_base,
                     request=self.request_review,
                     extra=self.extra_tools,
+                    coordinates=self.coordinates,
                 )
             },
             hooks={

@@ -398,21 +398,20 @@ class Supervisor:
         assert self.bus is not None and self.gate is not None
         bus, gate = self.bus, self.gate
         me = await bus.session(workstream.id)
-        started = bool(me.worktree and me.branch and Path(me.worktree).is_dir())
-        if started:  # a resumed run: the session's own worktree and branch, as it left them
-            tree_path, branch = Path(str(me.worktree)), str(me.branch)
-            if me.status.ended:  # failed or stopped last time: resume gives it another go
-                await bus.update(workstream.id, status=SessionStatus.IDLE, note="resumed")
-        else:
-            tree = await actions.place_session(
-                bus,
-                self.repo,
-                workstream.id,
-                await gate.head(),
-                self.config.bootstrap(),
-                jailed=self.config.sandbox and jails_supported(),
-            )
-            tree_path, branch = tree.path, tree.branch
+        # Made, or reused as it was left when whole, or made again (from what the gate
+        # collected of its branch) when a crash left it half made or it went away.
+        tree = await actions.place_session(
+            bus,
+            self.repo,
+            workstream.id,
+            await gate.head(),
+            self.config.bootstrap(),
+            jailed=self.config.sandbox and jails_supported(),
+        )
+        tree_path, branch = tree.path, tree.branch
+        started = me.sdk_session_id is not None  # it had a conversation: a resumed run
+        if me.status.ended:  # failed or stopped last time: resume gives it another go
+            await bus.update(workstream.id, status=SessionStatus.IDLE, note="resumed")
         for path in workstream.owns:  # the plan's ownership, enforced by the write hooks
             await bus.claim(workstream.id, path, root=tree_path)
         config = self._session_config(workstream.id)
@@ -913,6 +912,7 @@ class Supervisor:
                     resume=resume,
                     extra_tools=reviewer_tools(bus, name, review_id),
                     writes_tree=False,
+                    coordinates=False,
                 ) as session:
                     self._live[name] = session
                     try:

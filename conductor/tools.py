@@ -62,12 +62,13 @@ def coordination_server(
     review_base: str | None = None,
     request: Callable[[str], Awaitable[Review]] | None = None,
     extra: Sequence[SdkMcpTool[Any]] = (),
+    coordinates: bool = True,
 ) -> McpSdkServerConfig:
-    """The `bus` MCP server for session `name`, whose working tree is `worktree`."""
-    tools = [
-        *coordination_tools(bus, name, worktree, review_base=review_base, request=request),
-        *extra,
-    ]
+    """The `bus` MCP server for session `name`, whose working tree is `worktree`. Without
+    `coordinates` (a reviewer) it serves only `extra`: a reviewer reads and decides; it
+    claims, commits and asks for review of nothing, least of all in its author's tree."""
+    own = coordination_tools(bus, name, worktree, review_base=review_base, request=request)
+    tools = [*(own if coordinates else []), *extra]
     return create_sdk_mcp_server(SERVER_NAME, tools=tools)
 
 

@@ -203,7 +203,9 @@ async def _in_tree(
     if _can_jail():
         writable = (tree / ".git",) if writes else ()
         wrapper = Jail(writable=writable, chdir=tree, network=False).argv([])
-    return await gitops.git([*_own(tree), *args], tree, check=check, wrapper=wrapper)
+    # GIT_COMMON_DIR overrides a `commondir` file planted in the repository.
+    pinned = {"GIT_COMMON_DIR": str(tree / ".git")}
+    return await gitops.git([*_own(tree), *args], tree, check=check, wrapper=wrapper, env=pinned)
 
 
 async def head_of(tree: Path, branch: str) -> str | None:

@@ -30,7 +30,7 @@ RUN = "20261124-000000-beef"
 # Runs inside the check's jail, in the integration tree: make a repository of its own beside
 # the files, borrowing the main repository's objects, whose config runs `marker` as a smudge
 # filter; point the tree's `.git` at it.
-PAYLOAD = r'''
+PAYLOAD = r"""
 import os, pathlib, sys
 tree = pathlib.Path.cwd()
 real = pathlib.Path((tree / ".git").read_text().split(":", 1)[1].strip())
@@ -48,7 +48,7 @@ for d in ("objects/info", "refs/heads", "info"):
 )
 (tree / ".git").write_text(f"gitdir: {evil}\n")
 sys.exit(1)
-'''
+"""
 
 
 def branch_with(repo: Path, name: str, files: dict[str, str]) -> str:
@@ -90,7 +90,7 @@ async def test_a_check_cannot_redirect_conductors_git_in_the_integration_tree(
 # reads it after the checks, becomes a commit of the check's choosing (any commit in the main
 # repository's objects: one the gate refused earlier, say), and the gate moves the integration
 # branch there.
-REDIRECT = r'''
+REDIRECT = r"""
 import pathlib
 tree = pathlib.Path.cwd()
 real = pathlib.Path((tree / ".git").read_text().split(":", 1)[1].strip())
@@ -102,7 +102,7 @@ for d in ("objects/info", "refs/heads", "info"):
 (evil / "objects/info/alternates").write_text(f"{objects}\n")
 (evil / "config").write_text("[core]\n\trepositoryformatversion = 0\n\tbare = false\n")
 (tree / ".git").write_text(f"gitdir: {evil}\n")
-'''
+"""
 
 
 async def test_a_green_check_cannot_choose_what_the_integration_branch_becomes(
@@ -118,10 +118,7 @@ async def test_a_green_check_cannot_choose_what_the_integration_branch_becomes(
         checks=[f'{sys.executable} -c "import core"'],
         jailed=True,
     )
-    outcome = await gate.merge("feat-a", a)
+    await gate.merge("feat-a", a)
     tip = git(repo, "rev-parse", gate.branch)
     assert tip != unchecked, "the integration branch points at a commit no gate checked"
-    assert git(repo, "merge-base", "--is-ancestor", a, tip) == "" or outcome.status is not (
-        MergeStatus.MERGED
-    )
     assert "owned-by-b.py" not in git(repo, "ls-tree", "--name-only", tip)

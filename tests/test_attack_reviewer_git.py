@@ -12,15 +12,15 @@ jail.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from conductor.config import Config
 from conductor.plan import parse_plan
-from conductor.standin.harness import STANDIN_MODEL, offline
+from conductor.standin.harness import STANDIN_MODEL, Offline, offline
 from conductor.store import Store
 from conductor.supervisor import RunSummary, Supervisor
 
@@ -61,7 +61,7 @@ while time.time() < end:
 """
 
 
-def script(marker: Path) -> dict:
+def script(marker: Path) -> dict[str, Any]:
     plant = PLANT.replace("MARKER", str(marker))
     return {
         "roles": {
@@ -77,7 +77,10 @@ def script(marker: Path) -> dict:
                             "run_in_background": True,
                         },
                     },
-                    {"tool": "Bash", "input": {"command": "python3 -c 'import time; time.sleep(1)'"}},
+                    {
+                        "tool": "Bash",
+                        "input": {"command": "python3 -c 'import time; time.sleep(1)'"},
+                    },
                     {"text": "A asked for review."},
                 ]
             ],
@@ -93,7 +96,7 @@ def script(marker: Path) -> dict:
     }
 
 
-async def run_plan(off, plan: dict, **config) -> RunSummary:
+async def run_plan(off: Offline, plan: dict[str, Any], **config: Any) -> RunSummary:
     settings = {"checks": (), "review": "agent", "model": STANDIN_MODEL, **config}
     async with Store.open(off.repo / ".conductor" / "conductor.db") as store:
         supervisor = Supervisor(
@@ -114,12 +117,5 @@ async def test_the_authors_repository_config_never_reaches_conductors_own_git(
     marker = tmp_path / "ran-outside-the-jail"
     async with offline(script(marker), tmp_path / "offline") as off:
         summary = await run_plan(off, ONE)
-        said = [
-            str(r.body["messages"])[-600:]
-            for r in off.server.requests
-            if r.answer.startswith("A-review")
-        ]
-    assert not marker.exists(), (
-        "the author's diff.external ran outside the jail: " + json.dumps(said[-1:])
-    )
+    assert not marker.exists(), "the author's diff.external ran outside the jail"
     assert summary.outcomes[0].state == "merged", summary.outcomes
