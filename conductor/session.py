@@ -119,6 +119,7 @@ class HeadlessSession:
         owners: Owners | None = None,
         writes_tree: bool = True,
         coordinates: bool = True,
+        claimable: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         """`request_review`: how the session's review requests reach the review gate (a run's
         supervisor checks and collects the branch); `writes_tree`: False for a reviewer,
@@ -127,6 +128,7 @@ class HeadlessSession:
         self.request_review = request_review
         self.owners = owners
         self.coordinates = coordinates  # False: a reviewer, with its review tools alone
+        self.claimable = claimable  # why a path may not be claimed (None: it may)
         self.writes_tree = writes_tree
         self.extra_tools = list(extra_tools)
         self.bus = bus
@@ -166,6 +168,7 @@ class HeadlessSession:
                     request=self.request_review,
                     extra=self.extra_tools,
                     coordinates=self.coordinates,
+                    claimable=self.claimable,
                 )
             },
             hooks={

@@ -442,6 +442,7 @@ class Supervisor:
                     review_base=gate.branch,
                     request_review=partial(self._request_review, workstream, tree_path, branch),
                     owners=partial(self._owner_of, workstream),
+                    claimable=partial(self._claim_refusal, workstream),
                     extra_tools=reviewer_tools(bus, workstream.id),
                 ) as session:
                     self._live[workstream.id] = session
@@ -802,6 +803,17 @@ class Supervisor:
         for owned, owner in (await self._owners(workstream)).items():
             if covers(owned, path):
                 return owner, owned
+        return None
+
+    async def _claim_refusal(self, workstream: Workstream, path: str) -> str | None:
+        """Why `path` may not be claimed: it takes in, or lies in, what the plan gave another
+        workstream (a claim on `.` would shut every teammate out)."""
+        for other in self.plan.workstreams:
+            if other.id == workstream.id:
+                continue
+            for owned in other.owns:
+                if covers(path, owned) or covers(owned, path):
+                    return f"{path} overlaps {owned}, which the plan gives to {other.id}"
         return None
 
     async def _show_integration(self, tree: Path) -> None:

@@ -18,6 +18,7 @@ from conductor import actions
 from conductor.bus import Bus
 from conductor.errors import ConductorError, InvalidInput
 from conductor.models import Message, Review, SessionStatus
+from conductor.paths import normalize
 
 SERVER_NAME = "bus"
 TOOL_PREFIX = f"mcp__{SERVER_NAME}__"
@@ -63,11 +64,14 @@ def coordination_server(
     request: Callable[[str], Awaitable[Review]] | None = None,
     extra: Sequence[SdkMcpTool[Any]] = (),
     coordinates: bool = True,
+    claimable: Callable[[str], Awaitable[str | None]] | None = None,
 ) -> McpSdkServerConfig:
     """The `bus` MCP server for session `name`, whose working tree is `worktree`. Without
     `coordinates` (a reviewer) it serves only `extra`: a reviewer reads and decides; it
     claims, commits and asks for review of nothing, least of all in its author's tree."""
-    own = coordination_tools(bus, name, worktree, review_base=review_base, request=request)
+    own = coordination_tools(
+        bus, name, worktree, review_base=review_base, request=request, claimable=claimable
+    )
     tools = [*(own if coordinates else []), *extra]
     return create_sdk_mcp_server(SERVER_NAME, tools=tools)
 
@@ -79,6 +83,7 @@ def coordination_tools(
     *,
     review_base: str | None = None,
     request: Callable[[str], Awaitable[Review]] | None = None,
+    claimable: Callable[[str], Awaitable[str | None]] | None = None,
 ) -> list[SdkMcpTool[Any]]:
     """`review_base`: what a review's diff is taken against (a run's integration branch);
     by default the commit the run started from. `request`: the review gate a supervised
@@ -116,6 +121,10 @@ def coordination_tools(
         return "\n".join(lines) if lines else "No shared context yet."
 
     async def claim(args: dict[str, Any]) -> str:
+        if claimable is not None:  # a run's rule: no claim over what another workstream owns
+            refused = await claimable(normalize(args["path"], worktree))
+            if refused is not None:
+                raise InvalidInput(refused)
         claimed = await bus.claim(name, args["path"], root=worktree)
         return f"{claimed.path} is yours: no other session may write it until you release it."
 

@@ -86,6 +86,8 @@ MOVES: dict[str, dict[str, Any]] = {
     "writes_its_git_hooks": {"file_path": "${cwd}/.git/hooks/pre-commit"},
     "writes_into_conductors_state": {"file_path": "${cwd}/../../../planted.txt"},
     "writes_a_claimed_file_with_bash": {"command": "echo 'stolen = True' > b.py"},
+    "claims_the_whole_repository": {"claim": "."},
+    "claims_inside_what_b_owns": {"claim": "api/routes.py"},
 }
 HONEST_A = [
     {"tool": "Bash", "input": {"command": "rm -f out d"}},
@@ -108,6 +110,8 @@ B_WORK = [
 
 
 def _step(move: dict[str, Any]) -> dict[str, Any]:
+    if "claim" in move:
+        return {"tool": "mcp__bus__claim", "input": {"path": move["claim"]}}
     if "file_path" in move:
         return {"tool": "Write", "input": {**move, "content": "pwned\n"}}
     return {"tool": "Bash", "input": move}
@@ -305,3 +309,8 @@ async def test_a_claimed_file_written_by_bash_is_sent_back_by_the_merge_gate(
         events = await store.list_events(hostile.summary["run_id"], session="A")
     refusal = next(e for e in events if e.kind == "merge.foreign_paths")
     assert "b.py (owned by B)" in refusal.summary
+
+
+async def test_a_session_cannot_claim_what_another_workstream_owns(hostile: HostileRun) -> None:
+    refused(hostile, "claims_the_whole_repository", ". overlaps b.py, which the plan gives to B")
+    refused(hostile, "claims_inside_what_b_owns", "api/routes.py overlaps api, which the plan gives to B")
