@@ -313,4 +313,8 @@ async def test_a_claimed_file_written_by_bash_is_sent_back_by_the_merge_gate(
 
 async def test_a_session_cannot_claim_what_another_workstream_owns(hostile: HostileRun) -> None:
     refused(hostile, "claims_the_whole_repository", ". overlaps b.py, which the plan gives to B")
-    refused(hostile, "claims_inside_what_b_owns", "api/routes.py overlaps api, which the plan gives to B")
+    refused(
+        hostile,
+        "claims_inside_what_b_owns",
+        "api/routes.py overlaps api, which the plan gives to B",
+    )
