@@ -113,6 +113,10 @@ class RunSummary:
         return sum(o.cost_usd for o in self.outcomes)
 
 
+class NothingToResume(ConductorError):
+    """`conductor resume` of a run that finished with everything merged: not a failure."""
+
+
 class Supervisor:
     """`await Supervisor(repo, store, plan, ...).run()` starts a run;
     `await (await Supervisor.for_run(repo, store, run_id, env=...)).run()` continues one."""
@@ -164,6 +168,9 @@ class Supervisor:
         prompts: Prompts | None = None,
     ) -> Supervisor:
         """The supervisor of an existing run, rebuilt from what the store kept of it."""
+        named = run_id or os.environ.get("CONDUCTOR_RUN")
+        if named is None and await store.latest_run() is None:  # killed before it was stored
+            raise InvalidInput('no run to resume here: start it again with conductor run "GOAL"')
         bus = await open_run(store, run_id)
         run = bus.run
         if run.spec is None:
@@ -172,7 +179,7 @@ class Supervisor:
                 " resume; its sessions use the hand commands"
             )
         if run.state is RunState.FINISHED:
-            raise InvalidInput(f"run {run.id} is finished: everything merged, nothing to resume")
+            raise NothingToResume(f"run {run.id} finished: everything merged, nothing to resume")
         where = f"run {run.id}"
         supervisor = cls(
             repo,

@@ -10,6 +10,7 @@ import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import anyio.abc
 import pytest
 from support import Cli, clean_env, git
 
+from conductor.bus import create_run
 from conductor.models import Event, RunState
 from conductor.standin.harness import STANDIN_MODEL, Offline, offline
 from conductor.store import Store
@@ -354,9 +356,24 @@ async def test_ctrl_c_twice_exits_at_once_and_the_run_still_resumes(tmp_path: Pa
         assert {"core.py", "util.py", "cli.py"} <= set(files)
 
 
-def test_resume_without_a_run_is_a_one_line_error(cli: Cli) -> None:
+def test_resume_without_a_run_says_to_start_it_again_with_run(cli: Cli) -> None:
     result = cli("resume", ANTHROPIC_API_KEY="k")
-    assert result.code == 2 and "no run yet" in result.err
+    assert result.code == 2
+    assert result.err.strip() == (
+        'error: no run to resume here: start it again with conductor run "GOAL"'
+    )
+
+
+async def test_resume_of_a_finished_run_exits_0_saying_there_is_nothing_to_do(
+    tmp_path: Path,
+) -> None:
+    async with offline(SCRIPT, tmp_path / "finished") as off:
+        plan = _prepare(off)
+        proc = await _start(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
+        assert await _finish(proc) == 0, _log(off, "run.log")
+        again = await _start(off, "resume", "--no-live", log="resume.log")
+        assert await _finish(again) == 0, _log(off, "resume.log")
+        assert "finished: everything merged, nothing to resume" in _log(off, "resume.log")
 
 
 def test_resume_of_a_hand_run_says_there_is_no_plan(team: Cli) -> None:
@@ -369,7 +386,17 @@ def test_resume_of_an_unknown_run_is_a_one_line_error(team: Cli) -> None:
     assert result.code == 2 and "unknown run" in result.err
 
 
-def test_resume_needs_an_api_key(team: Cli) -> None:
+async def test_resume_needs_an_api_key(cli: Cli, repo: Path) -> None:
+    async with Store.open(repo / ".conductor" / "conductor.db") as store:
+        run = await create_run(
+            store,
+            goal="x",
+            repo_root=repo,
+            base_ref="main",
+            base_commit=git(repo, "rev-parse", "HEAD"),
+            spec={"plan": PLAN, "config": {}},
+        )
+        await store.set_run_state(run.run_id, RunState.INTERRUPTED, "Ctrl-C")
     env = {k: "" for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")}
-    result = team("resume", **env)
+    result = await anyio.to_thread.run_sync(partial(cli, "resume", **env))
     assert result.code == 2 and "no API key" in result.err

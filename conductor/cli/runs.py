@@ -140,23 +140,30 @@ def resume(
 ) -> None:
     """Continue a run whose supervisor was interrupted or killed, from what the store kept:
     sessions re-attach to their own conversations, reviews and merges carry on."""
-    from conductor.supervisor import Supervisor
+    from conductor.supervisor import NothingToResume, Supervisor
 
     g: Globals = ctx.obj
 
-    async def go() -> RunSummary:
+    async def go() -> RunSummary | str:
         ws = await locate(Path.cwd(), g.db)
         if ws.repo_root is None:
             raise InvalidInput("conductor resume works inside the run's git repository")
-        _need_api_key()
         async with Store.open(ws.db_path) as store:
-            supervisor = await Supervisor.for_run(ws.repo_root, store, run or g.run, env={})
+            try:
+                supervisor = await Supervisor.for_run(ws.repo_root, store, run or g.run, env={})
+            except NothingToResume as done:  # `run || resume` reads as success
+                return str(done)
+            _need_api_key()
             assert supervisor.run_id is not None
             seen = await store.list_events(supervisor.run_id, limit=1, newest=True)
             after = seen[0].id if seen else 0
             return await _supervise(supervisor, no_live=no_live, json_=json_, after=after)
 
-    _report(run_async(go), json_)
+    summary = run_async(go)
+    if isinstance(summary, str):
+        say(summary)
+        raise typer.Exit(0)
+    _report(summary, json_)
 
 
 def _need_api_key() -> None:
