@@ -204,6 +204,8 @@ class Supervisor:
 
     async def run(self) -> RunSummary:
         require_sandbox(self.config.sandbox)
+        if self.into is not None:
+            await _refuse_checked_out(self.repo, self.into)
         bus = self.bus or await self._create_run()
         self.bus = bus
         lease = await self._take_the_run(bus)
@@ -973,6 +975,17 @@ class Supervisor:
         return await self.bus.decide(
             review_id, session.name, approve=False, comment="the reviewer gave no verdict"
         )
+
+
+async def _refuse_checked_out(repo: Path, branch: str) -> None:
+    """The gate moves the integration branch by its ref: under a working tree that has it
+    checked out, every merge would show there as staged reverts. So never such a branch."""
+    for tree in await gitops.worktrees(repo):
+        if tree.branch == branch:
+            raise InvalidInput(
+                f"--into {branch}: it is checked out in {tree.path}; check out another branch"
+                " there, or merge into another branch"
+            )
 
 
 def _interrupted_turn(prompt: Event) -> str:

@@ -21,6 +21,7 @@ from claude_agent_sdk import CLIConnectionError
 from support import clean_env, git
 
 from conductor.config import Config
+from conductor.errors import InvalidInput
 from conductor.plan import parse_plan
 from conductor.standin.harness import STANDIN_MODEL, Offline
 from conductor.store import Store
@@ -856,3 +857,21 @@ async def test_a_session_killed_while_it_starts_is_started_again(standin: Standi
             kinds = [e.kind for e in await store.list_events(summary.run_id, session="A")]
         assert kinds.count("session.died") == 1 and "session.restarted" in kinds, kinds
         assert kinds.index("session.died") < kinds.index("sdk.system.init")  # it never began
+
+
+async def test_a_run_into_a_branch_that_is_checked_out_is_refused(standin: Standin) -> None:
+    async with standin(f"roles:\n  A:\n    - {WRITE_CORE.strip()}\n") as offline:
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            supervisor = Supervisor(
+                offline.repo,
+                store,
+                parse_plan(ONE, offline.repo),
+                goal="g",
+                config=Config(review="auto", model=STANDIN_MODEL),
+                env=offline.env,
+                into="main",
+            )
+            with pytest.raises(InvalidInput, match="--into main: it is checked out in"):
+                await supervisor.run()
+            assert await store.latest_run() is None  # refused before anything started
+        assert git(offline.repo, "branch", "--list", "conductor/*") == ""
