@@ -205,7 +205,7 @@ class Supervisor:
     async def run(self) -> RunSummary:
         require_sandbox(self.config.sandbox)
         if self.into is not None:
-            await _refuse_checked_out(self.repo, self.into)
+            await refuse_checked_out(self.repo, self.into)
         bus = self.bus or await self._create_run()
         self.bus = bus
         lease = await self._take_the_run(bus)
@@ -977,7 +977,7 @@ class Supervisor:
         )
 
 
-async def _refuse_checked_out(repo: Path, branch: str) -> None:
+async def refuse_checked_out(repo: Path, branch: str) -> None:
     """The gate moves the integration branch by its ref: under a working tree that has it
     checked out, every merge would show there as staged reverts. So never such a branch."""
     for tree in await gitops.worktrees(repo):

@@ -80,7 +80,7 @@ def run_goal(
     from conductor.config import REVIEW_POLICIES, load_config
     from conductor.plan import load_plan, save_plan
     from conductor.planner import make_plan
-    from conductor.supervisor import Supervisor
+    from conductor.supervisor import Supervisor, refuse_checked_out
 
     g: Globals = ctx.obj
 
@@ -96,6 +96,8 @@ def run_goal(
         )
         if not plan_only:
             require_sandbox(config.sandbox)
+            if into is not None:
+                await refuse_checked_out(repo, into)  # before planning spends anything
         if not plan_only and await gitops.is_dirty(repo):
             raise InvalidInput(
                 "the working tree has uncommitted changes: commit or stash them (a run starts"
