@@ -126,6 +126,12 @@ async def adds_nothing(repo: Path, base: str, head: str) -> bool:
     return done.returncode == 0
 
 
+async def count_new(repo: Path, head: str, base: str) -> int:
+    """Commits of `head` that `base` does not have, merges not counted."""
+    out = await git(["rev-list", "--count", "--no-merges", head, "--not", base], repo)
+    return int(out.text or 0)
+
+
 async def has_staged_changes(cwd: Path) -> bool:
     result = await git(["diff", "--cached", "--quiet"], cwd, check=False)
     return result.returncode == 1

@@ -336,6 +336,8 @@ class Supervisor:
                 self._account_payload(outcome, payload)
             elif event.kind.startswith("merge.") and event.kind != "merge.queued":
                 outcome.merge = event.kind.removeprefix("merge.")
+                if event.kind == "merge.merged":  # what it delivered, counted when it landed
+                    outcome.commits = int(payload.get("commits") or 0)
 
     def _session_config(self, name: str) -> SessionConfig:
         """Sessions can use the hand commands too (`conductor sync`) and find the
@@ -621,8 +623,11 @@ class Supervisor:
 
     async def _count_commits(self, branch: str, outcome: Outcome) -> None:
         """The session's own commits: not the other sessions' work it started from or took
-        in (through the integration branch), and not merges."""
+        in (through the integration branch), and not merges. A merged workstream's count
+        was taken when its merge landed (later, other branches carry its commits too)."""
         assert self.bus is not None
+        if outcome.merge == "merged":
+            return
         tree = (await self.bus.session(outcome.id)).worktree
         if tree and await worktrees.head_of(Path(tree), branch) is not None:
             await worktrees.collect(self.repo, Path(tree), branch)  # its latest, to count
@@ -697,6 +702,12 @@ class Supervisor:
             {"branch": branch, "commit": review.commit},
         )
         merged = await self.gate.merge(branch, review.commit, owners=await self._owners(workstream))
+        landed = 0
+        if merged.status is MergeStatus.MERGED:  # the merge commit's second parent is its work
+            landed = await gitops.count_new(
+                self.repo, f"{merged.integration_head}^2", merged.integration_head + "^1"
+            )
+            outcome.commits = landed
         if not (merged.status is MergeStatus.ALREADY_MERGED and outcome.merge == "merged"):
             outcome.merge = merged.status.value  # (merged before a resume stays "merged")
         foreign = [f"{p} (owned by {o})" for p, o in merged.foreign.items()]
@@ -714,6 +725,7 @@ class Supervisor:
                 "conflicts": merged.conflicts,
                 "foreign": merged.foreign,
                 "check": merged.check,
+                "commits": landed,
             },
         )
         if merged.status in (MergeStatus.MERGED, MergeStatus.ALREADY_MERGED):
