@@ -20,6 +20,7 @@ Nothing a session says is taken on its word; the gate re-checks the branch itsel
 from __future__ import annotations
 
 import shlex
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -47,6 +48,7 @@ class MergeStatus(StrEnum):
     CONFLICT = "conflict"
     CHECK_FAILED = "check_failed"
     FOREIGN_PATHS = "foreign_paths"  # the branch changes paths other workstreams own
+    NOTHING = "nothing"  # merged, it would change nothing on the integration branch
     TAMPERED = "tampered"  # the integration branch moved outside the gate
 
 
@@ -144,16 +146,6 @@ class MergeGate:
                 return MergeOutcome(MergeStatus.TAMPERED, branch, commit, tip, output=moved)
             if await gitops.is_merged(self.repo, commit, tip):
                 return MergeOutcome(MergeStatus.ALREADY_MERGED, branch, commit, tip)
-            foreign = await self._foreign_paths(commit, tip, owners or {})
-            if foreign:
-                return MergeOutcome(
-                    MergeStatus.FOREIGN_PATHS,
-                    branch,
-                    commit,
-                    tip,
-                    conflicts=sorted(foreign),
-                    foreign=foreign,
-                )
             merged = await gitops.git(
                 ["merge", "--no-ff", "--no-edit", "-m", f"Merge {branch} ({commit[:12]})", commit],
                 self.tree,
@@ -167,6 +159,24 @@ class MergeGate:
                 if not conflicts:
                     raise GitError(["merge", commit], merged.returncode, merged.stderr)
                 return MergeOutcome(MergeStatus.CONFLICT, branch, commit, tip, conflicts)
+            # Judged by what the merge does, not by what the branch says it changes (a
+            # history with two merge bases shows one thing to a three-dot diff and does
+            # another when merged): the paths the merge result changes against the tip.
+            landing = await gitops.changed_paths(self.repo, tip, "HEAD", cwd=self.tree)
+            if not landing:
+                await _reset(self.tree, tip)
+                return MergeOutcome(MergeStatus.NOTHING, branch, commit, tip)
+            foreign = _owned(landing, owners or {})
+            if foreign:
+                await _reset(self.tree, tip)
+                return MergeOutcome(
+                    MergeStatus.FOREIGN_PATHS,
+                    branch,
+                    commit,
+                    tip,
+                    conflicts=sorted(foreign),
+                    foreign=foreign,
+                )
             for argv in self.checks:
                 ok, output = await self._check(argv)
                 if not ok:
@@ -214,24 +224,16 @@ class MergeGate:
         )
         return remote
 
-    async def _foreign_paths(self, commit: str, tip: str, owners: dict[str, str]) -> dict[str, str]:
-        """The paths the branch changes (against where it forked from the integration branch)
-        that another workstream owns: path -> owner."""
-        if not owners:
-            return {}
-        changed = await gitops.changed_paths(self.repo, tip, commit)
-        found = {}
-        for path in changed:
-            for owned, owner in owners.items():
-                if paths.covers(owned, path):
-                    found[path] = owner
-                    break
-        return found
-
     async def _check(self, argv: list[str]) -> tuple[bool, str]:
         env = scrubbed_env(supervised_env(self.run_id))
+        tmp = short_tmp(self.tree)
+        for leftover in tmp.iterdir():  # each check starts with an empty temporary dir
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
         if self.jailed:
-            argv = command_jail(self.tree, short_tmp(self.tree)).argv(argv)
+            argv = command_jail(self.tree, tmp).argv(argv)
         try:
             with anyio.fail_after(self.check_timeout):
                 done = await anyio.run_process(
@@ -246,11 +248,23 @@ class MergeGate:
         return done.returncode == 0, tail
 
 
+def _owned(changed: list[str], owners: dict[str, str]) -> dict[str, str]:
+    """Which of `changed` another workstream owns: path -> owner."""
+    found = {}
+    for path in changed:
+        owner = next((o for owned, o in owners.items() if paths.covers(owned, path)), None)
+        if owner is not None:
+            found[path] = owner
+    return found
+
+
 async def _reset(tree: Path, commit: str) -> None:
-    """Back to `commit` with nothing half-merged: abort any merge, reset, drop strays."""
+    """Back to `commit` with nothing half-merged: abort any merge, reset, drop strays:
+    ignored files too, and (-ff) folders holding a repository of their own, so nothing a
+    check planted reaches the next merge's checks."""
     await gitops.git(["merge", "--abort"], tree, check=False)
     await gitops.git(["reset", "--quiet", "--hard", commit], tree)
-    await gitops.git(["clean", "-fdqx"], tree)  # what a check left, ignored files too
+    await gitops.git(["clean", "-ffdqx"], tree)
     await gitops.git(["checkout", "--quiet", "--detach", commit], tree)
 
 

@@ -112,11 +112,18 @@ async def diff_range(base: str, head: str, cwd: Path) -> bytes:
     return (await git(args, cwd)).stdout
 
 
-async def changed_paths(repo: Path, base: str, head: str) -> list[str]:
-    """Every path `head` changes since it forked from `base` (three-dot; a rename counts as
-    both of its paths)."""
-    out = await git(["diff", "--name-only", "--no-renames", "-z", f"{base}...{head}"], repo)
+async def changed_paths(repo: Path, base: str, head: str, *, cwd: Path | None = None) -> list[str]:
+    """Every path in which `head` differs from `base` (two-dot: the trees themselves; a
+    rename counts as both of its paths). `cwd`: a worktree of `repo` whose HEAD is meant."""
+    args = ["diff", "--name-only", "--no-renames", "--no-ext-diff", "-z", base, head]
+    out = await git(args, cwd or repo)
     return [p for p in out.stdout.decode("utf-8", "replace").split("\0") if p]
+
+
+async def merge_bases(repo: Path, a: str, b: str) -> list[str]:
+    """Every best common ancestor of `a` and `b` (more than one: a criss-cross history)."""
+    out = await git(["merge-base", "--all", a, b], repo, check=False)
+    return out.text.split()
 
 
 async def adds_nothing(repo: Path, base: str, head: str) -> bool:

@@ -120,7 +120,12 @@ def session_jail(worktree: Path, config_dir: Path, tmp: Path, *, writes_tree: bo
     (`writes_tree=False`) reads its author's tree and writes none of it."""
     git_dir = worktree / ".git"
     return Jail(
-        writable=(worktree, config_dir, tmp) if writes_tree else (config_dir, tmp),
+        # `.git` and `.git/objects` bound at their own places too: a mount point cannot be
+        # renamed, so the session cannot move either aside (taking the read-only parts with
+        # it) and put one of its own making in its place.
+        writable=(worktree, *_pinned(git_dir), config_dir, tmp)
+        if writes_tree
+        else (config_dir, tmp),
         read_only=tuple(git_dir / p for p in GIT_PROTECTED) if writes_tree else (),
         chdir=worktree,
         env={"TMPDIR": str(tmp)},
@@ -128,13 +133,23 @@ def session_jail(worktree: Path, config_dir: Path, tmp: Path, *, writes_tree: bo
     )
 
 
+def _pinned(git_dir: Path) -> tuple[Path, ...]:
+    """A repository's folders that hold read-only parts, bound where they are."""
+    return (git_dir, git_dir / "objects")
+
+
 def command_jail(tree: Path, tmp: Path) -> Jail:
     """A merge check's or setup command's jail: its own tree and a temporary dir, less the
     tree's `.git` (a linked worktree's pointer to its repository, or a session's own
     repository's config and hooks), which conductor's git reads after the command."""
     git = tree / ".git"
-    protected = (git,) if git.is_file() else tuple(git / p for p in GIT_PROTECTED)
-    return Jail(writable=(tree, tmp), read_only=protected, chdir=tree, env={"TMPDIR": str(tmp)})
+    writable: tuple[Path, ...]
+    protected: tuple[Path, ...]
+    if git.is_file():
+        writable, protected = (tree, tmp), (git,)
+    else:  # a session's own repository: pinned in place, its config and hooks read-only
+        writable, protected = (tree, *_pinned(git), tmp), tuple(git / p for p in GIT_PROTECTED)
+    return Jail(writable=writable, read_only=protected, chdir=tree, env={"TMPDIR": str(tmp)})
 
 
 def short_tmp(owner: Path) -> Path:

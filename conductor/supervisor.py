@@ -732,6 +732,10 @@ class Supervisor:
             outcome.state = "merged"
             await self._share_integration()
             return None
+        if merged.status is MergeStatus.NOTHING:  # the review saw changes the merge lacks
+            outcome.state = "empty"
+            outcome.detail = f"merging {branch} would change nothing on {self.gate.branch}"
+            return None
         if merged.status is MergeStatus.TAMPERED:
             # Nothing more lands on a branch that moved under the gate: the run stops and
             # says so, whatever else merged.
@@ -788,7 +792,15 @@ class Supervisor:
         if await worktrees.head_of(tree, branch) is None:
             raise InvalidInput(f"your branch {branch} is gone: commit on it")
         head = await worktrees.collect(self.repo, tree, branch)
-        if await gitops.adds_nothing(self.repo, await self.gate.head(), head):
+        tip = await self.gate.head()
+        if len(await gitops.merge_bases(self.repo, tip, head)) > 1:
+            # Its diff against the integration branch would then show one merge base's view
+            # while the merge does another: reviewed work must be what lands.
+            raise InvalidInput(
+                f"your branch {branch} has more than one merge base with {self.gate.branch}:"
+                f' merge it in first (git merge "$CONDUCTOR_INTEGRATION_BRANCH")'
+            )
+        if await gitops.adds_nothing(self.repo, tip, head):
             raise InvalidInput(
                 f"your branch {branch} has no commits of its own that change anything"
             )

@@ -18,11 +18,9 @@ import pytest
 from support import git
 
 from conductor.gates import MergeGate, MergeStatus
-from conductor.jail import unavailable_reason
 
 pytestmark = [
     pytest.mark.anyio,
-    pytest.mark.skipif(unavailable_reason() is not None, reason="needs the jail"),
 ]
 
 RUN = "20261124-000000-beef"

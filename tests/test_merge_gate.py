@@ -110,7 +110,8 @@ async def test_a_fixed_branch_lands_after_its_red_check(repo: Path) -> None:
     g = gate(repo, [CHECK])
     assert (await g.merge("feat", bad)).status is MergeStatus.CHECK_FAILED
     git(repo, "checkout", "-q", "feat")
-    fixed = commit_file(repo, "state.txt", "ok\n", "fix state")
+    commit_file(repo, "state.txt", "ok\n", "fix state")
+    fixed = commit_file(repo, "feature.txt", "the feature\n")  # what the branch is for
     git(repo, "checkout", "-q", "main")
     assert (await g.merge("feat", fixed)).status is MergeStatus.MERGED
 
@@ -278,3 +279,16 @@ async def test_a_jailed_check_writes_only_its_own_tree(repo: Path) -> None:
     assert outcome.status is MergeStatus.CHECK_FAILED
     assert "Read-only file system" in outcome.output
     assert not outside.exists()
+
+
+async def test_a_branch_whose_merge_changes_nothing_is_not_merged(repo: Path) -> None:
+    commit_file(repo, "state.txt", "ok\n")
+    git(repo, "checkout", "-q", "-b", "feat", "main")
+    commit_file(repo, "state.txt", "changed\n")
+    undone = commit_file(repo, "state.txt", "ok\n", "undo")  # commits that cancel out
+    git(repo, "checkout", "-q", "main")
+    g = gate(repo)
+    await g.prepare()
+    before = await g.head()
+    assert (await g.merge("feat", undone)).status is MergeStatus.NOTHING
+    assert await g.head() == before and integration_is_clean(g)

@@ -298,6 +298,9 @@ async def test_a_supervisor_killed_at_any_point_resumes_to_the_same_merged_resul
             (ws, "merged", 1) for ws in ("A", "C", "B")
         ]
         assert {o["merge"] for o in summary["outcomes"]} <= {"merged", "already_merged"}
+        # Each delivered its one commit, whichever supervisor saw it land.
+        landed = {o["id"]: o["commits"] for o in summary["outcomes"] if o["merge"] == "merged"}
+        assert set(landed.values()) <= {1}, summary["outcomes"]
 
 
 async def test_resume_refuses_a_run_that_another_supervisor_is_driving(tmp_path: Path) -> None:
