@@ -211,8 +211,7 @@ class HeadlessSession:
         try:
             await self._client.connect()
         except (ClaudeSDKError, OSError) as e:  # dying while starting is dying all the same
-            self._client = None
-            await self._clean_up()
+            await self.__aexit__(None, None, None)  # its pipes and process, and what it left
             await self.bus.record(self.name, "session.died", one_line(str(e)), {"error": str(e)})
             raise SessionDied(f"session {self.name}: the CLI failed to start: {e}") from e
         return self
