@@ -146,6 +146,19 @@ class MergeGate:
                 return MergeOutcome(MergeStatus.TAMPERED, branch, commit, tip, output=moved)
             if await gitops.is_merged(self.repo, commit, tip):
                 return MergeOutcome(MergeStatus.ALREADY_MERGED, branch, commit, tip)
+            # What the branch changes since it forked (a conflict must not hide a foreign
+            # path), and below, what the merge itself changes.
+            forked = await gitops.changed_paths(self.repo, tip, commit, forked=True)
+            foreign = _owned(forked, owners or {})
+            if foreign:
+                return MergeOutcome(
+                    MergeStatus.FOREIGN_PATHS,
+                    branch,
+                    commit,
+                    tip,
+                    conflicts=sorted(foreign),
+                    foreign=foreign,
+                )
             merged = await gitops.git(
                 ["merge", "--no-ff", "--no-edit", "-m", f"Merge {branch} ({commit[:12]})", commit],
                 self.tree,

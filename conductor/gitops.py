@@ -112,10 +112,14 @@ async def diff_range(base: str, head: str, cwd: Path) -> bytes:
     return (await git(args, cwd)).stdout
 
 
-async def changed_paths(repo: Path, base: str, head: str, *, cwd: Path | None = None) -> list[str]:
-    """Every path in which `head` differs from `base` (two-dot: the trees themselves; a
-    rename counts as both of its paths). `cwd`: a worktree of `repo` whose HEAD is meant."""
-    args = ["diff", "--name-only", "--no-renames", "--no-ext-diff", "-z", base, head]
+async def changed_paths(
+    repo: Path, base: str, head: str, *, cwd: Path | None = None, forked: bool = False
+) -> list[str]:
+    """Every path in which `head` differs from `base` (the trees themselves; with `forked`,
+    from where it forked from `base`, three-dot). A rename counts as both of its paths.
+    `cwd`: a worktree of `repo` whose HEAD is meant."""
+    span = [f"{base}...{head}"] if forked else [base, head]
+    args = ["diff", "--name-only", "--no-renames", "--no-ext-diff", "-z", *span]
     out = await git(args, cwd or repo)
     return [p for p in out.stdout.decode("utf-8", "replace").split("\0") if p]
 
