@@ -12,6 +12,8 @@ jail.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,21 @@ from conductor.standin.harness import STANDIN_MODEL, Offline, offline
 from conductor.store import Store
 from conductor.supervisor import RunSummary, Supervisor
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    # A background command of the session keeps the CLI's stdout pipe open past the CLI's
+    # end; the SDK leaves that pipe to the garbage collector. Collected here, inside this
+    # module's tests, so the warning does not surface in whichever test runs next.
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _collect_the_sdks_leftover_pipes() -> Iterator[None]:
+    yield
+    gc.collect()
+
 
 ONE = {"workstreams": [{"id": "A", "name": "a", "task": "a.py", "owns": ["a.py"]}]}
 
