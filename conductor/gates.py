@@ -149,16 +149,8 @@ class MergeGate:
             # What the branch changes since it forked (a conflict must not hide a foreign
             # path), and below, what the merge itself changes.
             forked = await gitops.changed_paths(self.repo, tip, commit, forked=True)
-            foreign = _owned(forked, owners or {})
-            if foreign:
-                return MergeOutcome(
-                    MergeStatus.FOREIGN_PATHS,
-                    branch,
-                    commit,
-                    tip,
-                    conflicts=sorted(foreign),
-                    foreign=foreign,
-                )
+            if foreign := _owned(forked, owners or {}):
+                return _foreign(branch, commit, tip, foreign)
             merged = await gitops.git(
                 ["merge", "--no-ff", "--no-edit", "-m", f"Merge {branch} ({commit[:12]})", commit],
                 self.tree,
@@ -179,17 +171,9 @@ class MergeGate:
             if not landing:
                 await _reset(self.tree, tip)
                 return MergeOutcome(MergeStatus.NOTHING, branch, commit, tip)
-            foreign = _owned(landing, owners or {})
-            if foreign:
+            if foreign := _owned(landing, owners or {}):
                 await _reset(self.tree, tip)
-                return MergeOutcome(
-                    MergeStatus.FOREIGN_PATHS,
-                    branch,
-                    commit,
-                    tip,
-                    conflicts=sorted(foreign),
-                    foreign=foreign,
-                )
+                return _foreign(branch, commit, tip, foreign)
             for argv in self.checks:
                 ok, output = await self._check(argv)
                 if not ok:
@@ -259,6 +243,12 @@ class MergeGate:
         text = done.stdout.decode("utf-8", "replace")
         tail = "\n".join(text.rstrip().splitlines()[-OUTPUT_TAIL_LINES:])
         return done.returncode == 0, tail
+
+
+def _foreign(branch: str, commit: str, tip: str, foreign: dict[str, str]) -> MergeOutcome:
+    return MergeOutcome(
+        MergeStatus.FOREIGN_PATHS, branch, commit, tip, conflicts=sorted(foreign), foreign=foreign
+    )
 
 
 def _owned(changed: list[str], owners: dict[str, str]) -> dict[str, str]:
