@@ -33,6 +33,7 @@ from conductor.models import (
     Review,
     ReviewStatus,
     Run,
+    RunState,
     Session,
     SessionKind,
     SessionStatus,
@@ -364,6 +365,25 @@ def _text(body: str, what: str) -> str:
     if not body or not body.strip():
         raise InvalidInput(f"empty {what}")
     return body
+
+
+SUPERVISOR_GONE = "interrupted (supervisor not running: conductor resume {run})"
+
+
+async def seen_state(store: Store, run: Run) -> str:
+    """A run's state as a person should read it. A supervised run that says `active` while
+    its supervisor is gone (killed: it could not say otherwise) reads interrupted, with the
+    command that continues it; everything else as stored."""
+    if run.state is RunState.ACTIVE and run.spec is not None:
+        lease = await store.get_lock(supervisor_lock(run.id))
+        if lease is None or _holder_is_dead(lease):
+            return SUPERVISOR_GONE.format(run=run.id)
+    return run.state.value
+
+
+def supervisor_lock(run_id: str) -> str:
+    """The lock a run's one supervisor holds while it drives the run."""
+    return f"supervisor {run_id}"
 
 
 def _holder_is_dead(lease: Lease) -> bool:

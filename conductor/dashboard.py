@@ -180,8 +180,11 @@ def dashboard(
     reviews: Sequence[Review],
     lease: Lease | None,
     events: Sequence[Event],
+    state: str | None = None,
 ) -> RenderableType:
-    header = Text(f"run {run.id} · {run.state.value} · started {ago(run.created_at)}", "bold")
+    """`state`: the run's state as a person should read it (bus.seen_state), if not stored."""
+    shown = state or run.state.value
+    header = Text(f"run {run.id} · {shown} · started {ago(run.created_at)}", "bold")
     if run.goal:
         header.append(f"\ngoal: {run.goal}", style="")
     waiting = [s.name for s in sessions if s.status is SessionStatus.BLOCKED]

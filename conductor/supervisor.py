@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 
 from conductor import actions, gitops, worktrees
-from conductor.bus import Bus, create_run, open_run
+from conductor.bus import Bus, create_run, open_run, supervisor_lock
 from conductor.config import Config, parse_config
 from conductor.errors import ConductorError, InvalidInput, LockHeld
 from conductor.gates import (
@@ -248,7 +248,7 @@ class Supervisor:
     async def _take_the_run(self, bus: Bus) -> Lease:
         """One supervisor per run: a second `resume` while one runs would drive the same
         conversations twice. A holder that died (SIGKILL) is reclaimed at once."""
-        name = f"supervisor {bus.run_id}"
+        name = supervisor_lock(bus.run_id)
         try:
             return await bus.acquire_lock(
                 f"pid {os.getpid()} on {socket.gethostname()}",

@@ -403,3 +403,31 @@ async def test_resume_needs_an_api_key(cli: Cli, repo: Path) -> None:
     env = {k: "" for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")}
     result = await anyio.to_thread.run_sync(partial(cli, "resume", **env))
     assert result.code == 2 and "no API key" in result.err
+
+
+async def test_a_run_whose_supervisor_was_killed_reads_interrupted_everywhere(
+    tmp_path: Path,
+) -> None:
+    async with offline(SCRIPT, tmp_path / "orphaned") as off:
+        plan = _prepare(off)
+        proc = await _start(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
+        await _wait_for(off, POINTS["while sessions work"], proc)
+        proc.send_signal(signal.SIGKILL)
+        assert await _finish(proc) == -signal.SIGKILL
+        run_id = _run_id(off)
+        said = f"interrupted (supervisor not running: conductor resume {run_id})"
+        env = clean_env(**off.env)
+
+        async def conductor(*args: str) -> str:
+            with anyio.fail_after(30):  # logs -f must end by itself
+                done = await anyio.run_process(
+                    [sys.executable, "-m", "conductor", *args], cwd=off.repo, env=env
+                )
+            return done.stdout.decode()
+
+        assert said in await conductor("runs")
+        assert said in await conductor("show")
+        assert said in await conductor("dashboard")
+        assert (await conductor("logs", "-f")).rstrip().endswith(f"run {run_id} {said}")
+        (row,) = json.loads(await conductor("runs", "--json"))
+        assert row["state"] == said

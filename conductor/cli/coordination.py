@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from conductor import actions, dashboard, gitops
-from conductor.bus import Bus, create_run, parse_session_specs
+from conductor.bus import Bus, create_run, parse_session_specs, seen_state
 from conductor.cli.common import (
     FromOpt,
     Globals,
@@ -540,6 +540,7 @@ def show_dashboard(
     async def go(bus: Bus, ws: Workspace) -> Any:
         return (
             bus.run,
+            await seen_state(bus.store, bus.run),
             await bus.sessions(),
             await bus.unread_counts(),
             await bus.claims(),
@@ -548,11 +549,11 @@ def show_dashboard(
             await bus.store.list_events(bus.run_id, limit=events, newest=True),
         )
 
-    run, sessions, unread, found_claims, reviews, lease, recent = with_bus(ctx, go)
+    run, state, sessions, unread, found_claims, reviews, lease, recent = with_bus(ctx, go)
     if json_:
         print_json(
             {
-                "run": run.to_json(),
+                "run": {**run.to_json(), "state": state},
                 "sessions": [{**s.to_json(), "unread": unread.get(s.name, 0)} for s in sessions],
                 "claims": [c.to_json() for c in found_claims],
                 "pending_reviews": [r.to_json() for r in reviews],
@@ -561,4 +562,6 @@ def show_dashboard(
             }
         )
         return
-    out.print(dashboard.dashboard(run, sessions, unread, found_claims, reviews, lease, recent))
+    out.print(
+        dashboard.dashboard(run, sessions, unread, found_claims, reviews, lease, recent, state)
+    )

@@ -10,7 +10,7 @@ import anyio
 import typer
 
 from conductor import dashboard
-from conductor.bus import Bus, open_run
+from conductor.bus import Bus, open_run, seen_state
 from conductor.cli.common import Globals, JsonOpt, app, out, print_json, run_async, say
 from conductor.models import Event, Run, RunState
 from conductor.store import Store
@@ -41,7 +41,10 @@ def list_runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
             for run in await store.list_runs():
                 sessions = await store.list_sessions(run.id)
                 cost = _cost(await store.list_events(run.id))
-                rows.append({**run.to_json(), "sessions": len(sessions), "cost_usd": cost})
+                state = await seen_state(store, run)
+                rows.append(
+                    {**run.to_json(), "state": state, "sessions": len(sessions), "cost_usd": cost}
+                )
             return rows
 
     rows = run_async(go)
@@ -66,10 +69,11 @@ def show_run(
     """A run's summary: its state, and each session's status, turns and cost."""
     g: Globals = ctx.obj
 
-    async def go() -> tuple[Run, list[dict[str, Any]]]:
+    async def go() -> tuple[Run, str, list[dict[str, Any]]]:
         ws = await locate(Path.cwd(), g.db)
         async with Store.open(ws.db_path) as store:
             bus = await open_run(store, run or g.run)
+            state = await seen_state(store, bus.run)
             events = await bus.events()
             rows = []
             for s in await bus.sessions():
@@ -90,13 +94,13 @@ def show_run(
                         "note": s.note,
                     }
                 )
-            return bus.run, rows
+            return bus.run, state, rows
 
-    found, rows = run_async(go)
+    found, state, rows = run_async(go)
     if json_:
-        print_json({"run": found.to_json(), "sessions": rows})
+        print_json({"run": {**found.to_json(), "state": state}, "sessions": rows})
         return
-    say(f"run {found.id} · {found.state.value} · {one_line(found.goal, 80)}")
+    say(f"run {found.id} · {state} · {one_line(found.goal, 80)}")
     for r in rows:
         say(
             f"  {r['session']:<10} {r['status']:<8} {r['turns']:>3} turns  "
@@ -141,9 +145,16 @@ def logs(
                     after = e.id
                 if not follow:
                     return
-                if (await store.get_run(bus.run_id)).state is not RunState.ACTIVE:
+                current = await store.get_run(bus.run_id)
+                if current.state is not RunState.ACTIVE:
                     for e in await bus.events(after=after, session=session):
                         emit(e)
+                    return
+                state = await seen_state(store, current)
+                if state != current.state.value:  # its supervisor is gone: nothing more comes
+                    for e in await bus.events(after=after, session=session):
+                        emit(e)
+                    say(f"run {current.id} {state}")
                     return
                 await anyio.sleep(FOLLOW_POLL)
 
