@@ -243,6 +243,22 @@ def require_sandbox(wanted: bool) -> None:
         raise SandboxUnavailable(reason)
 
 
+def refuse_root_unsandboxed(sandboxed: bool, env: Mapping[str, str]) -> None:
+    """As root, Claude Code refuses hands-off sessions (`--dangerously-skip-permissions`)
+    unless it is told the machine is a sandbox; each session would die with a long
+    traceback. In conductor's jail sessions run as another user, so this only matters
+    without it: say so in one line before anything starts."""
+    if os.geteuid() != 0 or (sandboxed and jails_supported()):
+        return
+    if env.get("IS_SANDBOX") or os.environ.get("IS_SANDBOX"):
+        return
+    raise SandboxUnavailable(
+        "as root, Claude Code refuses to run sessions hands-off outside a sandbox: keep"
+        " sandbox = true (conductor's jail runs them as another user), run conductor as"
+        " another user, or set IS_SANDBOX=1 if this machine is itself a sandbox"
+    )
+
+
 def describe_mode(sandboxed: bool) -> str:
     """One line for a person: how sessions are confined in this run."""
     if not sandboxed:

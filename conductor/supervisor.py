@@ -35,7 +35,7 @@ from conductor.gates import (
     agent_reviewer,
     reviewer_for,
 )
-from conductor.jail import jails_supported, require_sandbox
+from conductor.jail import jails_supported, refuse_root_unsandboxed, require_sandbox
 from conductor.leftovers import SUPERVISED_ENV, end_leftovers
 from conductor.models import (
     Event,
@@ -204,6 +204,7 @@ class Supervisor:
 
     async def run(self) -> RunSummary:
         require_sandbox(self.config.sandbox)
+        refuse_root_unsandboxed(self.config.sandbox, {**self.env, **self.config.env})
         if self.into is not None:
             await refuse_checked_out(self.repo, self.into)
         bus = self.bus or await self._create_run()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -95,3 +96,17 @@ async def test_a_sandboxed_run_starts_each_session_through_its_jail(standin: Sta
         text = launcher.read_text()
         assert text.startswith("#!/bin/sh\nexec bwrap --unshare-user")
         assert "--ro-bind / /" in text and "/.git/hooks" in text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="what Claude Code refuses is running as root")
+async def test_as_root_without_the_sandbox_run_says_in_one_line_what_to_set(
+    standin: Standin, tmp_path: Path
+) -> None:
+    async with standin(SCRIPT) as offline:
+        prepare(offline.repo, "sandbox = false\n")
+        env = {k: v for k, v in {**clean_env(), **offline.env}.items() if k != "IS_SANDBOX"}
+        code, out, err = await conductor_run(offline.repo, env)
+        assert code == 2, out + err
+        (line,) = err.strip().splitlines()
+        assert line.startswith("error: as root, Claude Code refuses to run sessions hands-off")
+        assert "IS_SANDBOX=1" in line and "sandbox = true" in line

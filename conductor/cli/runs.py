@@ -23,7 +23,12 @@ from conductor.cli.common import (
     with_bus,
 )
 from conductor.errors import InvalidInput
-from conductor.jail import describe_mode, require_sandbox, unavailable_reason
+from conductor.jail import (
+    describe_mode,
+    refuse_root_unsandboxed,
+    require_sandbox,
+    unavailable_reason,
+)
 from conductor.models import Event
 from conductor.plan import Plan
 from conductor.store import Store
@@ -96,6 +101,7 @@ def run_goal(
         )
         if not plan_only:
             require_sandbox(config.sandbox)
+            refuse_root_unsandboxed(config.sandbox, config.env)
             if into is not None:
                 await refuse_checked_out(repo, into)  # before planning spends anything
         if not plan_only and await gitops.is_dirty(repo):
