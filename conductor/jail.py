@@ -23,6 +23,7 @@ import hashlib
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,11 @@ def short_tmp(owner: Path) -> Path:
     digest = hashlib.sha1(str(owner).encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"conductor-{digest}"
     path.mkdir(mode=0o700, exist_ok=True)
+    found = os.lstat(path)
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.geteuid():
+        # Someone else's (a link another user planted under that name, say): the jail must
+        # never bind what it points at. A fresh one of ours instead.
+        return Path(tempfile.mkdtemp(prefix="conductor-"))
     return path
 
 

@@ -15,6 +15,7 @@ import anyio
 import pytest
 from support import clean_env, git
 
+from conductor.jail import short_tmp
 from conductor.standin.harness import STANDIN_MODEL, Offline
 
 pytestmark = pytest.mark.anyio
@@ -110,3 +111,16 @@ async def test_as_root_without_the_sandbox_run_says_in_one_line_what_to_set(
         (line,) = err.strip().splitlines()
         assert line.startswith("error: as root, Claude Code refuses to run sessions hands-off")
         assert "IS_SANDBOX=1" in line and "sandbox = true" in line
+
+
+def test_a_temp_dir_planted_under_a_sessions_name_is_never_used(tmp_path: Path) -> None:
+    owner = tmp_path / "sessions" / "A"
+    planted = short_tmp(owner)
+    planted.rmdir()
+    planted.symlink_to(tmp_path)  # someone else's link, where the session's temp dir goes
+    try:
+        chosen = short_tmp(owner)
+        assert chosen != planted and chosen.is_dir() and not chosen.is_symlink()
+        chosen.rmdir()
+    finally:
+        planted.unlink()
