@@ -257,6 +257,10 @@ def summary_table(summary: RunSummary) -> Table:
             _t(o.merge),
             _t(o.detail),
         )
+    for name, spend in summary.others.items():  # the planner, agent reviewers
+        table.add_row(
+            _t(name, "bold"), _t(""), _t(spend.turns), _t(f"${spend.cost_usd:.4f}"), *[_t("")] * 4
+        )
     return table
 
 

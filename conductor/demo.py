@@ -81,11 +81,19 @@ async def run_demo(
     server = StandIn(load_script(assets / "script.yaml"), log_path=root / "requests.jsonl")
     async with server.running():
         env = session_env(server.base_url, state / "claude")
-        plan = await make_plan(
+        planned = await make_plan(
             GOAL, repo, config.session(state, env), max_sessions=config.max_sessions
         )
         async with Store.open(state / DB_NAME) as store:
-            supervisor = Supervisor(repo, store, plan, goal=GOAL, config=config, env=env)
+            supervisor = Supervisor(
+                repo,
+                store,
+                planned.plan,
+                goal=GOAL,
+                config=config,
+                env=env,
+                planner=planned.spend,
+            )
             summary = await drive(supervisor)
     tree = root / "check"
     await gitops.git(

@@ -19,6 +19,18 @@ class StoreError(ConductorError):
     """The database cannot be opened or is of an unknown (newer) schema version."""
 
 
+class MachineFault(ConductorError):
+    """The machine failed, not the work: a full disk, a read-only file system, a store that
+    stays locked, an I/O error. A run that meets one stops as `interrupted`, keeping all it
+    did, and `conductor resume` continues it once the cause is gone; nobody's work is
+    marked failed for it."""
+
+
+class StoreFault(StoreError, MachineFault):
+    """The database refused a read or write for a reason of the machine's (sqlite's
+    own error is the cause)."""
+
+
 class UnknownRun(ConductorError):
     pass
 
@@ -83,3 +95,24 @@ class GitError(ConductorError):
         self.stderr = stderr
         last = next((ln for ln in reversed(stderr.strip().splitlines()) if ln.strip()), "")
         super().__init__(f"git {' '.join(args[:2])} failed ({returncode}): {last}".rstrip(": "))
+
+
+class GitMachineFault(GitError, MachineFault):
+    """git failed because the disk is full or read-only (git's own words for ENOSPC,
+    EROFS, EDQUOT, EIO), not because of the repository's content."""
+
+
+# strerror() of the errors that are the machine's, as git and other tools print them
+MACHINE_ERRNO_TEXTS = (
+    "No space left on device",
+    "Read-only file system",
+    "Disk quota exceeded",
+    "Input/output error",
+)
+
+
+def git_error(args: list[str], returncode: int, stderr: str) -> GitError:
+    """The error for a failed git command: a machine fault when git says it was one."""
+    if any(text in stderr for text in MACHINE_ERRNO_TEXTS):
+        return GitMachineFault(args, returncode, stderr)
+    return GitError(args, returncode, stderr)

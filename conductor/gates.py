@@ -31,10 +31,11 @@ import anyio
 
 from conductor import gitops, paths
 from conductor.bus import Bus
-from conductor.errors import GitError
+from conductor.errors import git_error
 from conductor.jail import command_jail, scrubbed_env, short_tmp
 from conductor.leftovers import supervised_env
 from conductor.models import Session, SessionKind, SessionStatus, check_run_id
+from conductor.plan import REVIEWER_SUFFIX
 from conductor.workspace import STATE_DIR, ensure_state_dir
 
 CHECK_TIMEOUT = 900.0
@@ -162,7 +163,7 @@ class MergeGate:
                 ).text.splitlines()
                 await _reset(self.tree, tip)
                 if not conflicts:
-                    raise GitError(["merge", commit], merged.returncode, merged.stderr)
+                    raise git_error(["merge", commit], merged.returncode, merged.stderr)
                 return MergeOutcome(MergeStatus.CONFLICT, branch, commit, tip, conflicts)
             # Judged by what the merge does, not by what the branch says it changes (a
             # history with two merge bases shows one thing to a three-dot diff and does
@@ -287,7 +288,7 @@ AUTO_REVIEWER = "auto"
 
 def agent_reviewer(requester: str) -> str:
     """The reviewer session's id for an author: `A` is reviewed by `A-review`."""
-    return f"{requester}-review"
+    return f"{requester}{REVIEWER_SUFFIX}"
 
 
 def reviewer_for(policy: ReviewPolicy, requester: str, sessions: Sequence[Session]) -> str:

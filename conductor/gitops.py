@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 from anyio.lowlevel import EventLoopToken, current_token
 
-from conductor.errors import GitError, NotARepository
+from conductor.errors import NotARepository, git_error
 
 DEFAULT_TIMEOUT = 120.0
 
@@ -68,7 +68,7 @@ async def git(
         proc = await anyio.run_process(argv, cwd=cwd, env=full_env, check=False, input=input)
     result = GitResult(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
     if check and result.returncode != 0:
-        raise GitError(list(args), result.returncode, result.stderr)
+        raise git_error(list(args), result.returncode, result.stderr)
     return result
 
 
@@ -177,7 +177,7 @@ async def rebase_onto(upstream_ref: str, cwd: Path) -> GitResult:
     result = await git(["rebase", upstream_ref], cwd, check=False)
     if result.returncode != 0:
         await git(["rebase", "--abort"], cwd, check=False)
-        raise GitError(["rebase", upstream_ref], result.returncode, result.stderr or result.text)
+        raise git_error(["rebase", upstream_ref], result.returncode, result.stderr or result.text)
     return result
 
 

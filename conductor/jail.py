@@ -19,6 +19,7 @@ with only their own tree writable (they keep the network: a check may need a ser
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
@@ -68,6 +69,8 @@ class Jail:
 
     writable: tuple[Path, ...]
     read_only: tuple[Path, ...] = ()  # inside a writable path, bound read-only again
+    # (outside file, where it appears inside): files shown read-only at another place
+    shown: tuple[tuple[Path, Path], ...] = ()
     chdir: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     network: bool = True  # a session's CLI must reach the model API; conductor's git need not
@@ -108,6 +111,8 @@ class Jail:
         for path in self.read_only:
             if path.exists():
                 args += ["--ro-bind", str(path), str(path)]
+        for outside, inside in self.shown:
+            args += ["--ro-bind", str(outside), str(inside)]
         for key, value in self.env.items():
             args += ["--setenv", key, value]
         if self.chdir is not None:
@@ -115,11 +120,22 @@ class Jail:
         return [*args, "--", *command]
 
 
-def session_jail(worktree: Path, config_dir: Path, tmp: Path, *, writes_tree: bool = True) -> Jail:
+def session_jail(
+    worktree: Path,
+    config_dir: Path,
+    tmp: Path,
+    *,
+    writes_tree: bool = True,
+    login: Path | None = None,
+) -> Jail:
     """A session's jail: its worktree (with its own repository, less what git runs or
     trusts), its Claude config dir and its temporary dir are all it can write. A reviewer
-    (`writes_tree=False`) reads its author's tree and writes none of it."""
+    (`writes_tree=False`) reads its author's tree and writes none of it. `login`: the user's
+    Claude Code credentials file, shown read-only where the CLI looks (credentials.py)."""
     git_dir = worktree / ".git"
+    shown: tuple[tuple[Path, Path], ...] = ()
+    if login is not None:
+        shown = ((login, _mount_point(config_dir / login.name)),)
     return Jail(
         # `.git` and `.git/objects` bound at their own places too: a mount point cannot be
         # renamed, so the session cannot move either aside (taking the read-only parts with
@@ -128,10 +144,24 @@ def session_jail(worktree: Path, config_dir: Path, tmp: Path, *, writes_tree: bo
         if writes_tree
         else (config_dir, tmp),
         read_only=tuple(git_dir / p for p in GIT_PROTECTED) if writes_tree else (),
+        shown=shown,
         chdir=worktree,
         env={"TMPDIR": str(tmp)},
         own_processes=False,
     )
+
+
+def _mount_point(path: Path) -> Path:
+    """An empty regular file at `path` to bind over, whatever a session left there (a link
+    would take the bind somewhere else)."""
+    with contextlib.suppress(FileNotFoundError):
+        if path.is_symlink() or not path.is_file():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    path.touch(mode=0o600, exist_ok=True)
+    return path
 
 
 def _pinned(git_dir: Path) -> tuple[Path, ...]:

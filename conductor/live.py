@@ -25,6 +25,7 @@ from rich.live import Live
 from rich.text import Text
 
 from conductor import dashboard
+from conductor.costs import PLANNER, cost_of, planner_spend, turns_of
 from conductor.gates import AUTO_REVIEWER, HUMAN_REVIEWER
 from conductor.models import Event, ReviewStatus, SessionKind, SessionStatus
 from conductor.store import Store
@@ -198,6 +199,11 @@ class Snapshot:
             self.goal, self.state, self.started_at = run.goal, run.state.value, run.created_at
             config = (run.spec or {}).get("config") or {}
             self.review_policy = config.get("review")
+            planner = planner_spend(run.spec)
+            if planner is not None:  # it ran before the run existed: a row of its own
+                view = self.view(PLANNER)
+                view.kind, view.status, view.note = SessionKind.PLANNER, SessionStatus.DONE, ""
+                view.turns, view.cost_usd = planner.turns, planner.cost_usd
             self.loaded = True
         for s in await store.list_sessions(self.run_id):
             self.names[s.id] = s.name
@@ -238,8 +244,8 @@ class Snapshot:
         if doing:
             view.doing = doing
         if event.kind == "sdk.result":
-            view.turns += int(payload.get("num_turns") or 0)
-            view.cost_usd += float(payload.get("total_cost_usd") or 0.0)
+            view.turns += turns_of(payload)
+            view.cost_usd += cost_of(payload)
         elif event.kind == "review.requested" and "review_id" in payload:
             reviewer = payload.get("reviewer")
             view.review = ReviewState(

@@ -51,6 +51,13 @@ PLAN_SCHEMA: dict[str, Any] = {
 }
 
 
+# Sessions conductor itself names in a run: the planner, the `auto` and `human` reviewers, and
+# `<id>-review`, the agent reviewer of a workstream. A workstream by one of these names would
+# share its row, its conversation or its verdicts.
+RESERVED_IDS = ("planner", "auto", "human")
+REVIEWER_SUFFIX = "-review"
+
+
 class PlanInvalid(ConductorError):
     """A plan that fails validation; `errors` lists every problem, for the planner's retry."""
 
@@ -122,6 +129,12 @@ def _workstream(item: Any, n: int, repo: Path, errors: list[str]) -> Workstream 
         check_session_name(wid)
     except InvalidInput:
         errors.append(f"workstream {n} has a bad id {wid!r} (a letter, then letters/digits/-/_)")
+        return None
+    if wid.lower() in RESERVED_IDS or wid.lower().endswith(REVIEWER_SUFFIX):
+        errors.append(
+            f"workstream {n} has the id {wid!r}, a name conductor gives its own sessions"
+            f" ({', '.join(RESERVED_IDS)}, ...{REVIEWER_SUFFIX})"
+        )
         return None
     for key in ("name", "task"):
         if not str(item.get(key, "")).strip():

@@ -42,6 +42,8 @@ from claude_agent_sdk.types import (
 )
 
 from conductor.bus import Bus
+from conductor.costs import COST_KEY, CostMeter, restored_total
+from conductor.credentials import Login, login_for_session, token_env
 from conductor.enforce import PUSH_DENIAL, pushes, write_target, written_path
 from conductor.errors import ConductorError
 from conductor.jail import (
@@ -139,13 +141,18 @@ class HeadlessSession:
         self.session_id: str | None = resume
         self._client: ClaudeSDKClient | None = None
         self._tmp: Path | None = None
+        self._meter = CostMeter()
 
     def options(self) -> ClaudeAgentOptions:
         env = {k: v for k, v in self.config.env.items() if k != "CLAUDECODE"}
         env["CLAUDE_CONFIG_DIR"] = str(self.config.config_dir)
+        login = login_for_session(self.config.env)  # the user's, when no variable names one
+        cli_path = self._jailed_cli(login)
+        if cli_path is None:  # no jail to show it the login file in
+            env.update(token_env(login))
         return ClaudeAgentOptions(
             cwd=str(self.worktree),
-            cli_path=self._jailed_cli(),
+            cli_path=cli_path,
             sandbox=cli_sandbox(self.config.allowed_domains) if self.config.sandbox else None,
             # Nothing from the file system configures the CLI: a `.claude/settings.json` or
             # `.mcp.json` a session wrote in its tree must not give the next CLI there (its
@@ -177,7 +184,7 @@ class HeadlessSession:
             },
         )
 
-    def _jailed_cli(self) -> Path | None:
+    def _jailed_cli(self, login: Login | None) -> Path | None:
         """The launcher that starts the CLI in the session's jail (None: no jail, the SDK
         starts its CLI as is). Written outside the tree, where the session cannot reach."""
         if not (self.config.sandbox and jails_supported()):
@@ -186,7 +193,11 @@ class HeadlessSession:
         tmp = self._tmp = short_tmp(private)
         self.config.config_dir.mkdir(parents=True, exist_ok=True)
         jail = session_jail(
-            self.worktree, self.config.config_dir, tmp, writes_tree=self.writes_tree
+            self.worktree,
+            self.config.config_dir,
+            tmp,
+            writes_tree=self.writes_tree,
+            login=login.path if login is not None else None,
         )
         return write_cli_wrapper(jail, bundled_cli(), private / "cli")
 
@@ -207,6 +218,7 @@ class HeadlessSession:
             # Killed before the CLI wrote its conversation down: there is nothing to resume,
             # and asking for it fails. It starts afresh; `restored` tells the caller.
             self.resume = self.session_id = None
+        self._meter = CostMeter(restored_total(self._transcript(self.resume)))
         self._client = ClaudeSDKClient(self.options())
         try:
             await self._client.connect()
@@ -222,8 +234,13 @@ class HeadlessSession:
         return self.resume is not None
 
     def _transcript_kept(self, session_id: str) -> bool:
+        return self._transcript(session_id) is not None
+
+    def _transcript(self, session_id: str | None) -> Path | None:
+        if session_id is None:
+            return None
         projects = self.config.config_dir / "projects"
-        return any(projects.glob(f"*/{session_id}.jsonl"))
+        return next(iter(projects.glob(f"*/{session_id}.jsonl")), None)
 
     async def __aexit__(self, *exc: object) -> None:
         client, self._client = self._client, None
@@ -261,9 +278,11 @@ class HeadlessSession:
         try:
             await self._client.query(prompt)
             async for message in self._client.receive_response():
-                await self._record(message)
+                cost = None
                 if isinstance(message, ResultMessage):
-                    result = _turn_result(message)
+                    cost = self._meter.turn(message.total_cost_usd)
+                    result = _turn_result(message, cost)
+                await self._record(message, cost)
         except ClaudeSDKError as e:
             await self.bus.record(self.name, "session.died", one_line(str(e)), {"error": str(e)})
             raise SessionDied(f"session {self.name}: the CLI failed mid-turn: {e}") from e
@@ -282,13 +301,17 @@ class HeadlessSession:
 
     # ------------------------------------------------------------------------ events
 
-    async def _record(self, message: Any) -> None:
-        kind, summary = _describe(message)
+    async def _record(self, message: Any, cost: float | None = None) -> None:
+        """`cost`: what a result's turn cost (its running total is not that)."""
+        kind, summary = _describe(message, cost)
         if isinstance(message, SystemMessage) and message.subtype == "init":
             self.session_id = str(message.data.get("session_id") or "") or self.session_id
             if self.session_id:
                 await self.bus.update(self.name, sdk_session_id=self.session_id)
-        await self.bus.record(self.name, kind, summary, _payload(message))
+        payload = _payload(message)
+        if cost is not None:
+            payload[COST_KEY] = cost
+        await self.bus.record(self.name, kind, summary, payload)
 
     # ------------------------------------------------------------------------ hooks
 
@@ -354,19 +377,19 @@ class HeadlessSession:
         }
 
 
-def _turn_result(message: ResultMessage) -> TurnResult:
+def _turn_result(message: ResultMessage, cost: float) -> TurnResult:
     return TurnResult(
         session_id=message.session_id,
         is_error=message.is_error,
         num_turns=message.num_turns,
-        cost_usd=message.total_cost_usd or 0.0,
+        cost_usd=cost,
         result=message.result,
         api_error_status=message.api_error_status,
         subtype=message.subtype,
     )
 
 
-def _describe(message: Any) -> tuple[str, str]:
+def _describe(message: Any, cost: float | None = None) -> tuple[str, str]:
     """(event kind, one-line summary) of a streamed SDK message."""
     if isinstance(message, SystemMessage):
         return f"sdk.system.{message.subtype}", message.subtype
@@ -391,9 +414,9 @@ def _describe(message: Any) -> tuple[str, str]:
                     return "sdk.tool_result", flag + one_line(text, 80)
         return "sdk.user", one_line(str(message.content), 80)
     if isinstance(message, ResultMessage):
-        cost = message.total_cost_usd or 0.0
+        spent = message.total_cost_usd if cost is None else cost
         state = "error" if message.is_error else "ok"
-        return "sdk.result", f"{state}: {message.num_turns} turns, ${cost:.4f}"
+        return "sdk.result", f"{state}: {message.num_turns} turns, ${spent or 0.0:.4f}"
     return f"sdk.{type(message).__name__}", type(message).__name__
 
 

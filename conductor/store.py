@@ -31,6 +31,7 @@ from conductor.errors import (
     NotClaimOwner,
     ReviewRefused,
     StoreError,
+    StoreFault,
     UnknownMessage,
     UnknownReview,
     UnknownRun,
@@ -417,12 +418,23 @@ class Store:
                     await self._db.execute("COMMIT")
             except BaseException as err:
                 with anyio.CancelScope(shield=True):
-                    await self._rollback()
+                    try:
+                        await self._rollback()
+                    except sqlite3.Error as failed:
+                        raise StoreFault(
+                            f"the database {self.path} failed: {err or type(err).__name__};"
+                            f" then its rollback: {failed}"
+                        ) from err
                 if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
-                    raise StoreError(
+                    raise StoreFault(
                         f"the database {self.path} stayed locked by another process for"
                         f" {BUSY_TIMEOUT_MS // 1000} s: try again"
-                    ) from None
+                    ) from err
+                if isinstance(err, sqlite3.OperationalError | sqlite3.DatabaseError) and not (
+                    isinstance(err, sqlite3.IntegrityError | sqlite3.ProgrammingError)
+                ):
+                    # disk full, read-only, I/O error: the machine's, one line
+                    raise StoreFault(f"the database {self.path} failed: {err}") from err
                 raise
 
     async def _rollback(self) -> None:

@@ -25,6 +25,7 @@ import anyio
 from conductor import actions, gitops, worktrees
 from conductor.bus import Bus, create_run, open_run, supervisor_lock
 from conductor.config import Config, parse_config
+from conductor.costs import PLANNER, Spend, planner_spend, run_spend
 from conductor.errors import ConductorError, InvalidInput, LockHeld
 from conductor.gates import (
     AUTO_REVIEWER,
@@ -101,6 +102,8 @@ class RunSummary:
     integration_head: str
     outcomes: list[Outcome] = field(default_factory=list)
     interrupted: bool = False
+    # What the sessions that are not workstreams spent: the planner, agent reviewers.
+    others: dict[str, Spend] = field(default_factory=dict)
 
     tampered: str = ""  # why the integration branch cannot be trusted, if it cannot
 
@@ -110,7 +113,9 @@ class RunSummary:
 
     @property
     def cost_usd(self) -> float:
-        return sum(o.cost_usd for o in self.outcomes)
+        return sum(o.cost_usd for o in self.outcomes) + sum(
+            s.cost_usd for s in self.others.values()
+        )
 
 
 class NothingToResume(ConductorError):
@@ -133,8 +138,11 @@ class Supervisor:
         into: str | None = None,
         remote: str | None = None,
         prompts: Prompts | None = None,
+        planner: Spend | None = None,
     ) -> None:
+        """`planner`: what making the plan cost, stored with the run."""
         self.repo = repo
+        self.planner = planner
         self.store = store
         self.plan = plan
         self.goal = goal
@@ -155,6 +163,7 @@ class Supervisor:
         self.started = anyio.Event()  # set once the run exists and this supervisor holds it
         self._scope = anyio.CancelScope()
         self._live: dict[str, HeadlessSession] = {}
+        self.spent: dict[str, float] = {}  # session -> cost so far, for the run's budget
         self.tampered = ""  # set when the integration branch moved outside the gate
 
     @classmethod
@@ -237,6 +246,8 @@ class Supervisor:
             "into": self.into,
             "remote": self.remote,
         }
+        if self.planner is not None:
+            spec[PLANNER] = self.planner.to_json()
         return await create_run(
             self.store,
             goal=self.goal,
@@ -282,6 +293,9 @@ class Supervisor:
                 )
             await self.store.set_run_state(bus.run_id, RunState.ACTIVE, "resumed")
             await self._recount(bus)
+        else:
+            planner = planner_spend(bus.run.spec)
+            self.spent = {PLANNER: planner.cost_usd} if planner is not None else {}
         self.gate = MergeGate(
             self.repo,
             bus.run_id,
@@ -312,6 +326,12 @@ class Supervisor:
                     "everything merged" if ok else (self.tampered or "not everything merged"),
                 )
             head = await self.gate.head()
+            # What every session spent, as the store has it: the same numbers `runs`, `show`
+            # and the live view add up (a turn counted here but not stored would differ).
+            spent = run_spend(bus.run.spec, await bus.events())
+        for i in order:
+            recorded = spent.pop(i, Spend())
+            self.outcomes[i].turns, self.outcomes[i].cost_usd = recorded.turns, recorded.cost_usd
         return RunSummary(
             bus.run_id,
             self.gate.branch,
@@ -319,12 +339,16 @@ class Supervisor:
             [self.outcomes[i] for i in order],
             interrupted=self.stopping,
             tampered=self.tampered,
+            others=spent,
         )
 
     async def _recount(self, bus: Bus) -> None:
-        """What the workstreams did before this supervisor, from the events: turns and cost
-        (so budgets hold across resumes), decided reviews and the last merge outcome."""
-        for event in await bus.events():
+        """What the workstreams did before this supervisor, from the events: what every
+        session spent (so budgets hold across resumes), decided reviews and the last merge
+        outcome."""
+        events = await bus.events()
+        self.spent = {n: s.cost_usd for n, s in run_spend(bus.run.spec, events).items()}
+        for event in events:
             payload = event.payload or {}
             if event.kind in ("review.approved", "review.rejected"):
                 author = self.outcomes.get(str(payload.get("requester")))
@@ -333,9 +357,7 @@ class Supervisor:
             outcome = self.outcomes.get(event.session or "")
             if outcome is None:
                 continue
-            if event.kind == "sdk.result":
-                self._account_payload(outcome, payload)
-            elif event.kind.startswith("merge.") and event.kind != "merge.queued":
+            if event.kind.startswith("merge.") and event.kind != "merge.queued":
                 outcome.merge = event.kind.removeprefix("merge.")
                 if event.kind == "merge.merged":  # what it delivered, counted when it landed
                     outcome.commits = int(payload.get("commits") or 0)
@@ -359,8 +381,8 @@ class Supervisor:
         )
 
     def _over_budget(self) -> bool:
-        spent = sum(o.cost_usd for o in self.outcomes.values())
-        return spent >= self.config.max_usd_per_run
+        """The whole run's spend: planner, workers, reviewers."""
+        return sum(self.spent.values()) >= self.config.max_usd_per_run
 
     async def _workstream(self, workstream: Workstream) -> None:
         assert self.bus is not None
@@ -445,6 +467,7 @@ class Supervisor:
         rounds, restarts, pauses = 0, 0, 0
         while True:
             try:
+                await self._tidy(workstream.id, tree_path)
                 async with HeadlessSession(
                     bus,
                     workstream.id,
@@ -466,7 +489,6 @@ class Supervisor:
                         rounds += 1
                         await self._show_integration(tree_path)
                         result = await self._watched_turn(session, prompt)
-                        self._account(outcome, result)
                         if self.stopping:  # a turn cut short by stop() ends in an error
                             return  # result; the workstream is interrupted, not failed
                         if _busy(result):
@@ -489,7 +511,7 @@ class Supervisor:
                             return
                         if self._over_budget():
                             outcome.state, outcome.detail = "budget", "the run's budget was spent"
-                            self._account(outcome, await session.turn(WRAP_UP))
+                            self._account(session.name, await session.turn(WRAP_UP))
                             return
                         next_prompt = await self._after_turn(workstream, branch, outcome)
                         await self._count_commits(branch, outcome)
@@ -514,6 +536,18 @@ class Supervisor:
                     prompt = f"{first_prompt}\n\n---\n\n{prompt}"
             finally:
                 self._live.pop(workstream.id, None)
+
+    async def _tidy(self, name: str, tree: Path) -> None:
+        """Before a session (re)starts: what a killed one left half done in its tree."""
+        assert self.bus is not None
+        removed = await worktrees.tidy_after_death(tree)
+        if removed:
+            await self.bus.record(
+                name,
+                "session.tidied",
+                f"removed what a killed CLI left half done: {', '.join(removed)}",
+                {"removed": removed},
+            )
 
     async def _restarted(self, name: str, resume: str | None, restarts: int) -> None:
         assert self.bus is not None
@@ -612,6 +646,7 @@ class Supervisor:
             tg.start_soon(watch)
             try:
                 result = await session.turn(prompt)
+                self._account(session.name, result)
             except SessionDied as e:  # raised out of the group it would come wrapped
                 died = e
             finally:
@@ -862,13 +897,8 @@ class Supervisor:
             while not (await self.bus.unread_counts()).get(name):  # noqa: ASYNC110
                 await anyio.sleep(BLOCKED_POLL)  # messages come from other processes too
 
-    def _account(self, outcome: Outcome, result: TurnResult) -> None:
-        outcome.turns += result.num_turns
-        outcome.cost_usd += result.cost_usd
-
-    def _account_payload(self, outcome: Outcome, payload: Mapping[str, Any]) -> None:
-        outcome.turns += int(payload.get("num_turns") or 0)
-        outcome.cost_usd += float(payload.get("total_cost_usd") or 0.0)
+    def _account(self, name: str, result: TurnResult) -> None:
+        self.spent[name] = self.spent.get(name, 0.0) + result.cost_usd
 
     # ------------------------------------------------------------------------ the review gate
 
@@ -986,6 +1016,7 @@ class Supervisor:
         asked, pauses = 0, 0
         while asked < 2:
             result = await session.turn(prompt)
+            self._account(session.name, result)
             if self.stopping:  # no verdict from a cut-short turn; resume asks again
                 await anyio.sleep_forever()  # until stop() cancels the run's tasks
             review = await self.bus.review(review_id, with_diff=False)

@@ -20,6 +20,7 @@ follow strict patterns, so the same run and session always find the same tree ag
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import time
@@ -244,6 +245,40 @@ async def share_ref(tree: Path, ref: str, commit: str) -> None:
     """Point `ref` in a session's repository at `commit` (whose objects it borrows): how a
     session sees the integration branch it must bring its branch up to date with."""
     await _in_tree(tree, ["update-ref", f"refs/heads/{ref}", commit], writes=True)
+
+
+# Claude Code writes a file as `<name>.tmp.<pid>.<12 hex>` and renames it into place: a CLI
+# killed in between leaves that half of a write behind, which a later `git add -A` commits.
+TORN_WRITE = re.compile(r"\.tmp\.\d+\.[0-9a-f]{12}$")
+
+
+async def tidy_after_death(tree: Path) -> list[str]:
+    """What a killed session left half done in its tree, removed before it starts again (no
+    process of it is left to finish any of it): git's lock files, which would refuse its
+    next commit, and the CLI's torn writes. Returns what went, relative to the tree."""
+    removed = []
+    git_dir = tree / ".git"
+    for folder, dirs, files in os.walk(git_dir):  # never into linked folders
+        if Path(folder) == git_dir:
+            dirs[:] = [d for d in dirs if d != "objects"]
+        for name in files:
+            if name.endswith(".lock"):
+                path = Path(folder) / name
+                path.unlink(missing_ok=True)
+                removed.append(str(path.relative_to(tree)))
+    listed = await _in_tree(tree, ["ls-files", "-z", "--others", "--exclude-standard"])
+    real_tree = tree.resolve()
+    for name in listed.stdout.decode("utf-8", "replace").split("\0"):
+        if not name or not TORN_WRITE.search(name):
+            continue
+        path = tree / name
+        # Only a regular file reached through folders of the tree itself, never a link's.
+        through_links = path.parent.resolve() != (real_tree / name).parent
+        if through_links or path.is_symlink() or not path.is_file():
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(name)
+    return removed
 
 
 async def uncommitted(tree: Path) -> list[str]:

@@ -7,9 +7,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from conductor.standin.server import LoggedRequest
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test",
@@ -163,3 +166,19 @@ def team(cli: Cli) -> Cli:
     """`cli` after `conductor init --sessions "A:frontend B:backend C:infra"`."""
     cli.ok("init", "--sessions", "A:frontend B:backend C:infra")
     return cli
+
+
+# claude-sonnet-4-5 (the stand-in's model) at its list price, which the CLI prices turns at.
+PER_INPUT_TOKEN, PER_OUTPUT_TOKEN = 3.0 / 1e6, 15.0 / 1e6
+
+
+def served_cost(requests: Iterable[LoggedRequest | Mapping[str, Any]]) -> float:
+    """What the replies the stand-in served whole cost, priced as the CLI prices them (from
+    its requests, or the lines of its request log)."""
+    total = 0.0
+    for request in requests:
+        usage = request.get("usage") if isinstance(request, Mapping) else request.usage
+        if usage:
+            total += usage["input_tokens"] * PER_INPUT_TOKEN
+            total += usage["output_tokens"] * PER_OUTPUT_TOKEN
+    return total

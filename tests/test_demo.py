@@ -3,13 +3,16 @@ every piece of machinery it claims to, and end with the example's tests passing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from support import git
+from support import Cli, git, served_cost
 
+from conductor.costs import PLANNER
 from conductor.demo import DemoResult, run_demo
+from conductor.live import Snapshot
 from conductor.models import Event
 from conductor.store import Store
 
@@ -93,3 +96,20 @@ async def test_the_demo_shows_a_conflict_sent_back_and_resolved(demo: Demo) -> N
 async def test_the_demo_shows_a_failing_check_fixed(demo: Demo) -> None:
     told = [p for p in prompts_of(demo.events, "C") if "The checks failed" in p]
     assert told and "5 characters" in told[0]  # the failing assertion, as the check printed it
+
+
+async def test_the_demos_cost_is_what_was_served_in_every_view(demo: Demo) -> None:
+    log = demo.result.repo.parent / "requests.jsonl"
+    served = served_cost(json.loads(line) for line in log.read_text().splitlines())
+    summary = demo.result.summary
+    assert PLANNER in summary.others and "A-review" in summary.others
+    assert summary.cost_usd == pytest.approx(served, abs=1e-9)
+    snapshot = Snapshot(demo.run_id)
+    await snapshot.update(demo.store)
+    assert snapshot.cost_usd == pytest.approx(served, abs=1e-9)  # the live header
+    cli = Cli(demo.result.repo, process=True)  # this test runs in an event loop already
+    (listed,) = cli.ok("runs", "--json").json()
+    assert listed["cost_usd"] == pytest.approx(served, abs=1e-9)
+    shown = cli.ok("show", "--json").json()
+    assert shown["run"]["cost_usd"] == pytest.approx(served, abs=1e-9)
+    assert sum(r["cost_usd"] for r in shown["sessions"]) == pytest.approx(served, abs=1e-9)

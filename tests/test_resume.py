@@ -389,7 +389,7 @@ def test_resume_of_an_unknown_run_is_a_one_line_error(team: Cli) -> None:
     assert result.code == 2 and "unknown run" in result.err
 
 
-async def test_resume_needs_an_api_key(cli: Cli, repo: Path) -> None:
+async def test_resume_needs_credentials(cli: Cli, repo: Path) -> None:
     async with Store.open(repo / ".conductor" / "conductor.db") as store:
         run = await create_run(
             store,
@@ -401,8 +401,10 @@ async def test_resume_needs_an_api_key(cli: Cli, repo: Path) -> None:
         )
         await store.set_run_state(run.run_id, RunState.INTERRUPTED, "Ctrl-C")
     env = {k: "" for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")}
+    env["HOME"] = str(repo.parent / "home")  # and no Claude Code login
+    env["CLAUDE_CONFIG_DIR"] = ""
     result = await anyio.to_thread.run_sync(partial(cli, "resume", **env))
-    assert result.code == 2 and "no API key" in result.err
+    assert result.code == 2 and "no credentials" in result.err
 
 
 async def test_a_run_whose_supervisor_was_killed_reads_interrupted_everywhere(

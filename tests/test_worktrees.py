@@ -270,3 +270,29 @@ async def test_the_bootstrap_record_is_kept_out_of_the_sessions_tree(repo: Path)
     tree = await worktrees.prepare(repo, RUN, "A", base, Bootstrap(setup=["true"]))
     assert not list(tree.path.rglob("*bootstrapped*"))
     assert tree.path.with_name(".A.bootstrapped").exists()
+
+
+async def test_what_a_killed_session_left_half_done_is_tidied_before_it_starts_again(
+    repo: Path,
+) -> None:
+    tree = (await worktrees.prepare(repo, RUN, "A", git(repo, "rev-parse", "HEAD"))).path
+    (tree / ".git" / "index.lock").write_text("")  # git was committing when it died
+    (tree / "src").mkdir()
+    (tree / "src" / "a.py.tmp.1151.b03620464cd6").write_text("half")  # the CLI was writing
+    (tree / "notes.tmp").write_text("the session's own file")
+    removed = await worktrees.tidy_after_death(tree)
+    assert sorted(removed) == [".git/index.lock", "src/a.py.tmp.1151.b03620464cd6"]
+    assert (tree / "notes.tmp").exists()
+    commit_file(tree, "a.py", "a = 1\n")  # its next commit goes through
+
+
+async def test_tidying_never_deletes_through_a_link_the_session_made(
+    repo: Path, tmp_path: Path
+) -> None:
+    tree = (await worktrees.prepare(repo, RUN, "A", git(repo, "rev-parse", "HEAD"))).path
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.tmp.1.abcdefabcdef").write_text("not the session's")
+    (tree / "link").symlink_to(outside, target_is_directory=True)
+    await worktrees.tidy_after_death(tree)
+    assert (outside / "keep.tmp.1.abcdefabcdef").exists()

@@ -103,7 +103,7 @@ def run_async(fn: Callable[[], Awaitable[T]]) -> T:
     try:
         return anyio.run(fn)
     except ConductorError as e:
-        fail(str(e))
+        fail(read_only_message(None, e) if unwritable(e) else str(e))
     except sqlite3.OperationalError as e:  # a store opened without `open_store`
         if not unwritable(e):
             raise

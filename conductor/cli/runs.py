@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,6 +23,8 @@ from conductor.cli.common import (
     say,
     with_bus,
 )
+from conductor.costs import Spend
+from conductor.credentials import require_credentials
 from conductor.errors import InvalidInput
 from conductor.jail import (
     describe_mode,
@@ -44,14 +47,6 @@ NoLiveOpt = Annotated[
 ]
 
 # ------------------------------------------------------------------------------ runs
-
-API_KEY_VARIABLES = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "CLAUDE_CODE_OAUTH_TOKEN",
-    "CLAUDE_CODE_USE_BEDROCK",
-    "CLAUDE_CODE_USE_VERTEX",
-)
 
 
 @app.command("run", rich_help_panel="Runs")
@@ -110,13 +105,15 @@ def run_goal(
                 " from HEAD and would leave them out)"
             )
         if not (plan_only and plan_file is not None):
-            _need_api_key()
+            _need_credentials(config.env)
         state = ensure_state_dir(repo)
+        planner: Spend | None = None
         if plan_file is not None:
             plan = load_plan(plan_file, repo, max_sessions=config.max_sessions)
         else:
             session = config.session(state, {})
-            plan = await make_plan(goal, repo, session, max_sessions=config.max_sessions)
+            planned = await make_plan(goal, repo, session, max_sessions=config.max_sessions)
+            plan, planner = planned.plan, planned.spend
         target = save_to or state / "plans" / f"{new_run_id()}.json"
         save_plan(plan, target)
         if plan_only:
@@ -124,7 +121,15 @@ def run_goal(
         remote = "origin" if "origin" in await gitops.remotes(repo) else None
         async with Store.open(ws.db_path) as store:
             supervisor = Supervisor(
-                repo, store, plan, goal=goal, config=config, env={}, into=into, remote=remote
+                repo,
+                store,
+                plan,
+                goal=goal,
+                config=config,
+                env={},
+                into=into,
+                remote=remote,
+                planner=planner,
             )
             return plan, target, await _supervise(supervisor, no_live=no_live, json_=json_)
 
@@ -161,7 +166,7 @@ def resume(
                 supervisor = await Supervisor.for_run(ws.repo_root, store, run or g.run, env={})
             except NothingToResume as done:  # `run || resume` reads as success
                 return str(done)
-            _need_api_key()
+            _need_credentials(supervisor.config.env)
             assert supervisor.run_id is not None
             seen = await store.list_events(supervisor.run_id, limit=1, newest=True)
             after = seen[0].id if seen else 0
@@ -174,9 +179,8 @@ def resume(
     _report(summary, json_)
 
 
-def _need_api_key() -> None:
-    if not any(os.environ.get(v) for v in API_KEY_VARIABLES):
-        raise InvalidInput("no API key: set ANTHROPIC_API_KEY (or try it offline: make demo)")
+def _need_credentials(config_env: Mapping[str, str]) -> None:
+    require_credentials({**os.environ, **config_env})
 
 
 async def _supervise(

@@ -12,21 +12,13 @@ import typer
 from conductor import dashboard
 from conductor.bus import Bus, open_run, seen_state
 from conductor.cli.common import Globals, JsonOpt, app, out, print_json, run_async, say
+from conductor.costs import PLANNER, Spend, run_spend
 from conductor.models import Event, Run, RunState
 from conductor.store import Store
 from conductor.text import one_line
 from conductor.workspace import locate
 
 FOLLOW_POLL = 0.3
-
-
-def _cost(events: list[Event]) -> float:
-    """What a run's sessions cost, from their result events."""
-    return sum(
-        float((e.payload or {}).get("total_cost_usd") or 0)
-        for e in events
-        if e.kind == "sdk.result"
-    )
 
 
 @app.command("runs", rich_help_panel="Watch")
@@ -40,7 +32,8 @@ def list_runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
             rows = []
             for run in await store.list_runs():
                 sessions = await store.list_sessions(run.id)
-                cost = _cost(await store.list_events(run.id))
+                spent = run_spend(run.spec, await store.list_events(run.id))
+                cost = sum(s.cost_usd for s in spent.values())
                 state = await seen_state(store, run)
                 rows.append(
                     {**run.to_json(), "state": state, "sessions": len(sessions), "cost_usd": cost}
@@ -74,38 +67,43 @@ def show_run(
         async with Store.open(ws.db_path) as store:
             bus = await open_run(store, run or g.run)
             state = await seen_state(store, bus.run)
-            events = await bus.events()
+            spent = run_spend(bus.run.spec, await bus.events())
             rows = []
+            planner = spent.get(PLANNER)
+            if planner is not None:  # it ran before the run existed: no session row
+                rows.append(_row(PLANNER, "plans the run", "done", planner, None, ""))
             for s in await bus.sessions():
-                mine = [e for e in events if e.session == s.name]
-                turns = sum(
-                    int((e.payload or {}).get("num_turns") or 0)
-                    for e in mine
-                    if e.kind == "sdk.result"
-                )
-                rows.append(
-                    {
-                        "session": s.name,
-                        "workstream": s.workstream,
-                        "status": s.status.value,
-                        "turns": turns,
-                        "cost_usd": _cost(mine),
-                        "branch": s.branch,
-                        "note": s.note,
-                    }
-                )
+                mine = spent.get(s.name, Spend())
+                rows.append(_row(s.name, s.workstream, s.status.value, mine, s.branch, s.note))
             return bus.run, state, rows
 
     found, state, rows = run_async(go)
+    total = sum(r["cost_usd"] for r in rows)
     if json_:
-        print_json({"run": {**found.to_json(), "state": state}, "sessions": rows})
+        print_json(
+            {"run": {**found.to_json(), "state": state, "cost_usd": total}, "sessions": rows}
+        )
         return
-    say(f"run {found.id} · {state} · {one_line(found.goal, 80)}")
+    say(f"run {found.id} · {state} · ${total:.4f} · {one_line(found.goal, 80)}")
     for r in rows:
         say(
             f"  {r['session']:<10} {r['status']:<8} {r['turns']:>3} turns  "
             f"${r['cost_usd']:.4f}  {r['branch'] or ''}  {one_line(r['note'], 50)}"
         )
+
+
+def _row(
+    name: str, workstream: str, status: str, spend: Spend, branch: str | None, note: str
+) -> dict[str, Any]:
+    return {
+        "session": name,
+        "workstream": workstream,
+        "status": status,
+        "turns": spend.turns,
+        "cost_usd": spend.cost_usd,
+        "branch": branch,
+        "note": note,
+    }
 
 
 def _line(e: Event) -> str:

@@ -68,6 +68,9 @@ class LoggedRequest:
     body: Any
     status: int
     answer: str
+    # The tokens a whole reply reported (None: an error, or a stream cut off): what the CLI
+    # prices a turn from, so a test can check what conductor says a run cost.
+    usage: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -160,7 +163,17 @@ class StandIn:
         self, method: str, target: str, headers: dict[str, str], body: Any, reply: Reply
     ) -> None:
         answer = reply.label or reply.error
-        entry = LoggedRequest(time.time(), method, target, headers, body, reply.status, answer)
+        whole = reply.status == 200 and not reply.drop
+        entry = LoggedRequest(
+            time.time(),
+            method,
+            target,
+            headers,
+            body,
+            reply.status,
+            answer,
+            _usage(reply.usage) if whole else None,
+        )
         self.requests.append(entry)
         if self.log_path is not None:
             with self.log_path.open("a") as log:

@@ -1,0 +1,124 @@
+"""What sessions cost, each turn counted once.
+
+Claude Code's `ResultMessage.total_cost_usd` is not what a turn cost: it is the conversation's
+running total in that CLI process (a session woken three times reports 1, 1+2, 1+2+3), and a
+CLI resumed into a conversation starts from the total the previous process wrote into the
+transcript when it exited cleanly (a `cost-state` line; a killed process writes none, so the
+next one starts from the last clean exit's). Adding the totals up counted early turns again
+and again. So each session's meter records a turn's cost as the rise over what its CLI had
+reported (or restored) before, in the result event's payload under `cost_usd`, and every view
+adds those up, from one function here, the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conductor.models import Event
+
+COST_KEY = "cost_usd"  # conductor's own field in an `sdk.result` payload: that turn's cost
+# The planner runs before its run exists, so what it spent is kept in the run's spec (stored
+# with the run, in one transaction) and shown as a session of this name; no workstream may
+# take the name (plan.RESERVED_IDS).
+PLANNER = "planner"
+RESULT_KIND = "sdk.result"
+COST_STATE = '"cost-state"'
+
+
+def restored_total(transcript: Path | None) -> float:
+    """The running total a CLI resumed from `transcript` starts from: its last `cost-state`."""
+    if transcript is None:
+        return 0.0
+    total = 0.0
+    try:
+        with transcript.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if COST_STATE not in line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and record.get("type") == "cost-state":
+                    total = _number(record.get("totalCostUSD"))
+    except OSError:
+        return 0.0
+    return total
+
+
+class CostMeter:
+    """One CLI process's turns: each one's cost is the rise of its running total."""
+
+    def __init__(self, restored: float = 0.0) -> None:
+        self.reported = restored
+
+    def turn(self, total: float | None) -> float:
+        total = total or 0.0
+        # Below what we took as its start, the CLI did not restore what we thought it did
+        # (a transcript we could not read the same way): the total is then all this process's.
+        rise = total - self.reported if total >= self.reported else total
+        self.reported = total
+        return rise
+
+
+def cost_of(payload: Mapping[str, Any] | None) -> float:
+    """A result event's turn cost. Runs recorded before `cost_usd` existed carry only the
+    running total, which is what they were counted by then."""
+    payload = payload or {}
+    value = payload[COST_KEY] if COST_KEY in payload else payload.get("total_cost_usd")
+    return _number(value)
+
+
+def turns_of(payload: Mapping[str, Any] | None) -> int:
+    try:
+        return int((payload or {}).get("num_turns") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What one session's turns added up to."""
+
+    turns: int = 0
+    cost_usd: float = 0.0
+
+    def __add__(self, other: Spend) -> Spend:
+        return Spend(self.turns + other.turns, self.cost_usd + other.cost_usd)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"num_turns": self.turns, COST_KEY: self.cost_usd}
+
+
+def planner_spend(spec: Mapping[str, Any] | None) -> Spend | None:
+    """What the run's planner spent, from the run's spec (None: no planner, a --plan FILE)."""
+    recorded = (spec or {}).get(PLANNER)
+    if not isinstance(recorded, Mapping):
+        return None
+    return Spend(turns_of(recorded), cost_of(recorded))
+
+
+def run_spend(spec: Mapping[str, Any] | None, events: Iterable[Event]) -> dict[str, Spend]:
+    """Session name -> its spend, over a run: the planner first, then every session whose
+    turns ended in a result (workers, reviewers). Every view adds these same numbers."""
+    spent: dict[str, Spend] = {}
+    planner = planner_spend(spec)
+    if planner is not None:
+        spent[PLANNER] = planner
+    for event in events:
+        if event.kind == RESULT_KIND and event.session is not None:
+            spent[event.session] = spent.get(event.session, Spend()) + Spend(
+                turns_of(event.payload), cost_of(event.payload)
+            )
+    return spent
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
