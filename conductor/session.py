@@ -320,15 +320,19 @@ class HeadlessSession:
     ) -> SyncHookJSONOutput:
         data: Mapping[str, Any] = dict(hook_input)
         tool_name = str(data.get("tool_name", ""))
-        reason = await self._denial(tool_name, data.get("tool_input") or {})
+        try:
+            reason = await self._denial(tool_name, data.get("tool_input") or {})
+        except Exception as e:  # a hook that errs would let the call through: deny it
+            reason = f"conductor could not check this call ({e}); try again shortly"
         if reason is None:
             return {}
-        await self.bus.record(
-            self.name,
-            "hook.denied",
-            f"{tool_name}: {one_line(reason)}",
-            {"tool": tool_name, "input": data.get("tool_input"), "reason": reason},
-        )
+        with contextlib.suppress(ConductorError):  # a store that fails now: deny all the same
+            await self.bus.record(
+                self.name,
+                "hook.denied",
+                f"{tool_name}: {one_line(reason)}",
+                {"tool": tool_name, "input": data.get("tool_input"), "reason": reason},
+            )
         return {
             "hookSpecificOutput": {
                 "hookEventName": "PreToolUse",
@@ -365,7 +369,10 @@ class HeadlessSession:
     async def _post_tool_use(
         self, hook_input: HookInput, tool_use_id: str | None, context: HookContext
     ) -> SyncHookJSONOutput:
-        messages = await self.bus.take_unread(self.name, via="hook")
+        try:
+            messages = await self.bus.take_unread(self.name, via="hook")
+        except ConductorError:  # none taken (one transaction): the next hook or turn has them
+            return {}
         if not messages:
             return {}
         return {

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -22,11 +22,11 @@ from typing import Any
 
 import anyio
 
-from conductor import actions, gitops, worktrees
+from conductor import actions, gitops, machine, worktrees
 from conductor.bus import Bus, create_run, open_run, supervisor_lock
 from conductor.config import Config, parse_config
 from conductor.costs import PLANNER, Spend, planner_spend, run_spend
-from conductor.errors import ConductorError, InvalidInput, LockHeld
+from conductor.errors import ConductorError, InvalidInput, LockHeld, MachineFault
 from conductor.gates import (
     AUTO_REVIEWER,
     HUMAN_REVIEWER,
@@ -106,6 +106,7 @@ class RunSummary:
     others: dict[str, Spend] = field(default_factory=dict)
 
     tampered: str = ""  # why the integration branch cannot be trusted, if it cannot
+    fault: str = ""  # what the machine did that stopped the run (disk full, ...), if it did
 
     @property
     def ok(self) -> bool:
@@ -165,6 +166,7 @@ class Supervisor:
         self._live: dict[str, HeadlessSession] = {}
         self.spent: dict[str, float] = {}  # session -> cost so far, for the run's budget
         self.tampered = ""  # set when the integration branch moved outside the gate
+        self.fault = ""  # set when the machine failed (MachineFault): the run is interrupted
 
     @classmethod
     async def for_run(
@@ -221,7 +223,11 @@ class Supervisor:
         lease = await self._take_the_run(bus)
         self.started.set()
         try:
-            return await self._supervise(bus)
+            try:
+                return await self._supervise(bus)
+            except MachineFault as e:  # before its workstreams began, or while it ended
+                self.fault = self.fault or str(e)
+                return await self._summary(bus)
         finally:
             with anyio.CancelScope(shield=True), contextlib.suppress(ConductorError):
                 await bus.release_lock(lease)
@@ -307,40 +313,85 @@ class Supervisor:
         )
         await self.gate.prepare()  # also undoes a merge that a killed supervisor left half done
         with self._scope:
-            async with anyio.create_task_group() as tg:
-                for workstream in self.plan.workstreams:
-                    tg.start_soon(self._workstream, workstream)
+            try:
+                async with anyio.create_task_group() as tg:
+                    for workstream in self.plan.workstreams:
+                        tg.start_soon(self._workstream, workstream)
+            except* MachineFault as group:  # from anywhere in the run's tasks
+                await self._machine_failed(group.exceptions[0])
+        return await self._summary(bus)
+
+    async def _summary(self, bus: Bus) -> RunSummary:
+        """The run's end, stored and summarised. After a machine fault the store may not
+        take a write: the run then reads `interrupted` from its released lock all the same."""
         order = [w.id for w in self.plan.workstreams]
+        for i in order:
+            if self.fault and self.outcomes[i].state == "waiting":
+                self.outcomes[i].state = "interrupted"
         ok = not self.tampered and all(self.outcomes[i].state == "merged" for i in order)
+        spent = {n: Spend(0, c) for n, c in self.spent.items()}  # unless the store says
+        head = ""
         with anyio.CancelScope(shield=True):
-            if self.stopping:
-                await self.store.set_run_state(
-                    bus.run_id,
-                    RunState.INTERRUPTED,
-                    f"continue with: conductor resume {bus.run_id}",
-                )
-            else:
-                await self.store.set_run_state(
-                    bus.run_id,
-                    RunState.FINISHED if ok else RunState.FAILED,
-                    "everything merged" if ok else (self.tampered or "not everything merged"),
-                )
-            head = await self.gate.head()
-            # What every session spent, as the store has it: the same numbers `runs`, `show`
-            # and the live view add up (a turn counted here but not stored would differ).
-            spent = run_spend(bus.run.spec, await bus.events())
+            # Reading works on a full disk: the head and the costs first, the end's write last.
+            with contextlib.suppress(ConductorError):
+                head = await self.gate.head() if self.gate is not None else ""
+            with contextlib.suppress(MachineFault):
+                spent = run_spend(bus.run.spec, await bus.events())
+            try:
+                await self._store_the_end(bus, ok)
+            except MachineFault as e:
+                self.fault = self.fault or str(e)
         for i in order:
             recorded = spent.pop(i, Spend())
             self.outcomes[i].turns, self.outcomes[i].cost_usd = recorded.turns, recorded.cost_usd
         return RunSummary(
             bus.run_id,
-            self.gate.branch,
+            self.gate.branch if self.gate is not None else "",
             head,
             [self.outcomes[i] for i in order],
-            interrupted=self.stopping,
+            interrupted=self.stopping or bool(self.fault),
             tampered=self.tampered,
             others=spent,
+            fault=self.fault,
         )
+
+    async def _store_the_end(self, bus: Bus, ok: bool) -> None:
+        if self.fault:
+            await self.store.set_run_state(
+                bus.run_id,
+                RunState.INTERRUPTED,
+                f"{self.fault}: once that is fixed, conductor resume {bus.run_id}",
+            )
+        elif self.stopping:
+            await self.store.set_run_state(
+                bus.run_id,
+                RunState.INTERRUPTED,
+                f"continue with: conductor resume {bus.run_id}",
+            )
+        else:
+            await self.store.set_run_state(
+                bus.run_id,
+                RunState.FINISHED if ok else RunState.FAILED,
+                "everything merged" if ok else (self.tampered or "not everything merged"),
+            )
+
+    async def _unless_the_machine(self, step: Awaitable[object]) -> None:
+        """`step`, and if the machine fails it, the run stops (instead of the task raising)."""
+        try:
+            await step
+        except MachineFault as fault:
+            await self._machine_failed(fault)
+
+    async def _machine_failed(self, fault: BaseException) -> None:
+        """The disk filled up, or the store cannot be written: stop the run as Ctrl-C does,
+        for `conductor resume` once the cause is gone (nothing is marked failed for it)."""
+        if not self.fault:
+            self.fault = str(fault)
+            with contextlib.suppress(MachineFault):
+                assert self.bus is not None
+                await self.bus.record(None, "run.fault", self.fault)
+        if not self.stopping:
+            await self.stop()
 
     async def _recount(self, bus: Bus) -> None:
         """What the workstreams did before this supervisor, from the events: what every
@@ -405,12 +456,21 @@ class Supervisor:
                     outcome.state, outcome.detail = "budget", "the run's budget was spent"
                     return
                 await self._drive(workstream, outcome)
-        except ConductorError as e:  # this workstream failed; the others go on
-            outcome.state, outcome.detail = "failed", str(e)
+        except Exception as e:
+            fault = machine.fault_in(e)  # (a task group inside wraps what it raised)
+            if fault is not None:  # not the work's failure: the run stops, to resume
+                await self._machine_failed(fault)
+            elif isinstance(e, ConductorError):  # this workstream failed; the others go on
+                await self._unless_the_machine(machine.probe(self._machine_folders()))
+                if not self.fault:
+                    outcome.state, outcome.detail = "failed", str(e)
+            else:
+                raise
         finally:
             if self.stopping and outcome.state == "waiting":
                 outcome.state = "interrupted"  # the session stays as it was, for resume
-                with anyio.CancelScope(shield=True):  # what it did so far, for the summary
+                # what it did so far, for the summary (a store that fails now cannot say)
+                with anyio.CancelScope(shield=True), contextlib.suppress(MachineFault):
                     branch = (await self.bus.session(workstream.id)).branch
                     if branch:
                         await self._count_commits(branch, outcome)
@@ -423,7 +483,9 @@ class Supervisor:
                     outcome.state, SessionStatus.STOPPED
                 )
                 with anyio.CancelScope(shield=True):  # stop() cancels the run's tasks
-                    await self.bus.update(workstream.id, status=status, note=outcome.detail or None)
+                    await self._unless_the_machine(
+                        self.bus.update(workstream.id, status=status, note=outcome.detail or None)
+                    )
                 self.finished[workstream.id].set()
 
     # ------------------------------------------------------------------------ one workstream
@@ -523,6 +585,7 @@ class Supervisor:
             except SessionDied as died:
                 if self.stopping:  # stop() interrupted it: interrupted, not failed
                     return
+                await machine.probe(self._machine_folders(tree_path))  # a disk it died of?
                 resume = (await bus.session(workstream.id)).sdk_session_id
                 restarts += 1
                 if restarts > self.config.retries:
@@ -536,6 +599,14 @@ class Supervisor:
                     prompt = f"{first_prompt}\n\n---\n\n{prompt}"
             finally:
                 self._live.pop(workstream.id, None)
+
+    def _machine_folders(self, *more: Path) -> list[Path]:
+        """Where a run writes: its state (the store, sessions' transcripts), the gate's
+        integration tree, and `more` (a session's tree)."""
+        folders = [self.repo / STATE_DIR, *more]
+        if self.gate is not None:
+            folders.append(self.gate.tree)
+        return folders
 
     async def _tidy(self, name: str, tree: Path) -> None:
         """Before a session (re)starts: what a killed one left half done in its tree."""
@@ -738,6 +809,8 @@ class Supervisor:
             {"branch": branch, "commit": review.commit},
         )
         merged = await self.gate.merge(branch, review.commit, owners=await self._owners(workstream))
+        if merged.status is MergeStatus.CHECK_FAILED:  # its fault, or a full disk's?
+            await machine.probe(self._machine_folders())
         landed = 0
         if merged.status is MergeStatus.MERGED:  # the merge commit's second parent is its work
             landed = await gitops.count_new(
@@ -998,6 +1071,7 @@ class Supervisor:
             except SessionDied as died:  # the reviewer's own process: the author goes on
                 if self.stopping:
                     await anyio.sleep_forever()  # stop() cancels the run's tasks next
+                await machine.probe(self._machine_folders())
                 restarts += 1
                 if restarts > self.config.retries:
                     raise ConductorError(

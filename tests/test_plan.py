@@ -55,6 +55,14 @@ def test_ids_must_be_usable_as_session_names(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("wid", ["planner", "auto", "Human", "A-review"])
+def test_names_conductor_gives_its_own_sessions_are_not_workstream_ids(
+    tmp_path: Path, wid: str
+) -> None:
+    errors = errors_of({"workstreams": [stream(wid, ["a"])]}, tmp_path)
+    assert any("a name conductor gives its own sessions" in e for e in errors)
+
+
 def test_a_dependency_cycle_is_refused_and_named(tmp_path: Path) -> None:
     data = {
         "workstreams": [

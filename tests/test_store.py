@@ -16,7 +16,7 @@ import pytest
 from _workers import go, workers
 
 from conductor.bus import Bus, create_run, open_run
-from conductor.errors import InvalidInput, StoreError, UnknownRun, UnknownSession
+from conductor.errors import InvalidInput, MachineFault, StoreError, UnknownRun, UnknownSession
 from conductor.models import SessionKind, SessionStatus
 from conductor.store import BUSY_TIMEOUT_MS, MIGRATIONS, SCHEMA_VERSION, Store
 
@@ -572,3 +572,12 @@ async def test_a_lock_held_past_the_busy_timeout_is_a_clear_store_error(bus: Bus
             await bus.send("A", "B", "blocked for too long")
     assert [m.body for m in await bus.inbox("B")] == []
     await bus.send("A", "B", "fine afterwards")
+
+
+async def test_a_full_store_is_a_machine_fault_and_keeps_what_it_had(store: Store) -> None:
+    bus = await create_run(store, goal="x", repo_root=None, base_ref=None, base_commit=None)
+    pages = await store.pragma("page_count")
+    await store.pragma(f"max_page_count = {pages}")  # the disk is full for this database
+    with pytest.raises(MachineFault, match="database or disk is full"):
+        await bus.record(None, "big", "x", {"blob": "x" * 200_000})
+    assert [e.kind for e in await bus.events()] == ["run.created"]  # nothing half written

@@ -216,10 +216,18 @@ def _report(summary: RunSummary, json_: bool) -> None:
         )
         if summary.tampered:
             say(f"NOT TRUSTED: {summary.tampered}; nothing more was merged")
+        elif summary.fault:
+            pass  # said below, on stderr
         elif summary.interrupted:
             say(f"interrupted: continue with: conductor resume {summary.run_id}")
         else:
             say("everything merged" if summary.ok else "not everything merged: see the table above")
+    if summary.fault:  # the machine's, not the work's: one line, and how to go on
+        err.print(
+            f"interrupted: {summary.fault}; once that is fixed: conductor resume {summary.run_id}",
+            soft_wrap=True,
+            markup=False,
+        )
     if summary.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(0 if summary.ok else 1)
