@@ -321,7 +321,7 @@ def live_sessions_table(
             _t(v.name, "bold"),
             _t(v.status.value, STATUS_STYLE[v.status]),
             _t(v.turns or ""),
-            _t(f"${v.cost_usd:.2f}" if v.cost_usd else ""),
+            _t(f"${v.cost_usd:.4f}" if v.cost_usd else ""),
             _t(ago(v.last_event_at, now).removesuffix(" ago")),
             _t(review),
             _t(v.merge.replace("_", " ")),

@@ -328,7 +328,6 @@ class Supervisor:
         for i in order:
             if self.fault and self.outcomes[i].state == "waiting":
                 self.outcomes[i].state = "interrupted"
-        ok = not self.tampered and all(self.outcomes[i].state == "merged" for i in order)
         spent = {n: Spend(0, c) for n, c in self.spent.items()}  # unless the store says
         head = ""
         with anyio.CancelScope(shield=True):
@@ -336,7 +335,10 @@ class Supervisor:
             with contextlib.suppress(ConductorError):
                 head = await self.gate.head() if self.gate is not None else ""
             with contextlib.suppress(MachineFault):
-                spent = run_spend(bus.run.spec, await bus.events())
+                events = await bus.events()
+                spent = run_spend(bus.run.spec, events)
+                await self._check_delivered(events, head)
+            ok = not self.tampered and all(self.outcomes[i].state == "merged" for i in order)
             try:
                 await self._store_the_end(bus, ok)
             except MachineFault as e:
@@ -354,6 +356,25 @@ class Supervisor:
             others=spent,
             fault=self.fault,
         )
+
+    async def _check_delivered(self, events: list[Event], head: str) -> None:
+        """The last word on "merged": the commit each merged workstream landed is on the
+        integration branch and changes something since the run began. Whatever path led
+        here (a resume, a crash between two records), a workstream whose work is not there
+        reads `missing`, and the run does not say everything merged."""
+        landed: dict[str, str] = {}
+        for event in events:
+            if event.kind in ("merge.merged", "merge.already_merged") and event.session:
+                landed[event.session] = str((event.payload or {}).get("commit") or "")
+        base = (self.bus.run.base_commit if self.bus else None) or head
+        for outcome in self.outcomes.values():
+            if outcome.state != "merged":
+                continue
+            commit = landed.get(outcome.id, "")
+            there = bool(commit and head) and await gitops.is_merged(self.repo, commit, head)
+            if not there or await gitops.adds_nothing(self.repo, base, commit):
+                outcome.state = "missing"
+                outcome.detail = "its work is not on the integration branch"
 
     async def _store_the_end(self, bus: Bus, ok: bool) -> None:
         if self.fault:
@@ -780,6 +801,8 @@ class Supervisor:
             try:
                 await self._reviewable_head(tree, branch)
             except InvalidInput as refused:
+                # Work it could not commit on a full disk is the machine's failure, not its.
+                await machine.probe(self._machine_folders(tree))
                 outcome.nudges += 1
                 if outcome.nudges > MAX_NUDGES:
                     outcome.state, outcome.detail = "empty", f"delivered nothing: {refused}"

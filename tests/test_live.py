@@ -17,6 +17,7 @@ from rich.console import Console
 from conductor import bus as bus_module
 from conductor.bus import Bus
 from conductor.cli.supervising import supervise
+from conductor.costs import COST_KEY
 from conductor.dashboard import live_view
 from conductor.live import Snapshot, notable_line, watch_run
 from conductor.models import Event, RunState, SessionKind
@@ -67,9 +68,9 @@ def event(kind: str, payload: dict[str, Any] | None = None, session: str | None 
 
 
 async def result(bus: Bus, name: str, turns: int, cost: float) -> None:
-    await bus.record(
-        name, "sdk.result", "ok", {"num_turns": turns, "total_cost_usd": cost, "is_error": False}
-    )
+    """A turn's result as a session records it: `cost_usd` is that turn's cost."""
+    payload = {"num_turns": turns, "total_cost_usd": cost, COST_KEY: cost, "is_error": False}
+    await bus.record(name, "sdk.result", "ok", payload)
 
 
 # ------------------------------------------------------------------------------ plain lines
@@ -292,7 +293,7 @@ async def test_the_live_view_has_one_row_per_session(bus: Bus) -> None:
     text = render(await snapshot_of(bus))
     assert rows(text, ["A", "B", "C"]) == {"A": 1, "B": 1, "C": 1}
     b_row = next(line for line in text.splitlines() if line.startswith("B "))
-    assert "4" in b_row and "$0.01" in b_row
+    assert "4" in b_row and "$0.0123" in b_row
     assert "message to C: ping" in text
     assert "merge queue: empty" in text
 
@@ -304,7 +305,9 @@ async def test_each_session_stays_one_line_at_80_columns(bus: Bus) -> None:
     text = render(await snapshot_of(bus), width=80)
     assert all(len(line) <= 80 for line in text.splitlines())
     a_row = next(line for line in text.splitlines() if line.startswith("A "))
-    assert "$1.50" in a_row and "→ Bash pytest -q tests/x" in a_row and a_row.rstrip().endswith("…")
+    assert (
+        "$1.5000" in a_row and "→ Bash pytest -q tests/x" in a_row and a_row.rstrip().endswith("…")
+    )
 
 
 async def test_the_people_and_conductor_that_decide_reviews_get_no_row(
@@ -369,3 +372,14 @@ async def test_a_view_that_breaks_does_not_end_the_run(monkeypatch: pytest.Monke
     )
     assert summary == "the summary"
     assert "the run's view stopped (RuntimeError: no terminal after all)" in out.getvalue()
+
+
+async def test_the_live_header_is_what_its_rows_add_up_to(bus: Bus) -> None:
+    await result(bus, "A", 3, 0.0125)
+    await result(bus, "A", 2, 0.0031)  # a second turn of the same session
+    await result(bus, "B", 4, 0.0044)
+    text = render(await snapshot_of(bus))
+    header = text.splitlines()[0]
+    assert "9 turns" in header and "$0.0200" in header
+    row = {ln.split()[0]: ln for ln in text.splitlines() if ln.startswith(("A ", "B "))}
+    assert "$0.0156" in row["A"] and "$0.0044" in row["B"]

@@ -22,7 +22,8 @@ import anyio.abc
 import pytest
 from support import Cli, clean_env, git
 
-from conductor.bus import create_run
+from conductor.bus import create_run, supervisor_lock
+from conductor.leftovers import supervised_pids
 from conductor.models import Event, RunState
 from conductor.standin.harness import STANDIN_MODEL, Offline, offline
 from conductor.store import Store
@@ -148,6 +149,7 @@ stall_seconds = 60
 Trigger = Callable[[Event], bool]
 POINTS: dict[str, Trigger] = {
     "after planning": lambda e: e.kind == "run.created",
+    "while sessions start": lambda e: e.kind == "claim.added",
     "while sessions work": lambda e: e.kind == "sdk.tool_result" and e.session == "A",
     # A's turn is over and its reviewer is at work (its verdict is delayed): A's review waits.
     "while a review is pending": lambda e: e.kind == "sdk.system.init" and e.session == "A-review",
@@ -187,12 +189,14 @@ def _db(off: Offline) -> Path:
     return off.repo / ".conductor" / "conductor.db"
 
 
-async def _wait_for(off: Offline, trigger: Trigger, proc: anyio.abc.Process) -> Event:
+async def _wait_for(
+    off: Offline, trigger: Trigger, proc: anyio.abc.Process, *, after: int = 0
+) -> Event:
+    """The first event after event id `after` that `trigger` picks."""
     with anyio.fail_after(90):
         while not _db(off).exists():  # noqa: ASYNC110 -- another process creates it
             await anyio.sleep(0.05)
         async with Store.open(_db(off)) as store:
-            after = 0
             while True:
                 run = await store.latest_run()
                 if run is not None:
@@ -304,6 +308,37 @@ async def test_a_supervisor_killed_at_any_point_resumes_to_the_same_merged_resul
         # Each delivered its one commit, whichever supervisor saw it land.
         landed = {o["id"]: o["commits"] for o in summary["outcomes"] if o["merge"] == "merged"}
         assert set(landed.values()) <= {1}, summary["outcomes"]
+        assert supervised_pids(run_id) == []  # nothing of the run's sessions is left running
+        assert not _lock_held(off, run_id)
+
+
+def _lock_held(off: Offline, run_id: str) -> bool:
+    with sqlite3.connect(_db(off)) as db:
+        rows = db.execute("SELECT 1 FROM locks WHERE name = ?", (supervisor_lock(run_id),))
+        return rows.fetchone() is not None
+
+
+async def test_a_supervisor_killed_twice_in_a_row_still_resumes_to_the_same_result(
+    tmp_path: Path,
+) -> None:
+    expected = await _uninterrupted_tree(tmp_path)
+    async with offline(SCRIPT, tmp_path / "twice-killed") as off:
+        plan = _prepare(off)
+        proc = await _start(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
+        first = await _wait_for(off, POINTS["while sessions work"], proc)
+        proc.send_signal(signal.SIGKILL)
+        await _finish(proc)
+        resumed = await _start(off, "resume", "--no-live", log="resume.log")
+        await _wait_for(off, POINTS["in the middle of the merge queue"], resumed, after=first.id)
+        resumed.send_signal(signal.SIGKILL)
+        await _finish(resumed)
+        again = await _start(off, "resume", "--no-live", log="again.log")
+        assert await _finish(again) == 0, _log(off, "again.log")
+        run_id = _run_id(off)
+        assert _tree(off.repo, run_id) == expected
+        _, reads = _deliveries(off)
+        assert max(reads.values()) == 1
+        assert supervised_pids(run_id) == [] and not _lock_held(off, run_id)
 
 
 async def test_resume_refuses_a_run_that_another_supervisor_is_driving(tmp_path: Path) -> None:

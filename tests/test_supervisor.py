@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import pytest
 from claude_agent_sdk import CLIConnectionError
-from support import clean_env, git
+from support import clean_env, commit_file, git
 
 from conductor.config import Config
 from conductor.errors import InvalidInput
@@ -875,3 +875,29 @@ async def test_a_run_into_a_branch_that_is_checked_out_is_refused(standin: Stand
                 await supervisor.run()
             assert await store.latest_run() is None  # refused before anything started
         assert git(offline.repo, "branch", "--list", "conductor/*") == ""
+
+
+async def test_merged_is_said_only_of_work_that_is_on_the_integration_branch(
+    standin: Standin,
+) -> None:
+    async with standin(TWO_STREAMS) as offline:
+        settings = {"checks": (CHECK,), "review": "auto", "model": STANDIN_MODEL}
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            supervisor = Supervisor(
+                offline.repo,
+                store,
+                parse_plan(PLAN, offline.repo),
+                goal="greet from a CLI",
+                config=Config(**settings),
+                env=offline.env,
+            )
+            with anyio.fail_after(120):
+                assert (await supervisor.run()).ok
+            # However the records came to say it (a crash between two of them, a bug),
+            # a landed commit the integration branch lacks is not merged work.
+            elsewhere = commit_file(offline.repo, "stray.py", "x = 1\n")
+            assert supervisor.bus is not None
+            await supervisor.bus.record("A", "merge.merged", "forged", {"commit": elsewhere})
+            summary = await supervisor._summary(supervisor.bus)
+        assert [(o.id, o.state) for o in summary.outcomes] == [("A", "missing"), ("B", "merged")]
+        assert not summary.ok
