@@ -111,8 +111,12 @@ MACHINE_ERRNO_TEXTS = (
 )
 
 
-def git_error(args: list[str], returncode: int, stderr: str) -> GitError:
-    """The error for a failed git command: a machine fault when git says it was one."""
+def git_error(args: list[str], returncode: int, stderr: str, disk: str | None = None) -> GitError:
+    """The error for a failed git command: a machine fault when git says it was one, or when
+    `disk` says what is wrong with the disk it ran on (git's lock-file errors do not name
+    the errno: "couldn't write '...lock'")."""
+    if disk is not None:
+        return GitMachineFault(args, returncode, f"{stderr.rstrip()}\n{disk}")
     if any(text in stderr for text in MACHINE_ERRNO_TEXTS):
         return GitMachineFault(args, returncode, stderr)
     return GitError(args, returncode, stderr)

@@ -14,6 +14,7 @@ from pathlib import Path
 import anyio
 from anyio.lowlevel import EventLoopToken, current_token
 
+from conductor import machine
 from conductor.errors import NotARepository, git_error
 
 DEFAULT_TIMEOUT = 120.0
@@ -68,7 +69,8 @@ async def git(
         proc = await anyio.run_process(argv, cwd=cwd, env=full_env, check=False, input=input)
     result = GitResult(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
     if check and result.returncode != 0:
-        raise git_error(list(args), result.returncode, result.stderr)
+        disk = machine.disk_trouble(cwd)
+        raise git_error(list(args), result.returncode, result.stderr, disk)
     return result
 
 

@@ -24,6 +24,24 @@ MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO})
 PROBE_BYTES = 64 * 1024  # more than a block, so that a disk with a few bytes left fails it
 
 
+LOW_SPACE = 1 << 20  # below this much free, a disk counts as full (git needs room for a lock)
+
+
+def disk_trouble(path: Path) -> str | None:
+    """What is wrong with the disk `path` is on, from its statistics alone (no write): full
+    or read-only; None when it looks fine (or cannot be asked)."""
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return None
+    if stats.f_flag & os.ST_RDONLY:
+        return f"{path} is on a read-only file system"
+    free = stats.f_bavail * stats.f_frsize
+    if stats.f_blocks and free < LOW_SPACE:
+        return f"the disk {path} is on is full ({free} bytes free)"
+    return None
+
+
 def is_machine_error(err: BaseException) -> bool:
     return isinstance(err, OSError) and err.errno in MACHINE_ERRNOS
 

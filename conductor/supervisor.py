@@ -490,8 +490,8 @@ class Supervisor:
         finally:
             if self.stopping and outcome.state == "waiting":
                 outcome.state = "interrupted"  # the session stays as it was, for resume
-                # what it did so far, for the summary (a store that fails now cannot say)
-                with anyio.CancelScope(shield=True), contextlib.suppress(MachineFault):
+                # what it did so far, for the summary (on a failing machine it cannot say)
+                with anyio.CancelScope(shield=True), contextlib.suppress(ConductorError):
                     branch = (await self.bus.session(workstream.id)).branch
                     if branch:
                         await self._count_commits(branch, outcome)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import anyio
+import pytest
 
 from conductor.standin.server import LoggedRequest
 
@@ -140,8 +145,6 @@ def one_line_error(result: Result) -> str:
 # ------------------------------------------------------------------------------ fixtures
 # Registered for every test through `pytest_plugins` in conftest.py.
 
-import pytest  # noqa: E402
-
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
@@ -182,3 +185,29 @@ def served_cost(requests: Iterable[LoggedRequest | Mapping[str, Any]]) -> float:
             total += usage["input_tokens"] * PER_INPUT_TOKEN
             total += usage["output_tokens"] * PER_OUTPUT_TOKEN
     return total
+
+
+@asynccontextmanager
+async def small_disk(path: Path, size: str = "48m") -> AsyncIterator[Path]:
+    """A tmpfs of `size` at `path` (root only: skipped with the reason otherwise)."""
+    path.mkdir(parents=True)
+    mounted = await anyio.run_process(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        await anyio.run_process(["umount", "-l", str(path)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Write `path` until the disk it is on is full."""
+    with path.open("wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * (1 << 20))
+                filler.flush()
+        except OSError as e:
+            assert e.errno == errno.ENOSPC

@@ -4,15 +4,13 @@ once. Real `conductor` processes, the real CLI sessions against the stand-in, re
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import signal
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
-from support import Cli, clean_env, git
+from support import Cli, clean_env, fill, git, small_disk
 
 from conductor.bus import create_run, supervisor_lock
 from conductor.leftovers import supervised_pids
@@ -473,32 +471,6 @@ async def test_a_run_whose_supervisor_was_killed_reads_interrupted_everywhere(
         assert row["state"] == said
 
 
-@asynccontextmanager
-async def small_disk(path: Path, size: str = "48m") -> AsyncIterator[Path]:
-    """A tmpfs of `size` at `path` (root only: skipped with the reason otherwise)."""
-    path.mkdir(parents=True)
-    mounted = await anyio.run_process(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=False
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        await anyio.run_process(["umount", "-l", str(path)], check=False)
-
-
-def _fill(path: Path) -> None:
-    """Write `path` until the disk it is on is full."""
-    with path.open("wb") as filler:
-        try:
-            while True:
-                filler.write(b"\0" * (1 << 20))
-                filler.flush()
-        except OSError as e:
-            assert e.errno == errno.ENOSPC
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small disk (tmpfs) needs root")
 async def test_a_full_disk_interrupts_the_run_and_resume_finishes_it_once_space_is_back(
     tmp_path: Path,
@@ -510,7 +482,7 @@ async def test_a_full_disk_interrupts_the_run_and_resume_finishes_it_once_space_
         proc = await _start(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
         await _wait_for(off, POINTS["while sessions work"], proc)
         filler = off.repo / ".conductor" / "filler"
-        await anyio.to_thread.run_sync(_fill, filler)
+        await anyio.to_thread.run_sync(fill, filler)
         assert await _finish(proc) == 130, _log(off, "run.log")
         lines = [ln for ln in _log(off, "run.log").splitlines() if ln.startswith("interrupted: ")]
         assert len(lines) == 1 and lines[0].endswith(f"conductor resume {_run_id(off)}")

@@ -1,0 +1,45 @@
+"""Telling the machine's failures from the work's: a full or read-only disk is a machine
+fault, found by asking the disk itself (a real tmpfs, filled)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+from support import commit_file, fill, git, small_disk
+
+from conductor import gitops, machine
+from conductor.errors import GitError, MachineFault
+
+pytestmark = pytest.mark.anyio
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small disk needs root")
+
+
+async def test_a_disk_with_room_is_no_fault(tmp_path: Path) -> None:
+    assert machine.disk_trouble(tmp_path) is None
+    await machine.probe([tmp_path])
+    assert list(tmp_path.iterdir()) == []  # the probe leaves nothing
+
+
+def test_a_fault_is_found_inside_the_groups_task_groups_raise() -> None:
+    fault = MachineFault("disk full")
+    nested = ExceptionGroup("outer", [ValueError("x"), ExceptionGroup("inner", [fault])])
+    assert machine.fault_in(nested) is fault
+    assert machine.fault_in(ValueError("x")) is None
+
+
+@needs_root
+async def test_a_full_disk_is_a_machine_fault_to_the_probe_and_to_git(tmp_path: Path) -> None:
+    async with small_disk(tmp_path / "disk", size="4m") as disk:
+        git(disk, "init", "-q")
+        commit_file(disk, "a.txt", "a\n")
+        await anyio.to_thread.run_sync(fill, disk / "filler")
+        assert "is full" in (machine.disk_trouble(disk) or "")
+        with pytest.raises(MachineFault, match="cannot be written"):
+            await machine.probe([disk])
+        with pytest.raises(GitError) as failed:  # git says "couldn't write ...lock" alone
+            await gitops.git(["update-ref", "refs/heads/x", "HEAD"], disk)
+        assert isinstance(failed.value, MachineFault)
