@@ -60,6 +60,8 @@ from conductor.text import one_line
 from conductor.tools import SERVER_NAME, coordination_server, describe
 
 DISCONNECT_TIMEOUT = 15.0
+# What the CLI says when asked to resume a conversation its transcript does not hold.
+LOST_CONVERSATION = "No conversation found with session ID"
 
 
 RequestReview = Callable[[str], Awaitable[Review]]  # (note) -> the review asked for
@@ -218,6 +220,18 @@ class HeadlessSession:
             # Killed before the CLI wrote its conversation down: there is nothing to resume,
             # and asking for it fails. It starts afresh; `restored` tells the caller.
             self.resume = self.session_id = None
+        try:
+            await self._connect()
+        except SessionDied as died:
+            if self.resume is None or LOST_CONVERSATION not in str(died):
+                raise
+            # Its transcript is there but holds no conversation the CLI can take up (cut
+            # short when the disk filled, say): it starts afresh, as if none were kept.
+            self.resume = self.session_id = None
+            await self._connect()
+        return self
+
+    async def _connect(self) -> None:
         self._meter = CostMeter(restored_total(self._transcript(self.resume)))
         self._client = ClaudeSDKClient(self.options())
         try:
@@ -226,7 +240,6 @@ class HeadlessSession:
             await self.__aexit__(None, None, None)  # its pipes and process, and what it left
             await self.bus.record(self.name, "session.died", one_line(str(e)), {"error": str(e)})
             raise SessionDied(f"session {self.name}: the CLI failed to start: {e}") from e
-        return self
 
     @property
     def restored(self) -> bool:

@@ -257,3 +257,20 @@ async def test_done_asks_for_review_of_the_head_once(repo: Path, store: Store) -
     assert again.startswith("Marked done")  # the head is under review already
     assert len(await bus.reviews()) == 1
     assert (await bus.session("A")).status.value == "review"
+
+
+async def test_a_transcript_that_holds_no_conversation_starts_the_session_afresh(
+    standin: Standin,
+) -> None:
+    async with session_in_worktree(standin, "A") as (_, bus, session):
+        await session.__aexit__(None, None, None)
+        lost = "bce9e7c1-cde8-487c-8301-9410ad774d3a"  # written as the disk filled: empty
+        (session.config.config_dir / "projects" / "cut-short").mkdir(parents=True)
+        (session.config.config_dir / "projects" / "cut-short" / f"{lost}.jsonl").touch()
+        again = HeadlessSession(bus, "A", session.worktree, session.config, resume=lost)
+        async with again:
+            assert not again.restored
+            result = await again.turn("conductor-role: A\nStart.")
+        assert not result.is_error and result.session_id != lost
+        died = [e.summary for e in await bus.events(session="A") if e.kind == "session.died"]
+        assert len(died) == 1 and "No conversation found" in died[0]  # asked once, then afresh
