@@ -73,10 +73,16 @@ def _probe_one(folder: Path) -> None:
 
 
 def fault_in(error: BaseException) -> MachineFault | None:
-    """The machine fault behind `error`: itself, or one inside an exception group (a task
-    group wraps what its tasks raise)."""
+    """The machine fault behind `error`: itself, an OSError of the disk's (ENOSPC, ...), or
+    one inside an exception group (a task group wraps what its tasks raise)."""
     if isinstance(error, MachineFault):
         return error
+    if is_machine_error(error):  # an OSError of the disk's, raised raw
+        assert isinstance(error, OSError)
+        where = f"{error.filename}: " if error.filename else ""
+        fault = MachineFault(f"{where}{error.strerror}")
+        fault.__cause__ = error
+        return fault
     if isinstance(error, BaseExceptionGroup):
         for inner in error.exceptions:
             found = fault_in(inner)

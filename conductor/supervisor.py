@@ -225,8 +225,11 @@ class Supervisor:
         try:
             try:
                 return await self._supervise(bus)
-            except MachineFault as e:  # before its workstreams began, or while it ended
-                self.fault = self.fault or str(e)
+            except (MachineFault, OSError) as e:  # before its workstreams began, or at the end
+                fault = machine.fault_in(e)
+                if fault is None:
+                    raise
+                self.fault = self.fault or str(fault)
                 return await self._summary(bus)
         finally:
             with anyio.CancelScope(shield=True), contextlib.suppress(ConductorError):
@@ -317,8 +320,14 @@ class Supervisor:
                 async with anyio.create_task_group() as tg:
                     for workstream in self.plan.workstreams:
                         tg.start_soon(self._workstream, workstream)
-            except* MachineFault as group:  # from anywhere in the run's tasks
-                await self._machine_failed(group.exceptions[0])
+            except ExceptionGroup as group:  # from anywhere in the run's tasks
+                faults, rest = group.split(lambda e: machine.fault_in(e) is not None)
+                if faults is not None:
+                    fault = machine.fault_in(faults)
+                    assert fault is not None
+                    await self._machine_failed(fault)
+                if rest is not None:
+                    raise rest from None
         return await self._summary(bus)
 
     async def _summary(self, bus: Bus) -> RunSummary:

@@ -3,6 +3,7 @@ fault, found by asking the disk itself (a real tmpfs, filled)."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -29,6 +30,13 @@ def test_a_fault_is_found_inside_the_groups_task_groups_raise() -> None:
     nested = ExceptionGroup("outer", [ValueError("x"), ExceptionGroup("inner", [fault])])
     assert machine.fault_in(nested) is fault
     assert machine.fault_in(ValueError("x")) is None
+
+
+def test_an_os_error_of_the_disks_raised_raw_is_a_fault_too() -> None:
+    full = OSError(errno.ENOSPC, "No space left on device", "/repo/.conductor/x")
+    fault = machine.fault_in(ExceptionGroup("tasks", [full]))
+    assert fault is not None and str(fault) == "/repo/.conductor/x: No space left on device"
+    assert machine.fault_in(OSError(errno.EACCES, "Permission denied")) is None
 
 
 @needs_root
