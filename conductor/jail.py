@@ -32,10 +32,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-
-from claude_agent_sdk.types import SandboxSettings
+from typing import TYPE_CHECKING
 
 from conductor.errors import ConductorError
+
+if TYPE_CHECKING:  # the SDK takes most of a second to import: hand commands never need it
+    from claude_agent_sdk.types import SandboxSettings
 
 BWRAP = "bwrap"
 SOCAT = "socat"

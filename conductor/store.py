@@ -374,6 +374,8 @@ async def _fetch(db: Db, sql: str, params: Sequence[Any] | dict[str, Any] = ()) 
 class Store:
     """One connection to the conductor database. Open with `async with Store.open(path)`."""
 
+    unread_index = "deliveries_unread"  # what marking deliveries read goes through
+
     def __init__(self, db: Db, path: Path) -> None:
         self._db = db
         self.path = path
@@ -586,9 +588,12 @@ class Store:
         via: str,
         now: float | None = None,
     ) -> list[int]:
+        # Through the partial index of unread deliveries: left to itself SQLite takes the
+        # primary key, which visits every message the session was ever sent (a sync then
+        # slows with the history; bench/sync_history.py).
         rows = await _fetch(
             db,
-            f"UPDATE deliveries SET read_at = ?, read_via = ?"
+            f"UPDATE deliveries INDEXED BY {self.unread_index} SET read_at = ?, read_via = ?"
             f" WHERE recipient_id = ? AND read_at IS NULL AND {where} RETURNING message_id",
             (self.clock() if now is None else now, via, recipient_id, *params),
         )
