@@ -21,7 +21,7 @@ from pathlib import Path
 import anyio
 from claude_agent_sdk import ClaudeSDKClient, ResultMessage
 
-from conductor import actions
+from conductor import actions, gitops
 from conductor.bus import Bus, create_run
 from conductor.session import HeadlessSession, SessionConfig
 from conductor.standin.harness import STANDIN_MODEL, Offline, offline
@@ -65,6 +65,22 @@ async def ours(off: Offline, bus: Bus, tree: Path, role: str) -> float:
     return time.perf_counter() - start
 
 
+async def direct(bus: Bus, tree: Path, config: SessionConfig, calls: int = 2000) -> None:
+    """The hooks' own work, without the CLI's round trip to them: what each costs in-process."""
+    session = HeadlessSession(bus, "A", tree, config)
+    write = {"tool_name": "Write", "tool_input": {"file_path": str(tree / "x.py"), "content": ""}}
+    read = {"tool_name": "Read", "tool_input": {"file_path": str(tree / "README.md")}}
+    for name, hook, data in (
+        ("PreToolUse, a Write (judged)", session._pre_tool_use, write),
+        ("PostToolUse, no mail", session._post_tool_use, read),
+    ):
+        start = time.perf_counter()
+        for _ in range(calls):
+            await hook(data, None, {"signal": None})  # type: ignore[arg-type]
+        took = (time.perf_counter() - start) / calls
+        print(f"{name:<30} {took * 1e6:7.0f} µs per call, in-process")
+
+
 async def main(short: int, long: int, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         async with (
@@ -79,22 +95,30 @@ async def main(short: int, long: int, repeat: int) -> None:
                 base_commit=None,
                 sessions=[("A", "bench"), ("B", "other")],
             )
-            tree = (await actions.place_session(bus, off.repo, "A", "HEAD")).path
+            base = await gitops.rev_parse("HEAD", off.repo)
+            tree = (await actions.place_session(bus, off.repo, "A", base)).path
+            await direct(
+                bus, tree, SessionConfig(env=off.env, config_dir=Path(tmp) / "c", model=None)
+            )
             for tool in ("Read", "Write"):
+                times: dict[tuple[str, str], list[float]] = {
+                    (side, size): []
+                    for side in ("bare SDK", "conductor")
+                    for size in ("short", "long")
+                }
+                for _ in range(repeat):  # interleaved: the machine's mood hits both alike
+                    for side, size in times:
+                        role = f"{tool}-{size}"
+                        bared = side == "bare SDK"
+                        took = await (bare(off, role) if bared else ours(off, bus, tree, role))
+                        times[side, size].append(took)
                 slopes = {}
                 for side in ("bare SDK", "conductor"):
-                    times: dict[str, list[float]] = {"short": [], "long": []}
-                    for _ in range(repeat):
-                        for size in ("short", "long"):
-                            role = f"{tool}-{size}"
-                            bared = side == "bare SDK"
-                            took = await (bare(off, role) if bared else ours(off, bus, tree, role))
-                            times[size].append(took)
-                    slope = (
-                        statistics.median(times["long"]) - statistics.median(times["short"])
-                    ) / (long - short)
-                    slopes[side] = slope
-                    print(f"{tool:<5} {side:<9} {slope * 1000:6.2f} ms per tool call")
+                    long_, short_ = times[side, "long"], times[side, "short"]
+                    slopes[side] = (statistics.median(long_) - statistics.median(short_)) / (
+                        long - short
+                    )
+                    print(f"{tool:<5} {side:<9} {slopes[side] * 1000:6.2f} ms per tool call")
                 added = (slopes["conductor"] - slopes["bare SDK"]) * 1000
                 print(f"{tool:<5} conductor adds {added:6.2f} ms per tool call")
 

@@ -196,6 +196,10 @@ class Bus:
     async def unread_counts(self) -> dict[str, int]:
         return await self.store.unread_counts(self.run_id)
 
+    async def has_unread(self, name: str) -> bool:
+        """Whether `name` has mail, by a read alone: the cheap question before `take_unread`."""
+        return await self.store.has_unread(self.run_id, name)
+
     async def sync(self, name: str) -> SyncResult:
         return await self.store.sync(self.run_id, name)
 

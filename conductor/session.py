@@ -44,7 +44,7 @@ from claude_agent_sdk.types import (
 from conductor.bus import Bus
 from conductor.costs import COST_KEY, CostMeter, restored_total
 from conductor.credentials import Login, login_for_session, token_env
-from conductor.enforce import PUSH_DENIAL, pushes, write_target, written_path
+from conductor.enforce import PUSH_DENIAL, WRITE_TOOLS, pushes, write_target, written_path
 from conductor.errors import ConductorError
 from conductor.jail import (
     bundled_cli,
@@ -60,6 +60,9 @@ from conductor.text import one_line
 from conductor.tools import SERVER_NAME, coordination_server, describe
 
 DISCONNECT_TIMEOUT = 15.0
+# What the write gate judges (enforce.py): file-writing tools, and Bash (pushes). A regex of
+# tool names, as Claude Code matches hooks.
+JUDGED_TOOLS = "|".join([*WRITE_TOOLS, "Bash"])
 # What the CLI says when asked to resume a conversation its transcript does not hold.
 LOST_CONVERSATION = "No conversation found with session ID"
 
@@ -181,7 +184,8 @@ class HeadlessSession:
                 )
             },
             hooks={
-                "PreToolUse": [HookMatcher(matcher=None, hooks=[self._pre_tool_use])],
+                # Only the tools it judges (writes and Bash): every other call skips the trip.
+                "PreToolUse": [HookMatcher(matcher=JUDGED_TOOLS, hooks=[self._pre_tool_use])],
                 "PostToolUse": [HookMatcher(matcher=None, hooks=[self._post_tool_use])],
             },
         )
@@ -382,7 +386,9 @@ class HeadlessSession:
     async def _post_tool_use(
         self, hook_input: HookInput, tool_use_id: str | None, context: HookContext
     ) -> SyncHookJSONOutput:
-        try:
+        try:  # after every tool call: no write transaction unless there is mail
+            if not await self.bus.has_unread(self.name):
+                return {}
             messages = await self.bus.take_unread(self.name, via="hook")
         except ConductorError:  # none taken (one transaction): the next hook or turn has them
             return {}

@@ -800,6 +800,17 @@ class Store:
             )
         return {r["name"]: r["n"] for r in rows}
 
+    async def has_unread(self, run_id: str, name: str) -> bool:
+        async with self._tx(write=False) as db:
+            rows = await _fetch(
+                db,
+                f"SELECT EXISTS (SELECT 1 FROM deliveries INDEXED BY {self.unread_index}"
+                " WHERE recipient_id = (SELECT id FROM sessions WHERE run_id = ? AND name = ?)"
+                " AND read_at IS NULL) AS found",
+                (run_id, name),
+            )
+        return bool(rows[0]["found"])
+
     async def _addressed(self, db: Db, run_id: str, name: str, message_id: int) -> tuple[int, Any]:
         """(session id, message row) when `name` is an addressee of the message; else raise."""
         sid = await self._session_id(db, run_id, name)
