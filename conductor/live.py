@@ -89,7 +89,7 @@ _DOING_LABELS = {
     "claim.released": "released",
     "context.added": "shared",
 }
-_QUIET = frozenset({"message.read", "context.delivered"})  # bookkeeping, not activity
+_QUIET = frozenset({"message.read", "context.delivered", "session.closed"})  # bookkeeping
 
 
 # ------------------------------------------------------------------------------ notable lines

@@ -270,6 +270,9 @@ class HeadlessSession:
             ):
                 await client.disconnect()
         await self._clean_up()
+        if client is not None:
+            with anyio.CancelScope(shield=True), contextlib.suppress(ConductorError):
+                await self.bus.record(self.name, "session.closed", "its CLI has ended")
 
     async def _clean_up(self) -> None:
         """What the CLI started and left (killed, it closes nothing: the sandbox's proxies),

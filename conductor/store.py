@@ -727,7 +727,9 @@ class Store:
         }
         changes = {k: v for k, v in changes.items() if v is not None}
         async with self._tx(write=True) as db:
-            before = _session(await self._session_row(db, run_id, name))
+            row = await self._session_row(db, run_id, name)
+            before = _session(row)
+            changes = {k: v for k, v in changes.items() if row[k] != v}  # no change, no event
             if not changes:
                 return before
             sets = ", ".join(f"{k} = :{k}" for k in changes)

@@ -871,6 +871,10 @@ class Supervisor:
         )
         if merged.status in (MergeStatus.MERGED, MergeStatus.ALREADY_MERGED):
             outcome.state = "merged"
+            # Done the moment its work lands: its claims go and its dependents start now, not
+            # once its CLI has shut down (the workstream's end records this again, harmlessly).
+            await bus.update(workstream.id, status=SessionStatus.DONE)
+            self.finished[workstream.id].set()
             await self._share_integration()
             return None
         if merged.status is MergeStatus.NOTHING:  # the review saw changes the merge lacks

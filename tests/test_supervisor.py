@@ -901,3 +901,32 @@ async def test_merged_is_said_only_of_work_that_is_on_the_integration_branch(
             summary = await supervisor._summary(supervisor.bus)
         assert [(o.id, o.state) for o in summary.outcomes] == [("A", "missing"), ("B", "merged")]
         assert not summary.ok
+
+
+async def test_a_workstream_is_done_when_its_merge_lands_not_when_its_cli_has_shut_down(
+    standin: Standin,
+) -> None:
+    async with standin(TWO_STREAMS) as offline:
+        summary = await run_plan(offline, PLAN)
+        assert summary.ok
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            events = await store.list_events(summary.run_id)
+        of_a = [
+            e.kind if e.kind != "session.updated" else f"status={(e.payload or {}).get('status')}"
+            for e in events
+            if e.session == "A"
+            and e.kind in ("merge.merged", "session.updated", "session.closed")
+            and (e.kind != "session.updated" or "status" in (e.payload or {}))
+        ]
+        landed = of_a.index("merge.merged")
+        assert of_a[landed + 1] == "status=done"  # at once: claims released, B may start
+        assert of_a[landed + 2 :] == ["session.closed"]  # then its CLI ends; done said once
+        b_starts = next(e.id for e in events if e.session == "B" and e.kind == "session.prompt")
+        a_done = next(
+            e.id
+            for e in events
+            if e.session == "A"
+            and e.kind == "session.updated"
+            and (e.payload or {}).get("status") == "done"
+        )
+        assert a_done < b_starts  # B depends on A
