@@ -381,6 +381,7 @@ class Store:
         self.path = path
         self._lock = anyio.Lock()
         self.clock: Callable[[], float] = time.time
+        self._changed = anyio.Event()  # set (and replaced) when a write here commits
 
     @classmethod
     @asynccontextmanager
@@ -418,6 +419,9 @@ class Store:
                 yield self._db
                 with anyio.CancelScope(shield=True):
                     await self._db.execute("COMMIT")
+                if write:
+                    changed, self._changed = self._changed, anyio.Event()
+                    changed.set()
             except BaseException as err:
                 with anyio.CancelScope(shield=True):
                     try:
@@ -438,6 +442,13 @@ class Store:
                     # disk full, read-only, I/O error: the machine's, one line
                     raise StoreFault(f"the database {self.path} failed: {err}") from err
                 raise
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Until a write through this store commits, or `timeout` passes: waiters in this
+        process wake at once; writes by other processes are seen at the timeout (a poll)."""
+        changed = self._changed
+        with anyio.move_on_after(timeout):
+            await changed.wait()
 
     async def _rollback(self) -> None:
         try:

@@ -1003,8 +1003,9 @@ class Supervisor:
     async def _wait_for_mail(self, name: str) -> None:
         assert self.bus is not None
         with anyio.move_on_after(self.config.stall_seconds):
-            while not (await self.bus.unread_counts()).get(name):  # noqa: ASYNC110
-                await anyio.sleep(BLOCKED_POLL)  # messages come from other processes too
+            while not await self.bus.has_unread(name):
+                # a teammate's send here wakes it at once; another process's at the poll
+                await self.store.wait_for_change(BLOCKED_POLL)
 
     def _account(self, name: str, result: TurnResult) -> None:
         self.spent[name] = self.spent.get(name, 0.0) + result.cost_usd
@@ -1059,13 +1060,14 @@ class Supervisor:
             await self.bus.register([(name, f"reviews {workstream.id}")], kind=SessionKind.REVIEWER)
 
     async def _wait_for_verdict(self, review_id: int) -> Review:
-        """A person (`conductor review approve`) or a peer decides in another process: poll."""
+        """A person (`conductor review approve`, another process: seen at the poll) or a peer
+        session (a tool call in this process: at once) decides."""
         assert self.bus is not None
         while True:
             review = await self.bus.review(review_id, with_diff=False)
             if review.status is not ReviewStatus.PENDING:
                 return review
-            await anyio.sleep(BLOCKED_POLL)
+            await self.store.wait_for_change(BLOCKED_POLL)  # a peer here wakes it at once
 
     async def _agent_review(self, workstream: Workstream, review_id: int, name: str) -> Review:
         assert self.bus is not None

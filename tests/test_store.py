@@ -581,3 +581,22 @@ async def test_a_full_store_is_a_machine_fault_and_keeps_what_it_had(store: Stor
     with pytest.raises(MachineFault, match="database or disk is full"):
         await bus.record(None, "big", "x", {"blob": "x" * 200_000})
     assert [e.kind for e in await bus.events()] == ["run.created"]  # nothing half written
+
+
+async def test_a_write_in_this_process_wakes_a_waiter_before_its_poll(bus: Bus) -> None:
+    woke: list[bool] = []
+
+    async def wait() -> None:
+        await bus.store.wait_for_change(3600)  # a poll that would never come in this test
+        woke.append(True)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            assert not woke  # a read changes nothing
+            await bus.unread_counts()
+            await anyio.wait_all_tasks_blocked()
+            assert not woke
+            await bus.send("A", "B", "wake up")
+    assert woke == [True]
