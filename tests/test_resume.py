@@ -21,7 +21,7 @@ import pytest
 from support import Cli, clean_env, fill, git, small_disk
 
 from conductor.bus import create_run, supervisor_lock
-from conductor.leftovers import supervised_pids
+from conductor.leftovers import end_leftovers, supervised_pids
 from conductor.models import Event, RunState
 from conductor.standin.harness import STANDIN_MODEL, Offline, offline
 from conductor.store import Store
@@ -351,6 +351,7 @@ async def test_resume_refuses_a_run_that_another_supervisor_is_driving(tmp_path:
         finally:
             proc.send_signal(signal.SIGKILL)
             await _finish(proc)
+            await end_leftovers(_run_id(off))  # its sessions' processes: no resume follows
 
 
 async def test_ctrl_c_interrupts_the_sessions_and_prints_how_to_resume(tmp_path: Path) -> None:
@@ -469,6 +470,7 @@ async def test_a_run_whose_supervisor_was_killed_reads_interrupted_everywhere(
         assert (await conductor("logs", "-f")).rstrip().endswith(f"run {run_id} {said}")
         (row,) = json.loads(await conductor("runs", "--json"))
         assert row["state"] == said
+        await end_leftovers(run_id)  # its sessions' processes: no resume follows here
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small disk (tmpfs) needs root")
