@@ -236,7 +236,8 @@ class HeadlessSession:
         return self
 
     async def _connect(self) -> None:
-        self._meter = CostMeter(restored_total(self._transcript(self.resume)))
+        transcript = self._transcript(self.resume)  # (it can be megabytes: off the loop)
+        self._meter = CostMeter(await anyio.to_thread.run_sync(restored_total, transcript))
         self._client = ClaudeSDKClient(self.options())
         try:
             await self._client.connect()
