@@ -1,0 +1,171 @@
+"""What a whole `conductor run` costs over bare SDK sessions doing the same scripted work.
+
+Both sides run N workstreams against the same stand-in: each session writes its own file,
+commits it and finishes. The bare side is a script that makes N git worktrees by hand and runs
+N `ClaudeSDKClient` sessions in them at once (no jail, no hooks, no bus, no merge). The
+conductor side is `conductor run --plan` (review `auto`, no checks; sandbox as configured
+below), which also reviews, merges and records everything. Each side runs as its own process;
+wall time and CPU (user + system of the process and its children) are measured per run, the
+sides interleaved. Prints numbers; asserts nothing.
+
+    .venv/bin/python bench/run_overhead.py [--counts 1 4 8 16] [--repeat 2] [--sandbox]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from conductor.standin.harness import GIT_IDENTITY, STANDIN_MODEL, session_env
+
+BARE = r"""
+import os, sys, anyio, subprocess
+from pathlib import Path
+from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, ResultMessage
+
+repo, n, env = Path(sys.argv[1]), int(sys.argv[2]), dict(os.environ)
+
+async def one(i):
+    tree = repo.parent / f"bare-{i}"
+    add = ["git", "worktree", "add", "-q", "-b", f"bare-{i}", str(tree)]
+    subprocess.run(add, cwd=repo, check=True)
+    options = ClaudeAgentOptions(
+        cwd=str(tree), env=env, model=env["BENCH_MODEL"], permission_mode="bypassPermissions"
+    )
+    async with ClaudeSDKClient(options) as client:
+        await client.query(f"conductor-role: W{i}\nwork")
+        async for message in client.receive_response():
+            if isinstance(message, ResultMessage):
+                assert not message.is_error, message.result
+
+async def main():
+    async with anyio.create_task_group() as tg:
+        for i in range(n):
+            tg.start_soon(one, i)
+
+anyio.run(main)
+"""
+
+
+def script(n: int) -> str:
+    roles = {}
+    for i in range(n):
+        roles[f"W{i}"] = [
+            [
+                {"tool": "Write", "input": {"file_path": f"${{cwd}}/w{i}.txt", "content": "x\n"}},
+                {"tool": "Bash", "input": {"command": "git add -A && git commit -qm work"}},
+                {"tool": "mcp__bus__request_review", "input": {}},
+                {"text": "done"},
+            ]
+        ]
+    return json.dumps({"roles": roles})
+
+
+def measured(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and everything it started)."""
+    start = time.perf_counter()
+    before = os.times()
+    subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
+    after = os.times()
+    wall = time.perf_counter() - start
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    return wall, cpu
+
+
+def fresh_repo(root: Path, n: int, sandbox: bool) -> Path:
+    repo = root / "repo"
+    repo.mkdir(parents=True)
+    git = ["git", "-c", "user.name=b", "-c", "user.email=b@b"]
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    plan = {
+        "workstreams": [
+            {"id": f"W{i}", "name": f"w{i}", "task": "work", "owns": [f"w{i}.txt"]}
+            for i in range(n)
+        ]
+    }
+    (repo / "plan.json").write_text(json.dumps(plan))
+    (repo / "conductor.toml").write_text(
+        f'model = "{STANDIN_MODEL}"\nreview = "auto"\nmax_parallel = {n}\n'
+        f"max_sessions = {n}\nsandbox = {str(sandbox).lower()}\n"
+    )
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], cwd=repo, check=True)
+    return repo
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--counts", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--sandbox", action="store_true", help="conductor's jail on")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.counts:
+            script_path = Path(tmp) / f"script-{n}.json"
+            script_path.write_text(script(n))
+            server = subprocess.Popen(
+                [sys.executable, "-m", "conductor", "model", "serve", str(script_path)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            try:
+                assert server.stdout is not None
+                base_url = server.stdout.readline().strip()
+                env = {
+                    **os.environ,
+                    **session_env(base_url, Path(tmp) / f"claude-{n}"),
+                    **GIT_IDENTITY,
+                }
+                results: dict[str, list[tuple[float, float]]] = {"bare SDK": [], "conductor": []}
+                for r in range(args.repeat):  # interleaved
+                    bare_repo = fresh_repo(Path(tmp) / f"bare-{n}-{r}", n, args.sandbox)
+                    results["bare SDK"].append(
+                        measured(
+                            [sys.executable, "-c", BARE, str(bare_repo), str(n)],
+                            bare_repo,
+                            {**env, "BENCH_MODEL": STANDIN_MODEL},
+                        )
+                    )
+                    ours = fresh_repo(Path(tmp) / f"ours-{n}-{r}", n, args.sandbox)
+                    results["conductor"].append(
+                        measured(
+                            [
+                                sys.executable,
+                                "-m",
+                                "conductor",
+                                "run",
+                                "bench",
+                                "--plan",
+                                "plan.json",
+                                "--no-live",
+                            ],
+                            ours,
+                            env,
+                        )
+                    )
+                wall = {s: statistics.median(w for w, _ in v) for s, v in results.items()}
+                cpu = {s: statistics.median(c for _, c in v) for s, v in results.items()}
+                bare, ours_ = "bare SDK", "conductor"
+                print(
+                    f"{n:3d} workstreams  bare {wall[bare]:6.2f} s wall {cpu[bare]:6.2f}"
+                    f" s CPU   conductor {wall[ours_]:6.2f} s wall {cpu[ours_]:6.2f}"
+                    f" s CPU   ratio {wall['conductor'] / wall['bare SDK']:4.2f}x wall"
+                    f" {cpu['conductor'] / cpu['bare SDK']:4.2f}x CPU"
+                )
+            finally:
+                server.terminate()
+                server.wait()
+
+
+if __name__ == "__main__":
+    main()
