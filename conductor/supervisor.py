@@ -499,11 +499,12 @@ class Supervisor:
         finally:
             if self.stopping and outcome.state == "waiting":
                 outcome.state = "interrupted"  # the session stays as it was, for resume
-                # what it did so far, for the summary (on a failing machine it cannot say)
-                with anyio.CancelScope(shield=True), contextlib.suppress(ConductorError):
-                    branch = (await self.bus.session(workstream.id)).branch
-                    if branch:
-                        await self._count_commits(branch, outcome)
+            # What it did, for the summary, counted once as it ends rather than after every
+            # turn (a merged one's count was taken as it landed; a failing machine cannot say).
+            with anyio.CancelScope(shield=True), contextlib.suppress(ConductorError):
+                branch = (await self.bus.session(workstream.id)).branch
+                if branch:
+                    await self._count_commits(branch, outcome)
             # Stopping leaves an unfinished session as it was, for resume; a merge that
             # landed meanwhile is still recorded, or the resumed run would wake it again.
             if not self.stopping or outcome.state == "merged":
@@ -554,7 +555,6 @@ class Supervisor:
             if prompt is None:  # it was between turns: the gates carry on where they were
                 prompt = await self._after_turn(workstream, branch, outcome)
                 if prompt is None:
-                    await self._count_commits(branch, outcome)
                     return
         rounds, restarts, pauses = 0, 0, 0
         while True:
@@ -606,7 +606,6 @@ class Supervisor:
                             self._account(session.name, await session.turn(WRAP_UP))
                             return
                         next_prompt = await self._after_turn(workstream, branch, outcome)
-                        await self._count_commits(branch, outcome)
                         if next_prompt is None:
                             return
                         prompt = next_prompt
