@@ -165,6 +165,7 @@ class Supervisor:
         self._scope = anyio.CancelScope()
         self._live: dict[str, HeadlessSession] = {}
         self.spent: dict[str, float] = {}  # session -> cost so far, for the run's budget
+        self._shown: dict[Path, str] = {}  # session tree -> integration tip it was shown
         self.tampered = ""  # set when the integration branch moved outside the gate
         self.fault = ""  # set when the machine failed (MachineFault): the run is interrupted
 
@@ -536,6 +537,7 @@ class Supervisor:
             jailed=self.config.sandbox and jails_supported(),
         )
         tree_path, branch = tree.path, tree.branch
+        self._shown.pop(tree_path, None)  # a tree made anew has been shown nothing
         started = me.sdk_session_id is not None  # it had a conversation: a resumed run
         if me.status.ended:  # failed or stopped last time: resume gives it another go
             await bus.update(workstream.id, status=SessionStatus.IDLE, note="resumed")
@@ -997,7 +999,11 @@ class Supervisor:
         """The integration branch's tip, as a branch of that name in the session's own
         repository: what it merges in after a conflict (its objects are borrowed)."""
         assert self.gate is not None
-        await worktrees.share_ref(tree, self.gate.branch, await self.gate.head())
+        head = await self.gate.head()
+        if self._shown.get(tree) == head:  # shown since it last moved: no jailed git again
+            return
+        await worktrees.share_ref(tree, self.gate.branch, head)
+        self._shown[tree] = head
 
     async def _wait_for_mail(self, name: str) -> None:
         assert self.bus is not None
