@@ -631,13 +631,11 @@ class Supervisor:
             finally:
                 self._live.pop(workstream.id, None)
 
-    def _machine_folders(self, *more: Path) -> list[Path]:
-        """Where a run writes: its state (the store, sessions' transcripts), the gate's
-        integration tree, and `more` (a session's tree)."""
-        folders = [self.repo / STATE_DIR, *more]
-        if self.gate is not None:
-            folders.append(self.gate.tree)
-        return folders
+    def _machine_folders(self, *trees: Path) -> list[Path]:
+        """Where a run writes: its state (the store, sessions' transcripts, the gate's tree)
+        and `trees` (a session's). A probe goes in a tree's `.git`, never in its files: one
+        left by a kill at that instant must not be committed by the session."""
+        return [self.repo / STATE_DIR, *(tree / ".git" for tree in trees)]
 
     async def _tidy(self, name: str, tree: Path) -> None:
         """Before a session (re)starts: what a killed one left half done in its tree."""
