@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from conductor.enforce import WORKER_TOOLS
 from conductor.errors import InvalidInput
 from conductor.session import SessionConfig
 from conductor.worktrees import Bootstrap
@@ -107,6 +108,7 @@ class Config:
             model=self.model or None,
             max_turns=self.max_turns,
             max_budget_usd=self.max_usd_per_session,
+            tools=WORKER_TOOLS,
             sandbox=self.sandbox,
             allowed_domains=self.allowed_domains,
             private_dir=private_dir,

@@ -13,6 +13,8 @@ adds those up, from one function here, the same way.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,10 @@ def restored_total(transcript: Path | None) -> float:
         return 0.0
     total = 0.0
     try:
+        # Only a regular file, never through a link: the session can write its config dir
+        # (a FIFO there would block this read, a link would point it anywhere).
+        if not stat.S_ISREG(os.lstat(transcript).st_mode):
+            return 0.0
         with transcript.open(encoding="utf-8", errors="replace") as lines:
             for line in lines:
                 if COST_STATE not in line:
@@ -60,9 +66,10 @@ class CostMeter:
         total = total or 0.0
         # Below what we took as its start, the CLI did not restore what we thought it did
         # (a transcript we could not read the same way): the total is then all this process's.
+        # Never below zero: a transcript the session edited must not pay back its spend.
         rise = total - self.reported if total >= self.reported else total
         self.reported = total
-        return rise
+        return max(rise, 0.0)
 
 
 def cost_of(payload: Mapping[str, Any] | None) -> float:

@@ -29,6 +29,25 @@ WRITE_TOOLS = {
     "NotebookEdit": "notebook_path",
 }
 
+# The built-in tools a worker session is offered: those whose effects the gates judge (file
+# writes and Bash, checked by the write hook) and ones that only read or keep its task list.
+# An allowlist, so a tool a newer CLI adds is not offered until it is judged: this CLI's
+# `Monitor` runs a command with network domains of the model's choosing, `Workflow` runs a
+# script in the CLI's own process, `CronCreate`/`ScheduleWakeup` prompt it later,
+# `EnterWorktree` makes worktrees, `Agent` starts subagents with tools of their own.
+WORKER_TOOLS = (
+    *WRITE_TOOLS,
+    "Bash",
+    "Read",
+    "Glob",
+    "Grep",
+    "TaskCreate",
+    "TaskGet",
+    "TaskList",
+    "TaskUpdate",
+    "TaskStop",
+)
+
 PUSH_DENIAL = (
     "git push is not allowed in a conductor session: commit on your branch, then call "
     "mcp__bus__request_review (or done); conductor merges approved work through its merge gate."

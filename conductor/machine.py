@@ -57,7 +57,10 @@ def _probe_one(folder: Path) -> None:
         return
     path = folder / f".conductor-probe-{os.getpid()}"
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        # Made new (O_EXCL): whatever a session planted under that name (a link, a FIFO
+        # that would block the open) is removed first, never opened.
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, b"\0" * PROBE_BYTES)
             os.fsync(fd)

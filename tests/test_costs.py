@@ -5,6 +5,7 @@ the transcript on resume; the real CLI against the stand-in shows both."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,17 @@ async def test_a_session_woken_and_resumed_is_charged_what_was_served_once(
         ]
         assert len(recorded) == 3
         assert sum(recorded) == pytest.approx(served_cost(offline.server.requests), abs=1e-9)
+
+
+def test_a_turn_never_costs_less_than_nothing() -> None:
+    meter = CostMeter()  # the CLI restored a negative total a session wrote in its transcript
+    assert meter.turn(-5.0) == 0.0
+
+
+def test_a_transcript_that_is_not_a_regular_file_restores_nothing(tmp_path: Path) -> None:
+    real = tmp_path / "real.jsonl"
+    real.write_text(json.dumps({"type": "cost-state", "totalCostUSD": 9.0}) + "\n")
+    (tmp_path / "link.jsonl").symlink_to(real)
+    os.mkfifo(tmp_path / "fifo.jsonl")  # would block a read
+    assert restored_total(tmp_path / "link.jsonl") == 0.0
+    assert restored_total(tmp_path / "fifo.jsonl") == 0.0

@@ -12,6 +12,7 @@ from support import Cli, git, served_cost
 
 from conductor.costs import PLANNER
 from conductor.demo import DemoResult, run_demo
+from conductor.enforce import WORKER_TOOLS
 from conductor.live import Snapshot
 from conductor.models import Event
 from conductor.store import Store
@@ -113,3 +114,15 @@ async def test_the_demos_cost_is_what_was_served_in_every_view(demo: Demo) -> No
     shown = cli.ok("show", "--json").json()
     assert shown["run"]["cost_usd"] == pytest.approx(served, abs=1e-9)
     assert sum(r["cost_usd"] for r in shown["sessions"]) == pytest.approx(served, abs=1e-9)
+
+
+async def test_a_worker_is_offered_only_tools_the_gates_judge(demo: Demo) -> None:
+    log = demo.result.repo.parent / "requests.jsonl"
+    offered: set[str] = set()
+    for line in log.read_text().splitlines():
+        request = json.loads(line)
+        if request["answer"].startswith("A chapter"):  # worker A's requests
+            offered |= {t["name"] for t in request["body"].get("tools", [])}
+    built_in = {name for name in offered if not name.startswith("mcp__")}
+    assert {"Write", "Edit", "Bash", "Read"} <= built_in <= set(WORKER_TOOLS)
+    assert not {"Monitor", "Workflow", "CronCreate", "EnterWorktree", "Agent"} & offered

@@ -51,3 +51,12 @@ async def test_a_full_disk_is_a_machine_fault_to_the_probe_and_to_git(tmp_path: 
         with pytest.raises(GitError) as failed:  # git says "couldn't write ...lock" alone
             await gitops.git(["update-ref", "refs/heads/x", "HEAD"], disk)
         assert isinstance(failed.value, MachineFault)
+
+
+async def test_a_fifo_planted_where_the_probe_writes_neither_blocks_nor_stays(
+    tmp_path: Path,
+) -> None:
+    os.mkfifo(tmp_path / f".conductor-probe-{os.getpid()}")  # a session's, in its .git
+    with anyio.fail_after(10):
+        await machine.probe([tmp_path])
+    assert list(tmp_path.iterdir()) == []
