@@ -21,6 +21,7 @@ from claude_agent_sdk import CLIConnectionError
 from support import clean_env, commit_file, git
 
 from conductor.config import Config
+from conductor.costs import Spend
 from conductor.errors import InvalidInput
 from conductor.plan import parse_plan
 from conductor.standin.harness import STANDIN_MODEL, Offline
@@ -77,19 +78,29 @@ roles:
 """
 
 
-async def run_plan(offline: Offline, plan: dict[str, Any], **config: Any) -> RunSummary:
+def supervisor_for(
+    offline: Offline,
+    store: Store,
+    plan: dict[str, Any],
+    planner: Spend | None = None,
+    **config: Any,
+) -> Supervisor:
     settings = {"checks": (CHECK,), "review": "auto", "model": STANDIN_MODEL, **config}
+    return Supervisor(
+        offline.repo,
+        store,
+        parse_plan(plan, offline.repo),
+        goal="greet from a CLI",
+        config=Config(**settings),
+        env=offline.env,
+        planner=planner,
+    )
+
+
+async def run_plan(offline: Offline, plan: dict[str, Any], **config: Any) -> RunSummary:
     async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
-        supervisor = Supervisor(
-            offline.repo,
-            store,
-            parse_plan(plan, offline.repo),
-            goal="greet from a CLI",
-            config=Config(**settings),
-            env=offline.env,
-        )
         with anyio.fail_after(120):
-            return await supervisor.run()
+            return await supervisor_for(offline, store, plan, **config).run()
 
 
 async def test_a_plan_runs_to_merged_checked_code(standin: Standin) -> None:
@@ -881,16 +892,8 @@ async def test_merged_is_said_only_of_work_that_is_on_the_integration_branch(
     standin: Standin,
 ) -> None:
     async with standin(TWO_STREAMS) as offline:
-        settings = {"checks": (CHECK,), "review": "auto", "model": STANDIN_MODEL}
         async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
-            supervisor = Supervisor(
-                offline.repo,
-                store,
-                parse_plan(PLAN, offline.repo),
-                goal="greet from a CLI",
-                config=Config(**settings),
-                env=offline.env,
-            )
+            supervisor = supervisor_for(offline, store, PLAN)
             with anyio.fail_after(120):
                 assert (await supervisor.run()).ok
             # However the records came to say it (a crash between two of them, a bug),
@@ -930,3 +933,14 @@ async def test_a_workstream_is_done_when_its_merge_lands_not_when_its_cli_has_sh
             and (e.payload or {}).get("status") == "done"
         )
         assert a_done < b_starts  # B depends on A
+
+
+async def test_the_planners_spend_counts_toward_the_runs_budget(standin: Standin) -> None:
+    async with standin(TWO_STREAMS) as offline:
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            planned = Spend(turns=3, cost_usd=2.0)  # planning alone spent the whole budget
+            supervisor = supervisor_for(offline, store, PLAN, planned, max_usd_per_run=1.0)
+            with anyio.fail_after(120):
+                summary = await supervisor.run()
+        assert [o.state for o in summary.outcomes] == ["budget", "skipped"]  # B waits on A
+        assert summary.others["planner"] == planned and summary.cost_usd == 2.0
