@@ -1,9 +1,11 @@
 """The database: schema, migrations and every query. The only module with SQL in it.
 
-One `Store` wraps one aiosqlite connection. Every public method is one transaction, so each
-is atomic against other tasks of this process (an in-process lock serialises use of the
-connection) and against other processes (write transactions start with `BEGIN IMMEDIATE`,
-which takes SQLite's write lock up front and waits `busy_timeout` for it). Cursors are row ids,
+One `Store` wraps one sqlite3 connection. Every public method is one transaction, written as
+a plain function of the connection and run whole in a worker thread (one hop from the event
+loop, however many statements), so each is atomic against other tasks of this process (an
+in-process lock serialises use of the connection) and against other processes (write
+transactions start with `BEGIN IMMEDIATE`, which takes SQLite's write lock up front and
+waits `busy_timeout` for it). Cursors are row ids,
 never timestamps: SQLite runs one writer at a time, so ids become visible in increasing order.
 
 Every state change appends to `events` in the same transaction; later layers build live logs
@@ -12,16 +14,25 @@ and resume on that table.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-import aiosqlite
 import anyio
 
 from conductor.errors import (
@@ -56,6 +67,12 @@ from conductor.models import (
 from conductor.text import one_line
 
 BUSY_TIMEOUT_MS = 30_000
+LOCK_SLICE_MS = 20  # a write waiting for the lock checks this often whether to give up
+
+
+class _Stopped(Exception):
+    """The caller of a transaction was cancelled: roll back (raised in the worker)."""
+
 
 # --------------------------------------------------------------------------- migrations
 
@@ -193,29 +210,29 @@ def m002_run_spec() -> str:
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-async def _enable_wal(db: aiosqlite.Connection) -> None:
+def _enable_wal(db: Db) -> None:
     """Switch to WAL. SQLite does not apply busy_timeout to this pragma: while another
     connection is writing to a not-yet-WAL file it fails at once, so wait here instead."""
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     while True:
         try:
-            await db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as err:
             if "locked" not in str(err) or time.monotonic() > deadline:
                 raise
-            await anyio.sleep(0.01)
+            time.sleep(0.01)
 
 
-async def _migrate(db: aiosqlite.Connection) -> None:
+def _migrate(db: Db) -> None:
     """Bring the file up to SCHEMA_VERSION; runs on every open and is idempotent.
 
     The version is re-read under the write lock so two processes opening a new database at
     once migrate it exactly once.
     """
-    await db.execute("BEGIN IMMEDIATE")
+    db.execute("BEGIN IMMEDIATE")
     try:
-        version = (await _fetch(db, "PRAGMA user_version"))[0][0]
+        version = _fetch(db, "PRAGMA user_version")[0][0]
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the database is of schema version {version}, newer than this conductor"
@@ -224,12 +241,11 @@ async def _migrate(db: aiosqlite.Connection) -> None:
         for number in range(version, SCHEMA_VERSION):
             for statement in MIGRATIONS[number]().split(";"):
                 if statement.strip():
-                    await db.execute(statement)
-            await db.execute(f"PRAGMA user_version = {number + 1}")
-        await db.execute("COMMIT")
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number + 1}")
+        db.execute("COMMIT")
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await db.execute("ROLLBACK")
+        db.execute("ROLLBACK")
         raise
 
 
@@ -361,87 +377,205 @@ def _event(row: Any) -> Event:
     )
 
 
-Db = aiosqlite.Connection
+Db = sqlite3.Connection
+P = ParamSpec("P")
+T = TypeVar("T")
+Operation = Callable[Concatenate["Store", Db, P], T]
+Call = Callable[Concatenate["Store", P], Awaitable[T]]
+# each operation's body and whether it writes, by the method that runs it in a transaction
+_BODIES: dict[Callable[..., Any], tuple[Callable[..., Any], bool]] = {}
 
 
-async def _fetch(db: Db, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-    return list(await db.execute_fetchall(sql, params))
+def _fetch(db: Db, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+    return db.execute(sql, params).fetchall()
+
+
+def _transaction(*, write: bool) -> Callable[[Operation[P, T]], Call[P, T]]:
+    """Make a plain function of the connection one transaction of the store.
+
+    The whole body runs in one worker thread, BEGIN to COMMIT: one hop from the event loop
+    per operation instead of one per statement (a sync with nothing new is 3 statements and
+    a handful of rows). A caller cancelled meanwhile gets nothing done: the worker stops
+    waiting for the write lock, or rolls back instead of committing. The same body runs in
+    the calling thread through `Store.blocking`, for a short command with no event loop.
+    """
+
+    def wrap(body: Operation[P, T]) -> Call[P, T]:
+        async def run(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            async with self._lock:
+                result = await self._in_worker(write, body, args, kwargs)
+            if write:
+                changed, self._changed = self._changed, anyio.Event()
+                changed.set()
+            return result
+
+        functools.update_wrapper(run, body)
+        _BODIES[run] = (body, write)
+        return run
+
+    return wrap
 
 
 # --------------------------------------------------------------------------- the store
 
 
 class Store:
-    """One connection to the conductor database. Open with `async with Store.open(path)`."""
+    """One connection to the conductor database. Open with `async with Store.open(path)`
+    (or `with Store.open_blocking(path)` where there is no event loop)."""
 
     unread_index = "deliveries_unread"  # what marking deliveries read goes through
 
     def __init__(self, db: Db, path: Path) -> None:
         self._db = db
         self.path = path
-        self._lock = anyio.Lock()
+        self._lock = anyio.Lock()  # one operation at a time on the one connection
         self.clock: Callable[[], float] = time.time
+        self.busy_timeout = BUSY_TIMEOUT_MS / 1000  # how long a write waits for the lock
         self._changed = anyio.Event()  # set (and replaced) when a write here commits
 
     @classmethod
     @asynccontextmanager
     async def open(cls, path: Path) -> AsyncIterator[Store]:
+        store = await anyio.to_thread.run_sync(cls._connect, path)
+        try:
+            yield store
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(store._db.close)
+
+    @classmethod
+    @contextmanager
+    def open_blocking(cls, path: Path) -> Iterator[Store]:
+        """The store for this thread alone: its operations through `blocking`."""
+        store = cls._connect(path)
+        try:
+            yield store
+        finally:
+            store._db.close()
+
+    @classmethod
+    def _connect(cls, path: Path) -> Store:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StoreError(f"cannot create {path.parent}: {err.strerror}") from None
         try:
-            db = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            # Used from one worker thread at a time (the store's lock), not always the same.
+            db = sqlite3.connect(
+                path,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=False,
+            )
         except sqlite3.Error as err:
             raise StoreError(f"cannot open the database {path}: {err}") from err
         try:
-            db.row_factory = aiosqlite.Row
-            try:
-                await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                await _enable_wal(db)
-                await db.execute("PRAGMA synchronous = NORMAL")
-                await db.execute("PRAGMA foreign_keys = ON")
-                await _migrate(db)
-            except sqlite3.DatabaseError as err:
-                raise StoreError(f"cannot use the database {path}: {err}") from err
-            yield cls(db, path)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await db.close()
+            db.row_factory = sqlite3.Row
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            _enable_wal(db)
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            _migrate(db)
+        except sqlite3.DatabaseError as err:
+            db.close()
+            raise StoreError(f"cannot use the database {path}: {err}") from err
+        except BaseException:
+            db.close()
+            raise
+        return cls(db, path)
 
-    @asynccontextmanager
-    async def _tx(self, *, write: bool) -> AsyncIterator[Db]:
-        """One transaction. BEGIN is inside the `try`: a call cancelled while it waits for the
-        write lock still has its BEGIN run by aiosqlite's thread, and must roll it back."""
-        async with self._lock:
+    def blocking(self, operation: Call[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run one of the store's operations (`Store.sync`, ...) in this thread, as the
+        same one transaction: for a hand command, which needs no event loop for it."""
+        body, write = _BODIES[operation]
+        result: T = self._in_transaction(write, body, args, kwargs)
+        return result
+
+    async def _in_worker(
+        self,
+        write: bool,
+        body: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> T:
+        """The transaction in a worker thread. When the caller is cancelled, the worker is
+        told to stop and waited for: the connection is free again only when it is done."""
+        stop, ended = threading.Event(), threading.Event()
+
+        def work() -> T:
             try:
-                await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                yield self._db
-                with anyio.CancelScope(shield=True):
-                    await self._db.execute("COMMIT")
-                if write:
-                    changed, self._changed = self._changed, anyio.Event()
-                    changed.set()
-            except BaseException as err:
-                with anyio.CancelScope(shield=True):
-                    try:
-                        await self._rollback()
-                    except sqlite3.Error as failed:
-                        raise StoreFault(
-                            f"the database {self.path} failed: {err or type(err).__name__};"
-                            f" then its rollback: {failed}"
-                        ) from err
-                if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
-                    raise StoreFault(
-                        f"the database {self.path} stayed locked by another process for"
-                        f" {BUSY_TIMEOUT_MS // 1000} s: try again"
-                    ) from err
-                if isinstance(err, sqlite3.OperationalError | sqlite3.DatabaseError) and not (
-                    isinstance(err, sqlite3.IntegrityError | sqlite3.ProgrammingError)
-                ):
-                    # disk full, read-only, I/O error: the machine's, one line
-                    raise StoreFault(f"the database {self.path} failed: {err}") from err
-                raise
+                return self._in_transaction(write, body, args, kwargs, stop)
+            finally:
+                ended.set()
+
+        try:
+            return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            stop.set()
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(ended.wait)
+            raise
+
+    def _in_transaction(
+        self,
+        write: bool,
+        body: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        stop: threading.Event | None = None,
+    ) -> T:
+        """BEGIN, the body, COMMIT; anything raised rolls back, and so does a `stop` that
+        came meanwhile. A write takes SQLite's write lock up front (IMMEDIATE), so the body
+        never has to upgrade a read lock."""
+        db = self._db
+        try:
+            if write:
+                self._begin_immediate(stop)
+            else:
+                db.execute("BEGIN")
+            result = body(self, db, *args, **kwargs)
+            if stop is not None and stop.is_set():
+                raise _Stopped
+            db.execute("COMMIT")
+            return result
+        except BaseException as err:
+            try:
+                self._rollback()
+            except sqlite3.Error as failed:
+                raise StoreFault(
+                    f"the database {self.path} failed: {err or type(err).__name__};"
+                    f" then its rollback: {failed}"
+                ) from err
+            if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
+                raise StoreFault(
+                    f"the database {self.path} stayed locked by another process for"
+                    f" {self.busy_timeout:g} s: try again"
+                ) from err
+            if isinstance(err, sqlite3.OperationalError | sqlite3.DatabaseError) and not (
+                isinstance(err, sqlite3.IntegrityError | sqlite3.ProgrammingError)
+            ):
+                # disk full, read-only, I/O error: the machine's, one line
+                raise StoreFault(f"the database {self.path} failed: {err}") from err
+            raise
+
+    def _begin_immediate(self, stop: threading.Event | None) -> None:
+        """Take the write lock, waiting for another process up to `busy_timeout` in short
+        slices, so that a caller who stops waiting is heard within one slice."""
+        db = self._db
+        deadline = time.monotonic() + self.busy_timeout
+        db.execute(f"PRAGMA busy_timeout = {LOCK_SLICE_MS}")
+        try:
+            while True:
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as err:
+                    if "locked" not in str(err) or time.monotonic() >= deadline:
+                        raise
+                    if stop is not None and stop.is_set():
+                        raise _Stopped from None
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
     async def wait_for_change(self, timeout: float) -> None:
         """Until a write through this store commits, or `timeout` passes: waiters in this
@@ -450,29 +584,27 @@ class Store:
         with anyio.move_on_after(timeout):
             await changed.wait()
 
-    async def _rollback(self) -> None:
+    def _rollback(self) -> None:
         try:
-            await self._db.execute("ROLLBACK")
+            self._db.execute("ROLLBACK")
         except sqlite3.OperationalError as err:
             if "no transaction is active" not in str(err):
                 raise
 
-    async def schema(self) -> list[tuple[str, str]]:
+    @_transaction(write=False)
+    def schema(self, db: Db) -> list[tuple[str, str]]:
         """(name, sql) of every table and index: what a migration test compares."""
-        async with self._tx(write=False) as db:
-            rows = await _fetch(
-                db, "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name"
-            )
-            return [(r["name"], r["sql"]) for r in rows]
+        rows = _fetch(db, "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+        return [(r["name"], r["sql"]) for r in rows]
 
-    async def pragma(self, name: str) -> Any:
-        async with self._tx(write=False) as db:
-            rows = await _fetch(db, f"PRAGMA {name}")
-            return rows[0][0] if rows else None
+    @_transaction(write=False)
+    def pragma(self, db: Db, name: str) -> Any:
+        rows = _fetch(db, f"PRAGMA {name}")
+        return rows[0][0] if rows else None
 
     # ----------------------------------------------------------------------- helpers in a tx
 
-    async def _add_event(
+    def _add_event(
         self,
         db: Db,
         run_id: str | None,
@@ -481,7 +613,7 @@ class Store:
         summary: str,
         payload: dict[str, Any] | None = None,
     ) -> int:
-        cur = await db.execute(
+        cur = db.execute(
             "INSERT INTO events (run_id, session_id, kind, summary, payload, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (
@@ -496,8 +628,8 @@ class Store:
         return int(cur.lastrowid or 0)
 
     @staticmethod
-    async def _session_row(db: Db, run_id: str, name: str) -> Any:
-        rows = await _fetch(
+    def _session_row(db: Db, run_id: str, name: str) -> Any:
+        rows = _fetch(
             db,
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE run_id = ? AND name = ?",
             (run_id, name),
@@ -506,12 +638,12 @@ class Store:
             raise UnknownSession(f"unknown session {name!r} in run {run_id}")
         return rows[0]
 
-    async def _session_id(self, db: Db, run_id: str, name: str) -> int:
-        return int((await self._session_row(db, run_id, name))["id"])
+    def _session_id(self, db: Db, run_id: str, name: str) -> int:
+        return int((self._session_row(db, run_id, name))["id"])
 
     @staticmethod
-    async def _messages(db: Db, where: str, params: Sequence[Any]) -> list[Message]:
-        rows = await _fetch(
+    def _messages(db: Db, where: str, params: Sequence[Any]) -> list[Message]:
+        rows = _fetch(
             db,
             f"SELECT {_MESSAGE_COLUMNS} FROM messages m"
             f" LEFT JOIN sessions sender ON sender.id = m.sender_id WHERE {where} ORDER BY m.id",
@@ -522,7 +654,7 @@ class Store:
         ids = [r["id"] for r in rows]
         marks = ",".join("?" * len(ids))
         recipients: dict[int, list[str]] = {i: [] for i in ids}
-        for r in await _fetch(
+        for r in _fetch(
             db,
             f"SELECT d.message_id, s.name FROM deliveries d"
             f" JOIN sessions s ON s.id = d.recipient_id"
@@ -544,7 +676,7 @@ class Store:
             for r in rows
         ]
 
-    async def _insert_message(
+    def _insert_message(
         self,
         db: Db,
         run_id: str,
@@ -558,24 +690,24 @@ class Store:
         `review_id`: the message tells a review's verdict (its event says so, for watchers)."""
         broadcast = recipient_ids is None
         if recipient_ids is None:
-            rows = await _fetch(
+            rows = _fetch(
                 db,
                 "SELECT id FROM sessions WHERE run_id = ? AND id IS NOT ? ORDER BY id",
                 (run_id, sender_id),
             )
             recipient_ids = [r["id"] for r in rows]
         now = self.clock()
-        cur = await db.execute(
+        cur = db.execute(
             "INSERT INTO messages (run_id, sender_id, broadcast, body, reply_to, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, sender_id, int(broadcast), body, reply_to, now),
         )
         message_id = int(cur.lastrowid or 0)
-        await db.executemany(
+        db.executemany(
             "INSERT INTO deliveries (message_id, recipient_id) VALUES (?, ?)",
             [(message_id, r) for r in dict.fromkeys(recipient_ids)],
         )
-        await self._add_event(
+        self._add_event(
             db,
             run_id,
             sender_id,
@@ -590,7 +722,7 @@ class Store:
         )
         return message_id
 
-    async def _mark_delivered(
+    def _mark_delivered(
         self,
         db: Db,
         recipient_id: int,
@@ -602,7 +734,7 @@ class Store:
         # Through the partial index of unread deliveries: left to itself SQLite takes the
         # primary key, which visits every message the session was ever sent (a sync then
         # slows with the history; bench/sync_history.py).
-        rows = await _fetch(
+        rows = _fetch(
             db,
             f"UPDATE deliveries INDEXED BY {self.unread_index} SET read_at = ?, read_via = ?"
             f" WHERE recipient_id = ? AND read_at IS NULL AND {where} RETURNING message_id",
@@ -612,8 +744,10 @@ class Store:
 
     # ----------------------------------------------------------------------- runs
 
-    async def create_run(
+    @_transaction(write=True)
+    def create_run(
         self,
+        db: Db,
         run_id: str,
         *,
         goal: str,
@@ -624,101 +758,98 @@ class Store:
     ) -> Run:
         now = self.clock()
         spec_text = json.dumps(spec) if spec is not None else None
-        async with self._tx(write=True) as db:
-            try:
-                await db.execute(
-                    "INSERT INTO runs (id, goal, state, repo_root, base_ref, base_commit,"
-                    " created_at, updated_at, spec) VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?)",
-                    (run_id, goal, repo_root, base_ref, base_commit, now, now, spec_text),
-                )
-            except sqlite3.IntegrityError:
-                raise InvalidInput(f"run {run_id} already exists") from None
-            await self._add_event(db, run_id, None, "run.created", one_line(goal or "run created"))
-            rows = await _fetch(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
-            return _run(rows[0])
+        try:
+            db.execute(
+                "INSERT INTO runs (id, goal, state, repo_root, base_ref, base_commit,"
+                " created_at, updated_at, spec) VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?)",
+                (run_id, goal, repo_root, base_ref, base_commit, now, now, spec_text),
+            )
+        except sqlite3.IntegrityError:
+            raise InvalidInput(f"run {run_id} already exists") from None
+        self._add_event(db, run_id, None, "run.created", one_line(goal or "run created"))
+        rows = _fetch(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
+        return _run(rows[0])
 
-    async def get_run(self, run_id: str) -> Run:
-        async with self._tx(write=False) as db:
-            rows = await _fetch(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
+    @_transaction(write=False)
+    def get_run(self, db: Db, run_id: str) -> Run:
+        rows = _fetch(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
         if not rows:
             raise UnknownRun(f"unknown run {run_id!r}")
         return _run(rows[0])
 
-    async def latest_run(self) -> Run | None:
-        async with self._tx(write=False) as db:
-            rows = await _fetch(
-                db, "SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1"
-            )
+    @_transaction(write=False)
+    def latest_run(self, db: Db) -> Run | None:
+        rows = _fetch(db, "SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1")
         return _run(rows[0]) if rows else None
 
-    async def list_runs(self) -> list[Run]:
-        async with self._tx(write=False) as db:
-            rows = await _fetch(db, "SELECT * FROM runs ORDER BY created_at, rowid")
+    @_transaction(write=False)
+    def list_runs(self, db: Db) -> list[Run]:
+        rows = _fetch(db, "SELECT * FROM runs ORDER BY created_at, rowid")
         return [_run(r) for r in rows]
 
-    async def set_run_state(self, run_id: str, state: RunState, note: str = "") -> Run:
-        async with self._tx(write=True) as db:
-            rows = await _fetch(
-                db,
-                "UPDATE runs SET state = ?, updated_at = ? WHERE id = ? RETURNING *",
-                (state.value, self.clock(), run_id),
-            )
-            if not rows:
-                raise UnknownRun(f"unknown run {run_id!r}")
-            await self._add_event(
-                db, run_id, None, "run.state", note or state.value, {"state": state.value}
-            )
-            return _run(rows[0])
+    @_transaction(write=True)
+    def set_run_state(self, db: Db, run_id: str, state: RunState, note: str = "") -> Run:
+        rows = _fetch(
+            db,
+            "UPDATE runs SET state = ?, updated_at = ? WHERE id = ? RETURNING *",
+            (state.value, self.clock(), run_id),
+        )
+        if not rows:
+            raise UnknownRun(f"unknown run {run_id!r}")
+        self._add_event(db, run_id, None, "run.state", note or state.value, {"state": state.value})
+        return _run(rows[0])
 
     # ----------------------------------------------------------------------- sessions
 
-    async def add_sessions(
-        self, run_id: str, specs: Sequence[tuple[str, str, SessionKind, str | None]]
+    @_transaction(write=True)
+    def add_sessions(
+        self, db: Db, run_id: str, specs: Sequence[tuple[str, str, SessionKind, str | None]]
     ) -> list[Session]:
         """Register (name, workstream, kind, branch) sessions; all or none."""
         now = self.clock()
-        async with self._tx(write=True) as db:
-            if not await _fetch(db, "SELECT 1 FROM runs WHERE id = ?", (run_id,)):
-                raise UnknownRun(f"unknown run {run_id!r}")
-            made = []
-            for name, workstream, kind, branch in specs:
-                try:
-                    rows = await _fetch(
-                        db,
-                        f"INSERT INTO sessions (run_id, name, workstream, kind, branch,"
-                        f" created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                        f" RETURNING {_SESSION_COLUMNS}",
-                        (run_id, name, workstream, kind.value, branch, now, now),
-                    )
-                except sqlite3.IntegrityError:
-                    raise InvalidInput(f"session {name} already exists in run {run_id}") from None
-                session = _session(rows[0])
-                await self._add_event(
+        if not _fetch(db, "SELECT 1 FROM runs WHERE id = ?", (run_id,)):
+            raise UnknownRun(f"unknown run {run_id!r}")
+        made = []
+        for name, workstream, kind, branch in specs:
+            try:
+                rows = _fetch(
                     db,
-                    run_id,
-                    session.id,
-                    "session.registered",
-                    f"{name}: {workstream}" if workstream else name,
-                    {"workstream": workstream, "kind": kind.value, "branch": branch},
+                    f"INSERT INTO sessions (run_id, name, workstream, kind, branch,"
+                    f" created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    f" RETURNING {_SESSION_COLUMNS}",
+                    (run_id, name, workstream, kind.value, branch, now, now),
                 )
-                made.append(session)
-            return made
-
-    async def get_session(self, run_id: str, name: str) -> Session:
-        async with self._tx(write=False) as db:
-            return _session(await self._session_row(db, run_id, name))
-
-    async def list_sessions(self, run_id: str) -> list[Session]:
-        async with self._tx(write=False) as db:
-            rows = await _fetch(
+            except sqlite3.IntegrityError:
+                raise InvalidInput(f"session {name} already exists in run {run_id}") from None
+            session = _session(rows[0])
+            self._add_event(
                 db,
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE run_id = ? ORDER BY id",
-                (run_id,),
+                run_id,
+                session.id,
+                "session.registered",
+                f"{name}: {workstream}" if workstream else name,
+                {"workstream": workstream, "kind": kind.value, "branch": branch},
             )
+            made.append(session)
+        return made
+
+    @_transaction(write=False)
+    def get_session(self, db: Db, run_id: str, name: str) -> Session:
+        return _session(self._session_row(db, run_id, name))
+
+    @_transaction(write=False)
+    def list_sessions(self, db: Db, run_id: str) -> list[Session]:
+        rows = _fetch(
+            db,
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE run_id = ? ORDER BY id",
+            (run_id,),
+        )
         return [_session(r) for r in rows]
 
-    async def update_session(
+    @_transaction(write=True)
+    def update_session(
         self,
+        db: Db,
         run_id: str,
         name: str,
         *,
@@ -737,30 +868,31 @@ class Store:
             "sdk_session_id": sdk_session_id,
         }
         changes = {k: v for k, v in changes.items() if v is not None}
-        async with self._tx(write=True) as db:
-            row = await self._session_row(db, run_id, name)
-            before = _session(row)
-            changes = {k: v for k, v in changes.items() if row[k] != v}  # no change, no event
-            if not changes:
-                return before
-            sets = ", ".join(f"{k} = :{k}" for k in changes)
-            rows = await _fetch(
-                db,
-                f"UPDATE sessions SET {sets}, updated_at = :now WHERE id = :id"
-                f" RETURNING {_SESSION_COLUMNS}",
-                {**changes, "now": self.clock(), "id": before.id},
-            )
-            after = _session(rows[0])
-            summary = ", ".join(f"{k}={one_line(str(v), 60)}" for k, v in changes.items())
-            await self._add_event(db, run_id, before.id, "session.updated", summary, changes)
-            if after.status.ended:
-                await self._release_all_claims(db, run_id, before.id, reason=after.status.value)
-            return after
+        row = self._session_row(db, run_id, name)
+        before = _session(row)
+        changes = {k: v for k, v in changes.items() if row[k] != v}  # no change, no event
+        if not changes:
+            return before
+        sets = ", ".join(f"{k} = :{k}" for k in changes)
+        rows = _fetch(
+            db,
+            f"UPDATE sessions SET {sets}, updated_at = :now WHERE id = :id"
+            f" RETURNING {_SESSION_COLUMNS}",
+            {**changes, "now": self.clock(), "id": before.id},
+        )
+        after = _session(rows[0])
+        summary = ", ".join(f"{k}={one_line(str(v), 60)}" for k, v in changes.items())
+        self._add_event(db, run_id, before.id, "session.updated", summary, changes)
+        if after.status.ended:
+            self._release_all_claims(db, run_id, before.id, reason=after.status.value)
+        return after
 
     # ----------------------------------------------------------------------- messages
 
-    async def send_message(
+    @_transaction(write=True)
+    def send_message(
         self,
+        db: Db,
         run_id: str,
         sender: str | None,
         recipients: Sequence[str] | None,
@@ -768,66 +900,61 @@ class Store:
         reply_to: int | None = None,
     ) -> Message:
         """Send to named sessions, or to every other session when `recipients` is None."""
-        async with self._tx(write=True) as db:
-            sender_id = await self._session_id(db, run_id, sender) if sender is not None else None
-            ids = (
-                None
-                if recipients is None
-                else [await self._session_id(db, run_id, r) for r in recipients]
-            )
-            message_id = await self._insert_message(db, run_id, sender_id, ids, body, reply_to)
-            return (await self._messages(db, "m.id = ?", (message_id,)))[0]
+        sender_id = self._session_id(db, run_id, sender) if sender is not None else None
+        ids = None if recipients is None else [self._session_id(db, run_id, r) for r in recipients]
+        message_id = self._insert_message(db, run_id, sender_id, ids, body, reply_to)
+        return (self._messages(db, "m.id = ?", (message_id,)))[0]
 
-    async def get_message(self, run_id: str, message_id: int) -> Message:
-        async with self._tx(write=False) as db:
-            found = await self._messages(db, "m.id = ? AND m.run_id = ?", (message_id, run_id))
+    @_transaction(write=False)
+    def get_message(self, db: Db, run_id: str, message_id: int) -> Message:
+        found = self._messages(db, "m.id = ? AND m.run_id = ?", (message_id, run_id))
         if not found:
             raise UnknownMessage(f"unknown message #{message_id}")
         return found[0]
 
-    async def inbox(self, run_id: str, name: str, *, unread_only: bool = True) -> list[Message]:
-        async with self._tx(write=False) as db:
-            sid = await self._session_id(db, run_id, name)
-            unread = "AND d.read_at IS NULL" if unread_only else ""
-            rows = await _fetch(
-                db,
-                f"SELECT d.message_id, d.read_at FROM deliveries d"
-                f" WHERE d.recipient_id = ? {unread} ORDER BY d.message_id",
-                (sid,),
-            )
-            read_at = {r["message_id"]: r["read_at"] for r in rows}
-            if not read_at:
-                return []
-            marks = ",".join("?" * len(read_at))
-            found = await self._messages(db, f"m.id IN ({marks})", list(read_at))
+    @_transaction(write=False)
+    def inbox(self, db: Db, run_id: str, name: str, *, unread_only: bool = True) -> list[Message]:
+        sid = self._session_id(db, run_id, name)
+        unread = "AND d.read_at IS NULL" if unread_only else ""
+        rows = _fetch(
+            db,
+            f"SELECT d.message_id, d.read_at FROM deliveries d"
+            f" WHERE d.recipient_id = ? {unread} ORDER BY d.message_id",
+            (sid,),
+        )
+        read_at = {r["message_id"]: r["read_at"] for r in rows}
+        if not read_at:
+            return []
+        marks = ",".join("?" * len(read_at))
+        found = self._messages(db, f"m.id IN ({marks})", list(read_at))
         return [_with_read_at(m, read_at[m.id]) for m in found]
 
-    async def unread_counts(self, run_id: str) -> dict[str, int]:
-        async with self._tx(write=False) as db:
-            rows = await _fetch(
-                db,
-                "SELECT s.name, count(d.message_id) AS n FROM sessions s"
-                " LEFT JOIN deliveries d ON d.recipient_id = s.id AND d.read_at IS NULL"
-                " WHERE s.run_id = ? GROUP BY s.id",
-                (run_id,),
-            )
+    @_transaction(write=False)
+    def unread_counts(self, db: Db, run_id: str) -> dict[str, int]:
+        rows = _fetch(
+            db,
+            "SELECT s.name, count(d.message_id) AS n FROM sessions s"
+            " LEFT JOIN deliveries d ON d.recipient_id = s.id AND d.read_at IS NULL"
+            " WHERE s.run_id = ? GROUP BY s.id",
+            (run_id,),
+        )
         return {r["name"]: r["n"] for r in rows}
 
-    async def has_unread(self, run_id: str, name: str) -> bool:
-        async with self._tx(write=False) as db:
-            rows = await _fetch(
-                db,
-                f"SELECT EXISTS (SELECT 1 FROM deliveries INDEXED BY {self.unread_index}"
-                " WHERE recipient_id = (SELECT id FROM sessions WHERE run_id = ? AND name = ?)"
-                " AND read_at IS NULL) AS found",
-                (run_id, name),
-            )
+    @_transaction(write=False)
+    def has_unread(self, db: Db, run_id: str, name: str) -> bool:
+        rows = _fetch(
+            db,
+            f"SELECT EXISTS (SELECT 1 FROM deliveries INDEXED BY {self.unread_index}"
+            " WHERE recipient_id = (SELECT id FROM sessions WHERE run_id = ? AND name = ?)"
+            " AND read_at IS NULL) AS found",
+            (run_id, name),
+        )
         return bool(rows[0]["found"])
 
-    async def _addressed(self, db: Db, run_id: str, name: str, message_id: int) -> tuple[int, Any]:
+    def _addressed(self, db: Db, run_id: str, name: str, message_id: int) -> tuple[int, Any]:
         """(session id, message row) when `name` is an addressee of the message; else raise."""
-        sid = await self._session_id(db, run_id, name)
-        rows = await _fetch(
+        sid = self._session_id(db, run_id, name)
+        rows = _fetch(
             db,
             "SELECT m.sender_id, d.recipient_id FROM messages m"
             " LEFT JOIN deliveries d ON d.message_id = m.id AND d.recipient_id = ?"
@@ -840,47 +967,45 @@ class Store:
             raise NotAddressee(f"message #{message_id} is not addressed to {name}")
         return sid, rows[0]
 
-    async def mark_read(self, run_id: str, name: str, message_id: int) -> bool:
+    @_transaction(write=True)
+    def mark_read(self, db: Db, run_id: str, name: str, message_id: int) -> bool:
         """Mark one message read for its addressee; False when it already was."""
-        async with self._tx(write=True) as db:
-            sid, _ = await self._addressed(db, run_id, name, message_id)
-            done = await self._mark_delivered(db, sid, "message_id = ?", (message_id,), "mark")
-            if done:
-                await self._add_event(
-                    db, run_id, sid, "message.read", f"#{message_id}", {"message_ids": done}
-                )
-            return bool(done)
-
-    async def reply(self, run_id: str, name: str, message_id: int, body: str) -> Message:
-        """Answer a message to its sender and mark the original read, in one transaction."""
-        async with self._tx(write=True) as db:
-            sid, original = await self._addressed(db, run_id, name, message_id)
-            if original["sender_id"] is None:
-                raise InvalidInput(f"message #{message_id} came from conductor itself: no reply")
-            done = await self._mark_delivered(db, sid, "message_id = ?", (message_id,), "reply")
-            if done:
-                await self._add_event(
-                    db, run_id, sid, "message.read", f"#{message_id}", {"message_ids": done}
-                )
-            new_id = await self._insert_message(
-                db, run_id, sid, [original["sender_id"]], body, message_id
+        sid, _ = self._addressed(db, run_id, name, message_id)
+        done = self._mark_delivered(db, sid, "message_id = ?", (message_id,), "mark")
+        if done:
+            self._add_event(
+                db, run_id, sid, "message.read", f"#{message_id}", {"message_ids": done}
             )
-            return (await self._messages(db, "m.id = ?", (new_id,)))[0]
+        return bool(done)
 
-    async def take_unread(self, run_id: str, name: str, *, via: str) -> list[Message]:
+    @_transaction(write=True)
+    def reply(self, db: Db, run_id: str, name: str, message_id: int, body: str) -> Message:
+        """Answer a message to its sender and mark the original read, in one transaction."""
+        sid, original = self._addressed(db, run_id, name, message_id)
+        if original["sender_id"] is None:
+            raise InvalidInput(f"message #{message_id} came from conductor itself: no reply")
+        done = self._mark_delivered(db, sid, "message_id = ?", (message_id,), "reply")
+        if done:
+            self._add_event(
+                db, run_id, sid, "message.read", f"#{message_id}", {"message_ids": done}
+            )
+        new_id = self._insert_message(db, run_id, sid, [original["sender_id"]], body, message_id)
+        return (self._messages(db, "m.id = ?", (new_id,)))[0]
+
+    @_transaction(write=True)
+    def take_unread(self, db: Db, run_id: str, name: str, *, via: str) -> list[Message]:
         """Fetch and mark read every unread message of a session: the delivery primitive."""
-        async with self._tx(write=True) as db:
-            sid = await self._session_id(db, run_id, name)
-            return await self._take_unread(db, run_id, sid, via)
+        sid = self._session_id(db, run_id, name)
+        return self._take_unread(db, run_id, sid, via)
 
-    async def _take_unread(self, db: Db, run_id: str, sid: int, via: str) -> list[Message]:
+    def _take_unread(self, db: Db, run_id: str, sid: int, via: str) -> list[Message]:
         now = self.clock()
-        ids = await self._mark_delivered(db, sid, "1", (), via, now)
+        ids = self._mark_delivered(db, sid, "1", (), via, now)
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        messages = await self._messages(db, f"m.id IN ({marks})", ids)
-        await self._add_event(
+        messages = self._messages(db, f"m.id IN ({marks})", ids)
+        self._add_event(
             db,
             run_id,
             sid,
@@ -892,137 +1017,131 @@ class Store:
 
     # ----------------------------------------------------------------------- sync
 
-    async def sync(self, run_id: str, name: str) -> SyncResult:
+    @_transaction(write=True)
+    def sync(self, db: Db, run_id: str, name: str) -> SyncResult:
         """Unread messages + context after the cursor + heartbeat, in one write transaction.
 
         Holding SQLite's write lock for the whole read-mark-advance makes delivery exactly once
         even when two syncs of the same session race (each sees what the other left).
         """
-        async with self._tx(write=True) as db:
-            row = await self._session_row(db, run_id, name)
-            sid, cursor = int(row["id"]), int(row["context_cursor"])
-            messages = await self._take_unread(db, run_id, sid, "sync")
-            ctx_rows = await _fetch(
+        row = self._session_row(db, run_id, name)
+        sid, cursor = int(row["id"]), int(row["context_cursor"])
+        messages = self._take_unread(db, run_id, sid, "sync")
+        ctx_rows = _fetch(
+            db,
+            "SELECT c.id, c.run_id, a.name AS author, c.category, c.body, c.created_at"
+            " FROM context c LEFT JOIN sessions a ON a.id = c.author_id"
+            " WHERE c.run_id = ? AND c.id > ? ORDER BY c.id",
+            (run_id, cursor),
+        )
+        new_cursor = max((r["id"] for r in ctx_rows), default=cursor)
+        status = row["status"]
+        if status == SessionStatus.PENDING.value:
+            status = SessionStatus.WORKING.value  # first sign of life
+            self._add_event(db, run_id, sid, "session.updated", "status=working")
+        db.execute(
+            "UPDATE sessions SET context_cursor = ?, last_seen_at = ?, status = ? WHERE id = ?",
+            (new_cursor, self.clock(), status, sid),
+        )
+        context = [_context(r) for r in ctx_rows if r["author"] != name]
+        if context:
+            self._add_event(
                 db,
-                "SELECT c.id, c.run_id, a.name AS author, c.category, c.body, c.created_at"
-                " FROM context c LEFT JOIN sessions a ON a.id = c.author_id"
-                " WHERE c.run_id = ? AND c.id > ? ORDER BY c.id",
-                (run_id, cursor),
+                run_id,
+                sid,
+                "context.delivered",
+                f"{len(context)} entries",
+                {"context_ids": [c.id for c in context]},
             )
-            new_cursor = max((r["id"] for r in ctx_rows), default=cursor)
-            status = row["status"]
-            if status == SessionStatus.PENDING.value:
-                status = SessionStatus.WORKING.value  # first sign of life
-                await self._add_event(db, run_id, sid, "session.updated", "status=working")
-            await db.execute(
-                "UPDATE sessions SET context_cursor = ?, last_seen_at = ?, status = ? WHERE id = ?",
-                (new_cursor, self.clock(), status, sid),
-            )
-            context = [_context(r) for r in ctx_rows if r["author"] != name]
-            if context:
-                await self._add_event(
-                    db,
-                    run_id,
-                    sid,
-                    "context.delivered",
-                    f"{len(context)} entries",
-                    {"context_ids": [c.id for c in context]},
-                )
-            return SyncResult(session=name, messages=messages, context=context)
+        return SyncResult(session=name, messages=messages, context=context)
 
-    async def heartbeat(self, run_id: str, name: str) -> None:
+    @_transaction(write=True)
+    def heartbeat(self, db: Db, run_id: str, name: str) -> None:
         """Record that a session is alive. Not an event: it would drown the log."""
-        async with self._tx(write=True) as db:
-            sid = await self._session_id(db, run_id, name)
-            await db.execute(
-                "UPDATE sessions SET last_seen_at = ? WHERE id = ?", (self.clock(), sid)
-            )
+        sid = self._session_id(db, run_id, name)
+        db.execute("UPDATE sessions SET last_seen_at = ? WHERE id = ?", (self.clock(), sid))
 
     # ----------------------------------------------------------------------- shared context
 
-    async def add_context(
-        self, run_id: str, author: str | None, category: ContextCategory, body: str
+    @_transaction(write=True)
+    def add_context(
+        self, db: Db, run_id: str, author: str | None, category: ContextCategory, body: str
     ) -> ContextEntry:
         now = self.clock()
-        async with self._tx(write=True) as db:
-            aid = await self._session_id(db, run_id, author) if author is not None else None
-            cur = await db.execute(
-                "INSERT INTO context (run_id, author_id, category, body, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (run_id, aid, category.value, body, now),
-            )
-            entry_id = int(cur.lastrowid or 0)
-            await self._add_event(
-                db,
-                run_id,
-                aid,
-                "context.added",
-                f"[{category.value}] {one_line(body)}",
-                {"context_id": entry_id},
-            )
-            return ContextEntry(entry_id, run_id, author, category, body, now)
+        aid = self._session_id(db, run_id, author) if author is not None else None
+        cur = db.execute(
+            "INSERT INTO context (run_id, author_id, category, body, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (run_id, aid, category.value, body, now),
+        )
+        entry_id = int(cur.lastrowid or 0)
+        self._add_event(
+            db,
+            run_id,
+            aid,
+            "context.added",
+            f"[{category.value}] {one_line(body)}",
+            {"context_id": entry_id},
+        )
+        return ContextEntry(entry_id, run_id, author, category, body, now)
 
-    async def list_context(
-        self, run_id: str, *, category: ContextCategory | None = None, after: int = 0
+    @_transaction(write=False)
+    def list_context(
+        self, db: Db, run_id: str, *, category: ContextCategory | None = None, after: int = 0
     ) -> list[ContextEntry]:
-        async with self._tx(write=False) as db:
-            rows = await _fetch(
-                db,
-                "SELECT c.id, c.run_id, a.name AS author, c.category, c.body, c.created_at"
-                " FROM context c LEFT JOIN sessions a ON a.id = c.author_id"
-                " WHERE c.run_id = ? AND c.id > ? AND (? IS NULL OR c.category = ?)"
-                " ORDER BY c.id",
-                (run_id, after, category, category),
-            )
+        rows = _fetch(
+            db,
+            "SELECT c.id, c.run_id, a.name AS author, c.category, c.body, c.created_at"
+            " FROM context c LEFT JOIN sessions a ON a.id = c.author_id"
+            " WHERE c.run_id = ? AND c.id > ? AND (? IS NULL OR c.category = ?)"
+            " ORDER BY c.id",
+            (run_id, after, category, category),
+        )
         return [_context(r) for r in rows]
 
     # ----------------------------------------------------------------------- claims
 
-    async def claim(self, run_id: str, name: str, path: str, token: str) -> Claim:
+    @_transaction(write=True)
+    def claim(self, db: Db, run_id: str, name: str, path: str, token: str) -> Claim:
         """Claim `path` (already normalised) for `name`; exactly one of racing claimants wins."""
-        async with self._tx(write=True) as db:
-            sid = await self._session_id(db, run_id, name)
-            conflict = await _fetch(
-                db,
-                f"{_CLAIM_SELECT} WHERE c.run_id = :run AND c.session_id != :sid"
-                f" AND ({_COVERS} OR {_INSIDE}) ORDER BY c.id LIMIT 1",
-                {"run": run_id, "sid": sid, "path": path},
-            )
-            if conflict:
-                raise ClaimConflict(path, conflict[0]["session"], conflict[0]["path"])
-            own = await _fetch(
-                db, f"{_CLAIM_SELECT} WHERE c.run_id = ? AND c.path = ?", (run_id, path)
-            )
-            if own:
-                return _claim(own[0])
-            cur = await db.execute(
-                "INSERT INTO claims (run_id, session_id, path, token, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (run_id, sid, path, token, self.clock()),
-            )
-            await self._add_event(db, run_id, sid, "claim.added", path, {"path": path})
-            rows = await _fetch(db, f"{_CLAIM_SELECT} WHERE c.id = ?", (cur.lastrowid,))
-            return _claim(rows[0])
+        sid = self._session_id(db, run_id, name)
+        conflict = _fetch(
+            db,
+            f"{_CLAIM_SELECT} WHERE c.run_id = :run AND c.session_id != :sid"
+            f" AND ({_COVERS} OR {_INSIDE}) ORDER BY c.id LIMIT 1",
+            {"run": run_id, "sid": sid, "path": path},
+        )
+        if conflict:
+            raise ClaimConflict(path, conflict[0]["session"], conflict[0]["path"])
+        own = _fetch(db, f"{_CLAIM_SELECT} WHERE c.run_id = ? AND c.path = ?", (run_id, path))
+        if own:
+            return _claim(own[0])
+        cur = db.execute(
+            "INSERT INTO claims (run_id, session_id, path, token, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (run_id, sid, path, token, self.clock()),
+        )
+        self._add_event(db, run_id, sid, "claim.added", path, {"path": path})
+        rows = _fetch(db, f"{_CLAIM_SELECT} WHERE c.id = ?", (cur.lastrowid,))
+        return _claim(rows[0])
 
-    async def release_claim(self, run_id: str, name: str, path: str) -> Claim:
-        async with self._tx(write=True) as db:
-            sid = await self._session_id(db, run_id, name)
-            rows = await _fetch(
-                db, f"{_CLAIM_SELECT} WHERE c.run_id = ? AND c.path = ?", (run_id, path)
-            )
-            if not rows:
-                raise NotClaimOwner(f"{path} is not claimed")
-            claim = _claim(rows[0])
-            if claim.session != name:
-                raise NotClaimOwner(f"{path} is claimed by session {claim.session}, not {name}")
-            await db.execute("DELETE FROM claims WHERE id = ?", (claim.id,))
-            await self._add_event(db, run_id, sid, "claim.released", path, {"path": path})
-            return claim
+    @_transaction(write=True)
+    def release_claim(self, db: Db, run_id: str, name: str, path: str) -> Claim:
+        sid = self._session_id(db, run_id, name)
+        rows = _fetch(db, f"{_CLAIM_SELECT} WHERE c.run_id = ? AND c.path = ?", (run_id, path))
+        if not rows:
+            raise NotClaimOwner(f"{path} is not claimed")
+        claim = _claim(rows[0])
+        if claim.session != name:
+            raise NotClaimOwner(f"{path} is claimed by session {claim.session}, not {name}")
+        db.execute("DELETE FROM claims WHERE id = ?", (claim.id,))
+        self._add_event(db, run_id, sid, "claim.released", path, {"path": path})
+        return claim
 
-    async def _release_all_claims(self, db: Db, run_id: str, sid: int, *, reason: str) -> None:
-        rows = await _fetch(db, "DELETE FROM claims WHERE session_id = ? RETURNING path", (sid,))
+    def _release_all_claims(self, db: Db, run_id: str, sid: int, *, reason: str) -> None:
+        rows = _fetch(db, "DELETE FROM claims WHERE session_id = ? RETURNING path", (sid,))
         for r in rows:
-            await self._add_event(
+            self._add_event(
                 db,
                 run_id,
                 sid,
@@ -1031,31 +1150,33 @@ class Store:
                 {"path": r["path"], "reason": reason},
             )
 
-    async def list_claims(self, run_id: str, session: str | None = None) -> list[Claim]:
-        async with self._tx(write=False) as db:
-            rows = await _fetch(
-                db,
-                f"{_CLAIM_SELECT} WHERE c.run_id = ? AND (? IS NULL OR s.name = ?) ORDER BY c.path",
-                (run_id, session, session),
-            )
+    @_transaction(write=False)
+    def list_claims(self, db: Db, run_id: str, session: str | None = None) -> list[Claim]:
+        rows = _fetch(
+            db,
+            f"{_CLAIM_SELECT} WHERE c.run_id = ? AND (? IS NULL OR s.name = ?) ORDER BY c.path",
+            (run_id, session, session),
+        )
         return [_claim(r) for r in rows]
 
-    async def claim_covering(self, run_id: str, path: str, *, other_than: str) -> Claim | None:
+    @_transaction(write=False)
+    def claim_covering(self, db: Db, run_id: str, path: str, *, other_than: str) -> Claim | None:
         """The claim of another session that covers `path`: what stops a write to it."""
-        async with self._tx(write=False) as db:
-            await self._session_id(db, run_id, other_than)
-            rows = await _fetch(
-                db,
-                f"{_CLAIM_SELECT} WHERE c.run_id = :run AND s.name != :me AND {_COVERS}"
-                f" ORDER BY length(c.path) DESC LIMIT 1",
-                {"run": run_id, "me": other_than, "path": path},
-            )
+        self._session_id(db, run_id, other_than)
+        rows = _fetch(
+            db,
+            f"{_CLAIM_SELECT} WHERE c.run_id = :run AND s.name != :me AND {_COVERS}"
+            f" ORDER BY length(c.path) DESC LIMIT 1",
+            {"run": run_id, "me": other_than, "path": path},
+        )
         return _claim(rows[0]) if rows else None
 
     # ----------------------------------------------------------------------- reviews
 
-    async def request_review(
+    @_transaction(write=True)
+    def request_review(
         self,
+        db: Db,
         run_id: str,
         requester: str,
         *,
@@ -1066,116 +1187,112 @@ class Store:
         note: str,
     ) -> Review:
         """Open a review of `commit`; every earlier review by the requester is superseded."""
-        async with self._tx(write=True) as db:
-            req_id = await self._session_id(db, run_id, requester)
-            rev_id = await self._session_id(db, run_id, reviewer) if reviewer else None
-            if rev_id == req_id:
-                raise ReviewRefused(f"{requester} cannot review its own work: ask another session")
-            cur = await db.execute(
-                "INSERT INTO reviews (run_id, requester_id, reviewer_id, status, commit_sha, base,"
-                " note, diff, created_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
-                (run_id, req_id, rev_id, commit, base, note, diff, self.clock()),
-            )
-            review_id = int(cur.lastrowid or 0)
-            old = await _fetch(
-                db,
-                "UPDATE reviews SET status = 'superseded', superseded_by = ?"
-                " WHERE requester_id = ? AND id != ? AND status != 'superseded' RETURNING id",
-                (review_id, req_id, review_id),
-            )
-            await self._add_event(
-                db,
-                run_id,
-                req_id,
-                "review.requested",
-                f"#{review_id} of {commit[:12]}" + (f" for {reviewer}" if reviewer else ""),
-                {
-                    "review_id": review_id,
-                    "commit": commit,
-                    "reviewer": reviewer,
-                    "supersedes": [r["id"] for r in old],
-                    "diff_size": len(diff),
-                },
-            )
-            if rev_id is not None:
-                text = f"review #{review_id} requested by {requester} for commit {commit[:12]}"
-                text += f": {note}" if note else ""
-                await self._insert_message(db, run_id, req_id, [rev_id], text, None, review_id)
-            return await self._get_review(db, run_id, review_id, with_diff=False)
+        req_id = self._session_id(db, run_id, requester)
+        rev_id = self._session_id(db, run_id, reviewer) if reviewer else None
+        if rev_id == req_id:
+            raise ReviewRefused(f"{requester} cannot review its own work: ask another session")
+        cur = db.execute(
+            "INSERT INTO reviews (run_id, requester_id, reviewer_id, status, commit_sha, base,"
+            " note, diff, created_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+            (run_id, req_id, rev_id, commit, base, note, diff, self.clock()),
+        )
+        review_id = int(cur.lastrowid or 0)
+        old = _fetch(
+            db,
+            "UPDATE reviews SET status = 'superseded', superseded_by = ?"
+            " WHERE requester_id = ? AND id != ? AND status != 'superseded' RETURNING id",
+            (review_id, req_id, review_id),
+        )
+        self._add_event(
+            db,
+            run_id,
+            req_id,
+            "review.requested",
+            f"#{review_id} of {commit[:12]}" + (f" for {reviewer}" if reviewer else ""),
+            {
+                "review_id": review_id,
+                "commit": commit,
+                "reviewer": reviewer,
+                "supersedes": [r["id"] for r in old],
+                "diff_size": len(diff),
+            },
+        )
+        if rev_id is not None:
+            text = f"review #{review_id} requested by {requester} for commit {commit[:12]}"
+            text += f": {note}" if note else ""
+            self._insert_message(db, run_id, req_id, [rev_id], text, None, review_id)
+        return self._get_review(db, run_id, review_id, with_diff=False)
 
-    async def decide_review(
-        self, run_id: str, review_id: int, decider: str, *, approve: bool, comment: str
+    @_transaction(write=True)
+    def decide_review(
+        self, db: Db, run_id: str, review_id: int, decider: str, *, approve: bool, comment: str
     ) -> Review:
-        async with self._tx(write=True) as db:
-            did = await self._session_id(db, run_id, decider)
-            review = await self._get_review(db, run_id, review_id, with_diff=False)
-            if review.status is not ReviewStatus.PENDING:
-                later = f" by #{review.superseded_by}" if review.superseded_by else ""
-                raise ReviewRefused(f"review #{review_id} is {review.status.value}{later}")
-            if review.requester == decider:
-                raise ReviewRefused(f"{decider} requested review #{review_id} and cannot decide it")
-            if review.reviewer is not None and review.reviewer != decider:
-                raise ReviewRefused(f"review #{review_id} is assigned to {review.reviewer}")
-            status = ReviewStatus.APPROVED if approve else ReviewStatus.REJECTED
-            await db.execute(
-                "UPDATE reviews SET status = ?, comment = ?, decided_by = ?, decided_at = ?"
-                " WHERE id = ?",
-                (status.value, comment, did, self.clock(), review_id),
-            )
-            req_id = await self._session_id(db, run_id, review.requester)
-            text = f"review #{review_id} {status.value} by {decider}" + (
-                f": {comment}" if comment else ""
-            )
-            message_id = await self._insert_message(
-                db, run_id, did, [req_id], text, None, review_id
-            )
-            await self._add_event(
-                db,
-                run_id,
-                did,
-                f"review.{status.value}",
-                f"#{review_id} of {review.requester}"
-                + (f": {one_line(comment)}" if comment else ""),
-                {
-                    "review_id": review_id,
-                    "requester": review.requester,
-                    "comment": comment,
-                    "message_id": message_id,
-                },
-            )
-            return await self._get_review(db, run_id, review_id, with_diff=False)
+        did = self._session_id(db, run_id, decider)
+        review = self._get_review(db, run_id, review_id, with_diff=False)
+        if review.status is not ReviewStatus.PENDING:
+            later = f" by #{review.superseded_by}" if review.superseded_by else ""
+            raise ReviewRefused(f"review #{review_id} is {review.status.value}{later}")
+        if review.requester == decider:
+            raise ReviewRefused(f"{decider} requested review #{review_id} and cannot decide it")
+        if review.reviewer is not None and review.reviewer != decider:
+            raise ReviewRefused(f"review #{review_id} is assigned to {review.reviewer}")
+        status = ReviewStatus.APPROVED if approve else ReviewStatus.REJECTED
+        db.execute(
+            "UPDATE reviews SET status = ?, comment = ?, decided_by = ?, decided_at = ?"
+            " WHERE id = ?",
+            (status.value, comment, did, self.clock(), review_id),
+        )
+        req_id = self._session_id(db, run_id, review.requester)
+        text = f"review #{review_id} {status.value} by {decider}" + (
+            f": {comment}" if comment else ""
+        )
+        message_id = self._insert_message(db, run_id, did, [req_id], text, None, review_id)
+        self._add_event(
+            db,
+            run_id,
+            did,
+            f"review.{status.value}",
+            f"#{review_id} of {review.requester}" + (f": {one_line(comment)}" if comment else ""),
+            {
+                "review_id": review_id,
+                "requester": review.requester,
+                "comment": comment,
+                "message_id": message_id,
+            },
+        )
+        return self._get_review(db, run_id, review_id, with_diff=False)
 
-    async def take_verdict(self, run_id: str, review_id: int, *, via: str) -> list[int]:
+    @_transaction(write=True)
+    def take_verdict(self, db: Db, run_id: str, review_id: int, *, via: str) -> list[int]:
         """Mark the message that told the author a review's verdict read, when the author
         is told some other way (the supervisor's next prompt, or the merge it goes on to):
         a verdict read twice would start a turn that only re-reads it. Returns what it
         marked; nothing when the message was read already or the review is undecided."""
-        async with self._tx(write=True) as db:
-            rows = await _fetch(
+        rows = _fetch(
+            db,
+            "SELECT json_extract(e.payload, '$.message_id') AS message_id, r.requester_id"
+            " FROM events e JOIN reviews r ON r.id = json_extract(e.payload, '$.review_id')"
+            " WHERE e.run_id = ? AND e.kind IN ('review.approved', 'review.rejected')"
+            " AND r.id = ? AND r.run_id = ?",
+            (run_id, review_id, run_id),
+        )
+        if not rows or rows[-1]["message_id"] is None:
+            return []
+        message_id, requester_id = rows[-1]["message_id"], rows[-1]["requester_id"]
+        ids = self._mark_delivered(db, requester_id, "message_id = ?", (message_id,), via)
+        if ids:
+            self._add_event(
                 db,
-                "SELECT json_extract(e.payload, '$.message_id') AS message_id, r.requester_id"
-                " FROM events e JOIN reviews r ON r.id = json_extract(e.payload, '$.review_id')"
-                " WHERE e.run_id = ? AND e.kind IN ('review.approved', 'review.rejected')"
-                " AND r.id = ? AND r.run_id = ?",
-                (run_id, review_id, run_id),
+                run_id,
+                requester_id,
+                "message.read",
+                f"{len(ids)} via {via}",
+                {"message_ids": ids, "via": via},
             )
-            if not rows or rows[-1]["message_id"] is None:
-                return []
-            message_id, requester_id = rows[-1]["message_id"], rows[-1]["requester_id"]
-            ids = await self._mark_delivered(db, requester_id, "message_id = ?", (message_id,), via)
-            if ids:
-                await self._add_event(
-                    db,
-                    run_id,
-                    requester_id,
-                    "message.read",
-                    f"{len(ids)} via {via}",
-                    {"message_ids": ids, "via": via},
-                )
-            return ids
+        return ids
 
-    async def _get_review(self, db: Db, run_id: str, review_id: int, *, with_diff: bool) -> Review:
-        rows = await _fetch(
+    def _get_review(self, db: Db, run_id: str, review_id: int, *, with_diff: bool) -> Review:
+        rows = _fetch(
             db,
             f"SELECT {_REVIEW_COLUMNS}{', r.diff' if with_diff else ''} {_REVIEW_JOINS}"
             f" WHERE r.id = ? AND r.run_id = ?",
@@ -1185,38 +1302,40 @@ class Store:
             raise UnknownReview(f"unknown review #{review_id}")
         return _review(rows[0], bytes(rows[0]["diff"]) if with_diff else b"")
 
-    async def get_review(self, run_id: str, review_id: int, *, with_diff: bool = True) -> Review:
-        async with self._tx(write=False) as db:
-            return await self._get_review(db, run_id, review_id, with_diff=with_diff)
+    @_transaction(write=False)
+    def get_review(self, db: Db, run_id: str, review_id: int, *, with_diff: bool = True) -> Review:
+        return self._get_review(db, run_id, review_id, with_diff=with_diff)
 
-    async def list_reviews(
-        self, run_id: str, *, status: ReviewStatus | None = None, session: str | None = None
+    @_transaction(write=False)
+    def list_reviews(
+        self, db: Db, run_id: str, *, status: ReviewStatus | None = None, session: str | None = None
     ) -> list[Review]:
-        async with self._tx(write=False) as db:
-            rows = await _fetch(
-                db,
-                f"SELECT {_REVIEW_COLUMNS} {_REVIEW_JOINS} WHERE r.run_id = ?"
-                f" AND (? IS NULL OR r.status = ?)"
-                f" AND (? IS NULL OR req.name = ? OR rev.name = ?) ORDER BY r.id",
-                (run_id, status, status, session, session, session),
-            )
+        rows = _fetch(
+            db,
+            f"SELECT {_REVIEW_COLUMNS} {_REVIEW_JOINS} WHERE r.run_id = ?"
+            f" AND (? IS NULL OR r.status = ?)"
+            f" AND (? IS NULL OR req.name = ? OR rev.name = ?) ORDER BY r.id",
+            (run_id, status, status, session, session, session),
+        )
         return [_review(r) for r in rows]
 
-    async def latest_review(self, run_id: str, requester: str) -> Review | None:
-        async with self._tx(write=False) as db:
-            sid = await self._session_id(db, run_id, requester)
-            rows = await _fetch(
-                db,
-                f"SELECT {_REVIEW_COLUMNS} {_REVIEW_JOINS} WHERE r.requester_id = ?"
-                f" ORDER BY r.id DESC LIMIT 1",
-                (sid,),
-            )
+    @_transaction(write=False)
+    def latest_review(self, db: Db, run_id: str, requester: str) -> Review | None:
+        sid = self._session_id(db, run_id, requester)
+        rows = _fetch(
+            db,
+            f"SELECT {_REVIEW_COLUMNS} {_REVIEW_JOINS} WHERE r.requester_id = ?"
+            f" ORDER BY r.id DESC LIMIT 1",
+            (sid,),
+        )
         return _review(rows[0]) if rows else None
 
     # ----------------------------------------------------------------------- the lock
 
-    async def acquire_lock(
+    @_transaction(write=True)
+    def acquire_lock(
         self,
+        db: Db,
         name: str,
         *,
         holder: str,
@@ -1228,62 +1347,69 @@ class Store:
     ) -> Lease | None:
         """Take the lock if it is free or its lease has run out. One atomic statement."""
         now = self.clock()
-        async with self._tx(write=True) as db:
-            rows = await _fetch(
-                db,
-                "INSERT INTO locks (name, holder, token, pid, host, acquired_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
-                " token = excluded.token, pid = excluded.pid, host = excluded.host,"
-                " acquired_at = excluded.acquired_at, expires_at = excluded.expires_at"
-                " WHERE locks.expires_at <= excluded.acquired_at"
-                " RETURNING *",
-                (name, holder, token, pid, host, now, now + lease_seconds),
-            )
-            if not rows:
-                return None
-            await self._add_event(
-                db,
-                run_id,
-                None,
-                "lock.acquired",
-                f"{name} by {holder}",
-                {"name": name, "holder": holder, "pid": pid, "lease_seconds": lease_seconds},
-            )
-            return _lease(rows[0])
+        rows = _fetch(
+            db,
+            "INSERT INTO locks (name, holder, token, pid, host, acquired_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+            " token = excluded.token, pid = excluded.pid, host = excluded.host,"
+            " acquired_at = excluded.acquired_at, expires_at = excluded.expires_at"
+            " WHERE locks.expires_at <= excluded.acquired_at"
+            " RETURNING *",
+            (name, holder, token, pid, host, now, now + lease_seconds),
+        )
+        if not rows:
+            return None
+        self._add_event(
+            db,
+            run_id,
+            None,
+            "lock.acquired",
+            f"{name} by {holder}",
+            {"name": name, "holder": holder, "pid": pid, "lease_seconds": lease_seconds},
+        )
+        return _lease(rows[0])
 
-    async def get_lock(self, name: str) -> Lease | None:
-        async with self._tx(write=False) as db:
-            rows = await _fetch(db, "SELECT * FROM locks WHERE name = ?", (name,))
+    @_transaction(write=False)
+    def get_lock(self, db: Db, name: str) -> Lease | None:
+        rows = _fetch(db, "SELECT * FROM locks WHERE name = ?", (name,))
         return _lease(rows[0]) if rows else None
 
-    async def release_lock(
-        self, name: str, *, token: str | None, reason: str = "released", run_id: str | None = None
+    @_transaction(write=True)
+    def release_lock(
+        self,
+        db: Db,
+        name: str,
+        *,
+        token: str | None,
+        reason: str = "released",
+        run_id: str | None = None,
     ) -> Lease | None:
         """Release when `token` matches (None: whoever holds it). Returns the lease released."""
-        async with self._tx(write=True) as db:
-            rows = await _fetch(
-                db,
-                "DELETE FROM locks WHERE name = ? AND (? IS NULL OR token = ?) RETURNING *",
-                (name, token, token),
-            )
-            if not rows:
-                return None
-            lease = _lease(rows[0])
-            await self._add_event(
-                db,
-                run_id,
-                None,
-                f"lock.{reason}",
-                f"{name} held by {lease.holder}",
-                {"name": name, "holder": lease.holder, "pid": lease.pid},
-            )
-            return lease
+        rows = _fetch(
+            db,
+            "DELETE FROM locks WHERE name = ? AND (? IS NULL OR token = ?) RETURNING *",
+            (name, token, token),
+        )
+        if not rows:
+            return None
+        lease = _lease(rows[0])
+        self._add_event(
+            db,
+            run_id,
+            None,
+            f"lock.{reason}",
+            f"{name} held by {lease.holder}",
+            {"name": name, "holder": lease.holder, "pid": lease.pid},
+        )
+        return lease
 
     # ----------------------------------------------------------------------- events
 
-    async def add_event(
+    @_transaction(write=True)
+    def add_event(
         self,
+        db: Db,
         run_id: str | None,
         session: str | None,
         kind: str,
@@ -1291,12 +1417,13 @@ class Store:
         payload: dict[str, Any] | None = None,
     ) -> int:
         """Record something that happened outside the store (a commit, a push)."""
-        async with self._tx(write=True) as db:
-            sid = await self._session_id(db, run_id, session) if run_id and session else None
-            return await self._add_event(db, run_id, sid, kind, summary, payload)
+        sid = self._session_id(db, run_id, session) if run_id and session else None
+        return self._add_event(db, run_id, sid, kind, summary, payload)
 
-    async def list_events(
+    @_transaction(write=False)
+    def list_events(
         self,
+        db: Db,
         run_id: str | None,
         *,
         after: int = 0,
@@ -1306,18 +1433,17 @@ class Store:
     ) -> list[Event]:
         """Events after an id, oldest first; `newest` takes the last `limit` instead."""
         order = "DESC" if newest else "ASC"
-        async with self._tx(write=False) as db:
-            if session is not None and run_id is not None:
-                await self._session_id(db, run_id, session)
-            rows = await _fetch(
-                db,
-                f"SELECT e.id, e.run_id, s.name AS session, e.kind, e.summary, e.payload,"
-                f" e.created_at FROM events e LEFT JOIN sessions s ON s.id = e.session_id"
-                f" WHERE (:run IS NULL OR e.run_id = :run) AND e.id > :after"
-                f" AND (:session IS NULL OR s.name = :session)"
-                f" ORDER BY e.id {order} LIMIT :limit",
-                {"run": run_id, "after": after, "session": session, "limit": limit or -1},
-            )
+        if session is not None and run_id is not None:
+            self._session_id(db, run_id, session)
+        rows = _fetch(
+            db,
+            f"SELECT e.id, e.run_id, s.name AS session, e.kind, e.summary, e.payload,"
+            f" e.created_at FROM events e LEFT JOIN sessions s ON s.id = e.session_id"
+            f" WHERE (:run IS NULL OR e.run_id = :run) AND e.id > :after"
+            f" AND (:session IS NULL OR s.name = :session)"
+            f" ORDER BY e.id {order} LIMIT :limit",
+            {"run": run_id, "after": after, "session": session, "limit": limit or -1},
+        )
         events = [_event(r) for r in rows]
         return events[::-1] if newest else events
 

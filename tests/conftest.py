@@ -20,7 +20,7 @@ pytest_plugins = ["support"]
 
 @pytest.fixture
 def anyio_backend() -> str:
-    # aiosqlite runs on asyncio only.
+    # the tests are written for asyncio (trio is not installed).
     return "asyncio"
 
 

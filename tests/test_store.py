@@ -92,7 +92,7 @@ async def test_foreign_keys_are_declared_on_every_table_that_refers_to_another(
 
 async def test_a_row_pointing_at_a_missing_parent_is_rejected(store: Store) -> None:
     with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
-        await store._db.execute(
+        store._db.execute(
             "INSERT INTO sessions (run_id, name, created_at, updated_at)"
             " VALUES ('no-such-run', 'A', 0, 0)"
         )
@@ -425,6 +425,20 @@ async def test_a_call_cancelled_while_waiting_for_the_write_lock_leaves_the_stor
         other.execute("ROLLBACK")
 
 
+async def test_a_call_cancelled_while_its_transaction_runs_is_rolled_back(bus: Bus) -> None:
+    def slow_clock() -> float:  # the body reads the clock: here it takes a while
+        time.sleep(0.3)
+        return time.time()
+
+    bus.store.clock = slow_clock
+    with anyio.move_on_after(0.1) as waiting:
+        await bus.send("A", "B", "never sent")
+    assert waiting.cancelled_caught
+    bus.store.clock = time.time
+    assert await bus.inbox("B") == []
+    assert [e for e in await bus.events() if e.kind == "message.sent"] == []
+
+
 # --------------------------------------------------------------------------- sessions
 
 
@@ -562,7 +576,7 @@ async def test_an_unknown_session_is_an_error_for_every_operation_and_changes_no
 
 async def test_a_lock_held_past_the_busy_timeout_is_a_clear_store_error(bus: Bus) -> None:
     locked = anyio.Event()
-    await bus.store._db.execute("PRAGMA busy_timeout = 100")
+    bus.store.busy_timeout = 0.1
     async with anyio.create_task_group() as tg:
         tg.start_soon(
             anyio.to_thread.run_sync, partial(_hold_write_lock, bus.store.path, locked), 0.6
@@ -600,3 +614,44 @@ async def test_a_write_in_this_process_wakes_a_waiter_before_its_poll(bus: Bus) 
             assert not woke
             await bus.send("A", "B", "wake up")
     assert woke == [True]
+
+
+# --------------------------------------------------------------------------- without an event loop
+
+
+def test_an_operation_runs_as_one_transaction_without_an_event_loop(tmp_path: Path) -> None:
+    """What a short hand command uses: the same operations, in the calling thread."""
+    with Store.open_blocking(tmp_path / "c.db") as store:
+        run = store.blocking(
+            Store.create_run,
+            "r1",
+            goal="x",
+            repo_root=str(tmp_path),
+            base_ref=None,
+            base_commit=None,
+        )
+        specs = [(n, "", SessionKind.WORKER, None) for n in ("A", "B")]
+        store.blocking(Store.add_sessions, run.id, specs)
+        sent = store.blocking(Store.send_message, run.id, "A", ["B"], "hello")
+        first = store.blocking(Store.sync, run.id, "B")
+        again = store.blocking(Store.sync, run.id, "B")
+    assert [m.id for m in first.messages] == [sent.id]
+    assert again.messages == []
+
+
+def test_a_failed_operation_without_an_event_loop_changes_nothing(tmp_path: Path) -> None:
+    with Store.open_blocking(tmp_path / "c.db") as store:
+        run = store.blocking(
+            Store.create_run,
+            "r1",
+            goal="x",
+            repo_root=str(tmp_path),
+            base_ref=None,
+            base_commit=None,
+        )
+        store.blocking(Store.add_sessions, run.id, [("A", "", SessionKind.WORKER, None)])
+        before = store.blocking(Store.list_events, run.id)
+        with pytest.raises(UnknownSession):
+            store.blocking(Store.send_message, run.id, "A", ["A", "Z"], "to nobody")
+        assert store.blocking(Store.list_events, run.id) == before
+    assert _query(tmp_path / "c.db", "SELECT count(*) FROM messages") == [(0,)]
