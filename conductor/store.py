@@ -23,6 +23,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Coroutine,
     Iterable,
     Iterator,
     Mapping,
@@ -382,8 +383,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 Operation = Callable[Concatenate["Store", Db, P], T]
 Call = Callable[Concatenate["Store", P], Awaitable[T]]
-# each operation's body and whether it writes, by the method that runs it in a transaction
-_BODIES: dict[Callable[..., Any], tuple[Callable[..., Any], bool]] = {}
 
 
 def _fetch(db: Db, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
@@ -397,11 +396,14 @@ def _transaction(*, write: bool) -> Callable[[Operation[P, T]], Call[P, T]]:
     per operation instead of one per statement (a sync with nothing new is 3 statements and
     a handful of rows). A caller cancelled meanwhile gets nothing done: the worker stops
     waiting for the write lock, or rolls back instead of committing. The same body runs in
-    the calling thread through `Store.blocking`, for a short command with no event loop.
+    the calling thread on a store opened with `Store.open_blocking`, for a short command
+    with no event loop to start (see `without_loop`).
     """
 
     def wrap(body: Operation[P, T]) -> Call[P, T]:
         async def run(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            if self._without_loop:  # nothing else uses the connection; nothing to wake
+                return self._in_transaction(write, body, args, kwargs)
             async with self._lock:
                 result = await self._in_worker(write, body, args, kwargs)
             if write:
@@ -410,10 +412,22 @@ def _transaction(*, write: bool) -> Callable[[Operation[P, T]], Call[P, T]]:
             return result
 
         functools.update_wrapper(run, body)
-        _BODIES[run] = (body, write)
         return run
 
     return wrap
+
+
+def without_loop(work: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that awaits nothing but operations of a store opened with
+    `Store.open_blocking` (a Bus method over one, say): it ends at its first step, so it
+    needs no event loop. Anything that would suspend is a bug here, and an error."""
+    try:
+        work.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    work.close()
+    raise RuntimeError("this needs an event loop: it awaited something besides the store")
 
 
 # --------------------------------------------------------------------------- the store
@@ -431,6 +445,7 @@ class Store:
         self._lock = anyio.Lock()  # one operation at a time on the one connection
         self.clock: Callable[[], float] = time.time
         self.busy_timeout = BUSY_TIMEOUT_MS / 1000  # how long a write waits for the lock
+        self._without_loop = False  # opened with open_blocking: operations run inline
         self._changed = anyio.Event()  # set (and replaced) when a write here commits
 
     @classmethod
@@ -446,8 +461,11 @@ class Store:
     @classmethod
     @contextmanager
     def open_blocking(cls, path: Path) -> Iterator[Store]:
-        """The store for this thread alone: its operations through `blocking`."""
+        """The store for this thread alone, with no event loop: each operation runs in the
+        calling thread and its coroutine ends without suspending (drive it, and whatever
+        awaits only such operations, with `without_loop`)."""
         store = cls._connect(path)
+        store._without_loop = True
         try:
             yield store
         finally:
@@ -483,13 +501,6 @@ class Store:
             db.close()
             raise
         return cls(db, path)
-
-    def blocking(self, operation: Call[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run one of the store's operations (`Store.sync`, ...) in this thread, as the
-        same one transaction: for a hand command, which needs no event loop for it."""
-        body, write = _BODIES[operation]
-        result: T = self._in_transaction(write, body, args, kwargs)
-        return result
 
     async def _in_worker(
         self,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
@@ -18,7 +19,7 @@ from _workers import go, workers
 from conductor.bus import Bus, create_run, open_run
 from conductor.errors import InvalidInput, MachineFault, StoreError, UnknownRun, UnknownSession
 from conductor.models import SessionKind, SessionStatus
-from conductor.store import BUSY_TIMEOUT_MS, MIGRATIONS, SCHEMA_VERSION, Store
+from conductor.store import BUSY_TIMEOUT_MS, MIGRATIONS, SCHEMA_VERSION, Store, without_loop
 
 pytestmark = pytest.mark.anyio
 
@@ -619,39 +620,54 @@ async def test_a_write_in_this_process_wakes_a_waiter_before_its_poll(bus: Bus) 
 # --------------------------------------------------------------------------- without an event loop
 
 
-def test_an_operation_runs_as_one_transaction_without_an_event_loop(tmp_path: Path) -> None:
-    """What a short hand command uses: the same operations, in the calling thread."""
+def test_the_bus_over_a_blocking_store_needs_no_event_loop(tmp_path: Path) -> None:
+    """What a short hand command uses: the same bus and operations, in the calling thread."""
     with Store.open_blocking(tmp_path / "c.db") as store:
-        run = store.blocking(
-            Store.create_run,
-            "r1",
-            goal="x",
-            repo_root=str(tmp_path),
-            base_ref=None,
-            base_commit=None,
+        bus = without_loop(
+            create_run(
+                store,
+                goal="x",
+                repo_root=tmp_path,
+                base_ref=None,
+                base_commit=None,
+                sessions=[("A", ""), ("B", "")],
+            )
         )
-        specs = [(n, "", SessionKind.WORKER, None) for n in ("A", "B")]
-        store.blocking(Store.add_sessions, run.id, specs)
-        sent = store.blocking(Store.send_message, run.id, "A", ["B"], "hello")
-        first = store.blocking(Store.sync, run.id, "B")
-        again = store.blocking(Store.sync, run.id, "B")
+        sent = without_loop(bus.send("A", "B", "hello"))
+        first = without_loop(bus.sync("B"))
+        again = without_loop(bus.sync("B"))
     assert [m.id for m in first.messages] == [sent.id]
     assert again.messages == []
 
 
-def test_a_failed_operation_without_an_event_loop_changes_nothing(tmp_path: Path) -> None:
+def test_a_failed_operation_on_a_blocking_store_changes_nothing(tmp_path: Path) -> None:
     with Store.open_blocking(tmp_path / "c.db") as store:
-        run = store.blocking(
-            Store.create_run,
-            "r1",
-            goal="x",
-            repo_root=str(tmp_path),
-            base_ref=None,
-            base_commit=None,
+        bus = without_loop(
+            create_run(
+                store,
+                goal="x",
+                repo_root=tmp_path,
+                base_ref=None,
+                base_commit=None,
+                sessions=[("A", "")],
+            )
         )
-        store.blocking(Store.add_sessions, run.id, [("A", "", SessionKind.WORKER, None)])
-        before = store.blocking(Store.list_events, run.id)
+        before = without_loop(bus.events())
         with pytest.raises(UnknownSession):
-            store.blocking(Store.send_message, run.id, "A", ["A", "Z"], "to nobody")
-        assert store.blocking(Store.list_events, run.id) == before
+            without_loop(bus.send("A", ["A", "Z"], "to nobody"))
+        assert without_loop(bus.events()) == before
     assert _query(tmp_path / "c.db", "SELECT count(*) FROM messages") == [(0,)]
+
+
+def test_waiting_for_anything_but_the_store_without_an_event_loop_is_an_error(
+    tmp_path: Path,
+) -> None:
+    @types.coroutine
+    def suspends() -> Generator[None, None, None]:
+        yield  # what awaiting a timer or a process does: hand control to the event loop
+
+    async def waits() -> None:
+        await suspends()
+
+    with pytest.raises(RuntimeError, match="needs an event loop"):
+        without_loop(waits())
