@@ -9,8 +9,6 @@ holds the same whichever of them is asking.
 from __future__ import annotations
 
 import os
-import secrets
-import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -51,9 +49,20 @@ _HELD_HERE: set[str] = set()
 RUN_ENV = "CONDUCTOR_RUN"
 
 
+def _token(nbytes: int) -> str:
+    """What `secrets.token_hex` gives (it reads os.urandom too), without importing hashlib
+    and hmac into every hand command."""
+    return os.urandom(nbytes).hex()
+
+
+def _host() -> str:
+    """This machine's name, as `socket.gethostname()` gives it on POSIX."""
+    return os.uname().nodename
+
+
 def new_run_id(now: float | None = None) -> str:
     stamp = datetime.fromtimestamp(now or time.time(), UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(2)}"
+    return f"{stamp}-{_token(2)}"
 
 
 def parse_session_specs(text: str) -> list[tuple[str, str]]:
@@ -221,7 +230,7 @@ class Bus:
 
     async def claim(self, name: str, path: str, *, root: Path, cwd: Path | None = None) -> Claim:
         normal = paths.normalize(path, root, cwd)
-        return await self.store.claim(self.run_id, name, normal, secrets.token_hex(8))
+        return await self.store.claim(self.run_id, name, normal, _token(8))
 
     async def release(self, name: str, path: str, *, root: Path, cwd: Path | None = None) -> Claim:
         normal = paths.normalize(path, root, cwd)
@@ -313,7 +322,7 @@ class Bus:
         """Take the lock, waiting up to `wait_seconds`. A lease whose holder process is known
         to be dead (same host, no such pid, or this pid in an earlier process) is reclaimed at
         once instead of waited out."""
-        token = secrets.token_hex(16)
+        token = _token(16)
         deadline = time.monotonic() + wait_seconds
         while True:
             lease = await self.store.acquire_lock(
@@ -321,7 +330,7 @@ class Bus:
                 holder=holder,
                 token=token,
                 pid=os.getpid(),
-                host=socket.gethostname(),
+                host=_host(),
                 lease_seconds=lease_seconds,
                 run_id=self.run_id,
             )
@@ -391,7 +400,7 @@ def supervisor_lock(run_id: str) -> str:
 
 
 def _holder_is_dead(lease: Lease) -> bool:
-    if lease.pid is None or lease.host != socket.gethostname():
+    if lease.pid is None or lease.host != _host():
         return False
     if lease.pid == os.getpid():
         return lease.token not in _HELD_HERE

@@ -27,13 +27,12 @@ from conductor.models import (
     Run,
     Session,
     SessionStatus,
-    SyncResult,
 )
-from conductor.plan import Plan
 from conductor.text import one_line
 
 if TYPE_CHECKING:
     from conductor.live import SessionView, Snapshot
+    from conductor.plan import Plan
     from conductor.supervisor import RunSummary
 
 WAITING_STYLE = "bold reverse yellow"  # a row or line that waits on a person
@@ -158,18 +157,6 @@ def lock_text(lease: Lease | None, now: float | None = None) -> Text:
     left = lease.expires_at - (now or time.time())
     state = f"lease ends in {left:.0f}s" if left > 0 else "lease expired"
     return Text(f"git lock: held by {lease.holder} (pid {lease.pid} on {lease.host}), {state}")
-
-
-def sync_lines(result: SyncResult) -> list[str]:
-    """claude-swarm's sync format: nothing at all when nothing is new."""
-    if result.empty:
-        return []
-    lines = [f"[SYNC] {len(result.messages)} new message(s), {len(result.context)} new context"]
-    for m in result.messages:
-        lines.append(f'MSG #{m.id} from={m.sender or "conductor"}: "{m.body}"')
-    for c in result.context:
-        lines.append(f'CTX [{c.category.value}] by={c.author or "conductor"}: "{c.body}"')
-    return lines
 
 
 def dashboard(

@@ -6,6 +6,7 @@ Nothing here knows about sessions or the bus; callers compose these into flows.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -275,3 +276,18 @@ async def branches(repo: Path, pattern: str) -> list[str]:
     """Local branches matching a for-each-ref pattern (a glob, or a prefix up to a `/`)."""
     out = await git(["for-each-ref", "--format=%(refname:short)", f"refs/heads/{pattern}"], repo)
     return [b for b in out.text.splitlines() if b]
+
+
+def roots_blocking(cwd: Path, timeout: float = DEFAULT_TIMEOUT) -> tuple[Path, Path]:
+    """(the working tree's root, the main working tree's root), as `toplevel` and
+    `main_root` give them, from one git process waited for in this thread: for a hand
+    command, which has no event loop to start for it."""
+    argv = ["git", *_UNTRUSTED_CONFIG, "rev-parse", "--show-toplevel"]
+    argv += ["--path-format=absolute", "--git-common-dir"]
+    env = {**os.environ, **_GIT_ENV, **_UNTRUSTED_ENV}
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=timeout)
+    lines = done.stdout.decode("utf-8", "replace").splitlines()
+    if done.returncode != 0 or len(lines) != 2:
+        raise NotARepository(f"not a git repository: {cwd}")
+    tree, common = Path(lines[0]), Path(lines[1])
+    return tree, common.parent if common.name == ".git" else tree

@@ -22,7 +22,8 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-SUPERVISED_ENV = "CONDUCTOR_SUPERVISED"
+from conductor.workspace import SUPERVISED_ENV
+
 SESSION_ENV = "CONDUCTOR_SESSION"
 PROC = Path("/proc")
 GONE_WAIT = 5.0

@@ -37,6 +37,9 @@ class SessionStatus(StrEnum):
             raise InvalidInput(f"unknown status {text!r}: use one of {allowed}") from None
 
 
+HUMAN_SESSION = "human"  # the session a person acts as (and reviews as) by hand
+
+
 class SessionKind(StrEnum):
     WORKER = "worker"
     PLANNER = "planner"

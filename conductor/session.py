@@ -54,10 +54,11 @@ from conductor.jail import (
     short_tmp,
     write_cli_wrapper,
 )
-from conductor.leftovers import SUPERVISED_ENV, end_leftovers
+from conductor.leftovers import end_leftovers
 from conductor.models import Review, SessionStatus
 from conductor.text import one_line
 from conductor.tools import SERVER_NAME, coordination_server, describe
+from conductor.workspace import SUPERVISED_ENV
 
 DISCONNECT_TIMEOUT = 15.0
 # What the write gate judges (enforce.py): file-writing tools, and Bash (pushes). A regex of

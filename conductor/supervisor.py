@@ -37,7 +37,7 @@ from conductor.gates import (
     reviewer_for,
 )
 from conductor.jail import jails_supported, refuse_root_unsandboxed, require_sandbox
-from conductor.leftovers import SUPERVISED_ENV, end_leftovers
+from conductor.leftovers import end_leftovers
 from conductor.models import (
     Event,
     Lease,
@@ -53,7 +53,7 @@ from conductor.prompts import Prompts
 from conductor.session import HeadlessSession, SessionConfig, SessionDied, TurnResult
 from conductor.store import Store
 from conductor.tools import describe, reviewer_tools
-from conductor.workspace import STATE_DIR
+from conductor.workspace import STATE_DIR, SUPERVISED_ENV
 
 WRAP_UP = (
     "The run's budget is spent: stop here. Commit what you have on your branch with a message"

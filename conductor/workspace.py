@@ -17,6 +17,8 @@ from conductor.errors import NotARepository
 STATE_DIR = ".conductor"
 DB_NAME = "conductor.db"
 DB_ENV = "CONDUCTOR_DB"
+# In the environment of every supervised session (and all it runs): the run it belongs to.
+SUPERVISED_ENV = "CONDUCTOR_SUPERVISED"
 
 
 @dataclass(frozen=True)
@@ -34,18 +36,33 @@ class Workspace:
 
 async def locate(cwd: Path, db: str | None = None) -> Workspace:
     cwd = Path(os.path.abspath(cwd))
-    tree_root: Path | None
-    repo_root: Path | None
-    override = db or os.environ.get(DB_ENV) or None
     try:
-        tree_root = await gitops.toplevel(cwd)
-        repo_root = await gitops.main_root(cwd)
+        tree_root: Path | None = await gitops.toplevel(cwd)
+        repo_root: Path | None = await gitops.main_root(cwd)
     except NotARepository:
-        if override is None:
-            raise NotARepository(
-                f"not a git repository: {cwd} (run conductor inside one, or pass --db)"
-            ) from None
         tree_root = repo_root = None
+    return _workspace(cwd, db, tree_root, repo_root)
+
+
+def locate_blocking(cwd: Path, db: str | None = None) -> Workspace:
+    """`locate` for a hand command, which has no event loop: one git process, waited for."""
+    cwd = Path(os.path.abspath(cwd))
+    try:
+        tree_root: Path | None
+        tree_root, repo_root = gitops.roots_blocking(cwd)
+    except NotARepository:
+        tree_root = repo_root = None
+    return _workspace(cwd, db, tree_root, repo_root)
+
+
+def _workspace(
+    cwd: Path, db: str | None, tree_root: Path | None, repo_root: Path | None
+) -> Workspace:
+    override = db or os.environ.get(DB_ENV) or None
+    if repo_root is None and override is None:
+        raise NotARepository(
+            f"not a git repository: {cwd} (run conductor inside one, or pass --db)"
+        )
     if override is not None:
         db_path = Path(os.path.abspath(os.path.expanduser(override)))
     else:

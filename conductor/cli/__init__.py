@@ -1,9 +1,36 @@
 """The `conductor` command: typer commands only, parsing and printing, nothing else.
 
-Each module registers its commands on the shared app when imported.
+Each command module registers its commands on the shared app when imported. The hand
+commands sessions run between tasks go through a lighter door first (hand.py), which leaves
+every command line it does not read whole to the app.
 """
 
-from conductor.cli import coordination, git_commands, runs, standin, watch
-from conductor.cli.common import app, main
+from __future__ import annotations
 
-__all__ = ["app", "coordination", "git_commands", "main", "runs", "standin", "watch"]
+import sys
+from typing import Any
+
+
+def main() -> None:
+    from conductor.cli.hand import run_by_hand
+
+    if run_by_hand(sys.argv[1:]):
+        return
+    from conductor.cli.common import main as run_app
+
+    _register_commands()
+    run_app()
+
+
+def _register_commands() -> None:
+    from conductor.cli import coordination, git_commands, runs, standin, watch  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    """`conductor.cli.app`: the typer app with every command, loaded when first asked for."""
+    if name == "app":
+        _register_commands()
+        from conductor.cli.common import app
+
+        return app
+    raise AttributeError(name)

@@ -32,6 +32,7 @@ from conductor.cli.common import (
 )
 from conductor.errors import InvalidInput
 from conductor.models import Session
+from conductor.text import sync_lines
 from conductor.workspace import Workspace, locate
 
 # ------------------------------------------------------------------------------ sessions
@@ -144,7 +145,7 @@ def sync(ctx: typer.Context, session: SessionOpt, json_: JsonOpt = False) -> Non
     if json_:
         print_json(result.to_json())
         return
-    for line in dashboard.sync_lines(result):
+    for line in sync_lines(result):
         say(line)
 
 
