@@ -75,6 +75,34 @@ class _Stopped(Exception):
     """The caller of a transaction was cancelled: roll back (raised in the worker)."""
 
 
+class _Handoff:
+    """Between a cancelled caller and the worker thread meant to run its transaction: either
+    the worker begins first (then the caller tells it to stop and waits for its end) or the
+    caller gives up first (then the worker never begins), never both."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = "waiting"  # -> "begun" (by the worker) or "abandoned" (by the caller)
+        self.stop = threading.Event()
+        self.ended = threading.Event()
+
+    def begin(self) -> bool:
+        with self._lock:
+            if self._state == "abandoned":
+                return False
+            self._state = "begun"
+            return True
+
+    def abandon(self) -> bool:
+        """Give up; True when the worker had begun (it is told to stop: wait for `ended`)."""
+        with self._lock:
+            if self._state == "waiting":
+                self._state = "abandoned"
+                return False
+            self.stop.set()
+            return True
+
+
 # --------------------------------------------------------------------------- migrations
 
 Migration = Callable[[], str]
@@ -509,22 +537,26 @@ class Store:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> T:
-        """The transaction in a worker thread. When the caller is cancelled, the worker is
-        told to stop and waited for: the connection is free again only when it is done."""
-        stop, ended = threading.Event(), threading.Event()
+        """The transaction in a worker thread. When the caller is cancelled, a transaction
+        not yet begun never begins, and one under way is told to stop and waited for: the
+        connection is free again only when it is done. (A worker thread may never take the
+        call at all once it is cancelled: whether it will is settled under `handoff`.)"""
+        handoff = _Handoff()
 
         def work() -> T:
+            if not handoff.begin():
+                raise _Stopped  # abandoned before it began: nothing to do, no one waits
             try:
-                return self._in_transaction(write, body, args, kwargs, stop)
+                return self._in_transaction(write, body, args, kwargs, handoff.stop)
             finally:
-                ended.set()
+                handoff.ended.set()
 
         try:
             return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
         except anyio.get_cancelled_exc_class():
-            stop.set()
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(ended.wait)
+            if handoff.abandon():
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(handoff.ended.wait)
             raise
 
     def _in_transaction(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 import types
 from collections.abc import Awaitable, Callable, Generator
@@ -438,6 +439,34 @@ async def test_a_call_cancelled_while_its_transaction_runs_is_rolled_back(bus: B
     bus.store.clock = time.time
     assert await bus.inbox("B") == []
     assert [e for e in await bus.events() if e.kind == "message.sent"] == []
+
+
+async def test_a_call_cancelled_before_a_worker_thread_takes_it_never_runs_and_never_hangs(
+    bus: Bus,
+) -> None:
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    busy, release = anyio.Event(), threading.Event()
+
+    def occupy() -> None:  # the only worker thread this loop may use, taken
+        anyio.from_thread.run_sync(busy.set)
+        release.wait()
+
+    tokens = limiter.total_tokens
+    limiter.total_tokens = 1
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.to_thread.run_sync, occupy)
+            await busy.wait()
+            with anyio.fail_after(5):  # not the shielded wait for a worker that never comes
+                with anyio.move_on_after(0.1) as waiting:
+                    await bus.send("A", "B", "never sent")
+            assert waiting.cancelled_caught
+            release.set()
+    finally:
+        limiter.total_tokens = tokens
+    assert await bus.inbox("B") == []
+    sent = await bus.send("A", "B", "after the cancellation")
+    assert [m.id for m in await bus.inbox("B")] == [sent.id]
 
 
 # --------------------------------------------------------------------------- sessions
