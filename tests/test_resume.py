@@ -207,8 +207,14 @@ async def _wait_for(
 
 
 async def _finish(proc: anyio.abc.Process, timeout: float = 120) -> int:
-    with anyio.fail_after(timeout):
-        return await proc.wait()
+    """Its exit status; one that does not exit in time fails the test and is killed, not
+    left running after it (its jailed sessions die with it)."""
+    try:
+        with anyio.fail_after(timeout):
+            return await proc.wait()
+    except TimeoutError:
+        proc.kill()
+        raise
 
 
 def _log(off: Offline, name: str) -> str:
