@@ -1,18 +1,27 @@
 """The merge gate: approved branches land one at a time, and only with the checks green.
 
-Merges happen in an integration worktree on a detached HEAD at the integration branch's tip.
-The checks run on the merged result there; only when they pass does the branch move, by a
-compare-and-swap `update-ref` from the tip the merge started on. So the integration branch
-never points at an unchecked commit, even if conductor dies in the middle; a conflict or a
-red check is undone with `merge --abort` / `reset --hard`, leaving the worktree clean. A
-branch whose commit is already in the integration branch is reported, never merged twice.
+Merges happen in the object store, as `git merge --no-ff` would make them but with no working
+tree: `merge-tree` writes the merged tree (or names the conflicts), `commit-tree` the merge
+commit (the tip first, then the branch). Only when the checks pass does the branch move, by a
+compare-and-swap `update-ref` from the tip the merge was made on. So the integration branch
+never points at an unchecked commit, even if conductor dies in the middle, and a conflict
+leaves nothing to undo. A branch whose commit is already in the integration branch is
+reported, never merged twice.
+
+The checks run on the merge commit in one integration worktree, made once and moved from merge
+to merge by `checkout`. It is cleaned only when a check left anything there (a file, an
+ignored one, an empty folder, a nested repository, a change to a tracked file), and then
+before the next merge's checks see it.
 
 Nothing a session says is taken on its word; the gate re-checks the branch itself:
 - a branch that changes a path another workstream owns or claimed goes back to its author
-  (whatever wrote it: Write, Bash, a script);
+  (whatever wrote it: Write, Bash, a script), judged both by what it changed since it forked
+  and by what merging it changes;
 - the gate keeps its own record of the integration tip it last wrote, in a ref beside the
-  branch that moves with it in one transaction; a branch that moved any other way stops the
-  merge (`TAMPERED`), and the run says so instead of reporting success;
+  branch that moves with it in one transaction, and the tip itself in memory between merges;
+  a branch (or record) that moved any other way fails the compare-and-swap, or the read of
+  both refs that every refusal makes, and stops the merge (`TAMPERED`): the run says so
+  instead of reporting success;
 - its git runs no hooks, fsmonitor or replace refs (gitops), and the checks run in the jail
   with only the integration tree writable and without the model API's credentials.
 """
@@ -22,7 +31,7 @@ from __future__ import annotations
 import shlex
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from subprocess import STDOUT
@@ -31,7 +40,7 @@ import anyio
 
 from conductor import gitops, paths
 from conductor.bus import Bus
-from conductor.errors import git_error
+from conductor.errors import NotARepository
 from conductor.jail import command_jail, scrubbed_env, short_tmp
 from conductor.leftovers import supervised_env
 from conductor.models import Session, SessionKind, SessionStatus, check_run_id
@@ -77,7 +86,20 @@ def gate_record_ref(run_id: str) -> str:
 
 
 class MergeGate:
-    """One serial queue per run: `await gate.merge(branch, commit)` from any task."""
+    """One serial queue per run: `await gate.merge(branch, commit)` from any task.
+
+    git processes per merge, when it lands: `merge-tree`, `commit-tree`, `update-ref` (3);
+    with `owners`, also `merge-base` (the fork point, and whether the commit is in already)
+    and one `diff-tree` for both path lists the ownership check reads (5); with checks, also a
+    `checkout` of the worktree and an `ls-files` to see whether the checks left anything (a
+    `clean` and a forced `checkout` follow only when they did). A refusal reads the two refs
+    once more, so it too is judged against the branch as it is.
+
+    Why not fewer with `owners`: the branch's own changes are listed from its fork point, and
+    git finds that in a process of its own (`diff-tree --merge-base` finds it itself, but not
+    with `--stdin`: the merge's changes would then need a second `diff-tree`); the merge's
+    changes need the merged tree first; and neither list comes out of `merge-tree`,
+    `commit-tree` or `update-ref`."""
 
     def __init__(
         self,
@@ -105,31 +127,29 @@ class MergeGate:
         self.push = push
         self.tree = repo / STATE_DIR / "worktrees" / self.run_id / ".integration"
         self._queue = anyio.Lock()
+        self._ref = f"refs/heads/{self.branch}"
+        # The tip the gate last read or wrote, both refs at it; None: read the refs first.
+        self._tip: gitops.RefTip | None = None
+        # Whether the worktree is known to exist with nothing in it but its commit's files.
+        self._tree_ready = False
 
     async def prepare(self) -> None:
-        """The integration branch (from the run's base commit) and its worktree, clean."""
-        ensure_state_dir(self.repo)
-        if not await gitops.branch_exists(self.repo, self.branch):
-            await gitops.git(["branch", self.branch, self.base_commit], self.repo)
-        if await gitops.try_rev_parse(self.record_ref, self.repo) is None:
-            # The first time this run's gate sees the branch: from here on it knows each tip.
-            # (Create-only: a record another process made meanwhile is not overwritten.)
-            tip = await self.head()
-            await gitops.git(["update-ref", self.record_ref, tip, ""], self.repo)
-        await gitops.ensure_detached_worktree(self.repo, self.tree, self.branch)
-        await _reset(self.tree, self.branch)
+        """The integration branch (from the run's base commit) and the gate's record of it,
+        read (or made); with checks, the integration worktree, made, or put back clean at
+        the tip: whatever a killed supervisor left there (a merge half done, a check's
+        files) is undone."""
+        async with self._queue:
+            self._tip, self._tree_ready = None, False
+            ensure_state_dir(self.repo)
+            found = await self._load()
+            if self.checks:
+                tip = found.get(self._ref)
+                await self._tree_to(tip.commit if tip is not None else self._ref)
 
     async def moved_outside(self) -> str | None:
         """Why the integration branch cannot be trusted, or None: it is where the gate left
         it."""
-        tip = await gitops.try_rev_parse(self.branch, self.repo)
-        recorded = await gitops.try_rev_parse(self.record_ref, self.repo)
-        if tip is not None and tip == recorded:
-            return None
-        return (
-            f"{self.branch} is at {(tip or 'nothing')[:12]} but the merge gate left it at"
-            f" {(recorded or 'nothing')[:12]}: it was moved outside the gate"
-        )
+        return self._moved(await gitops.ref_tips(self.repo, [self._ref, self.record_ref]))
 
     async def head(self) -> str:
         return await gitops.rev_parse(self.branch, self.repo)
@@ -140,68 +160,159 @@ class MergeGate:
         """Land `commit` (of `branch`). `owners`: the paths other workstreams own or claim
         (path -> owner); a branch that changes any of them is refused."""
         async with self._queue:
-            await self.prepare()
-            tip = await self.head()
-            moved = await self.moved_outside()
-            if moved is not None:
-                return MergeOutcome(MergeStatus.TAMPERED, branch, commit, tip, output=moved)
-            if await gitops.is_merged(self.repo, commit, tip):
-                return MergeOutcome(MergeStatus.ALREADY_MERGED, branch, commit, tip)
+            if self._tip is None:
+                ensure_state_dir(self.repo)
+                found = await self._load()
+                if self._tip is None:
+                    return self._tampered(branch, commit, found)
+            outcome = await self._merge(branch, commit, self._tip, owners or {})
+            outcome = replace(outcome, commit=commit)  # as it was asked for
+            if outcome.status in (MergeStatus.MERGED, MergeStatus.TAMPERED):
+                return outcome  # (judged by the compare-and-swap)
+            # A refusal moves nothing; it is judged against the refs as they are now.
+            found = await gitops.ref_tips(self.repo, [self._ref, self.record_ref])
+            if self._moved(found) is not None:
+                return self._tampered(branch, commit, found)
+            return outcome
+
+    async def _merge(
+        self, branch: str, commit: str, tip: gitops.RefTip, owners: dict[str, str]
+    ) -> MergeOutcome:
+        if not gitops.is_object_id(commit):  # (callers pass one: a name costs a process)
+            commit = await gitops.rev_parse(commit, self.repo)
+        base = ""
+        if owners:
+            base = await gitops.merge_base(self.repo, tip.commit, commit)
+            if base == commit:
+                return MergeOutcome(MergeStatus.ALREADY_MERGED, branch, commit, tip.commit)
+        merged = await gitops.merge_tree(self.repo, tip.commit, commit)
+        changes = not merged.conflicts and merged.tree != tip.tree
+        if owners:
             # What the branch changes since it forked (a conflict must not hide a foreign
-            # path), and below, what the merge itself changes.
-            forked = await gitops.changed_paths(self.repo, tip, commit, forked=True)
-            if foreign := _owned(forked, owners or {}):
-                return _foreign(branch, commit, tip, foreign)
-            merged = await gitops.git(
-                ["merge", "--no-ff", "--no-edit", "-m", f"Merge {branch} ({commit[:12]})", commit],
-                self.tree,
-                check=False,
-            )
-            if merged.returncode != 0:
-                conflicts = (
-                    await gitops.git(["diff", "--name-only", "--diff-filter=U"], self.tree)
-                ).text.splitlines()
-                await _reset(self.tree, tip)
-                if not conflicts:
-                    raise git_error(["merge", commit], merged.returncode, merged.stderr)
-                return MergeOutcome(MergeStatus.CONFLICT, branch, commit, tip, conflicts)
-            # Judged by what the merge does, not by what the branch says it changes (a
-            # history with two merge bases shows one thing to a three-dot diff and does
-            # another when merged): the paths the merge result changes against the tip.
-            landing = await gitops.changed_paths(self.repo, tip, "HEAD", cwd=self.tree)
-            if not landing:
-                await _reset(self.tree, tip)
-                return MergeOutcome(MergeStatus.NOTHING, branch, commit, tip)
-            if foreign := _owned(landing, owners or {}):
-                await _reset(self.tree, tip)
-                return _foreign(branch, commit, tip, foreign)
+            # path), and what the merge itself changes: judged by what the merge does, not by
+            # what the branch says it changes (a history with two merge bases shows one thing
+            # to a three-dot diff and does another when merged).
+            spans = [(base, commit)] + ([(tip.tree, merged.tree)] if changes else [])
+            forked, *landing = await gitops.changed_paths_each(self.repo, spans)
+            if foreign := _owned(forked, owners):
+                return _foreign(branch, commit, tip.commit, foreign)
+            if landing and (foreign := _owned(landing[0], owners)):
+                return _foreign(branch, commit, tip.commit, foreign)
+        if merged.conflicts:
+            return MergeOutcome(MergeStatus.CONFLICT, branch, commit, tip.commit, merged.conflicts)
+        if not changes:  # the merge leaves the tip's tree as it is
+            if not owners and await gitops.is_merged(self.repo, commit, tip.commit):
+                return MergeOutcome(MergeStatus.ALREADY_MERGED, branch, commit, tip.commit)
+            return MergeOutcome(MergeStatus.NOTHING, branch, commit, tip.commit)
+        result = await gitops.commit_tree(
+            self.repo, merged.tree, [tip.commit, commit], f"Merge {branch} ({commit[:12]})"
+        )
+        if self.checks:
+            await self._tree_to(result)
+            self._tree_ready = False  # until `_tidy` has seen what the checks left
+            failed = None
             for argv in self.checks:
                 ok, output = await self._check(argv)
                 if not ok:
-                    await _reset(self.tree, tip)
-                    return MergeOutcome(
+                    failed = MergeOutcome(
                         MergeStatus.CHECK_FAILED,
                         branch,
                         commit,
-                        tip,
+                        tip.commit,
                         check=shlex.join(argv),
                         output=output,
                     )
-            result = await gitops.rev_parse("HEAD", self.tree)
-            # Compare-and-swap, of the branch and the gate's record of it in one transaction:
-            # both move only if nobody moved the branch since `tip`, or neither does.
-            await gitops.git(
-                ["update-ref", "--stdin", "-m", f"conductor: merge {branch}"],
-                self.repo,
-                input=(
-                    "start\n"
-                    f"update refs/heads/{self.branch} {result} {tip}\n"
-                    f"update {self.record_ref} {result} {tip}\n"
-                    "commit\n"
-                ).encode(),
+                    break
+            await self._tidy(result)
+            if failed is not None:
+                return failed
+        # Compare-and-swap, of the branch and the gate's record of it in one transaction:
+        # both move only if both are still at `tip`, the tip this merge was made on and
+        # checked against, or neither does.
+        refused = await gitops.swap_refs(
+            self.repo,
+            [(self._ref, result, tip.commit), (self.record_ref, result, tip.commit)],
+            f"conductor: merge {branch}",
+        )
+        if refused is not None:
+            found = await gitops.ref_tips(self.repo, [self._ref, self.record_ref])
+            if self._moved(found) is None:
+                raise refused  # not moved: git failed for a reason of its own
+            return self._tampered(branch, commit, found)
+        self._tip = gitops.RefTip(result, merged.tree)
+        pushed_to = await self._push() if self.push else None
+        return MergeOutcome(MergeStatus.MERGED, branch, commit, result, pushed_to=pushed_to)
+
+    async def _load(self) -> dict[str, gitops.RefTip | None]:
+        """Read the branch and the gate's record of it, in one git process, making what is
+        missing: the branch at the base commit; the record where the branch is (the first
+        time this run's gate sees the branch: from here on it knows each tip). The tip is
+        trusted only when both agree. Returns what was read."""
+        self._tip = None
+        refs = [self._ref, self.record_ref]
+        found = await gitops.ref_tips(self.repo, refs)
+        if self._ref not in found or self.record_ref not in found:
+            if self._ref not in found:
+                await gitops.git(["branch", self.branch, self.base_commit], self.repo)
+            if self.record_ref not in found:
+                # Create-only: a record another process made meanwhile is not overwritten.
+                tip = await self.head()
+                await gitops.git(["update-ref", self.record_ref, tip, ""], self.repo)
+            found = await gitops.ref_tips(self.repo, refs)
+        self._tip = found.get(self._ref) if self._moved(found) is None else None
+        return found
+
+    def _moved(self, found: dict[str, gitops.RefTip | None]) -> str | None:
+        """Why the refs `found` say the branch moved outside the gate, or None: the branch
+        and the gate's record of it agree (and are at the tip the gate knows, if it knows)."""
+        tip, recorded = found.get(self._ref), found.get(self.record_ref)
+        known = self._tip
+        if tip is not None and tip == recorded and (known is None or tip == known):
+            return None
+        left = recorded if recorded != tip or known is None else known
+        return (
+            f"{self.branch} is at {(tip.commit if tip else 'nothing')[:12]} but the merge gate"
+            f" left it at {(left.commit if left else 'nothing')[:12]}: it was moved outside"
+            " the gate"
+        )
+
+    def _tampered(
+        self, branch: str, commit: str, found: dict[str, gitops.RefTip | None]
+    ) -> MergeOutcome:
+        """The outcome for refs `found` moved outside the gate; the gate reads them again
+        before its next merge (trusting them only if they are back where it left them)."""
+        tip = found.get(self._ref)
+        output = self._moved(found) or ""
+        self._tip = None
+        return MergeOutcome(
+            MergeStatus.TAMPERED, branch, commit, tip.commit if tip else "", output=output
+        )
+
+    async def _tree_to(self, commit: str) -> None:
+        """The integration worktree at `commit`, clean: made if missing, reset if its state
+        is unknown, else moved there by `checkout` (forced: the index and HEAD follow even if
+        a check changed them outside a jail) and reset only when that fails."""
+        if self._tree_ready and (self.tree / ".git").is_file():
+            moved = await gitops.git(
+                ["checkout", "--quiet", "--force", "--detach", commit], self.tree, check=False
             )
-            pushed_to = await self._push() if self.push else None
-            return MergeOutcome(MergeStatus.MERGED, branch, commit, result, pushed_to=pushed_to)
+            if moved.returncode == 0:
+                return
+        self._tree_ready = False
+        if not await gitops.ensure_detached_worktree(self.repo, self.tree, commit):
+            await _reset(self.tree, commit)
+        self._tree_ready = True
+
+    async def _tidy(self, commit: str) -> None:
+        """After the checks: the worktree back to `commit` alone, if they left anything."""
+        if not (self.tree / ".git").is_file():
+            # Never git in a tree without its own `.git`: git would find the main repository
+            # above it. (Only an unjailed check can remove it; the next merge's checks then
+            # fail to make the worktree again, and say so.)
+            return
+        if await gitops.residue(self.tree):
+            await _reset(self.tree, commit)
+        self._tree_ready = True
 
     async def _push(self) -> str:
         assert self.push is not None
@@ -263,13 +374,15 @@ def _owned(changed: list[str], owners: dict[str, str]) -> dict[str, str]:
 
 
 async def _reset(tree: Path, commit: str) -> None:
-    """Back to `commit` with nothing half-merged: abort any merge, reset, drop strays:
-    ignored files too, and (-ff) folders holding a repository of their own, so nothing a
-    check planted reaches the next merge's checks."""
-    await gitops.git(["merge", "--abort"], tree, check=False)
-    await gitops.git(["reset", "--quiet", "--hard", commit], tree)
+    """Back to `commit` with nothing else in the tree: every file git does not track dropped
+    (ignored ones too, and with -ff folders holding a repository of their own), then the
+    index, the tracked files and a detached HEAD forced to `commit`, which also ends a merge
+    left half done (and moves no branch, should HEAD have been attached to one). So nothing
+    a check planted reaches the next merge's checks."""
+    if not (tree / ".git").is_file():  # git would find the main repository above it
+        raise NotARepository(f"the integration worktree {tree} has no .git of its own")
     await gitops.git(["clean", "-ffdqx"], tree)
-    await gitops.git(["checkout", "--quiet", "--detach", commit], tree)
+    await gitops.git(["checkout", "--quiet", "--force", "--detach", commit], tree)
 
 
 # ------------------------------------------------------------------------------ review gate

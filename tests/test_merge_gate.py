@@ -3,14 +3,18 @@ the integration branch advanced only when they pass, nothing half-merged left be
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from support import commit_file, git
 
+from conductor import gitops
 from conductor.bus import create_run
 from conductor.gates import MergeGate, MergeStatus
 from conductor.store import Store
@@ -36,8 +40,12 @@ def gate(repo: Path, checks: Sequence[str] = (), into: str | None = None) -> Mer
 
 
 def integration_is_clean(g: MergeGate) -> bool:
+    """Nothing half merged left behind: no integration worktree at all (a gate without checks
+    merges in the object store alone), or one with nothing in it but its commit's files."""
+    if not g.tree.exists():
+        return not g.checks
     return (
-        git(g.tree, "status", "--porcelain") == ""
+        git(g.tree, "status", "--porcelain", "--ignored") == ""
         and not (Path(git(g.tree, "rev-parse", "--git-dir")) / "MERGE_HEAD").exists()
     )
 
@@ -292,3 +300,276 @@ async def test_a_branch_whose_merge_changes_nothing_is_not_merged(repo: Path) ->
     before = await g.head()
     assert (await g.merge("feat", undone)).status is MergeStatus.NOTHING
     assert await g.head() == before and integration_is_clean(g)
+
+
+# ------------------------------------------------------------------------------ in the object store
+
+
+@pytest.fixture
+def git_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Every git process conductor starts from here on (gitops.git is its one door to git),
+    as its argument list."""
+    calls: list[list[str]] = []
+    real = gitops.git
+
+    async def counting(args: Sequence[str], cwd: Path, **kwargs: Any) -> gitops.GitResult:
+        calls.append(list(args))
+        return await real(args, cwd, **kwargs)
+
+    monkeypatch.setattr(gitops, "git", counting)
+    return calls
+
+
+def commands(calls: list[list[str]]) -> list[str]:
+    """Each call's git command (`-c name=value` options passed over)."""
+    found = []
+    for args in calls:
+        rest = list(args)
+        while rest[:1] == ["-c"]:
+            rest = rest[2:]
+        found.append(rest[0])
+    return found
+
+
+async def test_a_merge_without_checks_runs_three_git_processes(
+    repo: Path, git_calls: list[list[str]]
+) -> None:
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    g = gate(repo)
+    await g.prepare()
+    git_calls.clear()
+    assert (await g.merge("feat-a", a)).status is MergeStatus.MERGED
+    assert commands(git_calls) == ["merge-tree", "commit-tree", "update-ref"]
+
+
+async def test_a_merge_judged_for_foreign_paths_runs_five_git_processes(
+    repo: Path, git_calls: list[list[str]]
+) -> None:
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    g = gate(repo)
+    await g.prepare()
+    git_calls.clear()
+    assert (await g.merge("feat-a", a, owners={"api": "B"})).status is MergeStatus.MERGED
+    # The fork point (and whether it is in already), the merge, both path lists, the commit,
+    # the compare-and-swap.
+    assert commands(git_calls) == [
+        "merge-base",
+        "merge-tree",
+        "diff-tree",
+        "commit-tree",
+        "update-ref",
+    ]
+
+
+async def test_merges_with_checks_reuse_one_worktree_and_reset_it_only_when_a_check_wrote(
+    repo: Path, git_calls: list[list[str]]
+) -> None:
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    b = branch_with(repo, "feat-b", {"b.py": "B = 1\n"})
+    c = branch_with(repo, "feat-c", {"c.py": "C = 1\n"})
+    g = gate(repo, [f"{sys.executable} -c pass"])
+    await g.prepare()
+    git_calls.clear()
+    assert (await g.merge("feat-a", a)).status is MergeStatus.MERGED
+    assert (await g.merge("feat-b", b)).status is MergeStatus.MERGED
+    assert (
+        commands(git_calls)
+        == ["merge-tree", "commit-tree", "checkout", "ls-files", "update-ref"] * 2
+    )
+    g.checks = [[sys.executable, "-c", "open('built.txt', 'w').write('x')"]]  # leaves a file
+    git_calls.clear()
+    outcome = await g.merge("feat-c", c)
+    assert outcome.status is MergeStatus.MERGED
+    # The checks' file is found, and dropped: a clean, then the checkout again, forced.
+    assert commands(git_calls) == [
+        *("merge-tree", "commit-tree", "checkout", "ls-files"),
+        *("clean", "checkout", "update-ref"),
+    ]
+    assert integration_is_clean(g) and git(g.tree, "rev-parse", "HEAD") == outcome.integration_head
+
+
+async def test_the_merge_commit_is_the_one_git_merge_no_ff_makes(repo: Path) -> None:
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    g = gate(repo)
+    await g.prepare()
+    tip = await g.head()
+    made = (await g.merge("feat-a", a)).integration_head
+    # What the gate's git merge used to make, with the same environment and configuration.
+    git(repo, "checkout", "-q", "--detach", tip)
+    message = f"Merge feat-a ({a[:12]})"
+    await gitops.git(["merge", "-q", "--no-ff", "--no-edit", "-m", message, a], repo)
+    fields = "%P|%T|%B|%an <%ae>|%cn <%ce>"
+    assert git(repo, "log", "-1", f"--format={fields}", made) == git(
+        repo, "log", "-1", f"--format={fields}", "HEAD"
+    )
+    assert git(repo, "log", "-1", "--format=%P", made) == f"{tip} {a}"
+
+
+async def test_a_conflict_names_a_path_with_a_newline_whole(repo: Path) -> None:
+    odd = 'odd "name"\nwith a newline.txt'
+    a = branch_with(repo, "feat-a", {odd: "A's\n"})
+    b = branch_with(repo, "feat-b", {odd: "B's\n"})
+    g = gate(repo)
+    assert (await g.merge("feat-a", a)).status is MergeStatus.MERGED
+    outcome = await g.merge("feat-b", b)
+    assert outcome.status is MergeStatus.CONFLICT
+    assert outcome.conflicts == [odd]
+
+
+async def test_foreign_paths_with_odd_bytes_are_found_and_named(repo: Path) -> None:
+    odd = 'api/we"ird\nname.py'
+    not_utf8 = os.fsdecode(b"api/\xff.py")
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n", odd: "x = 1\n", not_utf8: "y = 1\n"})
+    outcome = await gate(repo).merge("feat-a", a, owners={"api": "B"})
+    assert outcome.status is MergeStatus.FOREIGN_PATHS
+    assert outcome.foreign == {odd: "B", "api/\N{REPLACEMENT CHARACTER}.py": "B"}
+
+
+async def test_a_branch_already_in_is_reported_so_with_or_without_owners(repo: Path) -> None:
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    g = gate(repo)
+    assert (await g.merge("feat-a", a)).status is MergeStatus.MERGED
+    assert (await g.merge("feat-a", a)).status is MergeStatus.ALREADY_MERGED
+    again = await g.merge("feat-a", a, owners={"a.py": "B"})  # (its own path, landed before)
+    assert again.status is MergeStatus.ALREADY_MERGED
+
+
+# ------------------------------------------------------------------------------ moved outside
+
+
+async def land_one(repo: Path, g: MergeGate) -> str:
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    return (await g.merge("feat-a", a)).integration_head
+
+
+async def test_the_gates_record_moved_alone_stops_the_merge(repo: Path) -> None:
+    g = gate(repo)
+    landed = await land_one(repo, g)
+    b = branch_with(repo, "feat-b", {"b.py": "B = 1\n"})
+    git(repo, "update-ref", g.record_ref, b)
+    outcome = await g.merge("feat-b", b)
+    assert outcome.status is MergeStatus.TAMPERED, outcome
+    assert git(repo, "rev-parse", g.branch) == landed
+
+
+async def test_a_deleted_integration_branch_stops_the_merge(repo: Path) -> None:
+    g = gate(repo)
+    landed = await land_one(repo, g)
+    git(repo, "update-ref", "-d", f"refs/heads/{g.branch}")
+    b = branch_with(repo, "feat-b", {"b.py": "B = 1\n"})
+    outcome = await g.merge("feat-b", b)
+    assert outcome.status is MergeStatus.TAMPERED
+    assert f"{g.branch} is at nothing" in outcome.output
+    assert git(repo, "rev-parse", g.record_ref) == landed
+
+
+async def test_both_refs_moved_together_stop_the_merge(repo: Path) -> None:
+    g = gate(repo)
+    await land_one(repo, g)
+    b = branch_with(repo, "feat-b", {"b.py": "B = 1\n"})
+    for ref in (f"refs/heads/{g.branch}", g.record_ref):
+        git(repo, "update-ref", ref, b)  # the gate's record too: it is not the gate's tip
+    c = branch_with(repo, "feat-c", {"c.py": "C = 1\n"})
+    outcome = await g.merge("feat-c", c)
+    assert outcome.status is MergeStatus.TAMPERED
+    assert f"{g.branch} is at {b[:12]} but the merge gate left it at" in outcome.output
+    assert git(repo, "rev-parse", g.branch) == b
+
+
+async def test_a_symbolic_ref_planted_at_the_branch_name_is_never_written_through(
+    repo: Path,
+) -> None:
+    g = gate(repo)
+    landed = await land_one(repo, g)
+    b = branch_with(repo, "feat-b", {"b.py": "B = 1\n"})
+    git(repo, "branch", "elsewhere", b)
+    git(repo, "symbolic-ref", f"refs/heads/{g.branch}", "refs/heads/elsewhere")
+    outcome = await g.merge("feat-b", b)
+    assert outcome.status is MergeStatus.TAMPERED  # it reads as a branch that moved
+    # Planted at a ref that is at the tip: the merge lands on the branch itself, and the
+    # ref it pointed at stays where it was.
+    git(repo, "update-ref", "refs/heads/elsewhere", landed)
+    outcome = await g.merge("feat-b", b)
+    assert outcome.status is MergeStatus.MERGED
+    assert git(repo, "rev-parse", "elsewhere") == landed
+    assert git(repo, "symbolic-ref", "-q", f"refs/heads/{g.branch}", check=False) == ""
+    assert git(repo, "rev-parse", g.branch) == outcome.integration_head
+
+
+async def test_an_edit_of_packed_refs_is_a_move(repo: Path) -> None:
+    g = gate(repo)
+    landed = await land_one(repo, g)
+    git(repo, "pack-refs", "--all")  # packing moves nothing
+    b = branch_with(repo, "feat-b", {"b.py": "B = 1\n"})
+    assert (await g.merge("feat-b", b)).status is MergeStatus.MERGED
+    git(repo, "pack-refs", "--all")
+    packed = repo / ".git" / "packed-refs"
+    tip = git(repo, "rev-parse", g.branch)
+    packed.write_text(packed.read_text().replace(f"{tip} refs/heads/", f"{landed} refs/heads/"))
+    c = branch_with(repo, "feat-c", {"c.py": "C = 1\n"})
+    outcome = await g.merge("feat-c", c)
+    assert outcome.status is MergeStatus.TAMPERED
+    assert git(repo, "rev-parse", g.branch) == landed
+
+
+async def test_a_branch_moved_while_its_merge_is_checked_is_not_landed_on(repo: Path) -> None:
+    b = branch_with(repo, "feat-b", {"b.py": "B = 1\n"})
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    g = gate(repo)
+    mover = f"git -C {repo} update-ref refs/heads/{g.branch} {b}"  # during the merge
+    g.checks = [shlex.split(mover)]
+    outcome = await g.merge("feat-a", a)
+    assert outcome.status is MergeStatus.TAMPERED
+    assert git(repo, "rev-parse", g.branch) == b  # where the mover put it, nothing on top
+    assert git(repo, "rev-parse", g.record_ref) == git(repo, "rev-parse", "main")
+
+
+async def test_a_refusal_on_a_moved_branch_says_it_moved(repo: Path) -> None:
+    g = gate(repo)
+    await land_one(repo, g)
+    a = git(repo, "rev-parse", "feat-a")
+    b = branch_with(repo, "feat-b", {"b.py": "B = 1\n"})
+    git(repo, "update-ref", f"refs/heads/{g.branch}", b)
+    assert (await g.merge("feat-a", a)).status is MergeStatus.TAMPERED  # not "already merged"
+
+
+async def test_a_branch_moved_back_where_the_gate_left_it_is_trusted_again(repo: Path) -> None:
+    g = gate(repo)
+    landed = await land_one(repo, g)
+    b = branch_with(repo, "feat-b", {"b.py": "B = 1\n"})
+    git(repo, "update-ref", f"refs/heads/{g.branch}", b)
+    assert (await g.merge("feat-b", b)).status is MergeStatus.TAMPERED
+    git(repo, "update-ref", f"refs/heads/{g.branch}", landed)
+    assert (await g.merge("feat-b", b)).status is MergeStatus.MERGED
+
+
+# ------------------------------------------------------------------------------ the worktree
+
+
+async def test_an_empty_folder_a_red_check_leaves_does_not_reach_the_next_check(
+    repo: Path,
+) -> None:
+    # `import core` finds an empty folder named core (a namespace package): a red check that
+    # leaves one would turn the next branch's red check green.
+    plant = branch_with(repo, "feat-a", {"plant.py": "import os\nos.makedirs('core')\n"})
+    g = gate(repo, [f"{sys.executable} -c 'import plant; raise SystemExit(1)'"])
+    assert (await g.merge("feat-a", plant)).status is MergeStatus.CHECK_FAILED
+    lacking = branch_with(repo, "feat-b", {"b.py": "B = 1\n"})
+    g.checks = [[sys.executable, "-c", "import core"]]
+    assert (await g.merge("feat-b", lacking)).status is MergeStatus.CHECK_FAILED
+
+
+async def test_prepare_undoes_a_merge_a_killed_supervisor_left_half_done(repo: Path) -> None:
+    a = branch_with(repo, "feat-a", {"README.md": "A's readme\n"})
+    b = branch_with(repo, "feat-b", {"README.md": "B's readme\n"})
+    g = gate(repo, [f"{sys.executable} -c pass"])
+    landed = (await g.merge("feat-a", a)).integration_head
+    # What a supervisor killed in the middle of a merge in the worktree leaves there.
+    git(g.tree, "merge", "--no-edit", b, check=False)
+    (g.tree / "stray.txt").write_text("left by a check\n")
+    (g.tree / "empty").mkdir()
+    assert not integration_is_clean(g)
+    resumed = gate(repo, [f"{sys.executable} -c pass"])
+    await resumed.prepare()
+    assert integration_is_clean(resumed) and not (resumed.tree / "empty").exists()
+    assert git(resumed.tree, "rev-parse", "HEAD") == landed
