@@ -5,7 +5,8 @@ commits it and finishes. The bare side is a script that makes N git worktrees by
 N `ClaudeSDKClient` sessions in them at once (no jail, no hooks, no bus, no merge). The
 conductor side is `conductor run --plan` (review `auto`, no checks; sandbox as configured
 below), which also reviews, merges and records everything. Each side runs as its own process;
-wall time and CPU (user + system of the process and its children) are measured per run, the
+wall time, CPU (user + system of the process and its children) and the peak resident memory
+of the driving process itself (read from /proc while it runs) are measured per run, the
 sides interleaved. Prints numbers; asserts nothing.
 
     .venv/bin/python bench/run_overhead.py [--counts 1 4 8 16] [--repeat 2] [--sandbox]
@@ -68,17 +69,51 @@ def script(n: int) -> str:
     return json.dumps({"roles": roles})
 
 
-def measured(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the process and everything it started)."""
+Sample = tuple[float, float, float, float]
+
+
+def measured(argv: list[str], cwd: Path, env: dict[str, str]) -> Sample:
+    """(wall seconds, CPU seconds of the process and everything it started, CPU seconds and
+    peak RSS in MB of the process itself: the supervisor or the bare driver, not the CLIs it
+    runs; the last two sampled from /proc every 50 ms until it exits)."""
     start = time.perf_counter()
     before = os.times()
-    subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    peak = own = 0.0
+    while proc.poll() is None:
+        peak = max(peak, _peak_rss_mb(proc.pid))
+        own = max(own, _own_cpu(proc.pid))
+        time.sleep(0.05)
     after = os.times()
     wall = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else proc.returncode
     cpu = (after.children_user - before.children_user) + (
         after.children_system - before.children_system
     )
-    return wall, cpu
+    return wall, cpu, own, peak
+
+
+def _own_cpu(pid: int) -> float:
+    """User + system seconds the process itself has used so far (not its children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The process's high-water mark of resident memory (Linux: VmHWM), 0 if unreadable."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def fresh_repo(root: Path, n: int, sandbox: bool) -> Path:
@@ -126,7 +161,10 @@ def main() -> None:
                     **session_env(base_url, Path(tmp) / f"claude-{n}"),
                     **GIT_IDENTITY,
                 }
-                results: dict[str, list[tuple[float, float]]] = {"bare SDK": [], "conductor": []}
+                results: dict[str, list[Sample]] = {
+                    "bare SDK": [],
+                    "conductor": [],
+                }
                 for r in range(args.repeat):  # interleaved
                     bare_repo = fresh_repo(Path(tmp) / f"bare-{n}-{r}", n, args.sandbox)
                     results["bare SDK"].append(
@@ -153,14 +191,18 @@ def main() -> None:
                             env,
                         )
                     )
-                wall = {s: statistics.median(w for w, _ in v) for s, v in results.items()}
-                cpu = {s: statistics.median(c for _, c in v) for s, v in results.items()}
+                wall = {s: statistics.median(r[0] for r in v) for s, v in results.items()}
+                cpu = {s: statistics.median(r[1] for r in v) for s, v in results.items()}
+                own = {s: statistics.median(r[2] for r in v) for s, v in results.items()}
+                rss = {s: max(r[3] for r in v) for s, v in results.items()}
                 bare, ours_ = "bare SDK", "conductor"
                 print(
                     f"{n:3d} workstreams  bare {wall[bare]:6.2f} s wall {cpu[bare]:6.2f}"
                     f" s CPU   conductor {wall[ours_]:6.2f} s wall {cpu[ours_]:6.2f}"
                     f" s CPU   ratio {wall['conductor'] / wall['bare SDK']:4.2f}x wall"
                     f" {cpu['conductor'] / cpu['bare SDK']:4.2f}x CPU"
+                    f"   own CPU driver {own[bare]:5.2f} s supervisor {own[ours_]:5.2f} s"
+                    f"   peak RSS driver {rss[bare]:4.0f} MB supervisor {rss[ours_]:4.0f} MB"
                 )
             finally:
                 server.terminate()
