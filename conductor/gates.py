@@ -152,7 +152,15 @@ class MergeGate:
         return self._moved(await gitops.ref_tips(self.repo, [self._ref, self.record_ref]))
 
     async def head(self) -> str:
+        """The integration branch's tip as git has it now."""
         return await gitops.rev_parse(self.branch, self.repo)
+
+    async def tip(self) -> str:
+        """The integration tip the gate last read or wrote, with no git process: what a
+        session is shown and reviewed against. Read from the branch when the gate knows
+        none (before it first reads the refs, or after finding them moved)."""
+        known = self._tip
+        return known.commit if known is not None else await self.head()
 
     async def merge(
         self, branch: str, commit: str, *, owners: dict[str, str] | None = None

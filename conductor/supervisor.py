@@ -532,7 +532,7 @@ class Supervisor:
             bus,
             self.repo,
             workstream.id,
-            await gate.head(),
+            await gate.tip(),
             self.config.bootstrap(),
             jailed=self.config.sandbox and jails_supported(),
         )
@@ -908,7 +908,7 @@ class Supervisor:
         assert self.bus is not None and self.gate is not None
         bus, gate = self.bus, self.gate
         head = await self._reviewable_head(tree, branch)
-        integration = await gate.head()
+        integration = await gate.tip()
         latest = await bus.store.latest_review(bus.run_id, workstream.id)
         if (
             latest is not None
@@ -936,7 +936,7 @@ class Supervisor:
         if await worktrees.head_of(tree, branch) is None:
             raise InvalidInput(f"your branch {branch} is gone: commit on it")
         head = await worktrees.collect(self.repo, tree, branch)
-        tip = await self.gate.head()
+        tip = await self.gate.tip()
         if len(await gitops.merge_bases(self.repo, tip, head)) > 1:
             # Its diff against the integration branch would then show one merge base's view
             # while the merge does another: reviewed work must be what lands.
@@ -997,7 +997,7 @@ class Supervisor:
         """The integration branch's tip, as a branch of that name in the session's own
         repository: what it merges in after a conflict (its objects are borrowed)."""
         assert self.gate is not None
-        head = await self.gate.head()
+        head = await self.gate.tip()
         if self._shown.get(tree) == head:  # shown since it last moved: no jailed git again
             return
         await worktrees.share_ref(tree, self.gate.branch, head)

@@ -342,6 +342,19 @@ async def test_a_merge_without_checks_runs_three_git_processes(
     assert commands(git_calls) == ["merge-tree", "commit-tree", "update-ref"]
 
 
+async def test_the_tip_a_session_is_shown_after_a_merge_costs_no_git_process(
+    repo: Path, git_calls: list[list[str]]
+) -> None:
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    g = gate(repo)
+    await g.prepare()
+    merged = await g.merge("feat-a", a)
+    git_calls.clear()
+    assert await g.tip() == merged.integration_head
+    assert git_calls == []
+    assert await g.head() == merged.integration_head
+
+
 async def test_a_merge_judged_for_foreign_paths_runs_five_git_processes(
     repo: Path, git_calls: list[list[str]]
 ) -> None:
