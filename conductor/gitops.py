@@ -6,7 +6,6 @@ Nothing here knows about sessions or the bus; callers compose these into flows.
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -361,7 +360,7 @@ async def changed_paths_each(repo: Path, spans: Sequence[tuple[str, str]]) -> li
         raise ValueError(f"not full object ids: {spans}")  # git would echo them as text
     # git echoes a line that is not an object id, so a line of our own, which no path can
     # contain (it is drawn at random now), ends each span's output.
-    end = f"--end-{secrets.token_hex(16)}"
+    end = f"--end-{os.urandom(16).hex()}"
     lines = "".join(f"{new} {old}\n{end}\n" for old, new in spans)
     args = ["diff-tree", "--stdin", "-r", "--name-only", "--no-renames", "-z"]
     done = await git(args, repo, input=lines.encode(), check=False)
