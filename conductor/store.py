@@ -14,6 +14,7 @@ and resume on that table.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sqlite3
@@ -69,6 +70,8 @@ from conductor.text import one_line
 
 BUSY_TIMEOUT_MS = 30_000
 LOCK_SLICE_MS = 20  # a write waiting for the lock checks this often whether to give up
+CHECKPOINT_SECONDS = 1.0  # how often keep_checkpointed copies the WAL into the database
+AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: a commit past this many WAL pages copies them
 
 
 class _Stopped(Exception):
@@ -435,6 +438,7 @@ def _transaction(*, write: bool) -> Callable[[Operation[P, T]], Call[P, T]]:
             async with self._lock:
                 result = await self._in_worker(write, body, args, kwargs)
             if write:
+                self._writes += 1
                 changed, self._changed = self._changed, anyio.Event()
                 changed.set()
             return result
@@ -443,6 +447,11 @@ def _transaction(*, write: bool) -> Callable[[Operation[P, T]], Call[P, T]]:
         return run
 
     return wrap
+
+
+def _checkpoint_connection(path: Path) -> sqlite3.Connection:
+    """A connection that only checkpoints, used from one worker thread at a time."""
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
 
 
 def without_loop(work: Coroutine[Any, Any, T]) -> T:
@@ -474,6 +483,7 @@ class Store:
         self.clock: Callable[[], float] = time.time
         self.busy_timeout = BUSY_TIMEOUT_MS / 1000  # how long a write waits for the lock
         self._without_loop = False  # opened with open_blocking: operations run inline
+        self._writes = 0  # write transactions committed through this store
         self._changed = anyio.Event()  # set (and replaced) when a write here commits
 
     @classmethod
@@ -619,6 +629,31 @@ class Store:
                         raise _Stopped from None
         finally:
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+    async def keep_checkpointed(self, every: float = CHECKPOINT_SECONDS) -> None:
+        """For a long-lived process (the supervisor), run as a task: its own commits stop
+        checkpointing the WAL and this does it instead, from a connection of its own, every
+        `every` seconds after anything was written. SQLite otherwise makes the commit that
+        takes the WAL past 1000 pages copy them into the database, a pause of milliseconds
+        in whatever call made it (a sync, a hook). A checkpoint that fails (a full disk) is
+        left for the next one: the writes themselves report the machine's trouble."""
+        checkpointer = await anyio.to_thread.run_sync(_checkpoint_connection, self.path)
+        try:
+            await self.pragma("wal_autocheckpoint = 0")
+            seen = self._writes
+            while True:
+                await anyio.sleep(every)
+                if self._writes != seen:
+                    seen = self._writes
+                    with contextlib.suppress(sqlite3.Error):
+                        await anyio.to_thread.run_sync(
+                            checkpointer.execute, "PRAGMA wal_checkpoint(PASSIVE)"
+                        )
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(checkpointer.close)
+                with contextlib.suppress(StoreError):  # the store itself may be failing
+                    await self.pragma(f"wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
 
     async def wait_for_change(self, timeout: float) -> None:
         """Until a write through this store commits, or `timeout` passes: waiters in this

@@ -700,3 +700,27 @@ def test_waiting_for_anything_but_the_store_without_an_event_loop_is_an_error(
 
     with pytest.raises(RuntimeError, match="needs an event loop"):
         without_loop(waits())
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+async def test_kept_checkpointed_no_commit_of_this_store_copies_the_wal_and_the_keeper_does(
+    bus: Bus,
+) -> None:
+    db = bus.store.path
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(bus.store.keep_checkpointed, 0.05)
+        with anyio.fail_after(5):  # the keeper has begun: this store's commits copy nothing
+            while await bus.store.pragma("wal_autocheckpoint") != 0:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        size = db.stat().st_size
+        for i in range(40):
+            await bus.send("A", "all", f"note {i} " + "x" * 2000)
+        assert db.stat().st_size == size  # everything is still in the WAL
+        with anyio.fail_after(5):
+            while db.stat().st_size == size:  # noqa: ASYNC110 -- the keeper copies it over
+                await anyio.sleep(0.02)
+        tg.cancel_scope.cancel()
+    assert await bus.store.pragma("wal_autocheckpoint") == 1000  # as it was
+    assert len(await bus.inbox("B")) == 40

@@ -38,6 +38,7 @@ async def supervise(
         if resumable:
             tg.start_soon(_on_signals, supervisor, console)
         tg.start_soon(_watch, supervisor, console, live, after)
+        tg.start_soon(supervisor.store.keep_checkpointed)  # no commit of the run pays for one
         try:
             summary = await supervisor.run()
         except ConductorError as e:  # raised out of the group it would come wrapped
