@@ -344,13 +344,18 @@ async def test_a_review_request_and_verdict_are_one_line_each(bus: Bus) -> None:
     ]
 
 
+class _IdleStore:
+    async def keep_checkpointed(self) -> None:
+        await anyio.sleep_forever()
+
+
 class _QuickRun:
     """Stands in for a supervisor: the view is what is under test, not the run."""
 
     def __init__(self) -> None:
         self.started = anyio.Event()
         self.run_id = "20261201-000000-abcd"
-        self.store = None
+        self.store = _IdleStore()
 
     async def run(self) -> str:
         self.started.set()
