@@ -965,11 +965,12 @@ class Supervisor:
         return owners
 
     async def _share_integration(self) -> None:
-        """A new integration tip, shown at once to every session that has a tree (one may
-        be waiting in the middle of its turn for a teammate's work to land)."""
+        """A new integration tip, shown at once to every session that has a tree and has not
+        ended (one may be waiting in the middle of its turn for a teammate's work to land);
+        one that ended is shown it before any turn it is woken for."""
         assert self.bus is not None
         for session in await self.bus.sessions():
-            if session.kind is SessionKind.WORKER and session.worktree:
+            if session.kind is SessionKind.WORKER and session.worktree and not session.status.ended:
                 tree = Path(session.worktree)
                 if (tree / ".git").is_dir():
                     with contextlib.suppress(ConductorError):  # one being made, or removed
