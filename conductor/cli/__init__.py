@@ -13,9 +13,13 @@ from typing import Any
 
 def main() -> None:
     from conductor.cli.hand import run_by_hand
+    from conductor.cli.plumbing import interrupted
 
-    if run_by_hand(sys.argv[1:]):
-        return
+    try:
+        if run_by_hand(sys.argv[1:]):
+            return
+    except KeyboardInterrupt:
+        interrupted()
     from conductor.cli.common import main as run_app
 
     _register_commands()

@@ -6,7 +6,6 @@ on stderr with exit code 2.
 from __future__ import annotations
 
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,6 +25,7 @@ from conductor.cli.plumbing import (
     emit,
     fail,
     failure_line,
+    interrupted,
     print_json,
     read_only_message,
     say,
@@ -102,8 +102,7 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("interrupted", soft_wrap=True)
-        sys.exit(130)
+        interrupted()
 
 
 # ------------------------------------------------------------------------------ plumbing

@@ -30,6 +30,7 @@ BUS_TOOLS = "mcp__bus__"  # tools.TOOL_PREFIX, spelled out: importing tools load
 SQLITE_READONLY = 8
 SQLITE_CANTOPEN = 14
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 @dataclass
@@ -184,6 +185,12 @@ def _line(text: str, stderr: bool) -> None:
         stream.write(text + "\n")
     else:
         console(stderr).print(text, soft_wrap=True)
+
+
+def interrupted() -> NoReturn:
+    """How a command ends on Ctrl-C: one word on stderr, exit 130 (as a shell reports it)."""
+    _line("interrupted", stderr=True)
+    raise SystemExit(EXIT_INTERRUPTED)
 
 
 def fail(message: str) -> NoReturn:

@@ -23,6 +23,7 @@ from conductor.cli.common import (
     say,
     with_bus,
 )
+from conductor.cli.plumbing import EXIT_INTERRUPTED
 from conductor.costs import Spend
 from conductor.credentials import require_credentials
 from conductor.errors import InvalidInput
@@ -40,7 +41,6 @@ from conductor.workspace import Workspace, ensure_state_dir, locate
 if TYPE_CHECKING:
     from conductor.supervisor import RunSummary, Supervisor
 
-EXIT_INTERRUPTED = 130
 NoLiveOpt = Annotated[
     bool,
     typer.Option("--no-live", help="One plain line per notable event instead of the live view."),

@@ -14,11 +14,10 @@ import signal
 import anyio
 from rich.console import Console
 
+from conductor.cli.plumbing import EXIT_INTERRUPTED
 from conductor.errors import ConductorError
 from conductor.live import watch_run
 from conductor.supervisor import RunSummary, Supervisor
-
-EXIT_INTERRUPTED = 130
 
 
 async def supervise(
