@@ -1,6 +1,6 @@
 """The hand commands a session runs between tasks — `sync`, `status`, `message` — answered
 without loading typer or starting an event loop: each is a process start, one git process,
-one transaction and an exit, and the full command line parser (typer builds a pydantic
+a transaction or two and an exit, and the full command line parser (typer builds a pydantic
 adapter per option) and asyncio cost more than all of that together.
 
 This is a faster door to the same commands, never a different one: the same identity check,
