@@ -11,12 +11,15 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
-from anyio.lowlevel import EventLoopToken, current_token
 
 from conductor import machine
 from conductor.errors import GitError, NotARepository, git_error
+
+if TYPE_CHECKING:
+    from anyio.lowlevel import EventLoopToken
 
 DEFAULT_TIMEOUT = 120.0
 
@@ -210,6 +213,8 @@ async def _worktrees_changing(repo: Path) -> AsyncIterator[None]:
     here: a `worktree prune` or `list` that runs while another `worktree add` is half done
     fails ("failed to read .git/worktrees/C/commondir") or prunes the new tree, which is
     what sessions starting together used to hit. Per event loop, as anyio locks are."""
+    from anyio.lowlevel import current_token  # here: a hand command never needs it
+
     key = (os.path.abspath(repo), current_token())
     lock = _worktree_locks.setdefault(key, anyio.Lock())
     async with lock:

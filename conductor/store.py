@@ -476,15 +476,19 @@ class Store:
 
     unread_index = "deliveries_unread"  # what marking deliveries read goes through
 
-    def __init__(self, db: Db, path: Path) -> None:
+    _lock: anyio.Lock  # one operation at a time on the one connection
+    _changed: anyio.Event  # set (and replaced) when a write here commits
+
+    def __init__(self, db: Db, path: Path, *, without_loop: bool = False) -> None:
         self._db = db
         self.path = path
-        self._lock = anyio.Lock()  # one operation at a time on the one connection
         self.clock: Callable[[], float] = time.time
         self.busy_timeout = BUSY_TIMEOUT_MS / 1000  # how long a write waits for the lock
-        self._without_loop = False  # opened with open_blocking: operations run inline
+        self._without_loop = without_loop  # opened with open_blocking: operations run inline
         self._writes = 0  # write transactions committed through this store
-        self._changed = anyio.Event()  # set (and replaced) when a write here commits
+        if not without_loop:  # (anyio's lock and event load machinery a hand command skips)
+            self._lock = anyio.Lock()
+            self._changed = anyio.Event()
 
     @classmethod
     @asynccontextmanager
@@ -502,15 +506,14 @@ class Store:
         """The store for this thread alone, with no event loop: each operation runs in the
         calling thread and its coroutine ends without suspending (drive it, and whatever
         awaits only such operations, with `without_loop`)."""
-        store = cls._connect(path)
-        store._without_loop = True
+        store = cls._connect(path, without_loop=True)
         try:
             yield store
         finally:
             store._db.close()
 
     @classmethod
-    def _connect(cls, path: Path) -> Store:
+    def _connect(cls, path: Path, *, without_loop: bool = False) -> Store:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -538,7 +541,7 @@ class Store:
         except BaseException:
             db.close()
             raise
-        return cls(db, path)
+        return cls(db, path, without_loop=without_loop)
 
     async def _in_worker(
         self,
