@@ -10,6 +10,7 @@ bytecode cached, as an installed package has it (PYTHONDONTWRITEBYTECODE is drop
 conductor is compiled first). Prints numbers; asserts nothing.
 
     .venv/bin/python bench/hand_commands.py [--rounds 30] [--swarm /path/to/venv/bin/claude-swarm]
+        [--installed /path/to/venv/bin/conductor]
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--swarm", default=shutil.which("claude-swarm"))
+    parser.add_argument(
+        "--installed",
+        help="also a conductor installed from a wheel: the `conductor` command of that venv"
+        " (python -m venv V && V/bin/pip install .), without this checkout's editable hook",
+    )
     args = parser.parse_args()
     env = {
         k: v
@@ -61,6 +67,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ours = repo(Path(tmp), "conductor")
         sides = {"conductor": (conductor, ours), "conductor-full": (full, ours)}
+        if args.installed:
+            sides["conductor-wheel"] = ([args.installed], ours)
         subprocess.run([*conductor, "init", "--sessions", "A:x B:y"], cwd=ours, env=env, check=True)
         if args.swarm:
             theirs = repo(Path(tmp), "swarm")
@@ -79,7 +87,7 @@ def main() -> None:
                     times[side].append(timed([*argv, *tail], cwd, env))
             for side, values in times.items():
                 print(
-                    f"{name:<8} {side:<14} median {statistics.median(values) * 1000:6.0f} ms"
+                    f"{name:<8} {side:<16} median {statistics.median(values) * 1000:6.0f} ms"
                     f"   min {min(values) * 1000:6.0f} ms"
                 )
 
