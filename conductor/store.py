@@ -88,6 +88,7 @@ class _Handoff:
         self._state = "waiting"  # -> "begun" (by the worker) or "abandoned" (by the caller)
         self.stop = threading.Event()
         self.ended = threading.Event()
+        self.committed: tuple[Any] | tuple[()] = ()  # (the result,) once the body committed
 
     def begin(self) -> bool:
         with self._lock:
@@ -560,17 +561,25 @@ class Store:
             if not handoff.begin():
                 raise _Stopped  # abandoned before it began: nothing to do, no one waits
             try:
-                return self._in_transaction(write, body, args, kwargs, handoff.stop)
+                result = self._in_transaction(write, body, args, kwargs, handoff.stop)
+                handoff.committed = (result,)
+                return result
             finally:
                 handoff.ended.set()
 
         try:
             return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
         except anyio.get_cancelled_exc_class():
-            if handoff.abandon():
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(handoff.ended.wait)
-            raise
+            if not handoff.abandon():
+                raise
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(handoff.ended.wait)
+            if not handoff.committed:
+                raise
+            # Committed before the stop was heard: what it did (messages marked read, say)
+            # is the caller's to have. The cancellation comes again at its next checkpoint.
+            done: T = handoff.committed[0]
+            return done
 
     def _in_transaction(
         self,

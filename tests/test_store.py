@@ -469,6 +469,26 @@ async def test_a_call_cancelled_before_a_worker_thread_takes_it_never_runs_and_n
     assert [m.id for m in await bus.inbox("B")] == [sent.id]
 
 
+async def test_a_transaction_that_committed_as_its_caller_was_cancelled_hands_over_its_result(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = await bus.send("A", "B", "read once")
+    committed = Store._in_transaction
+
+    def then_slow(self: Store, *args: Any, **kwargs: Any) -> Any:
+        result = committed(self, *args, **kwargs)
+        time.sleep(0.3)  # the caller is cancelled here, after COMMIT
+        return result
+
+    monkeypatch.setattr(Store, "_in_transaction", then_slow)
+    got: list[Any] = []
+    with anyio.move_on_after(0.1):
+        got = await bus.take_unread("B", via="hook")
+    monkeypatch.undo()
+    assert [m.id for m in got] == [sent.id]  # marked read, and so handed over
+    assert await bus.inbox("B") == []
+
+
 # --------------------------------------------------------------------------- sessions
 
 
