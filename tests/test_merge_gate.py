@@ -289,6 +289,40 @@ async def test_a_jailed_check_writes_only_its_own_tree(repo: Path) -> None:
     assert not outside.exists()
 
 
+async def test_a_check_that_repoints_the_worktrees_git_file_runs_nothing_outside_the_jail(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The check makes a repository of its own in the tree (the objects borrowed from the
+    main one, a smudge filter that leaves a mark outside the tree) and tries to point the
+    tree's `.git` file at it, for the gate's git that cleans the tree outside the jail to
+    run that filter. The jail keeps `.git` read-only, so the gate's git stays its own."""
+    mark = tmp_path / "ran-outside-the-jail"
+    plant = tmp_path / "plant.sh"
+    plant.write_text(
+        "set -e\n"
+        "git init -q --bare evil.git\n"
+        f"echo {repo / '.git' / 'objects'} > evil.git/objects/info/alternates\n"
+        f"git --git-dir=evil.git config filter.evil.smudge 'sh -c \"touch {mark}; cat\"'\n"
+        "mkdir -p evil.git/info\n"
+        "echo '* filter=evil' > evil.git/info/attributes\n"
+        'printf "gitdir: %s\\n" "$PWD/evil.git" > .git\n'
+        "exit 1\n"
+    )
+    a = branch_with(repo, "feat-a", {"a.py": "A = 1\n"})
+    b = branch_with(repo, "feat-b", {"b.py": "B = 1\n"})
+    g = MergeGate(
+        repo,
+        RUN,
+        base_commit=git(repo, "rev-parse", "main"),
+        checks=[f"sh {plant}"],
+        jailed=True,
+    )
+    assert (await g.merge("feat-a", a)).status is MergeStatus.CHECK_FAILED
+    assert (await g.merge("feat-b", b)).status is MergeStatus.CHECK_FAILED
+    assert not mark.exists()
+    assert integration_is_clean(g)
+
+
 async def test_a_branch_whose_merge_changes_nothing_is_not_merged(repo: Path) -> None:
     commit_file(repo, "state.txt", "ok\n")
     git(repo, "checkout", "-q", "-b", "feat", "main")
