@@ -431,8 +431,8 @@ def roots_blocking(cwd: Path, timeout: float = DEFAULT_TIMEOUT) -> tuple[Path, P
     argv += ["--path-format=absolute", "--git-common-dir"]
     env = {**os.environ, **_GIT_ENV, **_UNTRUSTED_ENV}
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=timeout)
-    lines = done.stdout.decode("utf-8", "replace").splitlines()
+    lines = done.stdout.decode("utf-8", "replace").rstrip("\n").split("\n")
     if done.returncode != 0 or len(lines) != 2:
         raise NotARepository(f"not a git repository: {cwd}")
-    tree, common = Path(lines[0]), Path(lines[1])
+    tree, common = Path(lines[0].strip()), Path(lines[1].strip())  # as `toplevel` reads them
     return tree, common.parent if common.name == ".git" else tree

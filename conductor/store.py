@@ -649,9 +649,15 @@ class Store:
         takes the WAL past 1000 pages copy them into the database, a pause of milliseconds
         in whatever call made it (a sync, a hook). A checkpoint that fails (a full disk) is
         left for the next one: the writes themselves report the machine's trouble."""
-        checkpointer = await anyio.to_thread.run_sync(_checkpoint_connection, self.path)
         try:
-            await self.pragma("wal_autocheckpoint = 0")
+            checkpointer = await anyio.to_thread.run_sync(_checkpoint_connection, self.path)
+        except sqlite3.Error:
+            return  # (no file descriptor left, say): commits checkpoint as SQLite's default
+        try:
+            try:
+                await self.pragma("wal_autocheckpoint = 0")
+            except StoreError:
+                return  # the store is failing: its own calls say so
             seen = self._writes
             while True:
                 await anyio.sleep(every)

@@ -744,3 +744,14 @@ async def test_kept_checkpointed_no_commit_of_this_store_copies_the_wal_and_the_
         tg.cancel_scope.cancel()
     assert await bus.store.pragma("wal_autocheckpoint") == 1000  # as it was
     assert len(await bus.inbox("B")) == 40
+
+
+async def test_a_keeper_that_cannot_open_its_connection_leaves_the_run_alone(
+    bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bus.store, "path", tmp_path / "no-such-folder" / "c.db")
+    with anyio.fail_after(5):
+        await bus.store.keep_checkpointed(0.01)  # returns: nothing raised into the run
+    monkeypatch.undo()
+    assert await bus.store.pragma("wal_autocheckpoint") == 1000
+    await bus.send("A", "B", "still writable")
