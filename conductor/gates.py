@@ -132,6 +132,8 @@ class MergeGate:
         self._tip: gitops.RefTip | None = None
         # Whether the worktree is known to exist with nothing in it but its commit's files.
         self._tree_ready = False
+        # Whether this gate has read its record: from then on a missing one was deleted.
+        self._recorded = False
 
     async def prepare(self) -> None:
         """The integration branch (from the run's base commit) and the gate's record of it,
@@ -262,11 +264,12 @@ class MergeGate:
         if self._ref not in found or self.record_ref not in found:
             if self._ref not in found:
                 await gitops.git(["branch", self.branch, self.base_commit], self.repo)
-            if self.record_ref not in found:
+            if self.record_ref not in found and not self._recorded:
                 # Create-only: a record another process made meanwhile is not overwritten.
                 tip = await self.head()
                 await gitops.git(["update-ref", self.record_ref, tip, ""], self.repo)
             found = await gitops.ref_tips(self.repo, refs)
+        self._recorded = self._recorded or self.record_ref in found
         self._tip = found.get(self._ref) if self._moved(found) is None else None
         return found
 

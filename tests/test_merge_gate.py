@@ -510,6 +510,21 @@ async def test_a_deleted_integration_branch_stops_the_merge(repo: Path) -> None:
     assert git(repo, "rev-parse", g.record_ref) == landed
 
 
+async def test_a_record_deleted_with_the_branch_moved_is_not_made_again_at_the_moved_tip(
+    repo: Path,
+) -> None:
+    g = gate(repo)
+    await land_one(repo, g)
+    b = branch_with(repo, "feat-b", {"b.py": "B = 1\n"})
+    git(repo, "update-ref", f"refs/heads/{g.branch}", b)  # moved outside the gate...
+    git(repo, "update-ref", "-d", g.record_ref)  # ...and the gate's record of it deleted
+    c = branch_with(repo, "feat-c", {"c.py": "C = 1\n"})
+    assert (await g.merge("feat-c", c)).status is MergeStatus.TAMPERED
+    again = await g.merge("feat-c", c)  # the gate reads the refs afresh: still not trusted
+    assert again.status is MergeStatus.TAMPERED
+    assert git(repo, "rev-parse", g.branch) == b
+
+
 async def test_both_refs_moved_together_stop_the_merge(repo: Path) -> None:
     g = gate(repo)
     await land_one(repo, g)
