@@ -43,7 +43,7 @@ from conductor.bus import Bus
 from conductor.errors import NotARepository
 from conductor.jail import command_jail, scrubbed_env, short_tmp
 from conductor.leftovers import supervised_env
-from conductor.models import Session, SessionKind, SessionStatus, check_run_id
+from conductor.models import HUMAN_SESSION, Session, SessionKind, SessionStatus, check_run_id
 from conductor.plan import REVIEWER_SUFFIX
 from conductor.workspace import STATE_DIR, ensure_state_dir
 
@@ -406,7 +406,7 @@ class ReviewPolicy(StrEnum):
     AUTO = "auto"  # conductor approves at once (the merge gate's checks still apply)
 
 
-HUMAN_REVIEWER = "human"
+HUMAN_REVIEWER = HUMAN_SESSION  # a person reviews as the session a person acts as
 AUTO_REVIEWER = "auto"
 
 
