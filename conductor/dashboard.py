@@ -28,7 +28,7 @@ from conductor.models import (
     Session,
     SessionStatus,
 )
-from conductor.text import one_line
+from conductor.text import SESSION_COLUMNS, ago, one_line, session_rows
 
 if TYPE_CHECKING:
     from conductor.live import SessionView, Snapshot
@@ -52,17 +52,6 @@ def console(stderr: bool = False) -> Console:
     return Console(markup=False, emoji=False, highlight=False, stderr=stderr)
 
 
-def ago(then: float | None, now: float | None = None) -> str:
-    if then is None:
-        return "never"
-    seconds = max(0.0, (now or time.time()) - then)
-    if seconds < 60:
-        return f"{seconds:.0f}s ago"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m ago"
-    return f"{seconds / 3600:.1f}h ago"
-
-
 def clock(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
 
@@ -73,18 +62,11 @@ def _t(value: object, style: str = "") -> Text:
 
 def sessions_table(sessions: Sequence[Session], unread: dict[str, int] | None = None) -> Table:
     table = Table(title="Sessions", title_justify="left")
-    for col in ("ID", "Workstream", "Status", "Branch", "Unread", "Last seen", "Note"):
+    for col in SESSION_COLUMNS:
         table.add_column(col)
-    for s in sessions:
-        table.add_row(
-            _t(s.name, "bold"),
-            _t(s.workstream),
-            _t(s.status.value, STATUS_STYLE[s.status]),
-            _t(s.branch or ""),
-            _t((unread or {}).get(s.name, 0) or ""),
-            _t(ago(s.last_seen_at)),
-            _t(s.note),
-        )
+    for s, row in zip(sessions, session_rows(sessions, unread), strict=True):
+        styles = ("bold", "", STATUS_STYLE[s.status], "", "", "", "")
+        table.add_row(*(_t(cell, style) for cell, style in zip(row, styles, strict=True)))
     return table
 
 

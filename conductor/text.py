@@ -3,10 +3,14 @@ of a sync, as claude-swarm printed them."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from conductor.models import SyncResult
+    from conductor.models import Session, SyncResult
+
+SESSION_COLUMNS = ("ID", "Workstream", "Status", "Branch", "Unread", "Last seen", "Note")
 
 
 def one_line(text: str, limit: int = 80) -> str:
@@ -25,3 +29,32 @@ def sync_lines(result: SyncResult) -> list[str]:
     for c in result.context:
         lines.append(f'CTX [{c.category.value}] by={c.author or "conductor"}: "{c.body}"')
     return lines
+
+
+def ago(then: float | None, now: float | None = None) -> str:
+    if then is None:
+        return "never"
+    seconds = max(0.0, (now or time.time()) - then)
+    if seconds < 60:
+        return f"{seconds:.0f}s ago"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.1f}h ago"
+
+
+def session_rows(
+    sessions: Sequence[Session], unread: dict[str, int] | None = None
+) -> list[tuple[str, ...]]:
+    """The cells of the sessions table (`SESSION_COLUMNS`), for rich and for a pipe alike."""
+    return [
+        (
+            s.name,
+            s.workstream,
+            s.status.value,
+            s.branch or "",
+            str((unread or {}).get(s.name, 0) or ""),
+            ago(s.last_seen_at),
+            s.note,
+        )
+        for s in sessions
+    ]

@@ -30,6 +30,7 @@ from conductor.cli.common import (
     say,
     with_bus,
 )
+from conductor.cli.plumbing import print_sessions
 from conductor.errors import InvalidInput
 from conductor.models import Session
 from conductor.text import sync_lines
@@ -79,7 +80,7 @@ def init(
         print_json({"run": bus.run.to_json(), "sessions": [s.to_json() for s in made]})
         return
     say(f"run {bus.run.id}: {len(made)} sessions registered")
-    out.print(dashboard.sessions_table(made))
+    print_sessions(made)
 
 
 async def _write_config() -> Path:
@@ -102,7 +103,7 @@ def status(ctx: typer.Context, json_: JsonOpt = False) -> None:
     if json_:
         print_json([{**s.to_json(), "unread": unread.get(s.name, 0)} for s in sessions])
         return
-    out.print(dashboard.sessions_table(sessions, unread))
+    print_sessions(sessions, unread)
 
 
 @app.command(rich_help_panel="Coordination")

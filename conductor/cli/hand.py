@@ -24,12 +24,12 @@ from conductor.cli.plumbing import (
     SESSION_ENV,
     Globals,
     check_acting_as,
-    console,
     emit,
     fail,
     failure_line,
     open_store_blocking,
     print_json,
+    print_sessions,
     say,
 )
 from conductor.errors import ConductorError
@@ -169,9 +169,7 @@ def _status(call: HandCall) -> None:
     if call.json:
         print_json([{**s.to_json(), "unread": unread.get(s.name, 0)} for s in sessions])
         return
-    from conductor.dashboard import sessions_table
-
-    console().print(sessions_table(sessions, unread))
+    print_sessions(sessions, unread)
 
 
 def _message(call: HandCall) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from conductor.errors import ConductorError, StoreError
-from conductor.models import HUMAN_SESSION, Record
+from conductor.models import HUMAN_SESSION, Record, Session
+from conductor.plain_table import draw, pipe_width
 from conductor.store import Store
 from conductor.workspace import SUPERVISED_ENV
 
@@ -205,6 +206,23 @@ def print_json(data: Any) -> None:
 
 def say(text: str) -> None:
     _line(text, stderr=False)
+
+
+def print_sessions(sessions: list[Session], unread: dict[str, int] | None = None) -> None:
+    """The sessions table: drawn here when it goes to a pipe as plain text (sessions read it
+    from Bash), else by rich (colours for a person at a terminal, or text rich must fold)."""
+    from conductor.text import SESSION_COLUMNS, session_rows
+
+    width = pipe_width()
+    drawn = None
+    if width is not None:
+        drawn = draw("Sessions", SESSION_COLUMNS, session_rows(sessions, unread), width)
+    if drawn is not None:
+        sys.stdout.write(drawn)
+        return
+    from conductor.dashboard import sessions_table
+
+    console().print(sessions_table(sessions, unread))
 
 
 def emit(json_: bool, record: Record, line: str) -> None:

@@ -15,7 +15,7 @@ from conductor.cli.common import Globals, JsonOpt, app, out, print_json, run_asy
 from conductor.costs import PLANNER, Spend, run_spend
 from conductor.models import Event, Run, RunState
 from conductor.store import Store
-from conductor.text import one_line
+from conductor.text import ago, one_line
 from conductor.workspace import locate
 
 FOLLOW_POLL = 0.3
@@ -49,7 +49,7 @@ def list_runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
     for r in rows:
         say(
             f"{r['id']}  {r['state']:<11} {r['sessions']:>2} sessions  ${r['cost_usd']:.4f}  "
-            f"{dashboard.ago(r['created_at'])}  {one_line(r['goal'], 60)}"
+            f"{ago(r['created_at'])}  {one_line(r['goal'], 60)}"
         )
 
 
