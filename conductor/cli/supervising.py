@@ -8,6 +8,7 @@ resume` picks up from there as it would after a SIGKILL. SIGTERM counts as a fir
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 
@@ -31,6 +32,11 @@ async def supervise(
     """The supervisor's run, watched on `console` (live, or one line per notable event after
     event id `after`, so that a resumed run does not print its history again). Without
     `resumable` (the demo, whose stand-in model goes when it exits) Ctrl-C is left alone."""
+    # Everything imported so far (the SDK, mcp, pydantic: a few hundred thousand objects)
+    # lives as long as the process: moved out of the collector's sight, the run's full
+    # collections do not walk it again and again, and the interpreter's exit does not
+    # tear it down object by object (~0.25 s of every run's end on this machine).
+    gc.freeze()
     summary: RunSummary | None = None
     error: ConductorError | None = None
     async with anyio.create_task_group() as tg:
