@@ -166,6 +166,10 @@ class Supervisor:
         self._live: dict[str, HeadlessSession] = {}
         self.spent: dict[str, float] = {}  # session -> cost so far, for the run's budget
         self._shown: dict[Path, str] = {}  # session tree -> integration tip it was shown
+        self._showing: dict[Path, anyio.Lock] = {}  # one showing per tree at a time
+        self._in_turn: set[Path] = set()  # trees whose session is in the middle of a turn
+        self._sharing = False  # a pass of _share_integration is under way
+        self._share_again = False  # the tip moved during that pass
         self.tampered = ""  # set when the integration branch moved outside the gate
         self.fault = ""  # set when the machine failed (MachineFault): the run is interrupted
 
@@ -581,8 +585,12 @@ class Supervisor:
                         prompt, resume = f"{first_prompt}\n\n---\n\n{prompt}", None
                     while rounds < MAX_ROUNDS:
                         rounds += 1
-                        await self._show_integration(tree_path)
-                        result = await self._watched_turn(session, prompt)
+                        self._in_turn.add(tree_path)  # before it is shown: no tip is missed
+                        try:
+                            await self._show_integration(tree_path)
+                            result = await self._watched_turn(session, prompt)
+                        finally:
+                            self._in_turn.discard(tree_path)
                         if self.stopping:  # a turn cut short by stop() ends in an error
                             return  # result; the workstream is interrupted, not failed
                         if _busy(result):
@@ -965,16 +973,26 @@ class Supervisor:
         return owners
 
     async def _share_integration(self) -> None:
-        """A new integration tip, shown at once to every session that has a tree and has not
-        ended (one may be waiting in the middle of its turn for a teammate's work to land);
-        one that ended is shown it before any turn it is woken for."""
-        assert self.bus is not None
-        for session in await self.bus.sessions():
-            if session.kind is SessionKind.WORKER and session.worktree and not session.status.ended:
-                tree = Path(session.worktree)
-                if (tree / ".git").is_dir():
-                    with contextlib.suppress(ConductorError):  # one being made, or removed
-                        await self._show_integration(tree)
+        """A new integration tip, shown at once to every session in the middle of a turn (one
+        may be waiting there for a teammate's work to land); any other is shown it before its
+        next turn, the only time its CLI acts. Merges that land while a pass is under way are
+        shown by one more pass, at the newest tip: a burst of merges costs a pass or two, not a
+        jailed git per merge per session (which grew with the square of the workstreams)."""
+        if self._sharing:
+            self._share_again = True
+            return
+        self._sharing = True
+        try:
+            again = True
+            while again:
+                self._share_again = False
+                for tree in list(self._in_turn):
+                    if (tree / ".git").is_dir():
+                        with contextlib.suppress(ConductorError):  # one being removed
+                            await self._show_integration(tree)
+                again = self._share_again
+        finally:
+            self._sharing = False
 
     async def _owner_of(self, workstream: Workstream, path: str) -> tuple[str, str] | None:
         """Who else owns `path`, as the merge gate will judge it: the write hook's rule."""
@@ -998,11 +1016,12 @@ class Supervisor:
         """The integration branch's tip, as a branch of that name in the session's own
         repository: what it merges in after a conflict (its objects are borrowed)."""
         assert self.gate is not None
-        head = await self.gate.tip()
-        if self._shown.get(tree) == head:  # shown since it last moved: no jailed git again
-            return
-        await worktrees.share_ref(tree, self.gate.branch, head)
-        self._shown[tree] = head
+        async with self._showing.setdefault(tree, anyio.Lock()):  # no older tip written last
+            head = await self.gate.tip()
+            if self._shown.get(tree) == head:  # shown since it last moved: no jailed git again
+                return
+            await worktrees.share_ref(tree, self.gate.branch, head)
+            self._shown[tree] = head
 
     async def _wait_for_mail(self, name: str) -> None:
         assert self.bus is not None

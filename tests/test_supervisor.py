@@ -265,6 +265,39 @@ async def test_a_conflict_goes_back_with_its_files_and_is_resolved(standin: Stan
         assert {"a.py", "b.py"} <= set(files)
 
 
+MID_TURN = """
+roles:
+  A:
+    - - tool: Bash
+        input: {command: "echo 'work of A' > a.py && git add -A && git commit -qm a"}
+      - tool: mcp__bus__request_review
+        input: {}
+      - text: "A asked."
+  B:
+    - - tool: Bash
+        input:
+          command: "sleep 0.3; git show \\"$CONDUCTOR_INTEGRATION_BRANCH\\":a.py 2>&1"
+        until: "work of A"
+        max: 60
+      - tool: Bash
+        input: {command: "touch b.py && git add -A && git commit -qm b"}
+      - tool: mcp__bus__request_review
+        input: {}
+      - text: "B saw A's work land."
+"""
+
+
+async def test_a_session_in_the_middle_of_a_turn_sees_a_teammates_merge_land(
+    standin: Standin,
+) -> None:
+    async with standin(MID_TURN) as offline:
+        summary = await run_plan(offline, TWO_EDIT_README, checks=())
+        assert summary.ok, summary.outcomes
+        b_requests = [r for r in offline.server.requests if r.answer.startswith("B ")]
+        assert any("work of A" in str(r.body["messages"]) for r in b_requests)
+        assert all(r.answer.startswith("B chapter 1") for r in b_requests)  # in one turn
+
+
 async def test_the_run_budget_stops_the_run(standin: Standin) -> None:
     async with standin(TWO_STREAMS) as offline:
         summary = await run_plan(offline, PLAN, max_usd_per_run=0.000001)
