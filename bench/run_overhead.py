@@ -156,10 +156,13 @@ def main() -> None:
             try:
                 assert server.stdout is not None
                 base_url = server.stdout.readline().strip()
+                home = Path(tmp) / "home"  # an empty HOME: no shell start-up files (a
+                home.mkdir(exist_ok=True)  # pyenv rehash in ~/.bashrc made 16 Bash tools queue)
                 env = {
                     **os.environ,
                     **session_env(base_url, Path(tmp) / f"claude-{n}"),
                     **GIT_IDENTITY,
+                    "HOME": str(home),
                 }
                 results: dict[str, list[Sample]] = {
                     "bare SDK": [],

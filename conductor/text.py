@@ -13,6 +13,17 @@ if TYPE_CHECKING:
 SESSION_COLUMNS = ("ID", "Workstream", "Status", "Branch", "Unread", "Last seen", "Note")
 
 
+# C0 controls but tab and newline, DEL, C1 controls: what a terminal acts on instead of showing
+# (an ANSI escape in a message body would recolour, move or retitle the reader's terminal).
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)] if c not in (9, 10)}
+
+
+def escape_controls(text: str) -> str:
+    """`text` with the characters a terminal would act on written out (`\\x1b`), so what
+    someone else wrote (a message, a note, a diff) is shown, never executed by the terminal."""
+    return text.translate(_CONTROLS)
+
+
 def one_line(text: str, limit: int = 80) -> str:
     """Whitespace collapsed, cut at `limit` characters with an ellipsis."""
     line = " ".join(str(text).split())
