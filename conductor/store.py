@@ -74,6 +74,18 @@ CHECKPOINT_SECONDS = 1.0  # how often keep_checkpointed copies the WAL into the 
 AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: a commit past this many WAL pages copies them
 
 
+class NoDatabase(StoreError):
+    """No database at the path a reading command was pointed at: nothing has been run there
+    yet (or the path is wrong). Reading creates nothing, so this is all it can say."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"no run yet: no database at {path} (start one with conductor run GOAL, or by"
+            ' hand with conductor init --sessions "A:frontend B:api")'
+        )
+
+
 class _Stopped(Exception):
     """The caller of a transaction was cancelled: roll back (raised in the worker)."""
 
@@ -493,8 +505,10 @@ class Store:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: Path) -> AsyncIterator[Store]:
-        store = await anyio.to_thread.run_sync(cls._connect, path)
+    async def open(cls, path: Path, *, create: bool = True) -> AsyncIterator[Store]:
+        """The store at `path`; `create=False` (for a command that only reads) raises
+        NoDatabase when there is none, creating neither the file nor its folder."""
+        store = await anyio.to_thread.run_sync(functools.partial(cls._connect, path, create=create))
         try:
             yield store
         finally:
@@ -503,26 +517,31 @@ class Store:
 
     @classmethod
     @contextmanager
-    def open_blocking(cls, path: Path) -> Iterator[Store]:
+    def open_blocking(cls, path: Path, *, create: bool = True) -> Iterator[Store]:
         """The store for this thread alone, with no event loop: each operation runs in the
         calling thread and its coroutine ends without suspending (drive it, and whatever
-        awaits only such operations, with `without_loop`)."""
-        store = cls._connect(path, without_loop=True)
+        awaits only such operations, with `without_loop`). `create` as for `open`."""
+        store = cls._connect(path, create=create, without_loop=True)
         try:
             yield store
         finally:
             store._db.close()
 
     @classmethod
-    def _connect(cls, path: Path, *, without_loop: bool = False) -> Store:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise StoreError(f"cannot create {path.parent}: {err.strerror}") from None
+    def _connect(cls, path: Path, *, create: bool = True, without_loop: bool = False) -> Store:
+        if create:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise StoreError(f"cannot create {path.parent}: {err.strerror}") from None
+        elif not path.exists():
+            raise NoDatabase(path)
         try:
             # Used from one worker thread at a time (the store's lock), not always the same.
+            # Not creating: sqlite's mode=rw, so a file removed since the look is not made.
             db = sqlite3.connect(
-                path,
+                path if create else f"{path.absolute().as_uri()}?mode=rw",
+                uri=not create,
                 isolation_level=None,
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 check_same_thread=False,

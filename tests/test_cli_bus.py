@@ -57,7 +57,7 @@ def test_conductor_db_variable_puts_the_database_elsewhere(cli: Cli, tmp_path: P
             lambda tmp: tmp.joinpath("junk.db").write_text("not sqlite") and tmp / "junk.db",
             "file is not a database",
         ),
-        (lambda tmp: tmp / "file.txt" / "sub" / "c.db", "cannot create"),
+        (lambda tmp: tmp / "file.txt" / "sub" / "c.db", "no database at"),  # status reads
     ],
 )
 def test_a_database_that_cannot_be_used_is_a_one_line_error(

@@ -122,7 +122,7 @@ def with_bus(ctx: typer.Context, fn: Callable[[Bus, Workspace], Awaitable[T]]) -
 
     async def go() -> T:
         ws = await locate(Path.cwd(), g.db)
-        async with open_store(ws.db_path) as store:
+        async with open_store(ws.db_path, create=False) as store:  # a run is there, or none
             return await fn(await open_run(store, g.run), ws)
 
     return run_async(go)
@@ -143,11 +143,11 @@ def acting_as(ctx: typer.Context, name: str | None) -> str | None:
 
 
 @asynccontextmanager
-async def open_store(path: Path) -> AsyncIterator[Store]:
+async def open_store(path: Path, *, create: bool = True) -> AsyncIterator[Store]:
     """Store.open for the commands: a database this process may not write, found on opening
     it or on the first write, becomes a ReadOnlyDatabase, one line rather than a traceback."""
     try:
-        async with Store.open(path) as store:
+        async with Store.open(path, create=create) as store:
             yield store
     except (sqlite3.OperationalError, StoreError) as e:
         if (read_only := as_read_only(path, e)) is None:

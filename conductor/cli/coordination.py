@@ -59,7 +59,7 @@ def init(
     async def go() -> tuple[Bus, list[Session]]:
         assert sessions is not None
         specs = parse_session_specs(sessions)
-        ws = await locate(Path.cwd(), g.db)
+        ws = await locate(Path.cwd(), g.db, create=True)
         base_ref = base_commit = None
         if ws.tree_root is not None:
             base_ref = await gitops.current_branch(ws.tree_root)

@@ -146,7 +146,7 @@ def run_by_hand(argv: list[str]) -> bool:
 @contextmanager
 def _bus(g: Globals) -> Iterator[Bus]:
     ws = locate_blocking(Path.cwd(), g.db)
-    with open_store_blocking(ws.db_path) as store:
+    with open_store_blocking(ws.db_path, create=False) as store:  # a run is there, or none
         yield without_loop(open_run(store, g.run))
 
 

@@ -142,10 +142,10 @@ def as_read_only(path: Path, err: BaseException) -> ReadOnlyDatabase | None:
 
 
 @contextmanager
-def open_store_blocking(path: Path) -> Iterator[Store]:
+def open_store_blocking(path: Path, *, create: bool = True) -> Iterator[Store]:
     """Store.open_blocking for a hand command, its errors told as `open_store` tells them."""
     try:
-        with Store.open_blocking(path) as store:
+        with Store.open_blocking(path, create=create) as store:
             yield store
     except (sqlite3.OperationalError, StoreError) as e:
         if (read_only := as_read_only(path, e)) is None:

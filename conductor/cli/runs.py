@@ -36,7 +36,7 @@ from conductor.jail import (
 from conductor.models import Event
 from conductor.plan import Plan
 from conductor.store import Store
-from conductor.workspace import Workspace, ensure_state_dir, locate
+from conductor.workspace import Workspace, ensure_state_dir, locate, refuse_uncommitted
 
 if TYPE_CHECKING:
     from conductor.supervisor import RunSummary, Supervisor
@@ -99,11 +99,8 @@ def run_goal(
             refuse_root_unsandboxed(config.sandbox, config.env)
             if into is not None:
                 await refuse_checked_out(repo, into)  # before planning spends anything
-        if not plan_only and await gitops.is_dirty(repo):
-            raise InvalidInput(
-                "the working tree has uncommitted changes: commit or stash them (a run starts"
-                " from HEAD and would leave them out)"
-            )
+        if not plan_only:
+            await refuse_uncommitted(repo)
         if not (plan_only and plan_file is not None):
             _need_credentials(config.env)
         state = ensure_state_dir(repo)
@@ -161,7 +158,7 @@ def resume(
         ws = await locate(Path.cwd(), g.db)
         if ws.repo_root is None:
             raise InvalidInput("conductor resume works inside the run's git repository")
-        async with Store.open(ws.db_path) as store:
+        async with Store.open(ws.db_path, create=False) as store:
             try:
                 supervisor = await Supervisor.for_run(ws.repo_root, store, run or g.run, env={})
             except NothingToResume as done:  # `run || resume` reads as success

@@ -28,7 +28,7 @@ def list_runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
 
     async def go() -> list[dict[str, Any]]:
         ws = await locate(Path.cwd(), g.db)
-        async with Store.open(ws.db_path) as store:
+        async with Store.open(ws.db_path, create=False) as store:
             rows = []
             for run in await store.list_runs():
                 sessions = await store.list_sessions(run.id)
@@ -64,7 +64,7 @@ def show_run(
 
     async def go() -> tuple[Run, str, list[dict[str, Any]]]:
         ws = await locate(Path.cwd(), g.db)
-        async with Store.open(ws.db_path) as store:
+        async with Store.open(ws.db_path, create=False) as store:
             bus = await open_run(store, run or g.run)
             state = await seen_state(store, bus.run)
             spent = run_spend(bus.run.spec, await bus.events())
@@ -134,7 +134,7 @@ def logs(
 
     async def go() -> None:
         ws = await locate(Path.cwd(), g.db)
-        async with Store.open(ws.db_path) as store:
+        async with Store.open(ws.db_path, create=False) as store:
             bus: Bus = await open_run(store, run or g.run)
             after = 0
             while True:
