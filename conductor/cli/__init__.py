@@ -27,7 +27,7 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from conductor.cli import coordination, git_commands, runs, standin, watch  # noqa: F401
+    from conductor.cli import coordination, doctor, git_commands, runs, standin, watch  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
