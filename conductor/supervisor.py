@@ -565,7 +565,8 @@ class Supervisor:
         rounds, restarts, pauses = 0, 0, 0
         while True:
             try:
-                await self._tidy(workstream.id, tree_path)
+                if restarts or not tree.created:  # a tree made just now holds no leftovers
+                    await self._tidy(workstream.id, tree_path)
                 async with HeadlessSession(
                     bus,
                     workstream.id,

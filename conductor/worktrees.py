@@ -154,9 +154,7 @@ async def ensure_session_repo(repo: Path, path: Path, branch: str, base: str) ->
     partial = path.with_name(f".{path.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)  # what a crash while making it left
     partial.mkdir(parents=True)
-    objects = Path(
-        (await gitops.git(["rev-parse", "--path-format=absolute", "--git-common-dir"], repo)).text
-    )
+    objects = await _common_dir(repo)
     await gitops.git(["init", "--quiet", "--template=", f"--initial-branch={branch}"], partial)
     git_dir = partial / ".git"
     (git_dir / "objects" / "info").mkdir(parents=True, exist_ok=True)
@@ -171,6 +169,18 @@ async def ensure_session_repo(repo: Path, path: Path, branch: str, base: str) ->
     await gitops.git([*_own(partial), "reset", "--quiet", "--hard", branch], partial)
     partial.rename(path)
     return True
+
+
+_COMMON_DIRS: dict[Path, Path] = {}
+
+
+async def _common_dir(repo: Path) -> Path:
+    """The main repository's git directory, whose objects every session tree borrows: asked
+    of git once per repository and process (it does not move while a run goes on)."""
+    if repo not in _COMMON_DIRS:
+        argv = ["rev-parse", "--path-format=absolute", "--git-common-dir"]
+        _COMMON_DIRS[repo] = Path((await gitops.git(argv, repo)).text)
+    return _COMMON_DIRS[repo]
 
 
 async def is_whole(path: Path, branch: str) -> bool:
