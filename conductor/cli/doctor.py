@@ -13,7 +13,7 @@ from conductor.workspace import DB_ENV
 EXIT_CHECK_FAILED = 1
 
 
-@app.command(rich_help_panel="Runs")
+@app.command(rich_help_panel="Setup")
 def doctor(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Check that conductor can run here: git, the Claude Code CLI, credentials, the
     sandbox, .conductor/ and conductor.toml, one line each with the fix for what fails.
