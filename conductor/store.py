@@ -536,6 +536,8 @@ class Store:
                 raise StoreError(f"cannot create {path.parent}: {err.strerror}") from None
         elif not path.exists():
             raise NoDatabase(path)
+        if path.is_dir():
+            raise StoreError(f"{path} is a folder, not a database file")
         try:
             # Used from one worker thread at a time (the store's lock), not always the same.
             # Not creating: sqlite's mode=rw, so a file removed since the look is not made.
