@@ -254,7 +254,7 @@ def check_config(repo: Path | None) -> tuple[Check, Config | None]:
     try:
         config = load_config(repo)
     except (ConductorError, OSError, ValueError) as err:
-        detail = _last_line(str(err)) if isinstance(err, ConductorError) else _reason(err)
+        detail = " ".join(str(err).split()) if isinstance(err, ConductorError) else _reason(err)
         return Check(CONFIG_NAME, "fail", detail, f"edit {path}"), None
     return Check(CONFIG_NAME, "ok", f"{path} is valid"), config
 
