@@ -1,7 +1,9 @@
 """Rich renderables for sessions, claims, reviews, the lock and events.
 
 User text goes into `Text` objects and every console is made with `markup=False` and
-`emoji=False`, so `[/tmp]` or `:bomb:` in a note prints exactly as written.
+`emoji=False`, so `[/tmp]` or `:bomb:` in a note prints exactly as written; its control
+characters are written out (`escape_controls`), so an ANSI escape in a note is shown as
+`\\x1b[31m`, never sent to the terminal to act on.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich import box
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
 from rich.table import Table
@@ -28,7 +31,7 @@ from conductor.models import (
     Session,
     SessionStatus,
 )
-from conductor.text import SESSION_COLUMNS, ago, one_line, session_rows
+from conductor.text import SESSION_COLUMNS, ago, escape_controls, one_line, session_rows
 
 if TYPE_CHECKING:
     from conductor.live import SessionView, Snapshot
@@ -57,7 +60,8 @@ def clock(ts: float) -> str:
 
 
 def _t(value: object, style: str = "") -> Text:
-    return Text("" if value is None else str(value), style=style)
+    """A cell: what anyone wrote, with its control characters escaped."""
+    return Text("" if value is None else escape_controls(str(value)), style=style)
 
 
 def sessions_table(sessions: Sequence[Session], unread: dict[str, int] | None = None) -> Table:
@@ -138,7 +142,8 @@ def lock_text(lease: Lease | None, now: float | None = None) -> Text:
         return Text("git lock: free")
     left = lease.expires_at - (now or time.time())
     state = f"lease ends in {left:.0f}s" if left > 0 else "lease expired"
-    return Text(f"git lock: held by {lease.holder} (pid {lease.pid} on {lease.host}), {state}")
+    holder = escape_controls(f"{lease.holder} (pid {lease.pid} on {lease.host})")
+    return Text(f"git lock: held by {holder}, {state}")
 
 
 def dashboard(
@@ -151,15 +156,19 @@ def dashboard(
     events: Sequence[Event],
     state: str | None = None,
 ) -> RenderableType:
-    """`state`: the run's state as a person should read it (bus.seen_state), if not stored."""
+    """`state`: the run's state as a person should read it (bus.seen_state), if not stored.
+    `human` and `auto` get no row (they never run) unless someone wrote to them."""
+    from conductor.live import does_work  # (it draws with this module)
+
+    sessions = [s for s in sessions if does_work(s) or unread.get(s.name)]
     shown = state or run.state.value
     header = Text(f"run {run.id} · {shown} · started {ago(run.created_at)}", "bold")
     if run.goal:
-        header.append(f"\ngoal: {run.goal}", style="")
+        header.append(f"\ngoal: {escape_controls(run.goal)}", style="")
     waiting = [s.name for s in sessions if s.status is SessionStatus.BLOCKED]
     parts: list[RenderableType] = [header, sessions_table(sessions, unread)]
     if waiting:
-        parts.append(Text(f"blocked: {', '.join(waiting)}", "bold yellow"))
+        parts.append(Text(escape_controls(f"blocked: {', '.join(waiting)}"), "bold yellow"))
     parts.append(claims_table(claims) if claims else Text("no claims", "dim"))
     parts.append(reviews_table(reviews) if reviews else Text("no pending reviews", "dim"))
     parts += [lock_text(lease), events_table(events)]
@@ -167,7 +176,12 @@ def dashboard(
 
 
 def transcript_lines(events: Sequence[Event]) -> list[str]:
-    """A session's conversation, rebuilt from its stored events."""
+    """A session's conversation, rebuilt from its stored events (control characters
+    escaped: the model's words and tool output are shown, not acted on)."""
+    return [escape_controls(line) for line in _transcript_lines(events)]
+
+
+def _transcript_lines(events: Sequence[Event]) -> list[str]:
     lines = []
     for e in events:
         payload = e.payload or {}
@@ -236,68 +250,98 @@ def summary_table(summary: RunSummary) -> Table:
 def live_view(
     snapshot: Snapshot, now: float | None = None, width: int | None = None
 ) -> RenderableType:
-    """The dashboard `conductor run` keeps redrawing: what waits on you first, then a row per
-    session, the merge queue and the latest notable events. `width`: the terminal's."""
+    """The dashboard `conductor run` keeps redrawing: the run and its totals, what waits on
+    you, a row per session saying what it is doing, the merge queue and the latest notable
+    events. `width`: the terminal's; every line but a waiting one fits it."""
     now = time.time() if now is None else now
-    header = Text(
-        f"run {snapshot.run_id} · {snapshot.state or '?'} · started"
-        f" {ago(snapshot.started_at, now)} · {snapshot.turns} turns · ${snapshot.cost_usd:.4f}",
-        "bold",
-    )
+    limit = width or 200
+    started = ago(snapshot.started_at, now)
+    header = Text(f"run {snapshot.run_id} · {snapshot.state or '?'} · started {started}", "bold")
     if snapshot.goal:
-        header.append(f"\ngoal: {one_line(snapshot.goal, 110)}", style="")
+        header.append("\n" + _cut(f"goal: {escape_controls(snapshot.goal)}", limit), style="")
+    header.append("\n" + _cut(totals_line(snapshot), limit), style="")
     parts: list[RenderableType] = [header]
     parts += [waiting_text(snapshot, v) for v in snapshot.waiting()]
     parts.append(live_sessions_table(snapshot, now, width))
     queue = ", ".join(snapshot.merge_queue)
-    parts.append(Text(f"merge queue: {queue}") if queue else Text("merge queue: empty", "dim"))
+    parts.append(
+        Text(_cut(f"merge queue: {escape_controls(queue)}", limit))
+        if queue
+        else Text("merge queue: empty", "dim")
+    )
     if snapshot.tail:
-        parts.append(Text("\n".join(snapshot.tail)))
+        parts.append(Text("\n".join(_cut(line, limit) for line in snapshot.tail)))
     else:
         parts.append(Text("no notable events yet", "dim"))
     return Group(*parts)
 
 
+def totals_line(snapshot: Snapshot) -> str:
+    """`3 workstreams, 1 merged · 7 sessions · 51 turns · $0.2250`: sessions are those that
+    run (`human` and `auto` do not); a `~` cost counts turns going on at list price."""
+    workstreams, merged = snapshot.workstreams()
+    sessions = len(snapshot.shown())
+    parts = [
+        f"{_count(workstreams, 'workstream')}, {merged} merged" if workstreams else "",
+        _count(sessions, "session"),
+        _count(snapshot.turns, "turn"),
+        _cost(snapshot.cost_usd, snapshot.estimating),
+    ]
+    return " · ".join(p for p in parts if p)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _cost(usd: float, estimating: bool) -> str:
+    return ("~" if estimating else "") + f"${usd:.4f}"
+
+
+def _cut(line: str, width: int) -> str:
+    """One line, cut with an ellipsis to `width` columns (the live view never wraps one)."""
+    return line if cell_len(line) <= width else set_cell_size(line, width - 1) + "…"
+
+
 def waiting_text(snapshot: Snapshot, view: SessionView) -> Text:
     """The line that says what a person can do about a session waiting on them."""
     review = snapshot.human_review(view)
+    name = escape_controls(view.name)
     if review is not None:
         return Text(
             f"waiting on you: conductor review approve {review.id} --from human"
-            f"  (review #{review.id} of {view.name}; or: reject {review.id} --from human -m WHY)",
+            f"  (review #{review.id} of {name}; or: reject {review.id} --from human -m WHY)",
             WAITING_STYLE,
         )
     return Text(
-        f"blocked: {view.name}" + (f": {one_line(view.note, 100)}" if view.note else ""),
+        f"blocked: {name}"
+        + (f": {one_line(escape_controls(view.note), 100)}" if view.note else ""),
         WAITING_STYLE,
     )
+
+
+LIVE_COLUMNS = ("ID", "Status", "Turns", "Cost", "Age", "Doing")
 
 
 def live_sessions_table(
     snapshot: Snapshot, now: float | None = None, width: int | None = None
 ) -> Table:
-    """A row per session. What it is doing goes last and gets the width the other columns
-    leave, cut short rather than wrapped, so each session stays one line even at 80 columns
-    (left to itself, rich would squeeze every column to fit a long path)."""
+    """A row per session that runs. What it is doing goes last and gets the width the other
+    columns leave, cut short rather than wrapped, so each session stays one line even at 80
+    columns (left to itself, rich would squeeze every column to fit a long path)."""
     rows: list[tuple[list[Text], str, bool]] = []
     for v in snapshot.shown():
-        waiting = snapshot.waits_on_person(v)
-        review = ""
-        if v.review is not None:
-            yours = snapshot.human_review(v) is not None
-            review = f"#{v.review.id} " + ("yours" if yours else v.review.status.value)
+        age = ago(v.last_event_at, now).removesuffix(" ago") if v.last_event_at else ""
         cells = [
             _t(v.name, "bold"),
             _t(v.status.value, STATUS_STYLE[v.status]),
-            _t(v.turns or ""),
-            _t(f"${v.cost_usd:.4f}" if v.cost_usd else ""),
-            _t(ago(v.last_event_at, now).removesuffix(" ago")),
-            _t(review),
-            _t(v.merge.replace("_", " ")),
+            _t(v.turns_so_far or ""),
+            _t(_cost(v.cost_so_far, v.estimating) if v.cost_so_far else ""),
+            _t(age),
         ]
-        rows.append((cells, v.note if waiting and v.note else v.doing, waiting))
+        rows.append((cells, snapshot.doing(v), snapshot.waits_on_person(v)))
 
-    def table_of(doing_width: int) -> Table:
+    def table_of(doing_width: int, fill: bool = False) -> Table:
         table = Table(
             title="Sessions",
             title_justify="left",
@@ -305,10 +349,15 @@ def live_sessions_table(
             show_edge=False,
             padding=(0, 1, 0, 0),
         )
-        for col in ("ID", "Status", "Turns", "Cost", "Age", "Review", "Merge"):
+        for col in LIVE_COLUMNS[:-1]:
             right = col in ("Turns", "Cost", "Age")
             table.add_column(col, no_wrap=True, justify="right" if right else "left")
-        table.add_column("Doing", no_wrap=True, overflow="ellipsis")
+        table.add_column(
+            LIVE_COLUMNS[-1],
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=doing_width if fill else None,  # the same width frame after frame
+        )
         for cells, doing, waiting in rows:
             table.add_row(
                 *cells,
@@ -321,4 +370,4 @@ def live_sessions_table(
         return table_of(200)
     others = Measurement.get(Console(width=10_000), Console().options, table_of(0)).maximum
     # The empty table's Doing column is as wide as its header: that much is in `others`.
-    return table_of(max(len("Doing"), width - others + len("Doing")))
+    return table_of(max(len("Doing"), width - others + len("Doing")), fill=True)

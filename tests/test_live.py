@@ -189,17 +189,20 @@ async def test_a_session_queued_again_after_a_conflict_is_back_in_the_queue(bus:
 
 async def test_a_session_row_shows_the_tool_it_is_using(bus: Bus) -> None:
     content = [{"id": "t1", "name": "Write", "input": {"file_path": "src/app.py", "content": ""}}]
+    await bus.update("A", status="working")
     await bus.record("A", "sdk.assistant", "Write ...", {"content": content})
     await bus.record("A", "message.read", "#1")
-    assert (await snapshot_of(bus)).sessions["A"].doing == "→ Write src/app.py"
+    await bus.record("A", "sdk.tool_result", '[{"type": "text", "text": "done"}]')
+    snapshot = await snapshot_of(bus)
+    assert snapshot.doing(snapshot.sessions["A"]) == "Write src/app.py"
 
 
-async def test_a_session_row_says_what_it_claimed_and_ignores_quiet_status_changes(
+async def test_a_session_being_set_up_is_starting_whatever_it_claimed(
     bus: Bus, tmp_path: Path
 ) -> None:
     await bus.claim("A", "src/app.py", root=tmp_path)
-    await bus.update("A", status="idle")
-    assert (await snapshot_of(bus)).sessions["A"].doing == "claimed src/app.py"
+    snapshot = await snapshot_of(bus)
+    assert [snapshot.doing(snapshot.sessions[n]) for n in "AB"] == ["starting", "waiting to start"]
 
 
 async def test_a_path_in_the_sessions_worktree_is_shown_as_the_session_sees_it(
@@ -208,7 +211,7 @@ async def test_a_path_in_the_sessions_worktree_is_shown_as_the_session_sees_it(
     path = f"/home/me/repo/.conductor/worktrees/{bus.run_id}/A/src/app.py"
     content = [{"id": "t1", "name": "Edit", "input": {"file_path": path}}]
     await bus.record("A", "sdk.assistant", "Edit ...", {"content": content})
-    assert (await snapshot_of(bus)).sessions["A"].doing == "→ Edit src/app.py"
+    assert (await snapshot_of(bus)).sessions["A"].action == "Edit src/app.py"
 
 
 async def test_the_latest_review_is_tracked_through_its_verdict(bus: Bus) -> None:
@@ -300,13 +303,14 @@ async def test_the_live_view_has_one_row_per_session(bus: Bus) -> None:
 
 async def test_each_session_stays_one_line_at_80_columns(bus: Bus) -> None:
     await result(bus, "A", 12, 1.5)
+    await bus.update("A", status="working")
     content = [{"id": "t1", "name": "Bash", "input": {"command": "pytest -q " + "tests/x " * 30}}]
     await bus.record("A", "sdk.assistant", "Bash ...", {"content": content})
     text = render(await snapshot_of(bus), width=80)
     assert all(len(line) <= 80 for line in text.splitlines())
     a_row = next(line for line in text.splitlines() if line.startswith("A "))
     assert (
-        "$1.5000" in a_row and "→ Bash pytest -q tests/x" in a_row and a_row.rstrip().endswith("…")
+        "$1.5000" in a_row and "Bash: pytest -q tests/x" in a_row and a_row.rstrip().endswith("…")
     )
 
 
@@ -345,6 +349,8 @@ async def test_a_review_request_and_verdict_are_one_line_each(bus: Bus) -> None:
 
 
 class _IdleStore:
+    path = Path("/repo/.conductor/conductor.db")  # the run's default database
+
     async def keep_checkpointed(self) -> None:
         await anyio.sleep_forever()
 
@@ -355,6 +361,7 @@ class _QuickRun:
     def __init__(self) -> None:
         self.started = anyio.Event()
         self.run_id = "20261201-000000-abcd"
+        self.repo = Path("/repo")
         self.store = _IdleStore()
 
     async def run(self) -> str:
@@ -384,7 +391,7 @@ async def test_the_live_header_is_what_its_rows_add_up_to(bus: Bus) -> None:
     await result(bus, "A", 2, 0.0031)  # a second turn of the same session
     await result(bus, "B", 4, 0.0044)
     text = render(await snapshot_of(bus))
-    header = text.splitlines()[0]
-    assert "9 turns" in header and "$0.0200" in header
+    header = text.splitlines()[2]  # under the run's line and its goal
+    assert header == "3 workstreams, 0 merged · 3 sessions · 9 turns · $0.0200"
     row = {ln.split()[0]: ln for ln in text.splitlines() if ln.startswith(("A ", "B "))}
     assert "$0.0156" in row["A"] and "$0.0044" in row["B"]
