@@ -1,25 +1,34 @@
 """`conductor.toml` at the repository root: how a run behaves. Flags override it.
 
-Unknown keys and wrong types are errors that name the key, so a typo never silently falls
-back to a default (a budget is no place for silent defaults).
+Unknown keys, wrong types and numbers out of range are errors that name the key (and the
+nearest known one, or the range), so a typo never silently falls back to a default (a budget
+is no place for silent defaults).
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from conductor.enforce import WORKER_TOOLS
 from conductor.errors import InvalidInput
 from conductor.session import SessionConfig
+from conductor.validation import Field
 from conductor.worktrees import Bootstrap
 
 CONFIG_NAME = "conductor.toml"
 REVIEW_POLICIES = ("agent", "peer", "human", "auto")
+# The ranges settings are checked against (see SETTINGS below).
+MAX_SESSIONS = 100
+MAX_TURNS = 10_000
+MAX_RETRIES = 20
+MAX_BACKOFF = 600.0  # the pause's own ceiling: it doubles up to 10 minutes
+DAY = 86_400.0
 
 DEFAULT_TOML = """\
 # conductor.toml — how `conductor run` behaves in this repository. Flags override these.
@@ -27,7 +36,8 @@ DEFAULT_TOML = """\
 # Model for every session (an alias such as "sonnet", or a full model id). Empty: the CLI's.
 model = ""
 
-# At most this many sessions work at once, and at most this many workstreams in a plan.
+# At most this many sessions work at once, and at most this many workstreams in a plan
+# (each 1 to 100).
 max_parallel = 3
 max_sessions = 4
 
@@ -39,18 +49,20 @@ checks = ["pytest -q"]
 # workstream's session), "human" (you, with conductor review approve/reject), or "auto".
 review = "agent"
 
-# Budgets: a session stops at max_turns or max_usd_per_session; the run stops spawning and
-# asks everyone to wrap up at max_usd_per_run.
+# Budgets: a session stops at max_turns (1 to 10000) or max_usd_per_session; the run stops
+# spawning and asks everyone to wrap up at max_usd_per_run (dollars, more than 0).
 max_turns = 200
 max_usd_per_session = 5.0
 max_usd_per_run = 20.0
 
-# A session with no event for this long is stalled; a dead one is resumed up to `retries`.
+# A session with no event for this long (1 to 86400 seconds) is stalled; a dead one is
+# resumed up to `retries` times (0 to 20).
 stall_seconds = 600
 retries = 2
 
-# An overloaded or rate-limited API (HTTP 529, 429) pauses the session this long, doubling
-# each time (at most 10 minutes, 8 times in a row), instead of failing it.
+# An overloaded or rate-limited API (HTTP 529, 429) pauses the session this long (more than
+# 0, at most 600 seconds), doubling each time (at most 10 minutes, 8 times in a row), instead
+# of failing it.
 backoff_seconds = 15.0
 
 # Files git ignores that each new worktree needs, copied from this checkout (e.g. ".env"),
@@ -127,45 +139,93 @@ def load_config(repo: Path) -> Config:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise InvalidInput(f"{path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path} is not valid TOML: it is not UTF-8 text") from None
+    except OSError as e:
+        raise InvalidInput(f"cannot read {path}: {e.strerror}") from None
     return parse_config(data, source=str(path))
 
 
-def parse_config(data: dict[str, Any], *, source: str = CONFIG_NAME) -> Config:
-    known = {f.name: f for f in fields(Config)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise InvalidInput(f"{source}: unknown setting {unknown[0]!r}")
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        default = getattr(Config(), key)
-        values[key] = _coerce(key, value, default, source)
-    config = Config(**values)
-    if config.review not in REVIEW_POLICIES:
-        raise InvalidInput(f"{source}: review must be one of {', '.join(REVIEW_POLICIES)}")
-    if config.max_parallel < 1 or config.max_sessions < 1:
-        raise InvalidInput(f"{source}: max_parallel and max_sessions are at least 1")
-    return config
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DOMAIN = re.compile(r"^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
 
 
-def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
-    wrong = InvalidInput(f"{source}: {key} should be {type(default).__name__}, not {value!r}")
-    if isinstance(default, tuple):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise InvalidInput(f"{source}: {key} should be a list of strings")
-        return tuple(value)
-    if isinstance(default, dict):
-        if not isinstance(value, dict):
-            raise wrong
-        return {str(k): str(v) for k, v in value.items()}
-    if isinstance(default, bool) and isinstance(value, bool):
-        return value
-    if isinstance(default, bool) or isinstance(value, bool):
-        raise wrong
-    if isinstance(default, float) and isinstance(value, int | float):
-        return float(value)
-    if not isinstance(value, type(default)):
-        raise wrong
-    return value
+def _command(field: Field, value: Any) -> str:
+    """A command line conductor splits as a shell would (and runs without a shell)."""
+    text = field.string(value, "a command line")
+    try:
+        shlex.split(text)
+    except ValueError as e:
+        field.fail(f"cannot be split as a shell would split it: {e} in {text!r}")
+    return text
+
+
+def _commands(field: Field, value: Any) -> tuple[str, ...]:
+    items = field.items(value, "a list of command lines")
+    return tuple(
+        _command(field.index(n), field.index(n).string(v, "a command line", non_empty=True))
+        for n, v in enumerate(items)
+    )
+
+
+def _domains(field: Field, value: Any) -> tuple[str, ...]:
+    found = field.strings(value, "a list of domain names")
+    for n, domain in enumerate(found):
+        if not DOMAIN.match(domain):
+            field.index(n).expected("a domain name such as pypi.org or *.github.com", domain)
+    return found
+
+
+def _env(field: Field, value: Any) -> dict[str, str]:
+    table = field.mapping(value, "a table of NAME = value")
+    env = {}
+    for name, given in table.items():
+        if not ENV_NAME.match(name):
+            field.key(name).fail("an environment variable's name is letters, digits and '_'")
+        if isinstance(given, bool) or not isinstance(given, str | int | float):
+            field.key(name).expected("a string (or a number)", given)
+        env[name] = str(given)
+    return env
+
+
+def _number(what: str, **bounds: float) -> Callable[[Field, Any], float]:
+    return lambda field, value: field.number(value, what, **bounds)
+
+
+def _whole(what: str, **bounds: int) -> Callable[[Field, Any], int]:
+    return lambda field, value: field.integer(value, what, **bounds)
+
+
+# How each setting is read and what range it takes: every one is checked, and a value out of
+# range is refused with the range, rather than a run that misbehaves (a stall_seconds of -5
+# would call every session stalled at once).
+SETTINGS: dict[str, Callable[[Field, Any], Any]] = {
+    "model": lambda field, value: field.string(value, 'a model name such as "sonnet"'),
+    "max_parallel": _whole("a whole number of sessions", minimum=1, maximum=MAX_SESSIONS),
+    "max_sessions": _whole("a whole number of workstreams", minimum=1, maximum=MAX_SESSIONS),
+    "checks": _commands,
+    "review": lambda field, value: field.one_of(value, REVIEW_POLICIES),
+    "max_turns": _whole("a whole number of turns", minimum=1, maximum=MAX_TURNS),
+    "max_usd_per_session": _number("an amount in US dollars", above=0),
+    "max_usd_per_run": _number("an amount in US dollars", above=0),
+    "stall_seconds": _number("a number of seconds", minimum=1, maximum=DAY),
+    "retries": _whole("a whole number of restarts", minimum=0, maximum=MAX_RETRIES),
+    "backoff_seconds": _number("a number of seconds", above=0, maximum=MAX_BACKOFF),
+    "copy_files": lambda field, value: field.strings(value, "a list of paths"),
+    "setup": _command,
+    "sandbox": lambda field, value: field.boolean(value),
+    "allowed_domains": _domains,
+    "env": _env,
+}
+
+
+def parse_config(data: Mapping[str, Any], *, source: str = CONFIG_NAME) -> Config:
+    """The settings of a conductor.toml (or a run's stored config), each checked: unknown
+    names get the nearest known one, numbers their range, every mistake one line naming
+    the setting."""
+    top = Field(source)
+    top.known_keys(data, SETTINGS, "setting")
+    return Config(**{key: SETTINGS[key](top.key(key), value) for key, value in data.items()})
 
 
 def write_default(repo: Path) -> Path:

@@ -1,9 +1,10 @@
 """A run's plan: workstreams, what each owns and needs, and the checks a plan must pass.
 
 The planner answers with JSON matching `PLAN_SCHEMA` (the CLI's structured output); a person
-may write or edit the same JSON by hand (`--plan FILE`). Either way it is validated here
-before anything is spawned: unique ids, known dependencies without a cycle, owned paths inside
-the repository that no two workstreams share.
+may write or edit the same plan by hand, in JSON or YAML (`--plan FILE`). Either way it is
+validated here before anything is spawned: known keys of the right types, unique ids, known
+dependencies without a cycle, owned paths inside the repository that no two workstreams
+share; each problem is told with the path of its field.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from conductor import paths
 from conductor.errors import ConductorError, InvalidInput, PathOutsideRepository
 from conductor.models import check_session_name
+from conductor.validation import Field, did_you_mean, load_yaml
 
 PLAN_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -44,10 +46,12 @@ PLAN_SCHEMA: dict[str, Any] = {
                     },
                 },
                 "required": ["id", "name", "task", "owns"],
+                "additionalProperties": False,
             },
         }
     },
     "required": ["workstreams"],
+    "additionalProperties": False,
 }
 
 
@@ -57,13 +61,20 @@ PLAN_SCHEMA: dict[str, Any] = {
 RESERVED_IDS = ("planner", "auto", "human")
 REVIEWER_SUFFIX = "-review"
 
+PLAN_KEYS = ("workstreams",)
+# What `conductor run --plan-only --json` prints besides the plan: its output is a plan file.
+IGNORED_PLAN_KEYS = ("saved_to",)
+WORKSTREAM_KEYS = ("id", "name", "task", "owns", "depends_on", "interface")
+
 
 class PlanInvalid(ConductorError):
-    """A plan that fails validation; `errors` lists every problem, for the planner's retry."""
+    """A plan that fails validation; `errors` lists every problem, each with the path of its
+    field, for the planner's retry. `source`: the file it came from, if any."""
 
-    def __init__(self, errors: Sequence[str]) -> None:
+    def __init__(self, errors: Sequence[str], *, source: str = "") -> None:
         self.errors = list(errors)
-        super().__init__("the plan is not valid: " + "; ".join(self.errors))
+        head = f"{source}: " if source else "the plan is not valid: "
+        super().__init__(head + "; ".join(self.errors))
 
 
 @dataclass(frozen=True)
@@ -87,78 +98,130 @@ class Plan:
         return next(w for w in self.workstreams if w.id == workstream_id)
 
 
-def parse_plan(data: Any, repo: Path, *, max_sessions: int | None = None) -> Plan:
-    """Check a plan (as decoded JSON) and return it with owned paths normalised."""
-    errors: list[str] = []
-    if not isinstance(data, Mapping) or not isinstance(data.get("workstreams"), list):
-        raise PlanInvalid(["a plan is an object with a 'workstreams' list"])
-    items = data["workstreams"]
-    if not items:
-        raise PlanInvalid(["the plan has no workstreams"])
-    streams = []
-    for n, item in enumerate(items, 1):
-        stream = _workstream(item, n, repo, errors)
-        if stream is not None:
-            streams.append(stream)
-    ids = [w.id for w in streams]
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
-        errors.append(f"workstream id {dup} is used twice")
-    for w in streams:
-        for dep in w.depends_on:
-            if dep not in ids:
-                errors.append(f"{w.id} depends on {dep}, which is not in the plan")
-            elif dep == w.id:
-                errors.append(f"{w.id} depends on itself")
-    cycle = _cycle(streams)
-    if cycle:
-        errors.append("dependency cycle: " + " -> ".join(cycle))
-    errors += _overlaps(streams)
-    if max_sessions is not None and len(streams) > max_sessions:
-        errors.append(f"{len(streams)} workstreams, more than the limit of {max_sessions}")
-    if errors:
-        raise PlanInvalid(errors)
-    return Plan(tuple(streams))
-
-
-def _workstream(item: Any, n: int, repo: Path, errors: list[str]) -> Workstream | None:
-    if not isinstance(item, Mapping):
-        errors.append(f"workstream {n} is not an object")
-        return None
-    wid = str(item.get("id", "")).strip()
+def parse_plan(data: Any, repo: Path, *, max_sessions: int | None = None, source: str = "") -> Plan:
+    """Check a plan (as decoded JSON or YAML) and return it with owned paths normalised.
+    Every problem is reported at once, each with the path of its field
+    (`workstreams[1].depends_on[0]: ...`), for a person and for the planner's retry."""
+    top = Field("")
     try:
-        check_session_name(wid)
-    except InvalidInput:
-        errors.append(f"workstream {n} has a bad id {wid!r} (a letter, then letters/digits/-/_)")
-        return None
-    if wid.lower() in RESERVED_IDS or wid.lower().endswith(REVIEWER_SUFFIX):
+        top.mapping(data, "a plan: a mapping with a 'workstreams' list")
+        top.known_keys(data, (*PLAN_KEYS, *IGNORED_PLAN_KEYS), "key of a plan")
+        if "workstreams" not in data:
+            top.fail("no 'workstreams': a plan is {workstreams: [{id, name, task, owns}, ...]}")
+        items = top.key("workstreams").items(data["workstreams"], "a list of workstreams")
+    except InvalidInput as e:
+        raise PlanInvalid([str(e)], source=source) from None
+    if not items:
+        raise PlanInvalid(["workstreams: the plan has no workstreams"], source=source)
+    errors: list[str] = []
+    where = top.key("workstreams")
+    streams: list[tuple[int, Workstream]] = []
+    for n, item in enumerate(items):
+        stream = _workstream(item, where.index(n), repo, errors)
+        if stream is not None:
+            streams.append((n, stream))
+    first: dict[str, int] = {}
+    for n, w in streams:
+        if w.id in first:
+            errors.append(
+                f"{where.index(n).key('id')}: workstream id {w.id} is used twice"
+                f" (workstreams[{first[w.id]}] has it)"
+            )
+        else:
+            first[w.id] = n
+    ids = list(first)
+    for n, w in streams:
+        for d, dep in enumerate(w.depends_on):
+            here = where.index(n).key("depends_on").index(d)
+            if dep == w.id:
+                errors.append(f"{here}: {w.id} depends on itself")
+            elif dep not in first:
+                guess = did_you_mean(dep, ids)
+                errors.append(
+                    f"{here}: {w.id} depends on {dep}, which is not in the plan"
+                    + (f"; did you mean {guess}?" if guess else f" (it has {', '.join(ids)})")
+                )
+    plain = [w for _, w in streams]
+    cycle = _cycle(plain)
+    if cycle:
+        errors.append(f"{where}: dependency cycle: " + " -> ".join(cycle))
+    errors += _overlaps(streams, where)
+    if max_sessions is not None and len(items) > max_sessions:
         errors.append(
-            f"workstream {n} has the id {wid!r}, a name conductor gives its own sessions"
-            f" ({', '.join(RESERVED_IDS)}, ...{REVIEWER_SUFFIX})"
+            f"{where}: {len(items)} workstreams, more than the limit of {max_sessions}"
+            " (max_sessions)"
         )
+    if errors:
+        raise PlanInvalid(errors, source=source)
+    return Plan(tuple(plain))
+
+
+def _workstream(item: Any, where: Field, repo: Path, errors: list[str]) -> Workstream | None:
+    try:
+        where.mapping(item, "a workstream: a mapping of id, name, task, owns, ...")
+    except InvalidInput as e:
+        errors.append(str(e))
         return None
-    for key in ("name", "task"):
-        if not str(item.get(key, "")).strip():
-            errors.append(f"{wid} has no {key}")
-    owns_raw = item.get("owns", [])
-    deps_raw = item.get("depends_on", []) or []
-    if not isinstance(owns_raw, list) or not isinstance(deps_raw, list):
-        errors.append(f"{wid}: owns and depends_on are lists")
-        return None
-    owns = []
-    for path in owns_raw:
+    try:  # an unknown key is told, and the rest of the workstream still checked
+        where.known_keys(item, WORKSTREAM_KEYS, "key of a workstream")
+    except InvalidInput as e:
+        errors.append(str(e))
+    try:
+        if "id" not in item:
+            where.fail("no id (A, B, C, ...)")
+        wid = where.key("id").string(item["id"], "an id such as A (quote it)", non_empty=True)
+        wid = wid.strip()
         try:
-            owns.append(paths.normalize(str(path), repo))
-        except PathOutsideRepository:
-            errors.append(f"{wid} owns {path}, which is outside the repository")
+            check_session_name(wid)
+        except InvalidInput:
+            where.key("id").fail(
+                f"bad id {wid!r} (a letter, then up to 31 letters, digits, '-' or '_')"
+            )
+        if wid.lower() in RESERVED_IDS or wid.lower().endswith(REVIEWER_SUFFIX):
+            where.key("id").fail(
+                f"the id {wid!r} is a name conductor gives its own sessions"
+                f" ({', '.join(RESERVED_IDS)}, ...{REVIEWER_SUFFIX})"
+            )
+    except InvalidInput as e:
+        errors.append(str(e))
+        return None
+
+    def take(key: str, read: Any, default: Any) -> Any:
+        if item.get(key) is None:
+            if default is None:
+                errors.append(f"{where.key(key)}: {wid} has no {key}")
+            return default
+        try:
+            return read(where.key(key), item[key])
         except InvalidInput as e:
-            errors.append(f"{wid} owns a bad path: {e}")
+            errors.append(str(e))
+            return default
+
+    def text(field: Field, value: Any) -> str:
+        return field.string(value, "a non-empty string", non_empty=True).strip()
+
+    name = take("name", text, None)
+    task = take("task", text, None)
+    interface = take("interface", lambda f, v: f.string(v, "a string"), "")
+    depends_on = take("depends_on", lambda f, v: f.strings(v, "a list of workstream ids"), ())
+    owned = take("owns", lambda f, v: f.strings(v, "a list of paths"), ())
+    owns = []
+    for n, path in enumerate(owned):
+        try:
+            owns.append(paths.normalize(path, repo))
+        except PathOutsideRepository:
+            errors.append(
+                f"{where.key('owns').index(n)}: {wid} owns {path}, which is outside the repository"
+            )
+        except InvalidInput as e:
+            errors.append(f"{where.key('owns').index(n)}: {wid} owns a bad path: {e}")
     return Workstream(
         id=wid,
-        name=str(item.get("name", "")).strip(),
-        task=str(item.get("task", "")).strip(),
+        name=name or "",
+        task=task or "",
         owns=tuple(dict.fromkeys(owns)),
-        depends_on=tuple(str(d) for d in deps_raw),
-        interface=str(item.get("interface", "") or ""),
+        depends_on=tuple(d.strip() for d in depends_on),
+        interface=interface,
     )
 
 
@@ -190,15 +253,16 @@ def _cycle(streams: Sequence[Workstream]) -> list[str]:
     return []
 
 
-def _overlaps(streams: Sequence[Workstream]) -> list[str]:
+def _overlaps(streams: Sequence[tuple[int, Workstream]], where: Field) -> list[str]:
     errors = []
-    for i, a in enumerate(streams):
-        for b in streams[i + 1 :]:
+    for i, (_, a) in enumerate(streams):
+        for n, b in streams[i + 1 :]:
             for pa in a.owns:
-                for pb in b.owns:
+                for k, pb in enumerate(b.owns):
                     if paths.covers(pa, pb) or paths.covers(pb, pa):
                         errors.append(
-                            f"{a.id} and {b.id} both own {pa if pa == pb else pa + ' / ' + pb}"
+                            f"{where.index(n).key('owns').index(k)}: {a.id} and {b.id} both own"
+                            f" {pa if pa == pb else pa + ' / ' + pb}"
                         )
     return errors
 
@@ -218,13 +282,23 @@ def layers(plan: Plan) -> list[list[str]]:
 
 
 def load_plan(path: Path, repo: Path, *, max_sessions: int | None = None) -> Plan:
+    """A plan file: JSON (`.json`) or YAML (any other name; JSON is YAML too)."""
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
     except OSError as e:
         raise InvalidInput(f"cannot read the plan {path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise InvalidInput(f"the plan {path} is not JSON: {e}") from None
-    return parse_plan(data, repo, max_sessions=max_sessions)
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}: not a text file (a plan is JSON or YAML)") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InvalidInput(
+                f"{path} is not JSON: line {e.lineno}, column {e.colno}: {e.msg}"
+            ) from None
+    else:
+        data = load_yaml(text, str(path))
+    return parse_plan(data, repo, max_sessions=max_sessions, source=str(path))
 
 
 def save_plan(plan: Plan, path: Path) -> None:

@@ -46,7 +46,9 @@ def test_a_good_plan_parses_with_owned_paths_normalised(tmp_path: Path) -> None:
 
 def test_ids_must_be_unique(tmp_path: Path) -> None:
     data = {"workstreams": [stream("A", ["a"]), stream("A", ["b"])]}
-    assert "workstream id A is used twice" in errors_of(data, tmp_path)
+    assert errors_of(data, tmp_path) == [
+        "workstreams[1].id: workstream id A is used twice (workstreams[0] has it)"
+    ]
 
 
 def test_ids_must_be_usable_as_session_names(tmp_path: Path) -> None:
@@ -71,22 +73,28 @@ def test_a_dependency_cycle_is_refused_and_named(tmp_path: Path) -> None:
             stream("C", ["c"], ["B"]),
         ]
     }
-    assert "dependency cycle: A -> C -> B -> A" in errors_of(data, tmp_path)
+    assert "workstreams: dependency cycle: A -> C -> B -> A" in errors_of(data, tmp_path)
 
 
 def test_an_unknown_dependency_is_refused(tmp_path: Path) -> None:
     data = {"workstreams": [stream("A", ["a"], ["Z"])]}
-    assert "A depends on Z, which is not in the plan" in errors_of(data, tmp_path)
+    assert errors_of(data, tmp_path) == [
+        "workstreams[0].depends_on[0]: A depends on Z, which is not in the plan (it has A)"
+    ]
 
 
 def test_owned_paths_must_stay_inside_the_repository(tmp_path: Path) -> None:
     data = {"workstreams": [stream("A", ["../elsewhere"])]}
-    assert "A owns ../elsewhere, which is outside the repository" in errors_of(data, tmp_path)
+    assert errors_of(data, tmp_path) == [
+        "workstreams[0].owns[0]: A owns ../elsewhere, which is outside the repository"
+    ]
 
 
 def test_two_workstreams_may_not_own_overlapping_paths(tmp_path: Path) -> None:
     data = {"workstreams": [stream("A", ["src/"]), stream("B", ["src/cli.py"])]}
-    assert "A and B both own src / src/cli.py" in errors_of(data, tmp_path)
+    assert errors_of(data, tmp_path) == [
+        "workstreams[1].owns[0]: A and B both own src / src/cli.py"
+    ]
 
 
 def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
@@ -102,7 +110,9 @@ def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
 
 def test_max_sessions_caps_the_number_of_workstreams(tmp_path: Path) -> None:
     data = {"workstreams": [stream(w, [w.lower()]) for w in "ABC"]}
-    assert "3 workstreams, more than the limit of 2" in errors_of(data, tmp_path, max_sessions=2)
+    assert errors_of(data, tmp_path, max_sessions=2) == [
+        "workstreams: 3 workstreams, more than the limit of 2 (max_sessions)"
+    ]
 
 
 def test_layers_follow_the_dependencies(tmp_path: Path) -> None:
@@ -129,6 +139,52 @@ def test_a_plan_round_trips_through_its_file(tmp_path: Path) -> None:
 def test_a_plan_file_that_does_not_parse_is_a_one_line_error(tmp_path: Path) -> None:
     bad = tmp_path / "plan.json"
     bad.write_text("{'workstreams': [")
-    with pytest.raises(InvalidInput, match="is not JSON") as caught:
+    with pytest.raises(InvalidInput, match=r"plan\.json is not JSON: line 1, column 2: ") as caught:
         load_plan(bad, tmp_path)
     assert "\n" not in str(caught.value)
+
+
+def test_a_plan_may_be_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "workstreams:\n"
+        "  - {id: A, name: core, task: types, owns: [src/core/]}\n"
+        "  - {id: B, name: cli, task: the CLI, owns: [src/cli.py], depends_on: [A]}\n"
+    )
+    plan = load_plan(path, tmp_path)
+    assert plan.get("A").owns == ("src/core",) and plan.get("B").depends_on == ("A",)
+
+
+def test_a_plan_files_errors_name_the_file_and_each_field(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "workstreams:\n"
+        "  - {id: A, name: core, task: types, owns: [src], depnds_on: [B]}\n"
+        "  - {id: B, task: '', owns: [src/cli.py]}\n"
+    )
+    with pytest.raises(PlanInvalid) as caught:
+        load_plan(path, tmp_path)
+    assert str(caught.value) == (
+        f"{path}: workstreams[0].depnds_on: unknown key of a workstream; did you mean"
+        " depends_on?; workstreams[1].name: B has no name; workstreams[1].task: expected a"
+        " non-empty string, got ''; workstreams[1].owns[0]: A and B both own src / src/cli.py"
+    )
+
+
+def test_the_planners_plan_is_refused_with_every_error_for_its_retry(tmp_path: Path) -> None:
+    data = {"workstreams": [stream("A", ["a"], colour="red")]}
+    with pytest.raises(PlanInvalid) as caught:
+        parse_plan(data, tmp_path)
+    assert str(caught.value).startswith("the plan is not valid: workstreams[0].colour: unknown")
+    assert caught.value.errors == [
+        "workstreams[0].colour: unknown key of a workstream (known: id, name, task, owns,"
+        " depends_on, interface)",
+    ]
+
+
+def test_the_schema_tells_the_planner_which_keys_there_are() -> None:
+    from conductor.plan import PLAN_SCHEMA, WORKSTREAM_KEYS
+
+    item = PLAN_SCHEMA["properties"]["workstreams"]["items"]
+    assert set(item["properties"]) == set(WORKSTREAM_KEYS)
+    assert item["additionalProperties"] is False and PLAN_SCHEMA["additionalProperties"] is False

@@ -7,6 +7,7 @@ import pytest
 from conductor.errors import InvalidInput
 from conductor.standin.conversation import read_conversation
 from conductor.standin.script import (
+    Fault,
     MissingVariable,
     Position,
     Step,
@@ -106,24 +107,184 @@ def test_braces_in_file_contents_are_left_alone() -> None:
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [
-        ("roles: [", "not valid YAML"),
-        ("[1, 2]", "a mapping with a 'roles' mapping"),
-        ("roles: {A: []}", "non-empty list of chapters"),
-        ("roles: {A: [[]]}", "non-empty list of steps"),
-        ("roles: {A: [[{input: {}}]]}", "a tool or a text"),
-        ("roles: {A: [[{tool: Bash, colour: red}]]}", "unknown keys ['colour']"),
-        ("roles: {A: [[{tool: Bash, on_result: [{contains: x, goto: nowhere}]}]]}", "nowhere"),
-        ("roles: {A: [[{text: x, until: y}]]}", "belong to tool steps"),
-        ("roles: {A: [[{tool: Bash, fault: {status: 529, when: 1}}]]}", "fault is"),
-        ("roles: {A: [[{text: a}]]}\nextra: 1", "unknown top-level keys"),
+        ("roles: [", "s.yaml is not valid YAML: line 1, column 9: expected the node content"),
+        ("[1, 2]", "s.yaml: expected a mapping with a 'roles' mapping"),
+        ("usage: {}", "s.yaml: no 'roles'"),
+        ("roles: {}", "s.yaml: roles: no roles"),
+        ("roles: {A: []}", "s.yaml: roles.A: expected a non-empty list of chapters"),
+        ("roles: {A: [[]]}", "s.yaml: roles.A[0]: expected a non-empty list of steps"),
+        ("roles: {A: [[{input: {}}]]}", "s.yaml: roles.A[0][0]: a step has a tool"),
+        (
+            "roles: {A: [[{tool: Bash, colour: red}]]}",
+            "roles.A[0][0].colour: unknown key of a step",
+        ),
+        ("roles: {A: [[{tool: Bash, on_result: [{contains: x, goto: nowhere}]}]]}", "'nowhere'"),
+        ("roles: {A: [[{text: x, until: y}]]}", "roles.A[0][0].until: belongs to a tool step"),
+        ("roles: {A: [[{tool: Bash, fault: {status: 529, when: 1}}]]}", "fault.when: unknown key"),
+        ("roles: {A: [[{text: a}]]}\nextra: 1", "s.yaml: extra: unknown top-level key"),
+        ("roles: {A: [[{text: a}]], A: [[{text: b}]]}", "the key 'A' appears twice"),
     ],
 )
 def test_a_bad_script_is_refused_saying_where(text: str, complaint: str) -> None:
-    with pytest.raises(InvalidInput, match=None) as caught:
+    with pytest.raises(InvalidInput) as caught:
         parse_script(text, source="s.yaml")
     assert complaint in str(caught.value)
     assert str(caught.value).startswith("s.yaml")
     assert "\n" not in str(caught.value)
+
+
+# Each malformed field of a step, and the one line that names it (steps counted from 0).
+STEP = "roles: {{A: [[{{tool: Bash}}, {step}, {{text: done}}]]}}"
+BAD_STEPS = [
+    (
+        "{tool: Bash, until: x, max: many}",
+        "[0][1].max: expected a whole number of calls, 1 or more, got 'many'",
+    ),
+    (
+        "{tool: Bash, until: x, max: 0}",
+        "[0][1].max: expected a whole number of calls, 1 or more, got 0",
+    ),
+    ("{tool: Bash, max: 3}", "[0][1].max: belongs with until"),
+    (
+        "{tool: Bash, delay: soon}",
+        "[0][1].delay: expected a number of seconds, 0 or more, got 'soon'",
+    ),
+    ("{tool: Bash, delay: -1}", "[0][1].delay: expected a number of seconds, 0 or more, got -1"),
+    ("{tool: Bash, delay: .inf}", "[0][1].delay: expected a number of seconds, 0 or more, got inf"),
+    (
+        "{tool: Bash, delay: true}",
+        "[0][1].delay: expected a number of seconds, 0 or more, got true",
+    ),
+    ("{tool: Bash, label: [a]}", "[0][1].label: expected a label name, got ['a']"),
+    ("{tool: Bash, until: [x]}", "[0][1].until: expected a text to wait for, got ['x']"),
+    (
+        "{tool: Bash, fault: {status: bad}}",
+        "[0][1].fault.status: expected an HTTP error status from 400 to 599, got 'bad'",
+    ),
+    (
+        "{tool: Bash, fault: {status: 200}}",
+        "[0][1].fault.status: expected an HTTP error status from 400 to 599, got 200",
+    ),
+    (
+        "{tool: Bash, fault: 700}",
+        "[0][1].fault: expected an HTTP error status from 400 to 599, got 700",
+    ),
+    (
+        "{tool: Bash, fault: oops}",
+        "[0][1].fault: expected an HTTP error status from 400 to 599, or a mapping",
+    ),
+    ("{tool: Bash, fault: {}}", "[0][1].fault: a fault has a status"),
+    ("{tool: Bash, fault: {times: 2}}", "[0][1].fault: a fault has a status"),
+    (
+        "{tool: Bash, fault: {status: 529, drop: true}}",
+        "[0][1].fault: a fault has a status or drop: true, not both",
+    ),
+    ("{tool: Bash, fault: {drop: 1}}", "[0][1].fault.drop: expected true or false, got 1"),
+    (
+        "{tool: Bash, fault: {status: 529, times: 0}}",
+        "[0][1].fault.times: expected a whole number of answers, 1 or more, got 0",
+    ),
+    (
+        "{tool: Bash, fault: {stauts: 529}}",
+        "[0][1].fault.stauts: unknown key of a fault; did you mean status?",
+    ),
+    (
+        "{tool: Bash, usage: {input_tokens: -1}}",
+        "[0][1].usage.input_tokens: expected a whole number of tokens, 0 or more, got -1",
+    ),
+    (
+        "{tool: Bash, usage: {output_tokens: lots}}",
+        "[0][1].usage.output_tokens: expected a whole number of tokens",
+    ),
+    (
+        "{tool: Bash, usage: {inptu_tokens: 1}}",
+        "[0][1].usage.inptu_tokens: unknown key of usage; did you mean input_tokens?",
+    ),
+    (
+        "{tool: Bash, usage: 5}",
+        "[0][1].usage: expected a mapping of input_tokens and output_tokens, got 5",
+    ),
+    ("{tool: 5}", "[0][1].tool: expected a tool name, got 5"),
+    ("{tool: ''}", "[0][1].tool: expected a tool name, got ''"),
+    ("{text: 42}", "[0][1].text: expected a string (quote it), got 42"),
+    (
+        "{tool: Bash, input: ls}",
+        "[0][1].input: expected a mapping of the tool's arguments, got 'ls'",
+    ),
+    ("{text: x, input: {}}", "[0][1].input: belongs to a tool step"),
+    ("{text: x, on_result: []}", "[0][1].on_result: belongs to a tool step"),
+    ("{tool: Bash, untill: x}", "[0][1].untill: unknown key of a step; did you mean until?"),
+    (
+        "{tool: Bash, on_result: {contains: x, goto: y}}",
+        "[0][1].on_result: expected a list of {contains, goto}",
+    ),
+    ("{tool: Bash, on_result: [{contains: x}]}", "[0][1].on_result[0]: no goto"),
+    (
+        "{tool: Bash, on_result: [x]}",
+        "[0][1].on_result[0]: expected a mapping {contains: TEXT, goto: LABEL}",
+    ),
+    (
+        "{tool: Bash, on_result: [{contains: '', goto: y}]}",
+        "[0][1].on_result[0].contains: expected a text to look for",
+    ),
+    (
+        "{tool: Bash, on_result: [{contains: x, go: y}]}",
+        "[0][1].on_result[0].go: unknown key of an on_result branch; did you mean goto?",
+    ),
+    (
+        "{tool: Bash, on_result: [{contains: x, goto: y}]}",
+        "[0][1].on_result[0].goto: 'y' names no label of this chapter",
+    ),
+    ("5", "[0][1]: expected a step: a mapping with a tool (and its input) or a text, got 5"),
+]
+
+
+@pytest.mark.parametrize(("step", "complaint"), BAD_STEPS, ids=[s for s, _ in BAD_STEPS])
+def test_each_malformed_step_field_is_named_with_its_path(step: str, complaint: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_script(STEP.format(step=step), source="script.yaml")
+    assert str(caught.value).startswith("script.yaml: roles.A" + complaint)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_label_used_twice_is_named_where_it_repeats() -> None:
+    text = "roles: {A: [[{tool: Bash, label: x}, {tool: Bash, label: x}]]}"
+    with pytest.raises(
+        InvalidInput, match=r"roles\.A\[0\]\[1\]\.label: 'x' is the label of step \[0\]"
+    ):
+        parse_script(text)
+
+
+def test_a_step_no_path_reaches_is_refused() -> None:
+    with pytest.raises(InvalidInput, match=r"roles\.A\[0\]\[1\]: never reached"):
+        parse_script("roles: {A: [[{text: done}, {text: never}]]}")
+    # a goto reaches it: valid
+    parse_script(
+        "roles: {A: [[{tool: Bash, on_result: [{contains: x, goto: b}]}, {text: a},"
+        " {text: b, label: b}]]}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"), [("my role", "roles['my role']"), ("a/b", "roles['a/b']")]
+)
+def test_a_role_name_the_marker_cannot_name_is_refused(name: str, shown: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_script({"roles": {name: [[{"text": "x"}]]}}, source="s")
+    assert str(caught.value).startswith(f"s: {shown}: a role name is letters")
+
+
+def test_a_request_for_a_missing_role_says_what_to_add() -> None:
+    script = parse_script("roles: {A: [[{text: a}]], A-review: [[{text: r}]]}")
+    planner = script.why_no_role("conductor-role: planner\n\nYou are planning")
+    assert "add roles.planner" in planner and "StructuredOutput" in planner
+    assert "it has A, A-review" in planner and "--plan FILE" in planner
+    reviewer = script.why_no_role("conductor-role: B-review\n")
+    assert "add roles.B-review" in reviewer and "mcp__bus__review_verdict" in reviewer
+    worker = script.why_no_role("conductor-role: C\n")
+    assert "add roles.C, a workstream of the plan" in worker
+    unmarked = script.why_no_role("hello")
+    assert "no 'conductor-role: NAME' line" in unmarked and "named default" in unmarked
 
 
 def test_a_fault_may_be_given_as_a_bare_status() -> None:
@@ -208,3 +369,12 @@ def test_the_readme_example_script_is_valid_and_branches_as_described() -> None:
     chapter = parse_script(example.group(1), source="README").roles["B"][0]
     denied = ["nothing", "types exported", "Write denied: src/cli.py is claimed by A"]
     assert chapter[replay(chapter, denied).index].label == "give-up"
+
+
+@pytest.mark.parametrize(
+    "kw", [{"status": "bad"}, {"status": 200}, {}, {"status": 529, "drop": True}]
+)
+def test_a_fault_built_in_python_is_checked_too(kw: dict[str, object]) -> None:
+    """A status the server could not send would drop the connection without a word."""
+    with pytest.raises(InvalidInput, match="a fault"):
+        Fault(**kw)  # type: ignore[arg-type]

@@ -187,12 +187,7 @@ class StandIn:
         conv = read_conversation(body)
         role = self.script.role_for(conv.first_prompt)
         if role is None:
-            roles = ", ".join(self.script.roles)
-            return Reply(
-                status=400,
-                error=f"no script for this request: the first prompt names no role of [{roles}]"
-                " (put 'conductor-role: NAME' in it)",
-            )
+            return Reply(status=400, error=self.script.why_no_role(conv.first_prompt))
         chapters = self.script.roles[role]
         chapter_no = max(conv.prompts, 1)
         where = f"{role} chapter {chapter_no}"

@@ -1,0 +1,1 @@
+"""Lengths and their units."""
