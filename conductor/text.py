@@ -31,7 +31,9 @@ def one_line(text: str, limit: int = 80) -> str:
 
 
 def sync_lines(result: SyncResult) -> list[str]:
-    """claude-swarm's sync format: nothing at all when nothing is new."""
+    """claude-swarm's sync format: nothing at all when nothing is new. What sessions wrote is
+    shown with its control characters escaped (`escape_controls`): an ANSI escape in a message
+    body prints as `\\x1b[31m`, it does not recolour the reader's terminal."""
     if result.empty:
         return []
     lines = [f"[SYNC] {len(result.messages)} new message(s), {len(result.context)} new context"]
@@ -39,7 +41,7 @@ def sync_lines(result: SyncResult) -> list[str]:
         lines.append(f'MSG #{m.id} from={m.sender or "conductor"}: "{m.body}"')
     for c in result.context:
         lines.append(f'CTX [{c.category.value}] by={c.author or "conductor"}: "{c.body}"')
-    return lines
+    return [escape_controls(line) for line in lines]
 
 
 def ago(then: float | None, now: float | None = None) -> str:

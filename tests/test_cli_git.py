@@ -21,6 +21,16 @@ def test_commit_prefixes_the_session(team: Cli, repo: Path) -> None:
     assert git(repo, "log", "-1", "--format=%s") == "[Session A] add PII detection middleware"
 
 
+def test_commit_message_from_stdin(process_cli: Cli, team: Cli, repo: Path) -> None:
+    (repo / "long.txt").write_text("long\n")
+    git(repo, "add", "long.txt")
+    body = "subject line\n\n" + "a long body line\n" * 40_000  # ~700 kB
+    done = process_cli.ok("commit", "-", "--session", "A", input=body.encode())
+    assert done.out.startswith("[Session A] subject line (")  # its subject, not 700 kB
+    assert git(repo, "log", "-1", "--format=%s") == "[Session A] subject line"
+    assert git(repo, "log", "-1", "--format=%B").count("a long body line") == 40_000
+
+
 def test_commit_all_stages_every_change_first(team: Cli, repo: Path) -> None:
     (repo / "new.txt").write_text("new\n")
     team.ok("commit", "everything", "--session", "B", "--all")
@@ -213,6 +223,33 @@ def test_review_diff_from_stdin_comes_back_byte_for_byte(process_cli: Cli, team:
     assert process_cli.ok("review", "show", "1", "--diff-only").raw == diff
 
 
+def test_review_diff_dash_reads_stdin_byte_for_byte(process_cli: Cli, team: Cli) -> None:
+    diff = b"--- a\n+++ b\n" + b"+\x1b[31m a line of a megabyte diff\n" * 32_768 + b"\n\n"
+    assert len(diff) > 1 << 20
+    process_cli.ok("review", "request", "--from", "A", "--diff", "-", input=diff)
+    assert process_cli.ok("review", "show", "1", "--diff-only").raw == diff  # not "-"
+
+
+def test_review_note_from_stdin(team: Cli) -> None:
+    team.ok("review", "request", "--from", "A", "--diff", "+x", "--note", "-", input=b"see\n")
+    assert team.ok("review", "show", "1", "--json").json()["note"] == "see"
+
+
+def test_only_one_value_comes_from_stdin(team: Cli) -> None:
+    for args in (["--diff", "-", "--note", "-"], ["--diff-file", "-", "--note", "-"]):
+        line = one_line_error(team.fails("review", "request", "--from", "A", *args, input=b"x"))
+        assert "only one of --diff, --diff-file and --note can read stdin" in line
+    assert "not both" in one_line_error(
+        team.fails("review", "request", "--from", "A", "--diff", "x", "--diff-file", "-")
+    )
+
+
+def test_review_comment_from_stdin(team: Cli) -> None:
+    team.ok("review", "request", "--from", "A", "--to", "B", "--diff", "+x")
+    team.ok("review", "reject", "1", "--from", "B", "-m", "-", input=b"fix\nthis\n\n")
+    assert team.ok("review", "show", "1", "--json").json()["comment"] == "fix\nthis"
+
+
 def test_review_diff_from_a_file(team: Cli, tmp_path: Path) -> None:
     patch = tmp_path / "change.patch"
     patch.write_bytes(b"+[bold]not markup[/bold]\n")
@@ -287,3 +324,36 @@ def test_git_status_diff_and_log_pass_through(team: Cli, repo: Path) -> None:
 def test_git_commands_work_in_a_second_repository_too(tmp_path: Path) -> None:
     other = make_repo(tmp_path / "second")
     assert "initial" in Cli(other).ok("git-log").out
+
+
+@pytest.mark.parametrize(
+    "args", [["git-status"], ["git-diff"], ["git-log"], ["git-log", "-n", "3"]]
+)
+def test_git_commands_outside_a_repository_are_a_one_line_error(
+    tmp_path: Path, args: list[str]
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    line = one_line_error(Cli(plain, process=True).fails(*args))
+    assert line.startswith(f"error: git {args[0].removeprefix('git-')}: ")
+    assert "not a git repository" in line.lower()
+
+
+def test_git_failing_inside_a_repository_is_a_one_line_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "-q", "-b", "main")
+    line = one_line_error(Cli(empty).fails("git-log"))
+    assert "does not have any commits yet" in line
+    line = one_line_error(Cli(empty).fails("git-diff", "--no-such-option"))
+    assert "no-such-option" in line
+    assert one_line_error(Cli(empty).fails("git-log", "-n", "0")).startswith(
+        "error: invalid value for '-n'"
+    )
+
+
+def test_git_diff_keeps_its_answer_that_the_trees_differ(team: Cli, repo: Path) -> None:
+    assert team.ok("git-diff", "--exit-code").out == ""
+    (repo / "README.md").write_text("changed\n")
+    differs = team.fails("git-diff", "--exit-code", code=1)
+    assert "+changed" in differs.out and differs.err == ""

@@ -19,13 +19,16 @@ from support import Cli, clean_env
 
 from conductor.cli.hand import parse
 from conductor.cli.plumbing import say
+from conductor.text import escape_controls
 
 FULL_APP = "from conductor.cli import app; app(prog_name='python -m conductor')"
 HEAVY = ("typer", "pydantic", "asyncio", "claude_agent_sdk", "rich")
 
 
-def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+def _run(argv: list[str], cwd: Path, env: dict[str, str], stdin: str = "") -> tuple[int, str, str]:
+    done = subprocess.run(
+        argv, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=60
+    )
     return done.returncode, _untimed(done.stdout), done.stderr
 
 
@@ -48,7 +51,7 @@ def _mask(data: object) -> object:
 
 
 def both(
-    repo: Path, tmp_path: Path, *args: str, **env: str
+    repo: Path, tmp_path: Path, *args: str, stdin: str = "", **env: str
 ) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
     """(through the door, through the full app), each in its own copy of `repo`."""
     door, full = tmp_path / "door", tmp_path / "full"
@@ -57,8 +60,8 @@ def both(
         shutil.copytree(repo, copy, symlinks=True)
     environment = clean_env(**env)
     return (
-        _run([sys.executable, "-m", "conductor", *args], door, environment),
-        _run([sys.executable, "-c", FULL_APP, *args], full, environment),
+        _run([sys.executable, "-m", "conductor", *args], door, environment, stdin),
+        _run([sys.executable, "-c", FULL_APP, *args], full, environment, stdin),
     )
 
 
@@ -85,6 +88,16 @@ CASES = [
     ("sync", "-h"),
     ("message", "B", "--from", "A"),
     ("status", "--verbose"),
+    # --run after the command name, as every command that reads a run takes it
+    ("status", "--json", "--run", "no-such-run"),
+    ("sync", "-s", "B", "--run", "no-such-run"),
+    ("message", "B", "hi", "--run", "no-such-run", "--from", "A"),
+    ("status", "--run"),
+    ("status", "--run", "--json"),
+    ("status", "--run=no-such-run"),
+    # a text from stdin: left to the full command
+    ("message", "B", "-", "--from", "A"),
+    ("message", "B", "--", "-", "--from", "A"),
 ]
 
 
@@ -94,6 +107,53 @@ def test_the_door_answers_as_the_full_command(
 ) -> None:
     door, full = both(mail, tmp_path, *args)
     assert door == full
+
+
+def _run_id(team: Cli) -> str:
+    return str(team.ok("runs", "--json").json()[0]["id"])
+
+
+def test_run_after_the_command_is_read_as_the_full_command_reads_it(
+    team: Cli, repo: Path, tmp_path: Path
+) -> None:
+    team.ok("message", "B", "the schema is in db/", "--from", "A")
+    run = _run_id(team)
+    cases = [
+        (("sync", "-s", "B", "--run", run), {}),
+        (("status", "--run", run, "--json"), {}),
+        (("message", "B", "hi", "--from", "A", "--run", run), {}),
+        (("--run", "no-such-run", "status", "--run", run, "--json"), {}),  # after wins
+        (("--run", run, "status", "--run", "no-such-run"), {}),
+        (("status", "--json", "--run", run), {"CONDUCTOR_RUN": "no-such-run"}),
+        (("sync", "-s", "B", "--run", "no-such-run", "--run", run), {}),  # the last one wins
+    ]
+    for args, env in cases:
+        door, full = both(repo, tmp_path, *args, **env)
+        assert door == full, args
+    assert "MSG #1 from=A" in both(repo, tmp_path, "sync", "-s", "B", "--run", run)[0][1]
+
+
+def test_a_text_from_stdin_is_sent_as_the_full_command_sends_it(
+    team: Cli, repo: Path, tmp_path: Path
+) -> None:
+    door, full = both(repo, tmp_path, "message", "B", "-", "--from", "A", stdin="from stdin\n")
+    assert door == full
+    assert door[1] == "message #1 sent to B\n"
+
+
+def test_a_message_body_is_synced_with_its_control_characters_escaped(
+    team: Cli, repo: Path, tmp_path: Path
+) -> None:
+    team.ok("message", "B", "\x1b[31mred\x1b[0m and a bell\x07", "--from", "A")
+    team.ok("context", "add", "\x1b]0;retitled\x07", "--session", "A")
+    door, full = both(repo, tmp_path, "sync", "-s", "B")
+    assert door == full
+    assert "\x1b" not in door[1] and "\x07" not in door[1]
+    assert 'MSG #1 from=A: "\\x1b[31mred\\x1b[0m and a bell\\x07"' in door[1]
+    assert 'by=A: "\\x1b]0;retitled\\x07"' in door[1]
+    json_door, json_full = both(repo, tmp_path, "sync", "-s", "B", "--json")
+    assert json_door == json_full
+    assert json.loads(json_door[1])["messages"][0]["body"].startswith("\x1b[31mred")
 
 
 def test_a_session_from_the_environment_is_read_as_the_full_command_reads_it(
@@ -141,6 +201,8 @@ def test_a_supervised_session_is_refused_the_same_way(
         ("message", "B", "approve me", "--from", "human"),
         ("sync", "-s", "B"),
         ("--run", "another-run", "sync", "-s", "A"),
+        ("sync", "-s", "A", "--run", "another-run"),
+        ("message", "B", "hi", "--run", "another-run"),
     ):
         door, full = both(repo, tmp_path, *args, **inside)
         assert door == full
@@ -178,6 +240,12 @@ def test_the_door_loads_neither_typer_nor_an_event_loop_nor_rich_for_a_pipe(
         ["--version"],
         ["init"],
         [],
+        ["message", "B", "-"],
+        ["message", "B", "-", "--from", "A"],
+        ["sync", "-s", "B", "--run"],
+        ["status", "--run", "-x"],
+        ["status", "--run="],
+        ["status", "--run", ""],
     ],
 )
 def test_a_command_line_not_read_whole_is_left_to_the_full_command(argv: list[str]) -> None:
@@ -190,16 +258,46 @@ def test_the_last_of_a_repeated_option_wins_as_in_the_full_command() -> None:
     assert (call.globals.run, call.values["session"], call.json) == ("r1", "B", True)
 
 
+def test_run_after_the_command_wins_over_run_before_it_and_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONDUCTOR_RUN", "from-env")
+    for argv, run in [
+        (["status"], "from-env"),
+        (["--run", "r1", "status"], "r1"),
+        (["--run", "r1", "status", "--run", "r2"], "r2"),
+        (["status", "--run", "r2", "--run", "r3"], "r3"),
+        (["message", "B", "hi", "--run", "r2", "-f", "A"], "r2"),
+    ]:
+        call = parse(argv)
+        assert call is not None and call.globals.run == run, argv
+        assert "run" not in call.values
+
+
 @pytest.mark.parametrize(
     "text",
-    ["plain words", "a\ttab", "esc \x1b[31mred", "bell\x07", "cr\rz", "two\nlines", "漢字 ünï"],
+    [
+        "plain words",
+        "a\ttab",
+        "esc \x1b[31mred",
+        "bell\x07",
+        "cr\rz",
+        "two\nlines",
+        "漢字 ünï",
+        "ünï \x1b[1mbold\x9b2J",
+        "del\x7f",
+    ],
 )
 def test_a_line_prints_as_the_console_prints_it(
     text: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Both ways `say` prints (plain ASCII itself, anything else through rich) give the bytes
+    the console gives for the line with its control characters written out."""
     from conductor.dashboard import console
 
-    console().print(text, soft_wrap=True)
+    console().print(escape_controls(text), soft_wrap=True)
     by_console = capsys.readouterr().out
     say(text)
-    assert capsys.readouterr().out == by_console
+    said = capsys.readouterr().out
+    assert said == by_console
+    assert not any(c in said for c in "\x1b\x07\r\x7f\x9b")

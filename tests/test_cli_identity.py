@@ -176,8 +176,14 @@ def test_a_session_cannot_act_in_another_run(
     crew: Cli, repo: Path, inside_b: dict[str, str]
 ) -> None:
     other = crew.ok("init", "--sessions", "B:elsewhere", "--json").json()["run"]["id"]
-    line = refused(crew, repo, inside_b, "--run", other, "message", "all", "hi")
-    assert f"only in run {inside_b['CONDUCTOR_RUN']} (not {other})" in line
+    for args in (
+        ["--run", other, "message", "all", "hi"],
+        ["message", "all", "hi", "--run", other],  # --run after the command: the same run
+        ["context", "add", "x", "--run", other],
+        ["review", "request", "--diff", "x", "--run", other],
+    ):
+        line = refused(crew, repo, inside_b, *args)
+        assert f"only in run {inside_b['CONDUCTOR_RUN']} (not {other})" in line
 
 
 def test_a_session_acts_in_its_own_run_not_the_newest(crew: Cli, inside_b: dict[str, str]) -> None:

@@ -12,9 +12,11 @@ import typer
 from conductor import actions, dashboard, gitops
 from conductor.bus import Bus, create_run, parse_session_specs, seen_state
 from conductor.cli.common import (
+    STDIN,
     FromOpt,
     Globals,
     JsonOpt,
+    RunOpt,
     SessionOpt,
     acting_as,
     app,
@@ -25,9 +27,11 @@ from conductor.cli.common import (
     open_store,
     out,
     print_json,
+    read_stdin,
     review_app,
     run_async,
     say,
+    text_from,
     with_bus,
 )
 from conductor.cli.plumbing import print_sessions
@@ -46,7 +50,9 @@ def init(
         str | None,
         typer.Option("--sessions", help='Sessions to register, e.g. "A:frontend B:api".'),
     ] = None,
-    goal: Annotated[str, typer.Option("--goal", help="What the run is for.")] = "",
+    goal: Annotated[
+        str, typer.Option("--goal", help="What the run is for (- reads it from stdin).")
+    ] = "",
     json_: JsonOpt = False,
 ) -> None:
     """Write a commented conductor.toml; with --sessions, start a run by hand instead."""
@@ -55,6 +61,7 @@ def init(
     if sessions is None:
         say(f"wrote {run_async(_write_config)}: edit it to set checks, budgets and review policy")
         return
+    goal = text_from(goal)
 
     async def go() -> tuple[Bus, list[Session]]:
         assert sessions is not None
@@ -93,7 +100,7 @@ async def _write_config() -> Path:
 
 
 @app.command(rich_help_panel="Coordination")
-def status(ctx: typer.Context, json_: JsonOpt = False) -> None:
+def status(ctx: typer.Context, _run: RunOpt = None, json_: JsonOpt = False) -> None:
     """The run's sessions: status, branch, unread messages, note."""
 
     async def go(bus: Bus, ws: Workspace) -> tuple[list[Session], dict[str, int]]:
@@ -117,15 +124,19 @@ def update(
         ),
     ] = None,
     note: Annotated[
-        str | None, typer.Option("--note", help="What it is doing or waiting on.")
+        str | None,
+        typer.Option("--note", help="What it is doing or waiting on (- reads it from stdin)."),
     ] = None,
     branch: Annotated[str | None, typer.Option("--branch", help="The branch it works on.")] = None,
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Change a session's status, note or branch."""
     acting_as(ctx, session)
     if status is None and note is None and branch is None:
         fail("nothing to update: give --status, --note or --branch")
+    if note is not None:
+        note = text_from(note)
 
     async def go(bus: Bus, ws: Workspace) -> Any:
         return await bus.update(session, status=status, note=note, branch=branch)
@@ -135,7 +146,9 @@ def update(
 
 
 @app.command(rich_help_panel="Coordination")
-def sync(ctx: typer.Context, session: SessionOpt, json_: JsonOpt = False) -> None:
+def sync(
+    ctx: typer.Context, session: SessionOpt, _run: RunOpt = None, json_: JsonOpt = False
+) -> None:
     """New messages + new shared context + a heartbeat, in one call. Silent when nothing is new."""
     acting_as(ctx, session)
 
@@ -157,12 +170,14 @@ def sync(ctx: typer.Context, session: SessionOpt, json_: JsonOpt = False) -> Non
 def message(
     ctx: typer.Context,
     to: Annotated[str, typer.Argument(help="Session id, or 'all'.")],
-    text: Annotated[str, typer.Argument(help="The message.")],
+    text: Annotated[str, typer.Argument(help="The message, or - to read it from stdin.")],
     sender: FromOpt,
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Send a message to one session, or to all."""
     acting_as(ctx, sender)
+    text = text_from(text)
 
     async def go(bus: Bus, ws: Workspace) -> Any:
         return await bus.send(sender, to, text)
@@ -176,6 +191,7 @@ def inbox(
     ctx: typer.Context,
     session: SessionOpt,
     all_: Annotated[bool, typer.Option("--all", help="Include messages already read.")] = False,
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Messages to a session (unread ones unless --all). Does not mark them read."""
@@ -196,12 +212,14 @@ def inbox(
 def reply(
     ctx: typer.Context,
     message_id: Annotated[int, typer.Argument(help="The message to answer.")],
-    text: Annotated[str, typer.Argument(help="The reply.")],
+    text: Annotated[str, typer.Argument(help="The reply, or - to read it from stdin.")],
     sender: FromOpt,
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Answer a message to its sender; marks the original read."""
     acting_as(ctx, sender)
+    text = text_from(text)
 
     async def go(bus: Bus, ws: Workspace) -> Any:
         return await bus.reply(sender, message_id, text)
@@ -215,6 +233,7 @@ def mark_read(
     ctx: typer.Context,
     message_id: Annotated[int, typer.Argument(help="The message.")],
     session: SessionOpt,
+    _run: RunOpt = None,
 ) -> None:
     """Mark a message to you as read."""
     acting_as(ctx, session)
@@ -232,7 +251,7 @@ def mark_read(
 @context_app.command("add")
 def context_add(
     ctx: typer.Context,
-    text: Annotated[str, typer.Argument(help="The entry.")],
+    text: Annotated[str, typer.Argument(help="The entry, or - to read it from stdin.")],
     session: SessionOpt,
     category: Annotated[
         str,
@@ -240,10 +259,12 @@ def context_add(
             "--category", "-c", help="decision, interface, warning, convention or discovery"
         ),
     ] = "decision",
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Add an entry every session will see at its next sync."""
     acting_as(ctx, session)
+    text = text_from(text)
 
     async def go(bus: Bus, ws: Workspace) -> Any:
         return await bus.add_context(session, category, text)
@@ -256,6 +277,7 @@ def context_add(
 def context_show(
     ctx: typer.Context,
     category: Annotated[str | None, typer.Option("--category", "-c", help="Only this one.")] = None,
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Every shared-context entry of the run."""
@@ -280,6 +302,7 @@ def claim(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(help="A file or directory in the repository.")],
     session: SessionOpt,
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Claim a path for your session alone; a directory claim covers everything under it."""
@@ -297,6 +320,7 @@ def unclaim(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(help="A path you claimed.")],
     session: SessionOpt,
+    _run: RunOpt = None,
 ) -> None:
     """Release your claim on a path."""
     acting_as(ctx, session)
@@ -314,6 +338,7 @@ def claims(
     session: Annotated[
         str | None, typer.Option("--session", "-s", help="Only this session's.")
     ] = None,
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Every claim of the run."""
@@ -334,15 +359,17 @@ def claims(
 
 
 def _read_diff(diff: str | None, diff_file: str | None) -> bytes | None:
+    """The diff given, byte for byte: `--diff TEXT`, `--diff -` or `--diff-file -` (stdin),
+    `--diff-file FILE`; None to compute it."""
     if diff is not None and diff_file is not None:
-        raise InvalidInput("give --diff or --diff-file, not both")
-    if diff_file == "-":
-        return sys.stdin.buffer.read()
+        fail("give --diff or --diff-file, not both")
+    if STDIN in (diff, diff_file):
+        return read_stdin()
     if diff_file is not None:
         try:
             return Path(diff_file).read_bytes()
         except OSError as e:
-            raise InvalidInput(f"cannot read {diff_file}: {e.strerror}") from None
+            fail(f"cannot read {diff_file}: {e.strerror}")
     return diff.encode() if diff is not None else None
 
 
@@ -351,20 +378,28 @@ def review_request(
     ctx: typer.Context,
     sender: FromOpt,
     to: Annotated[str | None, typer.Option("--to", help="The reviewer (default: anyone).")] = None,
-    diff: Annotated[str | None, typer.Option("--diff", help="The diff as text.")] = None,
+    diff: Annotated[
+        str | None, typer.Option("--diff", help="The diff as text, or - to read it from stdin.")
+    ] = None,
     diff_file: Annotated[
         str | None, typer.Option("--diff-file", help="Read the diff from a file, or - for stdin.")
     ] = None,
     base: Annotated[str | None, typer.Option("--base", help="Diff against this ref.")] = None,
     commit: Annotated[str | None, typer.Option("--commit", help="The commit reviewed.")] = None,
-    note: Annotated[str, typer.Option("--note", help="A word to the reviewer.")] = "",
+    note: Annotated[
+        str, typer.Option("--note", help="A word to the reviewer (- reads it from stdin).")
+    ] = "",
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Ask for review of your branch (its diff is computed unless given)."""
     acting_as(ctx, sender)
+    if [diff, diff_file, note].count(STDIN) > 1:
+        fail("only one of --diff, --diff-file and --note can read stdin")
+    data = _read_diff(diff, diff_file)
+    note = text_from(note)
 
     async def go(bus: Bus, ws: Workspace) -> Any:
-        data = _read_diff(diff, diff_file)
         return await actions.request_review(
             bus, sender, ws.cwd, reviewer=to, diff=data, base=base, commit=commit, note=note
         )
@@ -382,6 +417,7 @@ def review_list(
     session: Annotated[
         str | None, typer.Option("--session", "-s", help="Only this session's.")
     ] = None,
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Reviews of the run."""
@@ -403,6 +439,7 @@ def review_show(
     ctx: typer.Context,
     review_id: Annotated[int, typer.Argument(help="The review.")],
     diff_only: Annotated[bool, typer.Option("--diff-only", help="Only the diff, raw.")] = False,
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """A review, with its diff byte for byte."""
@@ -435,6 +472,7 @@ def _decide(
     ctx: typer.Context, review_id: int, sender: str, approve: bool, comment: str, json_: bool
 ) -> None:
     acting_as(ctx, sender)
+    comment = text_from(comment)
 
     async def go(bus: Bus, ws: Workspace) -> Any:
         return await bus.decide(review_id, sender, approve=approve, comment=comment)
@@ -448,7 +486,10 @@ def review_approve(
     ctx: typer.Context,
     review_id: Annotated[int, typer.Argument(help="The review.")],
     sender: FromOpt,
-    comment: Annotated[str, typer.Option("--comment", "-m", help="Why.")] = "",
+    comment: Annotated[
+        str, typer.Option("--comment", "-m", help="Why (- reads it from stdin).")
+    ] = "",
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Approve a review (not your own)."""
@@ -460,7 +501,10 @@ def review_reject(
     ctx: typer.Context,
     review_id: Annotated[int, typer.Argument(help="The review.")],
     sender: FromOpt,
-    comment: Annotated[str, typer.Option("--comment", "-m", help="What to fix.")] = "",
+    comment: Annotated[
+        str, typer.Option("--comment", "-m", help="What to fix (- reads it from stdin).")
+    ] = "",
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Reject a review with what to fix; the author is told."""
@@ -471,6 +515,7 @@ def review_reject(
 def merge_ok(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session id.")],
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Exit 0 when the session's latest review approved its current head, else 1."""
@@ -496,7 +541,7 @@ def merge_ok(
 
 
 @lock_app.command("show")
-def lock_show(ctx: typer.Context, json_: JsonOpt = False) -> None:
+def lock_show(ctx: typer.Context, _run: RunOpt = None, json_: JsonOpt = False) -> None:
     """Who holds the git lock, and until when."""
 
     async def go(bus: Bus, ws: Workspace) -> Any:
@@ -515,6 +560,7 @@ def lock_release(
     force: Annotated[
         bool, typer.Option("--force", help="Required: it ends someone's lease.")
     ] = False,
+    _run: RunOpt = None,
 ) -> None:
     """Force-release the git lock (for a holder that is stuck, not dead: dead ones expire)."""
     acting_as(ctx, None)
@@ -534,7 +580,8 @@ def lock_release(
 @app.command("dashboard", rich_help_panel="Watch")
 def show_dashboard(
     ctx: typer.Context,
-    events: Annotated[int, typer.Option("--events", help="How many recent events.")] = 10,
+    events: Annotated[int, typer.Option("--events", min=0, help="How many recent events.")] = 10,
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """One look at everything: sessions, claims, reviews, the lock, recent events."""

@@ -6,8 +6,8 @@ adapter per option) and asyncio cost more than all of that together.
 This is a faster door to the same commands, never a different one: the same identity check,
 the same bus code (driven by `without_loop` over a store opened for this thread), the same
 output and errors. A command line it does not read whole — help, an option it does not
-know, `--opt=value`, a missing or odd value — goes to the full command, which answers it
-as it always has.
+know, `--opt=value`, a missing or odd value, `-` for a text read from stdin — goes to the
+full command, which answers it as it always has.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from conductor.text import sync_lines
 from conductor.workspace import locate_blocking
 
 GLOBAL_OPTIONS = {"--db": "db", "--run": "run"}
+RUN_OPTION = {"--run": "run"}  # `--run RUN` after the command: the full command's RunOpt
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,13 @@ class Grammar:
 
 GRAMMARS = {
     "sync": Grammar(
-        options={"--session": "session", "-s": "session"},
+        options={"--session": "session", "-s": "session", **RUN_OPTION},
         flags={"--json": "json"},
         session_option="session",
     ),
-    "status": Grammar(flags={"--json": "json"}),
+    "status": Grammar(options={**RUN_OPTION}, flags={"--json": "json"}),
     "message": Grammar(
-        options={"--from": "sender", "-f": "sender"},
+        options={"--from": "sender", "-f": "sender", **RUN_OPTION},
         flags={"--json": "json"},
         arguments=2,
         session_option="sender",
@@ -118,7 +119,9 @@ def parse(argv: list[str]) -> HandCall | None:
         if not from_env:
             return None  # the full command says what is missing
         values[grammar.session_option] = from_env
-    run = globals_.get("run") or os.environ.get(RUN_ENV) or None
+    # The run as the full command chooses it: `--run` after the command, else before it, else
+    # CONDUCTOR_RUN (the global option's envvar), else the newest.
+    run = values.pop("run", None) or globals_.get("run") or os.environ.get(RUN_ENV) or None
     return HandCall(command, Globals(db=globals_.get("db"), run=run), values, flags, arguments)
 
 

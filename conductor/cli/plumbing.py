@@ -20,6 +20,7 @@ from conductor.errors import ConductorError, StoreError
 from conductor.models import HUMAN_SESSION, Record, Session
 from conductor.plain_table import draw, pipe_width
 from conductor.store import Store
+from conductor.text import escape_controls
 from conductor.workspace import SUPERVISED_ENV
 
 if TYPE_CHECKING:
@@ -179,8 +180,10 @@ def console(stderr: bool = False) -> Console:
 
 
 def _line(text: str, stderr: bool) -> None:
-    # A plain printable line is what the console would print; anything else (tabs, control
-    # characters, wide characters) goes through it.
+    # Control characters are written out first (what someone else wrote is shown, never acted
+    # on by the terminal). A plain printable line is then what the console would print;
+    # anything else (tabs, newlines, wide characters) goes through it.
+    text = escape_controls(text)
     if text.isascii() and text.isprintable():
         stream: TextIO = sys.stderr if stderr else sys.stdout
         stream.write(text + "\n")

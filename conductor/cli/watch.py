@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,8 +12,9 @@ import typer
 
 from conductor import dashboard
 from conductor.bus import Bus, open_run, seen_state
-from conductor.cli.common import Globals, JsonOpt, app, out, print_json, run_async, say
+from conductor.cli.common import Globals, JsonOpt, RunOpt, app, print_json, run_async, say
 from conductor.costs import PLANNER, Spend, run_spend
+from conductor.live import real_sessions
 from conductor.models import Event, Run, RunState
 from conductor.store import Store
 from conductor.text import ago, one_line
@@ -31,7 +33,7 @@ def list_runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
         async with Store.open(ws.db_path, create=False) as store:
             rows = []
             for run in await store.list_runs():
-                sessions = await store.list_sessions(run.id)
+                sessions = real_sessions(await store.list_sessions(run.id))  # not human, auto
                 spent = run_spend(run.spec, await store.list_events(run.id))
                 cost = sum(s.cost_usd for s in spent.values())
                 state = await seen_state(store, run)
@@ -57,6 +59,7 @@ def list_runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
 def show_run(
     ctx: typer.Context,
     run: Annotated[str | None, typer.Argument(help="The run (default: the newest).")] = None,
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """A run's summary: its state, and each session's status, turns and cost."""
@@ -121,6 +124,7 @@ def logs(
     session: Annotated[
         str | None, typer.Option("--session", "-s", help="Only this session.")
     ] = None,
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """A run's events from the store, oldest first; with -f, follow until the run ends."""
@@ -128,9 +132,11 @@ def logs(
 
     def emit(e: Event) -> None:
         if json_:
-            print(json.dumps(e.to_json(), ensure_ascii=False, default=str), flush=True)
+            print(json.dumps(e.to_json(), ensure_ascii=False, default=str))
         else:
-            out.print(_line(e), soft_wrap=True)
+            say(_line(e))  # what sessions wrote, its control characters escaped
+        if follow:
+            sys.stdout.flush()
 
     async def go() -> None:
         ws = await locate(Path.cwd(), g.db)
