@@ -81,8 +81,8 @@ class NoDatabase(StoreError):
     def __init__(self, path: Path) -> None:
         self.path = path
         super().__init__(
-            f"no run yet: no database at {path} (start one with conductor run GOAL, or by"
-            ' hand with conductor init --sessions "A:frontend B:api")'
+            f"no run yet: no database at {path} (to start one: conductor run --help; by"
+            ' hand: conductor init --sessions "A:frontend B:api")'
         )
 
 
