@@ -22,8 +22,9 @@ sandbox:
 		fi; \
 	fi
 
+# DEMO: options for it, e.g. make demo DEMO=--keep
 demo: sandbox $(BIN)/conductor
-	$(BIN)/conductor demo
+	$(BIN)/conductor demo $(DEMO)
 
 test: sandbox $(BIN)/conductor
 	$(BIN)/ruff check .

@@ -395,13 +395,13 @@ class Supervisor:
             await self.store.set_run_state(
                 bus.run_id,
                 RunState.INTERRUPTED,
-                f"{self.fault}: once that is fixed, conductor resume {bus.run_id}",
+                f"{self.fault}: resumable once that is fixed",
             )
         elif self.stopping:
             await self.store.set_run_state(
                 bus.run_id,
                 RunState.INTERRUPTED,
-                f"continue with: conductor resume {bus.run_id}",
+                "stopped: resumable",
             )
         else:
             await self.store.set_run_state(

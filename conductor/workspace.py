@@ -90,10 +90,14 @@ def ensure_state_dir(repo_root: Path) -> Path:
     return state
 
 
-async def refuse_uncommitted(repo: Path) -> None:
+async def refuse_uncommitted(repo: Path, *, besides: Path | None = None) -> None:
     """A run starts from HEAD, so changes not committed (untracked files too) would be left
-    out of it without a word: refused, naming them, so the user need not guess which."""
-    status = await gitops.git(["status", "--porcelain", "-z"], repo)
+    out of it without a word: refused, naming them, so the user need not guess which.
+    `besides`: a file the run reads, not works on (the plan `--plan-only` saved there)."""
+    ignored = []
+    if besides is not None and besides.resolve().is_relative_to(repo.resolve()):
+        ignored = ["--", ".", f":(exclude,literal){besides.resolve().relative_to(repo.resolve())}"]
+    status = await gitops.git(["status", "--porcelain", "-z", *ignored], repo)
     changed = _status_paths(status.stdout)
     if changed:
         raise InvalidInput(

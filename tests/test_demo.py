@@ -4,8 +4,10 @@ every piece of machinery it claims to, and end with the example's tests passing.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from support import Cli, git, served_cost
@@ -25,6 +27,8 @@ class Demo:
     result: DemoResult
     events: list[Event]
     store: Store
+    root: Path
+    elsewhere: list[Path]  # what it left in the temporary dir it found
 
     @property
     def run_id(self) -> str:
@@ -38,10 +42,16 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
-    """One demo run for the whole module: each test reads a different part of it."""
-    result = await run_demo(tmp_path_factory.mktemp("demo"))
+    """One demo run for the whole module: each test reads a different part of it. It finds
+    a temporary dir of its own, to see what the run leaves there."""
+    root, tmp = tmp_path_factory.mktemp("demo"), tmp_path_factory.mktemp("tmp")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(tmp))
+        patch.setattr(tempfile, "tempdir", str(tmp))
+        result = await run_demo(root)
     async with Store.open(result.repo / ".conductor" / "conductor.db") as store:
-        yield Demo(result, await store.list_events(result.summary.run_id), store)
+        events = await store.list_events(result.summary.run_id)
+        yield Demo(result, events, store, root, sorted(tmp.iterdir()))
 
 
 def prompts_of(events: list[Event], session: str) -> list[str]:
@@ -61,6 +71,13 @@ async def test_the_demo_merges_everything_and_the_example_tests_pass(demo: Demo)
     assert {"textstats/words.py", "textstats/counts.py", "textstats/report.py"} <= set(files)
     readme = git(result.repo, "show", f"{branch}:README.md")
     assert "## report" in readme and "## counts" in readme
+
+
+async def test_the_demo_leaves_nothing_outside_its_directory(demo: Demo) -> None:
+    """What its sessions, their sandboxes and the checks made in a temporary dir went into
+    its own, and went with it: removing its directory removes all of the demo."""
+    assert demo.elsewhere == []
+    assert sorted(p.name for p in demo.root.iterdir()) == ["requests.jsonl", "textstats"]
 
 
 async def test_the_demo_runs_its_sessions_in_the_sandbox(demo: Demo) -> None:

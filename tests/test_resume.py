@@ -370,14 +370,20 @@ async def test_ctrl_c_interrupts_the_sessions_and_prints_how_to_resume(tmp_path:
         proc.send_signal(signal.SIGINT)
         assert await _finish(proc, 30) == 130, _log(off, "run.log")
         run_id = _run_id(off)
-        assert f"conductor resume {run_id}" in _log(off, "run.log")
+        said = "interrupted: continue with: "
+        lines = _log(off, "run.log").splitlines()
+        (hint,) = [line.removeprefix(said) for line in lines if line.startswith(said)]
+        assert hint.endswith(f"conductor resume {run_id}")
         summary = json.loads(_log(off, "summary.json"))
         states = {o["id"]: o["state"] for o in summary["outcomes"]}
         assert summary["interrupted"]
         assert states["A"] == states["B"] == "interrupted", summary["outcomes"]
         async with Store.open(_db(off)) as store:
             assert (await store.get_run(run_id)).state is RunState.INTERRUPTED
-        resumed = await _start(off, "resume", run_id, "--no-live", log="resume.log")
+        with open(off.repo.parent / "resume.log", "wb") as log:  # noqa: ASYNC230
+            resumed = await anyio.open_process(  # the hint as printed, pasted into a shell
+                ["bash", "-c", hint], cwd=off.repo, env=clean_env(**off.env), stdout=log, stderr=log
+            )
         assert await _finish(resumed) == 0, _log(off, "resume.log")
         files = git(off.repo, "ls-tree", "--name-only", f"conductor/{run_id}").split()
         assert {"core.py", "util.py", "cli.py"} <= set(files)

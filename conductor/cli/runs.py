@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,9 +14,11 @@ import typer
 
 from conductor import dashboard, gitops, worktrees
 from conductor.bus import Bus, new_run_id
+from conductor.cli import hints
 from conductor.cli.common import (
     Globals,
     JsonOpt,
+    RunOpt,
     app,
     err,
     out,
@@ -77,6 +81,7 @@ def run_goal(
     json_: JsonOpt = False,
 ) -> None:
     """Plan GOAL into workstreams and run them, hands-off, to merged and checked code."""
+    from conductor.cli.planning import plan_shown
     from conductor.config import REVIEW_POLICIES, load_config
     from conductor.plan import load_plan, save_plan
     from conductor.planner import make_plan
@@ -85,6 +90,8 @@ def run_goal(
     g: Globals = ctx.obj
 
     async def go() -> tuple[Plan, Path, RunSummary | None]:
+        if not goal.strip():
+            raise InvalidInput('the goal is empty: say what to build (conductor run "A CLI for X")')
         ws = await locate(Path.cwd(), g.db)
         if ws.repo_root is None:
             raise InvalidInput("conductor run works inside a git repository")
@@ -100,7 +107,7 @@ def run_goal(
             if into is not None:
                 await refuse_checked_out(repo, into)  # before planning spends anything
         if not plan_only:
-            await refuse_uncommitted(repo)
+            await refuse_uncommitted(repo, besides=plan_file)
         if not (plan_only and plan_file is not None):
             _need_credentials(config.env)
         state = ensure_state_dir(repo)
@@ -109,7 +116,16 @@ def run_goal(
             plan = load_plan(plan_file, repo, max_sessions=config.max_sessions)
         else:
             session = config.session(state, {})
-            planned = await make_plan(goal, repo, session, max_sessions=config.max_sessions)
+            console = err if json_ else out
+            planned = await plan_shown(
+                lambda on_step: make_plan(
+                    goal, repo, session, max_sessions=config.max_sessions, on_step=on_step
+                ),
+                console=console,
+                live=console.is_terminal and not (no_live or json_),
+                max_sessions=config.max_sessions,
+                model=config.model,
+            )
             plan, planner = planned.plan, planned.spend
         target = save_to or state / "plans" / f"{new_run_id()}.json"
         save_plan(plan, target)
@@ -136,9 +152,20 @@ def run_goal(
             print_json({**plan.to_json(), "saved_to": str(saved)})
             return
         out.print(dashboard.plan_table(plan))
-        say(f"plan saved to {saved}; run it later with --plan {saved}")
+        # The same run as asked for, from this plan: every option it was given that a run
+        # with --plan still reads.
+        given = {
+            "--max-sessions": max_sessions,
+            "--max-parallel": max_parallel,
+            "--review": review,
+            "--into": into,
+            "--model": model,
+        }
+        options = [str(word) for flag, v in given.items() if v is not None for word in (flag, v)]
+        again = hints.command("run", goal, "--plan", saved.absolute(), *options, db=_db_option(g))
+        say(f"plan saved to {saved}; run it with: {again}")
         return
-    _report(summary, json_)
+    _report(summary, json_, db=_db_option(g))
 
 
 @app.command("resume", rich_help_panel="Runs")
@@ -173,11 +200,17 @@ def resume(
     if isinstance(summary, str):
         say(summary)
         raise typer.Exit(0)
-    _report(summary, json_)
+    _report(summary, json_, db=_db_option(g))
 
 
 def _need_credentials(config_env: Mapping[str, str]) -> None:
     require_credentials({**os.environ, **config_env})
+
+
+def _db_option(g: Globals) -> Path | None:
+    """The database `--db` named, for a hint to name it too (CONDUCTOR_DB, being in the
+    environment, is still there when the hint is pasted)."""
+    return Path(os.path.abspath(os.path.expanduser(g.db))) if g.db else None
 
 
 async def _supervise(
@@ -202,9 +235,12 @@ async def _supervise(
     )
 
 
-def _report(summary: RunSummary, json_: bool) -> None:
+def _report(summary: RunSummary, json_: bool, *, db: Path | None) -> None:
+    resume = hints.command("resume", summary.run_id, db=db)
     if json_:
         print_json({**dataclasses.asdict(summary), "ok": summary.ok})
+        if summary.interrupted and not (summary.fault or summary.tampered):  # as below
+            err.print(f"interrupted: continue with: {resume}", soft_wrap=True, markup=False)
     else:
         out.print(dashboard.summary_table(summary))
         say(
@@ -216,12 +252,12 @@ def _report(summary: RunSummary, json_: bool) -> None:
         elif summary.fault:
             pass  # said below, on stderr
         elif summary.interrupted:
-            say(f"interrupted: continue with: conductor resume {summary.run_id}")
+            say(f"interrupted: continue with: {resume}")
         else:
             say("everything merged" if summary.ok else "not everything merged: see the table above")
     if summary.fault:  # the machine's, not the work's: one line, and how to go on
         err.print(
-            f"interrupted: {summary.fault}; once that is fixed: conductor resume {summary.run_id}",
+            f"interrupted: {summary.fault}; once that is fixed: {resume}",
             soft_wrap=True,
             markup=False,
         )
@@ -237,6 +273,7 @@ def clean(
     force: Annotated[
         bool, typer.Option("--force", help="Also unmerged branches and dirty worktrees.")
     ] = False,
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Remove a run's worktrees and its merged branches, and say what went."""
@@ -279,6 +316,7 @@ def clean(
 def list_worktrees(
     ctx: typer.Context,
     run: Annotated[str | None, typer.Argument(help="The run (default: the newest).")] = None,
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """A run's worktrees: path, branch, head."""
@@ -304,6 +342,7 @@ def list_worktrees(
 def transcript(
     ctx: typer.Context,
     session: Annotated[str, typer.Argument(help="Session id.")],
+    _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """A session's conversation, rebuilt from the stored events."""
@@ -320,27 +359,57 @@ def transcript(
 
 
 @app.command("demo", rich_help_panel="Offline")
-def demo(no_live: NoLiveOpt = False) -> None:
+def demo(
+    no_live: NoLiveOpt = False,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Keep its repository, to look around in, and say where."),
+    ] = False,
+) -> None:
     """A full conductor run, offline, on a small example repository (no API key needed)."""
-    from conductor.demo import run_demo
+    from conductor.cli.planning import plan_shown
+    from conductor.demo import REPO_NAME, WORKSTREAMS, run_demo
+    from conductor.planner import Planned, Planning
 
     say("conductor demo: planning and running three workstreams on the textstats example,")
     say("with the real Claude Code CLI answered by the scripted stand-in model...")
     why_not = unavailable_reason()
     say(describe_mode(why_not is None) + (f": {why_not}" if why_not else ""))
+    live = out.is_terminal and not no_live
+
+    async def plan(planning: Planning) -> Planned:
+        return await plan_shown(
+            planning, console=out, live=live, max_sessions=WORKSTREAMS, model=None
+        )
 
     async def drive(supervisor: Supervisor) -> RunSummary:
         return await _supervise(supervisor, no_live=no_live, json_=False, resumable=False)
 
-    result = run_async(lambda: run_demo(drive=drive))
+    # Its own directory, not in the working directory: the demo runs from anywhere, and
+    # leaves nothing behind there or in the temporary directory unless asked to keep it.
+    root = Path(tempfile.mkdtemp(prefix="conductor-demo-"))
+    repo = root / REPO_NAME
+    try:
+        result = run_async(lambda: run_demo(root, drive=drive, plan=plan))
+    except BaseException:
+        if keep:
+            err.print(f"the demo's files are kept in {root}", soft_wrap=True, markup=False)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    if not keep:
+        shutil.rmtree(root, ignore_errors=True)
     out.print(dashboard.summary_table(result.summary))
-    repo = result.repo
-    say(
-        f"the example's own tests on {result.summary.integration_branch}: "
-        + ("passed" if result.tests_passed else "FAILED")
-    )
+    branch = result.summary.integration_branch
+    say(f"the example's own tests on {branch}: " + ("passed" if result.tests_passed else "FAILED"))
     say(result.tests_output.splitlines()[-1] if result.tests_output else "")
-    say(f"\nLook at the result in {repo}:")
-    say(f"  git -C {repo} log --graph --oneline {result.summary.integration_branch}")
-    say(f"  cd {repo} && conductor dashboard && conductor transcript B")
+    if keep:
+        say(f"\nThe demo's repository is kept in {repo}. Look at it:")
+        say(f"  {hints.shell('git', '-C', repo, 'log', '--graph', '--oneline', branch)}")
+        say(f"  {hints.command('dashboard', cd=repo)}")
+        say(f"  {hints.command('transcript', 'B', cd=repo)}")
+        say(f"Remove it with: {hints.shell('rm', '-rf', root)}")
+    else:
+        again = hints.command("demo", "--keep", *(["--no-live"] if no_live else []))
+        say(f"\nIts files are removed. To keep its repository and look around in it: {again}")
     raise typer.Exit(0 if result.summary.ok and result.tests_passed else 1)

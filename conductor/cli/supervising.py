@@ -15,6 +15,7 @@ import signal
 import anyio
 from rich.console import Console
 
+from conductor.cli import hints
 from conductor.cli.plumbing import EXIT_INTERRUPTED
 from conductor.errors import ConductorError
 from conductor.live import watch_run
@@ -65,9 +66,9 @@ async def _watch(supervisor: Supervisor, console: Console, live: bool, after: in
             supervisor.store, supervisor.run_id, console=console, live=live, after=after
         )
     except Exception as e:  # whatever it was, it must not end the run
+        follow = _command(supervisor, "logs", supervisor.run_id, "-f")
         console.print(
-            f"the run's view stopped ({type(e).__name__}: {e}); the run goes on:"
-            f" conductor logs {supervisor.run_id} -f",
+            f"the run's view stopped ({type(e).__name__}: {e}); the run goes on: {follow}",
             soft_wrap=True,
             markup=False,
         )
@@ -78,12 +79,11 @@ async def _on_signals(supervisor: Supervisor, console: Console) -> None:
         stopping = False
         async with anyio.create_task_group() as tg:
             async for signum in signals:
-                run = supervisor.run_id or "(not started)"
+                run = supervisor.run_id
                 if stopping and signum == signal.SIGINT:
                     console.show_cursor(True)  # the live view hid it; its exit will not run
-                    console.print(
-                        f"exiting at once; continue with: conductor resume {run}", soft_wrap=True
-                    )
+                    then = f"; continue with: {_command(supervisor, 'resume', run)}" if run else ""
+                    console.print(f"exiting at once{then}", soft_wrap=True, markup=False)
                     os._exit(EXIT_INTERRUPTED)
                 if not stopping:
                     stopping = True
@@ -92,3 +92,8 @@ async def _on_signals(supervisor: Supervisor, console: Console) -> None:
                         soft_wrap=True,
                     )
                     tg.start_soon(supervisor.stop)
+
+
+def _command(supervisor: Supervisor, *args: str) -> str:
+    """A command on the supervisor's run, to paste (see hints.py)."""
+    return hints.command(*args, db=hints.db_unless_default(supervisor.store.path, supervisor.repo))
