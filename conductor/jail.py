@@ -297,6 +297,20 @@ def refuse_root_unsandboxed(sandboxed: bool, env: Mapping[str, str]) -> None:
     )
 
 
+def refuse_root_planner(env: Mapping[str, str]) -> None:
+    """The planner's CLI runs outside conductor's jail, as this user: as root, Claude Code
+    refuses it hands-off unless told the machine is a sandbox, and it would die with a long
+    traceback. Say so in one line before anything starts (a plan given with --plan needs no
+    planner)."""
+    if os.geteuid() != 0 or env.get("IS_SANDBOX") or os.environ.get("IS_SANDBOX"):
+        return
+    raise SandboxUnavailable(
+        "as root, Claude Code refuses to run the planner hands-off: run conductor as another"
+        " user, give a plan with --plan FILE, or set IS_SANDBOX=1 if this machine is itself"
+        " a sandbox"
+    )
+
+
 def describe_mode(sandboxed: bool) -> str:
     """One line for a person: how sessions are confined in this run."""
     if not sandboxed:

@@ -186,7 +186,7 @@ class Supervisor:
         """The supervisor of an existing run, rebuilt from what the store kept of it."""
         named = run_id or os.environ.get("CONDUCTOR_RUN")
         if named is None and await store.latest_run() is None:  # killed before it was stored
-            raise InvalidInput('no run to resume here: start it again with conductor run "GOAL"')
+            raise InvalidInput("no run to resume here: to start one, see conductor run --help")
         bus = await open_run(store, run_id)
         run = bus.run
         if run.spec is None:

@@ -205,9 +205,6 @@ READ_NO_RUN = {
     "completion",
     "model serve",
     "model check",
-    # resume reads a run (its RUN argument works), but `--run` after it needs one line in its
-    # signature, `_run: RunOpt = None`, left to whoever edits `resume` next
-    "resume",
 }
 
 

@@ -113,6 +113,26 @@ async def test_as_root_without_the_sandbox_run_says_in_one_line_what_to_set(
         assert "IS_SANDBOX=1" in line and "sandbox = true" in line
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="what Claude Code refuses is running as root")
+async def test_as_root_the_planner_is_refused_in_one_line_before_anything_is_made(
+    standin: Standin,
+) -> None:
+    async with standin(SCRIPT) as offline:
+        prepare(offline.repo, "")  # sandboxed sessions are fine; the planner runs unjailed
+        env = {k: v for k, v in {**clean_env(), **offline.env}.items() if k != "IS_SANDBOX"}
+        done = await anyio.run_process(
+            [sys.executable, "-m", "conductor", "run", "core", "--no-live"],
+            cwd=offline.repo,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 2
+        (line,) = done.stderr.decode().strip().splitlines()
+        assert line.startswith("error: as root, Claude Code refuses to run the planner")
+        assert "--plan FILE" in line and "IS_SANDBOX=1" in line
+        assert not (offline.repo / ".conductor").exists()
+
+
 def test_a_temp_dir_planted_under_a_sessions_name_is_never_used(tmp_path: Path) -> None:
     owner = tmp_path / "sessions" / "A"
     planted = short_tmp(owner)

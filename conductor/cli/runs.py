@@ -33,6 +33,7 @@ from conductor.credentials import require_credentials
 from conductor.errors import InvalidInput
 from conductor.jail import (
     describe_mode,
+    refuse_root_planner,
     refuse_root_unsandboxed,
     require_sandbox,
     unavailable_reason,
@@ -110,6 +111,8 @@ def run_goal(
             await refuse_uncommitted(repo, besides=plan_file)
         if not (plan_only and plan_file is not None):
             _need_credentials(config.env)
+        if plan_file is None:
+            refuse_root_planner(config.env)
         state = ensure_state_dir(repo)
         planner: Spend | None = None
         if plan_file is not None:
@@ -172,6 +175,7 @@ def run_goal(
 def resume(
     ctx: typer.Context,
     run: Annotated[str | None, typer.Argument(help="The run (default: the newest).")] = None,
+    _run: RunOpt = None,
     no_live: NoLiveOpt = False,
     json_: JsonOpt = False,
 ) -> None:
