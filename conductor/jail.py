@@ -185,18 +185,32 @@ def command_jail(tree: Path, tmp: Path) -> Jail:
     return Jail(writable=writable, read_only=protected, chdir=tree, env={"TMPDIR": str(tmp)})
 
 
+# The longest temporary folder the sessions' sockets still fit under: the CLI's sandbox adds
+# about 60 bytes below `conductor-<digest>/`, and a socket's path stops at 107.
+SHORT_TMP_ROOT_MAX = 24
+
+
+def _short_tmp_root() -> Path:
+    """The user's temporary folder, unless its path is too long for a socket under it (macOS's
+    `/var/folders/.../T/` is 49 bytes): then `/tmp`, which every Unix has."""
+    root = Path(tempfile.gettempdir())
+    if len(os.fsencode(root)) > SHORT_TMP_ROOT_MAX and os.access("/tmp", os.W_OK | os.X_OK):
+        return Path("/tmp")
+    return root
+
+
 def short_tmp(owner: Path) -> Path:
     """A temporary dir for one jailed session, made now, at a short path: Claude Code's
     sandbox puts unix sockets in it, and a socket's path may not exceed 107 bytes (a dir
     under a deep repository would). Derived from `owner`, so a restart finds the same one."""
     digest = hashlib.sha1(str(owner).encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"conductor-{digest}"
+    path = _short_tmp_root() / f"conductor-{digest}"
     path.mkdir(mode=0o700, exist_ok=True)
     found = os.lstat(path)
     if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.geteuid():
         # Someone else's (a link another user planted under that name, say): the jail must
         # never bind what it points at. A fresh one of ours instead.
-        return Path(tempfile.mkdtemp(prefix="conductor-"))
+        return Path(tempfile.mkdtemp(prefix="conductor-", dir=_short_tmp_root()))
     return path
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -131,6 +132,20 @@ async def test_as_root_the_planner_is_refused_in_one_line_before_anything_is_mad
         assert line.startswith("error: as root, Claude Code refuses to run the planner")
         assert "--plan FILE" in line and "IS_SANDBOX=1" in line
         assert not (offline.repo / ".conductor").exists()
+
+
+def test_a_long_temp_dir_gives_way_to_tmp_where_the_sessions_sockets_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long = tmp_path / ("t" * 40)  # as macOS's /var/folders/.../T/ would be
+    long.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long))
+    chosen = short_tmp(tmp_path / "sessions" / "A")
+    try:
+        assert chosen.parent == Path("/tmp")
+        assert len(os.fsencode(chosen)) + 60 <= 107  # room for the CLI's socket names
+    finally:
+        chosen.rmdir()
 
 
 def test_a_temp_dir_planted_under_a_sessions_name_is_never_used(tmp_path: Path) -> None:
