@@ -42,7 +42,7 @@ ENVIRONMENT_CREDENTIALS = (
 NO_CREDENTIALS = (
     "no credentials for the model: set ANTHROPIC_API_KEY, log in with `claude` (conductor uses"
     " that login), set CLAUDE_CODE_OAUTH_TOKEN (from `claude setup-token`) or"
-    " CLAUDE_CODE_USE_BEDROCK/VERTEX (or try it offline: make demo)"
+    " CLAUDE_CODE_USE_BEDROCK/VERTEX (or try it offline: conductor demo)"
 )
 
 
