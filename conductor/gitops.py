@@ -264,10 +264,6 @@ async def ensure_detached_worktree(repo: Path, path: Path, ref: str) -> bool:
         return True
 
 
-async def is_dirty(tree: Path) -> bool:
-    return bool((await git(["status", "--porcelain"], tree)).text)
-
-
 async def remove_worktree(repo: Path, path: Path, *, force: bool = False) -> None:
     async with _worktrees_changing(repo):
         await git(["worktree", "remove", *(["--force"] if force else []), str(path)], repo)
