@@ -32,9 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from run_overhead import fresh_repo, script
+from run_overhead import fresh_repo, standin_env
 
-from conductor.standin.harness import GIT_IDENTITY, STANDIN_MODEL, session_env
+from conductor.standin.harness import STANDIN_MODEL
 
 VARIANTS = ("bare", "tools", "hooks", "prompt", "options", "config", "all")
 
@@ -127,27 +127,9 @@ def main() -> None:
     args = parser.parse_args()
     variants = ["bare", *(v for v in args.variants if v != "bare")]
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"  # no shell start-up files, as in run_overhead.py
-        home.mkdir()
         for n in args.sessions:
-            script_path = Path(tmp) / f"script-{n}.json"
-            script_path.write_text(script(n))
-            server = subprocess.Popen(
-                [sys.executable, "-m", "conductor", "model", "serve", str(script_path)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            try:
-                assert server.stdout is not None
-                base_url = server.stdout.readline().strip()
-                env = {
-                    **os.environ,
-                    **session_env(base_url, Path(tmp) / f"claude-{n}"),
-                    **GIT_IDENTITY,
-                    "HOME": str(home),
-                    "BENCH_MODEL": STANDIN_MODEL,
-                }
+            with standin_env(Path(tmp), n) as env:
+                env = {**env, "BENCH_MODEL": STANDIN_MODEL}
                 samples: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
                 for r in range(args.repeat):  # interleaved
                     for variant in variants:
@@ -181,9 +163,6 @@ def main() -> None:
                         f"{n:3d} sessions  {variant:<8} {wall:6.2f} s wall {cpu:6.2f} s CPU"
                         f"   {wall / wall0:4.2f}x wall {cpu / cpu0:4.2f}x CPU"
                     )
-            finally:
-                server.terminate()
-                server.wait()
 
 
 if __name__ == "__main__":

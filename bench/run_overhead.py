@@ -22,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from conductor.standin.harness import GIT_IDENTITY, STANDIN_MODEL, session_env
@@ -116,6 +118,35 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+@contextmanager
+def standin_env(tmp: Path, n: int) -> Iterator[dict[str, str]]:
+    """The stand-in serving the bench's script for `n` sessions, and the environment a CLI
+    needs to reach it. HOME is an empty folder: no shell start-up files (a pyenv rehash in
+    ~/.bashrc made concurrent Bash tools queue on its lock, ±40% between runs)."""
+    script_path = tmp / f"script-{n}.json"
+    script_path.write_text(script(n))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "conductor", "model", "serve", str(script_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        base_url = server.stdout.readline().strip()
+        home = tmp / "home"
+        home.mkdir(exist_ok=True)
+        yield {
+            **os.environ,
+            **session_env(base_url, tmp / f"claude-{n}"),
+            **GIT_IDENTITY,
+            "HOME": str(home),
+        }
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def fresh_repo(root: Path, n: int, sandbox: bool) -> Path:
     repo = root / "repo"
     repo.mkdir(parents=True)
@@ -145,25 +176,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.counts:
-            script_path = Path(tmp) / f"script-{n}.json"
-            script_path.write_text(script(n))
-            server = subprocess.Popen(
-                [sys.executable, "-m", "conductor", "model", "serve", str(script_path)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            try:
-                assert server.stdout is not None
-                base_url = server.stdout.readline().strip()
-                home = Path(tmp) / "home"  # an empty HOME: no shell start-up files (a
-                home.mkdir(exist_ok=True)  # pyenv rehash in ~/.bashrc made 16 Bash tools queue)
-                env = {
-                    **os.environ,
-                    **session_env(base_url, Path(tmp) / f"claude-{n}"),
-                    **GIT_IDENTITY,
-                    "HOME": str(home),
-                }
+            with standin_env(Path(tmp), n) as env:
                 results: dict[str, list[Sample]] = {
                     "bare SDK": [],
                     "conductor": [],
@@ -207,9 +220,6 @@ def main() -> None:
                     f"   own CPU driver {own[bare]:5.2f} s supervisor {own[ours_]:5.2f} s"
                     f"   peak RSS driver {rss[bare]:4.0f} MB supervisor {rss[ours_]:4.0f} MB"
                 )
-            finally:
-                server.terminate()
-                server.wait()
 
 
 if __name__ == "__main__":
