@@ -43,7 +43,14 @@ from conductor.bus import Bus
 from conductor.errors import NotARepository
 from conductor.jail import command_jail, scrubbed_env, short_tmp
 from conductor.leftovers import supervised_env
-from conductor.models import HUMAN_SESSION, Session, SessionKind, SessionStatus, check_run_id
+from conductor.models import (
+    AUTO_REVIEWER,
+    HUMAN_REVIEWER,
+    Session,
+    SessionKind,
+    SessionStatus,
+    check_run_id,
+)
 from conductor.plan import REVIEWER_SUFFIX
 from conductor.workspace import STATE_DIR, ensure_state_dir
 
@@ -404,10 +411,6 @@ class ReviewPolicy(StrEnum):
     PEER = "peer"  # another workstream's session
     HUMAN = "human"  # a person, through `conductor review approve/reject`
     AUTO = "auto"  # conductor approves at once (the merge gate's checks still apply)
-
-
-HUMAN_REVIEWER = HUMAN_SESSION  # a person reviews as the session a person acts as
-AUTO_REVIEWER = "auto"
 
 
 def agent_reviewer(requester: str) -> str:

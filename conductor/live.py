@@ -29,8 +29,14 @@ from rich.text import Text
 
 from conductor import dashboard
 from conductor.costs import PLANNER, cost_of, planner_spend, turns_of
-from conductor.gates import AUTO_REVIEWER, HUMAN_REVIEWER
-from conductor.models import Event, ReviewStatus, SessionKind, SessionStatus
+from conductor.models import (
+    AUTO_REVIEWER,
+    HUMAN_REVIEWER,
+    Event,
+    ReviewStatus,
+    SessionKind,
+    SessionStatus,
+)
 from conductor.plan import REVIEWER_SUFFIX
 from conductor.store import Store
 from conductor.text import escape_controls, one_line

@@ -38,6 +38,8 @@ class SessionStatus(StrEnum):
 
 
 HUMAN_SESSION = "human"  # the session a person acts as (and reviews as) by hand
+HUMAN_REVIEWER = HUMAN_SESSION  # a person reviews as the session a person acts as
+AUTO_REVIEWER = "auto"  # the reviewer name of the `auto` policy: conductor approves at once
 
 
 class SessionKind(StrEnum):

@@ -28,8 +28,6 @@ from conductor.config import Config, parse_config
 from conductor.costs import PLANNER, Spend, planner_spend, run_spend
 from conductor.errors import ConductorError, InvalidInput, LockHeld, MachineFault
 from conductor.gates import (
-    AUTO_REVIEWER,
-    HUMAN_REVIEWER,
     MergeGate,
     MergeStatus,
     ReviewPolicy,
@@ -39,6 +37,8 @@ from conductor.gates import (
 from conductor.jail import jails_supported, refuse_root_unsandboxed, require_sandbox
 from conductor.leftovers import end_leftovers
 from conductor.models import (
+    AUTO_REVIEWER,
+    HUMAN_REVIEWER,
     Event,
     Lease,
     Review,
