@@ -13,6 +13,7 @@ from pathlib import Path
 from conductor import gitops, worktrees
 from conductor.bus import Bus, MergeVerdict
 from conductor.errors import InvalidInput
+from conductor.events import CommitMade, EventKind, Pushed
 from conductor.models import Review, Session
 from conductor.worktrees import Bootstrap, PreparedTree
 
@@ -44,7 +45,7 @@ async def commit(bus: Bus, name: str, message: str, cwd: Path, *, stage_all: boo
     if not await gitops.has_staged_changes(tree):
         raise InvalidInput("nothing staged to commit: stage files with git add, or pass --all")
     sha = await gitops.commit(f"[Session {name}] {message}", tree)
-    await bus.record(name, "git.commit", f"{sha[:12]} {message}", {"commit": sha})
+    await bus.record(name, EventKind.GIT_COMMIT, f"{sha[:12]} {message}", CommitMade(sha).to_json())
     return sha
 
 
@@ -97,9 +98,9 @@ async def push(bus: Bus, name: str, cwd: Path, *, wait_seconds: float = 60.0) ->
     rebased = sha != before
     await bus.record(
         name,
-        "git.push",
+        EventKind.GIT_PUSH,
         f"{branch} -> {remote} at {sha[:12]}",
-        {"remote": remote, "branch": branch, "commit": sha},
+        Pushed(branch, remote, sha).to_json(),
     )
     return PushResult(remote, branch, sha, rebased)
 
