@@ -104,6 +104,26 @@ async def create_run(
     return bus
 
 
+async def latest_run(store: Store) -> Run | None:
+    """The newest run in the store, if any."""
+    return await store.latest_run()
+
+
+async def list_runs(store: Store) -> list[Run]:
+    """Every run in the store, oldest first."""
+    return await store.list_runs()
+
+
+def database_path(store: Store) -> Path:
+    """Where the store lives: what sessions are told as `CONDUCTOR_DB`."""
+    return store.path
+
+
+async def keep_checkpointed(store: Store) -> None:
+    """Run as a task by a long-lived process (the supervisor): see `Store.keep_checkpointed`."""
+    await store.keep_checkpointed()
+
+
 async def open_run(store: Store, run_id: str | None = None) -> Bus:
     """The named run, else `$CONDUCTOR_RUN`, else the newest run."""
     run_id = run_id or os.environ.get(RUN_ENV) or None
@@ -130,6 +150,36 @@ class Bus:
     @property
     def run_id(self) -> str:
         return self.run.id
+
+    @property
+    def db_path(self) -> Path:
+        """Where the store lives: what sessions are told as `CONDUCTOR_DB`."""
+        return self.store.path
+
+    def now(self) -> float:
+        """The store's clock (injectable in tests): what every stored time is read from."""
+        return self.store.clock()
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Until a write through this store commits, or `timeout` passes (a poll of other
+        processes' writes)."""
+        await self.store.wait_for_change(timeout)
+
+    # --------------------------------------------------------------------------- the run
+
+    async def refresh(self) -> Run:
+        """The run as stored now (its state moves while it goes on); kept as `self.run`."""
+        self.run = await self.store.get_run(self.run_id)
+        return self.run
+
+    async def set_state(self, state: RunState, note: str = "") -> Run:
+        """Move the run to `state` (recorded as a `run.state` event, `note` its summary)."""
+        self.run = await self.store.set_run_state(self.run_id, state, note)
+        return self.run
+
+    async def seen_state(self) -> str:
+        """The run's state as a person should read it (see the module's `seen_state`)."""
+        return await seen_state(self.store, self.run)
 
     # --------------------------------------------------------------------------- sessions
 
@@ -188,6 +238,10 @@ class Bus:
 
     async def inbox(self, name: str, *, include_read: bool = False) -> list[Message]:
         return await self.store.inbox(self.run_id, name, unread_only=not include_read)
+
+    async def message(self, message_id: int) -> Message:
+        """One message of this run by its id."""
+        return await self.store.get_message(self.run_id, message_id)
 
     async def reply(self, name: str, message_id: int, body: str) -> Message:
         return await self.store.reply(self.run_id, name, message_id, _text(body, "reply"))
@@ -292,9 +346,13 @@ class Bus:
             await self.session(session)
         return await self.store.list_reviews(self.run_id, status=status, session=session)
 
+    async def latest_review(self, requester: str) -> Review | None:
+        """The newest review `requester` asked for, whatever its status."""
+        return await self.store.latest_review(self.run_id, requester)
+
     async def merge_ok(self, name: str, head: str) -> MergeVerdict:
         """Clear to merge only when the latest review approved exactly the current head."""
-        review = await self.store.latest_review(self.run_id, name)
+        review = await self.latest_review(name)
         if review is None:
             return MergeVerdict(False, f"{name} has no review", None)
         if review.status is not ReviewStatus.APPROVED:
@@ -346,7 +404,7 @@ class Bus:
             if time.monotonic() >= deadline:
                 if current is None:
                     continue  # released between our two statements: try again
-                raise LockHeld(name, current.holder, current.expires_at - self.store.clock())
+                raise LockHeld(name, current.holder, current.expires_at - self.now())
             await anyio.sleep(0.05)
 
     async def release_lock(self, lease: Lease) -> bool:
@@ -369,9 +427,23 @@ class Bus:
         return await self.store.add_event(self.run_id, session, kind, summary, payload)
 
     async def events(
-        self, *, after: int = 0, session: str | None = None, limit: int | None = None
+        self,
+        *,
+        after: int = 0,
+        session: str | None = None,
+        limit: int | None = None,
+        newest: bool = False,
     ) -> list[Event]:
-        return await self.store.list_events(self.run_id, after=after, session=session, limit=limit)
+        """Events after the id `after`, oldest first (a cursor never skips one); `newest`
+        takes the last `limit` instead, still oldest first."""
+        return await self.store.list_events(
+            self.run_id, after=after, session=session, limit=limit, newest=newest
+        )
+
+    async def last_event(self, session: str | None = None) -> Event | None:
+        """The newest event of the run (or of one session), if any."""
+        found = await self.events(session=session, limit=1, newest=True)
+        return found[0] if found else None
 
 
 def _text(body: str, what: str) -> str:

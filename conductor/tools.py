@@ -153,7 +153,7 @@ def coordination_tools(
         """Finished means: reviewed, then merged. Ask for review of the head unless that
         was asked already, and wait for the verdict."""
         summary = args.get("summary", "")
-        latest = await bus.store.latest_review(bus.run_id, name)
+        latest = await bus.latest_review(name)
         answer = ""
         if request is not None or latest is None:
             # The gate re-checks the branch (commits, nothing uncommitted) each time, and

@@ -11,7 +11,8 @@ import anyio
 import typer
 
 from conductor import dashboard
-from conductor.bus import Bus, open_run, seen_state
+from conductor.bus import Bus, open_run
+from conductor.bus import list_runs as stored_runs
 from conductor.cli.common import Globals, JsonOpt, RunOpt, app, print_json, run_async, say
 from conductor.costs import PLANNER, Spend, run_spend
 from conductor.live import real_sessions
@@ -32,11 +33,12 @@ def list_runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
         ws = await locate(Path.cwd(), g.db)
         async with Store.open(ws.db_path, create=False) as store:
             rows = []
-            for run in await store.list_runs():
-                sessions = real_sessions(await store.list_sessions(run.id))  # not human, auto
-                spent = run_spend(run.spec, await store.list_events(run.id))
+            for run in await stored_runs(store):
+                bus = Bus(store, run)
+                sessions = real_sessions(await bus.sessions())  # not human, auto
+                spent = run_spend(run.spec, await bus.events())
                 cost = sum(s.cost_usd for s in spent.values())
-                state = await seen_state(store, run)
+                state = await bus.seen_state()
                 rows.append(
                     {**run.to_json(), "state": state, "sessions": len(sessions), "cost_usd": cost}
                 )
@@ -69,7 +71,7 @@ def show_run(
         ws = await locate(Path.cwd(), g.db)
         async with Store.open(ws.db_path, create=False) as store:
             bus = await open_run(store, run or g.run)
-            state = await seen_state(store, bus.run)
+            state = await bus.seen_state()
             spent = run_spend(bus.run.spec, await bus.events())
             rows = []
             planner = spent.get(PLANNER)
@@ -149,12 +151,12 @@ def logs(
                     after = e.id
                 if not follow:
                     return
-                current = await store.get_run(bus.run_id)
+                current = await bus.refresh()
                 if current.state is not RunState.ACTIVE:
                     for e in await bus.events(after=after, session=session):
                         emit(e)
                     return
-                state = await seen_state(store, current)
+                state = await bus.seen_state()
                 if state != current.state.value:  # its supervisor is gone: nothing more comes
                     for e in await bus.events(after=after, session=session):
                         emit(e)
