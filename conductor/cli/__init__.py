@@ -27,7 +27,21 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from conductor.cli import coordination, doctor, git_commands, runs, standin, watch  # noqa: F401
+    # In this order: the help lists a panel's commands in the order they were registered.
+    # isort: off
+    from conductor.cli import (  # noqa: F401
+        sessions,
+        messages,
+        claims,
+        reviews,
+        overview,
+        doctor,
+        git_commands,
+        runs,
+        standin,
+        watch,
+    )
+    # isort: on
 
 
 def __getattr__(name: str) -> Any:
