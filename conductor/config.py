@@ -11,15 +11,16 @@ import re
 import shlex
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conductor.enforce import WORKER_TOOLS
 from conductor.errors import InvalidInput
-from conductor.session import SessionConfig
 from conductor.validation import Field
-from conductor.worktrees import Bootstrap
+
+if TYPE_CHECKING:  # the two shims below, until their callers move (see Config.session)
+    from conductor.session import SessionConfig
+    from conductor.worktrees import Bootstrap
 
 CONFIG_NAME = "conductor.toml"
 REVIEW_POLICIES = ("agent", "peer", "human", "auto")
@@ -82,70 +83,6 @@ allowed_domains = []
 """
 
 
-@dataclass(frozen=True)
-class Config:
-    model: str = ""
-    max_parallel: int = 3
-    max_sessions: int = 4
-    checks: tuple[str, ...] = ()
-    review: str = "agent"
-    max_turns: int = 200
-    max_usd_per_session: float = 5.0
-    max_usd_per_run: float = 20.0
-    stall_seconds: float = 600.0
-    retries: int = 2
-    backoff_seconds: float = 15.0
-    copy_files: tuple[str, ...] = ()
-    setup: str = ""
-    sandbox: bool = True
-    allowed_domains: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def setup_argv(self) -> list[str]:
-        return shlex.split(self.setup)
-
-    def bootstrap(self) -> Bootstrap:
-        """What each new worktree gets: the files to copy and the setup command."""
-        return Bootstrap(copy_files=self.copy_files, setup=self.setup_argv)
-
-    def session(self, private_dir: Path, env: Mapping[str, str]) -> SessionConfig:
-        """How to start a session: the caller's environment (a real key, or the stand-in's)
-        under the `env` table of conductor.toml, a CLAUDE_CONFIG_DIR of the session's own in
-        `private_dir` (one session's CLI config never reaches another's), the model, the
-        per-session budgets and the sandbox."""
-        return SessionConfig(
-            env={**env, **self.env},
-            config_dir=private_dir / "claude",
-            model=self.model or None,
-            max_turns=self.max_turns,
-            max_budget_usd=self.max_usd_per_session,
-            tools=WORKER_TOOLS,
-            sandbox=self.sandbox,
-            allowed_domains=self.allowed_domains,
-            private_dir=private_dir,
-        )
-
-    def override(self, **flags: Any) -> Config:
-        """The config with every flag that was given (not None) in place."""
-        return replace(self, **{k: v for k, v in flags.items() if v is not None})
-
-
-def load_config(repo: Path) -> Config:
-    path = repo / CONFIG_NAME
-    if not path.exists():
-        return Config()
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise InvalidInput(f"{path} is not valid TOML: {e}") from None
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{path} is not valid TOML: it is not UTF-8 text") from None
-    except OSError as e:
-        raise InvalidInput(f"cannot read {path}: {e.strerror}") from None
-    return parse_config(data, source=str(path))
-
-
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DOMAIN = re.compile(r"^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
 
@@ -196,27 +133,84 @@ def _whole(what: str, **bounds: int) -> Callable[[Field, Any], int]:
     return lambda field, value: field.integer(value, what, **bounds)
 
 
-# How each setting is read and what range it takes: every one is checked, and a value out of
-# range is refused with the range, rather than a run that misbehaves (a stall_seconds of -5
-# would call every session stalled at once).
-SETTINGS: dict[str, Callable[[Field, Any], Any]] = {
-    "model": lambda field, value: field.string(value, 'a model name such as "sonnet"'),
-    "max_parallel": _whole("a whole number of sessions", minimum=1, maximum=MAX_SESSIONS),
-    "max_sessions": _whole("a whole number of workstreams", minimum=1, maximum=MAX_SESSIONS),
-    "checks": _commands,
-    "review": lambda field, value: field.one_of(value, REVIEW_POLICIES),
-    "max_turns": _whole("a whole number of turns", minimum=1, maximum=MAX_TURNS),
-    "max_usd_per_session": _number("an amount in US dollars", above=0),
-    "max_usd_per_run": _number("an amount in US dollars", above=0),
-    "stall_seconds": _number("a number of seconds", minimum=1, maximum=DAY),
-    "retries": _whole("a whole number of restarts", minimum=0, maximum=MAX_RETRIES),
-    "backoff_seconds": _number("a number of seconds", above=0, maximum=MAX_BACKOFF),
-    "copy_files": lambda field, value: field.strings(value, "a list of paths"),
-    "setup": _command,
-    "sandbox": lambda field, value: field.boolean(value),
-    "allowed_domains": _domains,
-    "env": _env,
-}
+Reader = Callable[[Field, Any], Any]  # (where the value sits, the value) -> the setting
+
+
+def _setting(default: Any, read: Reader) -> Any:
+    """A setting: its default, and how a given value is read and checked (`read` raises
+    InvalidInput naming the setting). The one description of it: `SETTINGS` and the parsing
+    of conductor.toml are read from these."""
+    return field(default=default, metadata={"read": read})
+
+
+# Every setting is checked, and a value out of range is refused with the range, rather than
+# a run that misbehaves (a stall_seconds of -5 would call every session stalled at once).
+@dataclass(frozen=True)
+class Config:
+    model: str = _setting("", lambda f, v: f.string(v, 'a model name such as "sonnet"'))
+    max_parallel: int = _setting(
+        3, _whole("a whole number of sessions", minimum=1, maximum=MAX_SESSIONS)
+    )
+    max_sessions: int = _setting(
+        4, _whole("a whole number of workstreams", minimum=1, maximum=MAX_SESSIONS)
+    )
+    checks: tuple[str, ...] = _setting((), _commands)
+    review: str = _setting("agent", lambda f, v: f.one_of(v, REVIEW_POLICIES))
+    max_turns: int = _setting(200, _whole("a whole number of turns", minimum=1, maximum=MAX_TURNS))
+    max_usd_per_session: float = _setting(5.0, _number("an amount in US dollars", above=0))
+    max_usd_per_run: float = _setting(20.0, _number("an amount in US dollars", above=0))
+    stall_seconds: float = _setting(600.0, _number("a number of seconds", minimum=1, maximum=DAY))
+    retries: int = _setting(2, _whole("a whole number of restarts", minimum=0, maximum=MAX_RETRIES))
+    backoff_seconds: float = _setting(
+        15.0, _number("a number of seconds", above=0, maximum=MAX_BACKOFF)
+    )
+    copy_files: tuple[str, ...] = _setting((), lambda f, v: f.strings(v, "a list of paths"))
+    setup: str = _setting("", _command)
+    sandbox: bool = _setting(True, lambda f, v: f.boolean(v))
+    allowed_domains: tuple[str, ...] = _setting((), _domains)
+    env: dict[str, str] = field(default_factory=dict, metadata={"read": _env})
+
+    @property
+    def setup_argv(self) -> list[str]:
+        return shlex.split(self.setup)
+
+    def override(self, **flags: Any) -> Config:
+        """The config with every flag that was given (not None) in place."""
+        return replace(self, **{k: v for k, v in flags.items() if v is not None})
+
+    # Shims, until conductor/supervisor.py and conductor/demo.py build these where they are
+    # consumed (requested in /tmp/conductor-team/requests.md): the settings module itself
+    # describes settings only, and imports nothing that consumes them.
+    def bootstrap(self) -> Bootstrap:
+        """What each new worktree gets: the files to copy and the setup command."""
+        from conductor.worktrees import Bootstrap
+
+        return Bootstrap(copy_files=self.copy_files, setup=self.setup_argv)
+
+    def session(self, private_dir: Path, env: Mapping[str, str]) -> SessionConfig:
+        """How to start a session of this run: `conductor.session.worker_config`."""
+        from conductor.session import worker_config
+
+        return worker_config(self, private_dir, env)
+
+
+# How each setting is read and checked, by name.
+SETTINGS: dict[str, Reader] = {f.name: f.metadata["read"] for f in fields(Config)}
+
+
+def load_config(repo: Path) -> Config:
+    path = repo / CONFIG_NAME
+    if not path.exists():
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidInput(f"{path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path} is not valid TOML: it is not UTF-8 text") from None
+    except OSError as e:
+        raise InvalidInput(f"cannot read {path}: {e.strerror}") from None
+    return parse_config(data, source=str(path))
 
 
 def parse_config(data: Mapping[str, Any], *, source: str = CONFIG_NAME) -> Config:

@@ -16,7 +16,7 @@ from support import Cli, git
 from conductor import actions, worktrees
 from conductor.bus import Bus, create_run
 from conductor.config import load_config
-from conductor.session import HeadlessSession, SessionConfig
+from conductor.session import HeadlessSession, SessionConfig, worker_config
 from conductor.standin.harness import STANDIN_MODEL, Offline
 from conductor.store import Store
 from conductor.tools import coordination_tools
@@ -229,8 +229,9 @@ async def test_conductor_toml_bootstraps_the_worktree_and_the_session_env(
                 base_commit=base,
                 sessions=[("A", "solo")],
             )
-            tree = await actions.place_session(bus, repo, "A", base, config.bootstrap())
-            session_config = config.session(repo / ".conductor", offline.env)
+            bootstrap = worktrees.Bootstrap(copy_files=config.copy_files, setup=config.setup_argv)
+            tree = await actions.place_session(bus, repo, "A", base, bootstrap)
+            session_config = worker_config(config, repo / ".conductor", offline.env)
             async with HeadlessSession(bus, "A", tree.path, session_config) as session:
                 await session.turn("conductor-role: A\nLook around.")
             seen = next(
