@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from conductor import dashboard
-from conductor.bus import Bus, seen_state
+from conductor.bus import Bus
 from conductor.cli.common import JsonOpt, RunOpt, app, out, print_json, with_bus
 from conductor.workspace import Workspace
 
@@ -25,13 +25,13 @@ def show_dashboard(
     async def go(bus: Bus, ws: Workspace) -> Any:
         return (
             bus.run,
-            await seen_state(bus.store, bus.run),
+            await bus.seen_state(),
             await bus.sessions(),
             await bus.unread_counts(),
             await bus.claims(),
             await bus.reviews(status="pending"),
             await bus.lock(),
-            await bus.store.list_events(bus.run_id, limit=events, newest=True),
+            await bus.events(limit=events, newest=True),
         )
 
     run, state, sessions, unread, found_claims, reviews, lease, recent = with_bus(ctx, go)
