@@ -11,12 +11,12 @@ import re
 import shlex
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conductor.errors import InvalidInput
-from conductor.validation import Field
+from conductor.validation import READ, Field, Reader, declared, readers, shape
 
 if TYPE_CHECKING:  # the two shims below, until their callers move (see Config.session)
     from conductor.session import SessionConfig
@@ -133,42 +133,46 @@ def _whole(what: str, **bounds: int) -> Callable[[Field, Any], int]:
     return lambda field, value: field.integer(value, what, **bounds)
 
 
-Reader = Callable[[Field, Any], Any]  # (where the value sits, the value) -> the setting
-
-
-def _setting(default: Any, read: Reader) -> Any:
-    """A setting: its default, and how a given value is read and checked (`read` raises
-    InvalidInput naming the setting). The one description of it: `SETTINGS` and the parsing
-    of conductor.toml are read from these."""
-    return field(default=default, metadata={"read": read})
-
-
 # Every setting is checked, and a value out of range is refused with the range, rather than
 # a run that misbehaves (a stall_seconds of -5 would call every session stalled at once).
-@dataclass(frozen=True)
+@shape
 class Config:
-    model: str = _setting("", lambda f, v: f.string(v, 'a model name such as "sonnet"'))
-    max_parallel: int = _setting(
-        3, _whole("a whole number of sessions", minimum=1, maximum=MAX_SESSIONS)
+    model: str = declared(
+        default="", read=lambda f, v: f.string(v, 'a model name such as "sonnet"')
     )
-    max_sessions: int = _setting(
-        4, _whole("a whole number of workstreams", minimum=1, maximum=MAX_SESSIONS)
+    max_parallel: int = declared(
+        default=3, read=_whole("a whole number of sessions", minimum=1, maximum=MAX_SESSIONS)
     )
-    checks: tuple[str, ...] = _setting((), _commands)
-    review: str = _setting("agent", lambda f, v: f.one_of(v, REVIEW_POLICIES))
-    max_turns: int = _setting(200, _whole("a whole number of turns", minimum=1, maximum=MAX_TURNS))
-    max_usd_per_session: float = _setting(5.0, _number("an amount in US dollars", above=0))
-    max_usd_per_run: float = _setting(20.0, _number("an amount in US dollars", above=0))
-    stall_seconds: float = _setting(600.0, _number("a number of seconds", minimum=1, maximum=DAY))
-    retries: int = _setting(2, _whole("a whole number of restarts", minimum=0, maximum=MAX_RETRIES))
-    backoff_seconds: float = _setting(
-        15.0, _number("a number of seconds", above=0, maximum=MAX_BACKOFF)
+    max_sessions: int = declared(
+        default=4, read=_whole("a whole number of workstreams", minimum=1, maximum=MAX_SESSIONS)
     )
-    copy_files: tuple[str, ...] = _setting((), lambda f, v: f.strings(v, "a list of paths"))
-    setup: str = _setting("", _command)
-    sandbox: bool = _setting(True, lambda f, v: f.boolean(v))
-    allowed_domains: tuple[str, ...] = _setting((), _domains)
-    env: dict[str, str] = field(default_factory=dict, metadata={"read": _env})
+    checks: tuple[str, ...] = declared(default=(), read=_commands)
+    review: str = declared(default="agent", read=lambda f, v: f.one_of(v, REVIEW_POLICIES))
+    max_turns: int = declared(
+        default=200, read=_whole("a whole number of turns", minimum=1, maximum=MAX_TURNS)
+    )
+    max_usd_per_session: float = declared(
+        default=5.0, read=_number("an amount in US dollars", above=0)
+    )
+    max_usd_per_run: float = declared(
+        default=20.0, read=_number("an amount in US dollars", above=0)
+    )
+    stall_seconds: float = declared(
+        default=600.0, read=_number("a number of seconds", minimum=1, maximum=DAY)
+    )
+    retries: int = declared(
+        default=2, read=_whole("a whole number of restarts", minimum=0, maximum=MAX_RETRIES)
+    )
+    backoff_seconds: float = declared(
+        default=15.0, read=_number("a number of seconds", above=0, maximum=MAX_BACKOFF)
+    )
+    copy_files: tuple[str, ...] = declared(
+        default=(), read=lambda f, v: f.strings(v, "a list of paths")
+    )
+    setup: str = declared(default="", read=_command)
+    sandbox: bool = declared(default=True, read=lambda f, v: f.boolean(v))
+    allowed_domains: tuple[str, ...] = declared(default=(), read=_domains)
+    env: dict[str, str] = field(default_factory=dict, metadata={READ: _env})
 
     @property
     def setup_argv(self) -> list[str]:
@@ -195,7 +199,7 @@ class Config:
 
 
 # How each setting is read and checked, by name.
-SETTINGS: dict[str, Reader] = {f.name: f.metadata["read"] for f in fields(Config)}
+SETTINGS: dict[str, Reader] = readers(Config)
 
 
 def load_config(repo: Path) -> Config:

@@ -9,62 +9,25 @@ share; each problem is told with the path of its field.
 
 from __future__ import annotations
 
+import graphlib
 import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
 from conductor import paths
 from conductor.errors import ConductorError, InvalidInput, PathOutsideRepository
 from conductor.models import check_session_name
-from conductor.validation import Field, did_you_mean, load_yaml
-
-PLAN_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "workstreams": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string", "description": "A, B, C, ..."},
-                    "name": {"type": "string"},
-                    "task": {"type": "string", "description": "what to build, concretely"},
-                    "owns": {
-                        "type": "array",
-                        "items": {"type": "string"},
-                        "description": "paths only this workstream writes",
-                    },
-                    "depends_on": {"type": "array", "items": {"type": "string"}},
-                    "interface": {
-                        "type": "string",
-                        "description": "what it promises the others (functions, endpoints)",
-                    },
-                },
-                "required": ["id", "name", "task", "owns"],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["workstreams"],
-    "additionalProperties": False,
-}
-
+from conductor.validation import Field, declared, did_you_mean, json_schema, load_yaml, shape
 
 # Sessions conductor itself names in a run: the planner, the `auto` and `human` reviewers, and
 # `<id>-review`, the agent reviewer of a workstream. A workstream by one of these names would
 # share its row, its conversation or its verdicts.
 RESERVED_IDS = ("planner", "auto", "human")
 REVIEWER_SUFFIX = "-review"
-
-PLAN_KEYS = ("workstreams",)
-# What `conductor run --plan-only --json` prints besides the plan: its output is a plan file.
-IGNORED_PLAN_KEYS = ("saved_to",)
-WORKSTREAM_KEYS = ("id", "name", "task", "owns", "depends_on", "interface")
 
 
 class PlanInvalid(ConductorError):
@@ -77,25 +40,69 @@ class PlanInvalid(ConductorError):
         super().__init__(head + "; ".join(self.errors))
 
 
-@dataclass(frozen=True)
+def _id(field: Field, value: Any) -> str:
+    """A workstream's id: a session's name, and none of the names conductor gives its own."""
+    wid = field.string(value, "an id such as A (quote it)", non_empty=True).strip()
+    try:
+        check_session_name(wid)
+    except InvalidInput:
+        field.fail(f"bad id {wid!r} (a letter, then up to 31 letters, digits, '-' or '_')")
+    if wid.lower() in RESERVED_IDS or wid.lower().endswith(REVIEWER_SUFFIX):
+        field.fail(
+            f"the id {wid!r} is a name conductor gives its own sessions"
+            f" ({', '.join(RESERVED_IDS)}, ...{REVIEWER_SUFFIX})"
+        )
+    return wid
+
+
+def _text(field: Field, value: Any) -> str:
+    return field.string(value, "a non-empty string", non_empty=True).strip()
+
+
+def _ids(field: Field, value: Any) -> tuple[str, ...]:
+    return tuple(d.strip() for d in field.strings(value, "a list of workstream ids"))
+
+
+# The one description of a plan: what the planner is asked for (PLAN_SCHEMA, its structured
+# output) and what a plan file is read and checked by are both read from these fields. A
+# person may leave `owns` out (a workstream owning nothing); the planner is asked for it.
+@shape
 class Workstream:
-    id: str
-    name: str
-    task: str
-    owns: tuple[str, ...]
-    depends_on: tuple[str, ...] = ()
-    interface: str = ""
+    id: str = declared(_id, description="A, B, C, ...")
+    name: str = declared(_text)
+    task: str = declared(_text, description="what to build, concretely")
+    owns: tuple[str, ...] = declared(
+        lambda f, v: f.strings(v, "a list of paths"),
+        default=(),
+        required=True,
+        description="paths only this workstream writes",
+    )
+    depends_on: tuple[str, ...] = declared(_ids, default=())
+    interface: str = declared(
+        lambda f, v: f.string(v, "a string"),
+        default="",
+        description="what it promises the others (functions, endpoints)",
+    )
 
 
-@dataclass(frozen=True)
+@shape
 class Plan:
-    workstreams: tuple[Workstream, ...]
+    workstreams: tuple[Workstream, ...] = declared(
+        lambda f, v: f.items(v, "a list of workstreams"), minItems=1
+    )
 
     def to_json(self) -> dict[str, Any]:
         return {"workstreams": [asdict(w) for w in self.workstreams]}
 
     def get(self, workstream_id: str) -> Workstream:
         return next(w for w in self.workstreams if w.id == workstream_id)
+
+
+PLAN_SCHEMA: dict[str, Any] = json_schema(Plan)
+PLAN_KEYS = tuple(f.name for f in fields(Plan))
+WORKSTREAM_KEYS = tuple(f.name for f in fields(Workstream))
+# What `conductor run --plan-only --json` prints besides the plan: its output is a plan file.
+IGNORED_PLAN_KEYS = ("saved_to",)
 
 
 def parse_plan(data: Any, repo: Path, *, max_sessions: int | None = None, source: str = "") -> Plan:
@@ -108,7 +115,7 @@ def parse_plan(data: Any, repo: Path, *, max_sessions: int | None = None, source
         top.known_keys(data, (*PLAN_KEYS, *IGNORED_PLAN_KEYS), "key of a plan")
         if "workstreams" not in data:
             top.fail("no 'workstreams': a plan is {workstreams: [{id, name, task, owns}, ...]}")
-        items = top.key("workstreams").items(data["workstreams"], "a list of workstreams")
+        items = _read(Plan, "workstreams")(top.key("workstreams"), data["workstreams"])
     except InvalidInput as e:
         raise PlanInvalid([str(e)], source=source) from None
     if not items:
@@ -156,7 +163,13 @@ def parse_plan(data: Any, repo: Path, *, max_sessions: int | None = None, source
     return Plan(tuple(plain))
 
 
+def _read(shape: type, key: str) -> Any:
+    return next(f.metadata["read"] for f in fields(shape) if f.name == key)
+
+
 def _workstream(item: Any, where: Field, repo: Path, errors: list[str]) -> Workstream | None:
+    """One workstream, read field by field as declared; every problem is added to `errors`
+    (None: no id to tell it by)."""
     try:
         where.mapping(item, "a workstream: a mapping of id, name, task, owns, ...")
     except InvalidInput as e:
@@ -169,44 +182,26 @@ def _workstream(item: Any, where: Field, repo: Path, errors: list[str]) -> Works
     try:
         if "id" not in item:
             where.fail("no id (A, B, C, ...)")
-        wid = where.key("id").string(item["id"], "an id such as A (quote it)", non_empty=True)
-        wid = wid.strip()
-        try:
-            check_session_name(wid)
-        except InvalidInput:
-            where.key("id").fail(
-                f"bad id {wid!r} (a letter, then up to 31 letters, digits, '-' or '_')"
-            )
-        if wid.lower() in RESERVED_IDS or wid.lower().endswith(REVIEWER_SUFFIX):
-            where.key("id").fail(
-                f"the id {wid!r} is a name conductor gives its own sessions"
-                f" ({', '.join(RESERVED_IDS)}, ...{REVIEWER_SUFFIX})"
-            )
+        wid = _read(Workstream, "id")(where.key("id"), item["id"])
     except InvalidInput as e:
         errors.append(str(e))
         return None
-
-    def take(key: str, read: Any, default: Any) -> Any:
-        if item.get(key) is None:
-            if default is None:
-                errors.append(f"{where.key(key)}: {wid} has no {key}")
-            return default
+    values: dict[str, Any] = {}
+    for f in fields(Workstream)[1:]:
+        here = where.key(f.name)
+        fallback = "" if f.default is MISSING else f.default
+        if item.get(f.name) is None:
+            if f.default is MISSING:
+                errors.append(f"{here}: {wid} has no {f.name}")
+            values[f.name] = fallback
+            continue
         try:
-            return read(where.key(key), item[key])
+            values[f.name] = f.metadata["read"](here, item[f.name])
         except InvalidInput as e:
             errors.append(str(e))
-            return default
-
-    def text(field: Field, value: Any) -> str:
-        return field.string(value, "a non-empty string", non_empty=True).strip()
-
-    name = take("name", text, None)
-    task = take("task", text, None)
-    interface = take("interface", lambda f, v: f.string(v, "a string"), "")
-    depends_on = take("depends_on", lambda f, v: f.strings(v, "a list of workstream ids"), ())
-    owned = take("owns", lambda f, v: f.strings(v, "a list of paths"), ())
+            values[f.name] = fallback
     owns = []
-    for n, path in enumerate(owned):
+    for n, path in enumerate(values.pop("owns")):
         try:
             owns.append(paths.normalize(path, repo))
         except PathOutsideRepository:
@@ -215,41 +210,24 @@ def _workstream(item: Any, where: Field, repo: Path, errors: list[str]) -> Works
             )
         except InvalidInput as e:
             errors.append(f"{where.key('owns').index(n)}: {wid} owns a bad path: {e}")
-    return Workstream(
-        id=wid,
-        name=name or "",
-        task=task or "",
-        owns=tuple(dict.fromkeys(owns)),
-        depends_on=tuple(d.strip() for d in depends_on),
-        interface=interface,
-    )
+    return Workstream(id=wid, owns=tuple(dict.fromkeys(owns)), **values)
 
 
 def _cycle(streams: Sequence[Workstream]) -> list[str]:
-    """One dependency cycle, as ids from start back to start; [] when there is none."""
-    deps = {w.id: [d for d in w.depends_on if d != w.id] for w in streams}
-    state: dict[str, int] = {}  # 1: on the current path, 2: finished
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str]:
-        state[node] = 1
-        stack.append(node)
-        for dep in deps.get(node, []):
-            if state.get(dep) == 1:
-                return [*stack[stack.index(dep) :], dep]
-            if dep in deps and dep not in state:
-                found = visit(dep)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return []
-
-    for w in streams:
-        if w.id not in state:
-            found = visit(w.id)
-            if found:
-                return found
+    """One dependency cycle, as ids from the first of them in the plan back to it, each
+    depending on the next; [] when there is none. (Unknown and self dependencies are told
+    on their own.)"""
+    ids = {w.id for w in streams}
+    graph = {w.id: [d for d in w.depends_on if d != w.id and d in ids] for w in streams}
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as found:
+        # graphlib names it as each node a dependency of the next: turn it round.
+        ring = list(reversed(found.args[1]))[:-1]
+        order = [w.id for w in streams]
+        start = ring.index(min(ring, key=order.index))
+        ring = ring[start:] + ring[:start]
+        return [*ring, ring[0]]
     return []
 
 
@@ -269,15 +247,13 @@ def _overlaps(streams: Sequence[tuple[int, Workstream]], where: Field) -> list[s
 
 def layers(plan: Plan) -> list[list[str]]:
     """Workstream ids in dependency order: each layer needs only earlier layers."""
-    done: set[str] = set()
+    sorter = graphlib.TopologicalSorter({w.id: w.depends_on for w in plan.workstreams})
+    sorter.prepare()
     order = []
-    remaining = {w.id: set(w.depends_on) for w in plan.workstreams}
-    while remaining:
-        ready = sorted(i for i, deps in remaining.items() if deps <= done)
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
         order.append(ready)
-        done.update(ready)
-        for i in ready:
-            del remaining[i]
+        sorter.done(*ready)
     return order
 
 

@@ -10,11 +10,13 @@ keys are refused with the nearest known one ("did you mean max_parallel?").
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NoReturn
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NoReturn, TypeVar
 
 import yaml
 
@@ -177,6 +179,81 @@ def _range(minimum: float | None, maximum: float | None, above: float | None = N
     if maximum is not None:
         return f", at most {num(maximum)}"
     return ""
+
+
+# ------------------------------------------------------------------------------ declared data
+
+Reader = Callable[["Field", Any], Any]  # (where the value sits, the value) -> the value read
+READ = "read"
+_MISSING: Any = dataclasses.MISSING
+
+
+def declared(
+    read: Reader,
+    *,
+    default: Any = _MISSING,
+    required: bool | None = None,
+    **schema: Any,
+) -> Any:
+    """A field of a shape read from a file (a dataclass field): its default, how a given
+    value is read and checked (`read` raises InvalidInput naming the field), and what its
+    JSON schema says beyond its type (a `description`, `minItems`). `required`: whether the
+    schema asks for it; by default, when it has no default."""
+    metadata = {READ: read, "schema": schema, "required": required}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+T = TypeVar("T")
+
+
+@typing.dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, declared))
+def shape(cls: type[T]) -> type[T]:
+    """A declared shape: a frozen dataclass whose fields (`declared`) say how each is read
+    and what the JSON schema says of it, so the shape is described once."""
+    return dataclasses.dataclass(frozen=True)(cls)
+
+
+def readers(shape: type) -> dict[str, Reader]:
+    """How each field of a declared shape is read, by name, in the order declared."""
+    return {f.name: f.metadata[READ] for f in dataclasses.fields(shape)}
+
+
+def is_required(field: dataclasses.Field[Any]) -> bool:
+    """Whether a declared field must be given (the schema's `required`)."""
+    required = field.metadata.get("required")
+    if required is None:
+        return field.default is _MISSING and field.default_factory is _MISSING
+    return bool(required)
+
+
+def json_schema(shape: type) -> dict[str, Any]:
+    """The JSON schema of a declared dataclass: its fields' types (str, int, float, bool, a
+    tuple of one of those or of a declared dataclass), what each field declares, its required
+    fields, and no other keys."""
+    hints = typing.get_type_hints(shape)
+    properties = {
+        f.name: {**_json_type(hints[f.name]), **f.metadata.get("schema", {})}
+        for f in dataclasses.fields(shape)
+    }
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [f.name for f in dataclasses.fields(shape) if is_required(f)],
+        "additionalProperties": False,
+    }
+
+
+_JSON_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def _json_type(hint: Any) -> dict[str, Any]:
+    if hint in _JSON_TYPES:
+        return {"type": _JSON_TYPES[hint]}
+    if typing.get_origin(hint) is tuple:
+        return {"type": "array", "items": _json_type(typing.get_args(hint)[0])}
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return json_schema(hint)
+    raise TypeError(f"no JSON schema for {hint!r}")
 
 
 # ------------------------------------------------------------------------------ YAML

@@ -188,3 +188,17 @@ def test_the_schema_tells_the_planner_which_keys_there_are() -> None:
     item = PLAN_SCHEMA["properties"]["workstreams"]["items"]
     assert set(item["properties"]) == set(WORKSTREAM_KEYS)
     assert item["additionalProperties"] is False and PLAN_SCHEMA["additionalProperties"] is False
+
+
+def test_a_cycle_is_named_from_its_first_workstream_even_when_the_plan_enters_it_later(
+    tmp_path: Path,
+) -> None:
+    data = {
+        "workstreams": [
+            stream("A", ["a"], ["B"]),
+            stream("B", ["b"], ["C"]),
+            stream("C", ["c"], ["D"]),
+            stream("D", ["d"], ["B"]),
+        ]
+    }
+    assert errors_of(data, tmp_path) == ["workstreams: dependency cycle: B -> C -> D -> B"]
