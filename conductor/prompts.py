@@ -1,7 +1,9 @@
 """The Jinja environment over the prompt templates, with per-repository overrides.
 
-A file in `.conductor/templates/` of the repository wins over the packaged template of the
-same name. Undefined variables fail loudly (StrictUndefined): a prompt with a hole in it is a
+The templates are the top-level `templates/` of conductor's source, installed as the package
+`conductor.templates` (pyproject.toml says how, for a wheel and an editable install). A file
+in `.conductor/templates/` of the repository wins over the packaged template of the same name.
+Undefined variables fail loudly (StrictUndefined): a prompt with a hole in it is a
 bug, never something to send to a model.
 """
 
@@ -15,6 +17,8 @@ import jinja2
 from conductor.errors import ConductorError
 from conductor.workspace import STATE_DIR
 
+PACKAGED = "conductor.templates"  # the package the templates are installed as
+
 
 class TemplateFailed(ConductorError):
     pass
@@ -25,7 +29,7 @@ class Prompts:
         loaders: list[jinja2.BaseLoader] = []
         if repo is not None:
             loaders.append(jinja2.FileSystemLoader(repo / STATE_DIR / "templates"))
-        loaders.append(jinja2.PackageLoader("conductor", "templates"))
+        loaders.append(jinja2.PackageLoader(PACKAGED, "."))
         self.env = jinja2.Environment(
             loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,
