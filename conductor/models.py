@@ -42,6 +42,15 @@ HUMAN_REVIEWER = HUMAN_SESSION  # a person reviews as the session a person acts 
 AUTO_REVIEWER = "auto"  # the reviewer name of the `auto` policy: conductor approves at once
 
 
+class ReviewPolicy(StrEnum):
+    """Who reviews a workstream's branch before the merge gate takes it."""
+
+    AGENT = "agent"  # a dedicated reviewer session per author
+    PEER = "peer"  # another workstream's session
+    HUMAN = "human"  # a person, through `conductor review approve/reject`
+    AUTO = "auto"  # conductor approves at once (the merge gate's checks still apply)
+
+
 class SessionKind(StrEnum):
     WORKER = "worker"
     PLANNER = "planner"
