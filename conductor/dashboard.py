@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich import box
@@ -31,10 +30,11 @@ from conductor.models import (
     Session,
     SessionStatus,
 )
+from conductor.readmodel import RunView, SessionView, does_work
 from conductor.text import SESSION_COLUMNS, ago, escape_controls, one_line, session_rows
+from conductor.text import clock as clock  # where the commands have always found it
 
 if TYPE_CHECKING:
-    from conductor.live import SessionView, Snapshot
     from conductor.plan import Plan
     from conductor.supervisor import RunSummary
 
@@ -53,10 +53,6 @@ STATUS_STYLE = {
 
 def console(stderr: bool = False) -> Console:
     return Console(markup=False, emoji=False, highlight=False, stderr=stderr)
-
-
-def clock(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
 
 
 def _t(value: object, style: str = "") -> Text:
@@ -158,8 +154,6 @@ def dashboard(
 ) -> RenderableType:
     """`state`: the run's state as a person should read it (bus.seen_state), if not stored.
     `human` and `auto` get no row (they never run) unless someone wrote to them."""
-    from conductor.live import does_work  # (it draws with this module)
-
     sessions = [s for s in sessions if does_work(s) or unread.get(s.name)]
     shown = state or run.state.value
     header = Text(f"run {run.id} · {shown} · started {ago(run.created_at)}", "bold")
@@ -248,7 +242,7 @@ def summary_table(summary: RunSummary) -> Table:
 
 
 def live_view(
-    snapshot: Snapshot, now: float | None = None, width: int | None = None
+    snapshot: RunView, now: float | None = None, width: int | None = None
 ) -> RenderableType:
     """The dashboard `conductor run` keeps redrawing: the run and its totals, what waits on
     you, a row per session saying what it is doing, the merge queue and the latest notable
@@ -276,7 +270,7 @@ def live_view(
     return Group(*parts)
 
 
-def totals_line(snapshot: Snapshot) -> str:
+def totals_line(snapshot: RunView) -> str:
     """`3 workstreams, 1 merged · 7 sessions · 51 turns · $0.2250`: sessions are those that
     run (`human` and `auto` do not); a `~` cost counts turns going on at list price."""
     workstreams, merged = snapshot.workstreams()
@@ -303,7 +297,7 @@ def _cut(line: str, width: int) -> str:
     return line if cell_len(line) <= width else set_cell_size(line, width - 1) + "…"
 
 
-def waiting_text(snapshot: Snapshot, view: SessionView) -> Text:
+def waiting_text(snapshot: RunView, view: SessionView) -> Text:
     """The line that says what a person can do about a session waiting on them."""
     review = snapshot.human_review(view)
     name = escape_controls(view.name)
@@ -324,7 +318,7 @@ LIVE_COLUMNS = ("ID", "Status", "Turns", "Cost", "Age", "Doing")
 
 
 def live_sessions_table(
-    snapshot: Snapshot, now: float | None = None, width: int | None = None
+    snapshot: RunView, now: float | None = None, width: int | None = None
 ) -> Table:
     """A row per session that runs. What it is doing goes last and gets the width the other
     columns leave, cut short rather than wrapped, so each session stays one line even at 80

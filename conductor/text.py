@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -42,6 +43,11 @@ def sync_lines(result: SyncResult) -> list[str]:
     for c in result.context:
         lines.append(f'CTX [{c.category.value}] by={c.author or "conductor"}: "{c.body}"')
     return [escape_controls(line) for line in lines]
+
+
+def clock(ts: float) -> str:
+    """A stored time as the local time of day, `HH:MM:SS`."""
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
 
 
 def ago(then: float | None, now: float | None = None) -> str:
