@@ -8,8 +8,14 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 from support import Cli, clean_env, commit_file, git, make_repo, one_line_error
+
+from conductor import worktrees
+from conductor.bus import create_run
+from conductor.run.launch import merge_target
+from conductor.store import Store
 
 # ------------------------------------------------------------------------------ commit
 
@@ -357,3 +363,45 @@ def test_git_diff_keeps_its_answer_that_the_trees_differ(team: Cli, repo: Path) 
     (repo / "README.md").write_text("changed\n")
     differs = team.fails("git-diff", "--exit-code", code=1)
     assert "+changed" in differs.out and differs.err == ""
+
+
+# ------------------------------------------------------------------------------ clean
+
+
+def test_clean_after_a_run_with_into_judges_branches_by_that_branch(cli: Cli, repo: Path) -> None:
+    """A run started with `--into release` merges there, never into conductor/<run>: clean
+    deletes the branches merged into release (not "not merged into main"), keeps the others,
+    and leaves release itself alone."""
+
+    async def started() -> str:
+        async with Store.open(repo / ".conductor" / "conductor.db") as store:
+            bus = await create_run(
+                store,
+                goal="g",
+                repo_root=repo,
+                base_ref="main",
+                base_commit=git(repo, "rev-parse", "HEAD"),
+                sessions=[("A", "a"), ("B", "b")],
+                spec={"plan": {}, "config": {}, "into": "release", "remote": None},
+            )
+            assert merge_target(bus.run) == "release"
+            return bus.run_id
+
+    run = anyio.run(started)
+    git(repo, "branch", "release")
+    base = git(repo, "rev-parse", "HEAD")
+    trees = {name: anyio.run(worktrees.prepare, repo, run, name, base).path for name in "AB"}
+    commit_file(trees["A"], "a.py", "a = 1\n")
+    commit_file(trees["B"], "b.py", "b = 1\n")
+    for name in "AB":
+        anyio.run(worktrees.collect, repo, trees[name], f"conductor/{run}-{name}")
+    git(repo, "checkout", "-q", "release")
+    git(repo, "merge", "-q", "--no-ff", "-m", "A in", f"conductor/{run}-A")
+    git(repo, "checkout", "-q", "main")
+    release = git(repo, "rev-parse", "release")
+
+    out = cli.ok("clean", run).out
+    assert f"deleted branch conductor/{run}-A" in out
+    assert f"kept branch conductor/{run}-B: not merged into release (use --force)" in out
+    assert git(repo, "branch", "--list", f"conductor/{run}-*").split() == [f"conductor/{run}-B"]
+    assert git(repo, "rev-parse", "release") == release

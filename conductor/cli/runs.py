@@ -6,14 +6,13 @@ import dataclasses
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from conductor import dashboard, gitops, worktrees
-from conductor.bus import Bus, new_run_id
+from conductor.bus import Bus
 from conductor.cli import hints
 from conductor.cli.common import (
     Globals,
@@ -28,22 +27,17 @@ from conductor.cli.common import (
     with_bus,
 )
 from conductor.cli.plumbing import EXIT_INTERRUPTED
-from conductor.costs import Spend
-from conductor.credentials import require_credentials
 from conductor.errors import InvalidInput
 from conductor.jail import (
     describe_mode,
-    refuse_root_planner,
-    refuse_root_unsandboxed,
-    require_sandbox,
     unavailable_reason,
 )
 from conductor.models import Event
-from conductor.plan import Plan
-from conductor.store import Store
-from conductor.workspace import Workspace, ensure_state_dir, locate, refuse_uncommitted
+from conductor.workspace import Workspace
 
 if TYPE_CHECKING:
+    from conductor.config import Config
+    from conductor.planner import Planned, Planning
     from conductor.supervisor import RunSummary, Supervisor
 
 NoLiveOpt = Annotated[
@@ -83,73 +77,38 @@ def run_goal(
 ) -> None:
     """Plan GOAL into workstreams and run them, hands-off, to merged and checked code."""
     from conductor.cli.planning import plan_shown
-    from conductor.config import REVIEW_POLICIES, load_config
-    from conductor.plan import load_plan, save_plan
-    from conductor.planner import make_plan
-    from conductor.supervisor import Supervisor, refuse_checked_out
+    from conductor.run.launch import RunAsked, start_run
 
     g: Globals = ctx.obj
+    asked = RunAsked(
+        goal,
+        plan_only=plan_only,
+        plan_file=plan_file,
+        save_to=save_to,
+        into=into,
+        max_sessions=max_sessions,
+        max_parallel=max_parallel,
+        review=review,
+        model=model,
+    )
+    console = err if json_ else out
 
-    async def go() -> tuple[Plan, Path, RunSummary | None]:
-        if not goal.strip():
-            raise InvalidInput('the goal is empty: say what to build (conductor run "A CLI for X")')
-        ws = await locate(Path.cwd(), g.db)
-        if ws.repo_root is None:
-            raise InvalidInput("conductor run works inside a git repository")
-        repo = ws.repo_root
-        if review is not None and review not in REVIEW_POLICIES:
-            raise InvalidInput(f"--review is one of {', '.join(REVIEW_POLICIES)}")
-        config = load_config(repo).override(
-            max_sessions=max_sessions, max_parallel=max_parallel, review=review, model=model
+    async def show_planning(planning: Planning, config: Config) -> Planned:
+        return await plan_shown(
+            planning,
+            console=console,
+            live=console.is_terminal and not (no_live or json_),
+            max_sessions=config.max_sessions,
+            model=config.model,
         )
-        if not plan_only:
-            require_sandbox(config.sandbox)
-            refuse_root_unsandboxed(config.sandbox, config.env)
-            if into is not None:
-                await refuse_checked_out(repo, into)  # before planning spends anything
-        if not plan_only:
-            await refuse_uncommitted(repo, besides=plan_file)
-        if not (plan_only and plan_file is not None):
-            _need_credentials(config.env)
-        if plan_file is None:
-            refuse_root_planner(config.env)
-        state = ensure_state_dir(repo)
-        planner: Spend | None = None
-        if plan_file is not None:
-            plan = load_plan(plan_file, repo, max_sessions=config.max_sessions)
-        else:
-            session = config.session(state, {})
-            console = err if json_ else out
-            planned = await plan_shown(
-                lambda on_step: make_plan(
-                    goal, repo, session, max_sessions=config.max_sessions, on_step=on_step
-                ),
-                console=console,
-                live=console.is_terminal and not (no_live or json_),
-                max_sessions=config.max_sessions,
-                model=config.model,
-            )
-            plan, planner = planned.plan, planned.spend
-        target = save_to or state / "plans" / f"{new_run_id()}.json"
-        save_plan(plan, target)
-        if plan_only:
-            return plan, target, None
-        remote = "origin" if "origin" in await gitops.remotes(repo) else None
-        async with Store.open(ws.db_path) as store:
-            supervisor = Supervisor(
-                repo,
-                store,
-                plan,
-                goal=goal,
-                config=config,
-                env={},
-                into=into,
-                remote=remote,
-                planner=planner,
-            )
-            return plan, target, await _supervise(supervisor, no_live=no_live, json_=json_)
 
-    plan, saved, summary = run_async(go)
+    async def drive(supervisor: Supervisor, after: int) -> RunSummary:
+        return await _supervise(supervisor, no_live=no_live, json_=json_, after=after)
+
+    launched = run_async(
+        lambda: start_run(asked, cwd=Path.cwd(), db=g.db, show_planning=show_planning, drive=drive)
+    )
+    plan, saved, summary = launched.plan, launched.saved_to, launched.summary
     if summary is None:
         if json_:
             print_json({**plan.to_json(), "saved_to": str(saved)})
@@ -181,34 +140,24 @@ def resume(
 ) -> None:
     """Continue a run whose supervisor was interrupted or killed, from what the store kept:
     sessions re-attach to their own conversations, reviews and merges carry on."""
-    from conductor.supervisor import NothingToResume, Supervisor
+    from conductor.run.launch import NothingToResume, resume_run
 
     g: Globals = ctx.obj
 
+    async def drive(supervisor: Supervisor, after: int) -> RunSummary:
+        return await _supervise(supervisor, no_live=no_live, json_=json_, after=after)
+
     async def go() -> RunSummary | str:
-        ws = await locate(Path.cwd(), g.db)
-        if ws.repo_root is None:
-            raise InvalidInput("conductor resume works inside the run's git repository")
-        async with Store.open(ws.db_path, create=False) as store:
-            try:
-                supervisor = await Supervisor.for_run(ws.repo_root, store, run or g.run, env={})
-            except NothingToResume as done:  # `run || resume` reads as success
-                return str(done)
-            _need_credentials(supervisor.config.env)
-            assert supervisor.run_id is not None
-            seen = await store.list_events(supervisor.run_id, limit=1, newest=True)
-            after = seen[0].id if seen else 0
-            return await _supervise(supervisor, no_live=no_live, json_=json_, after=after)
+        try:
+            return await resume_run(run or g.run, cwd=Path.cwd(), db=g.db, drive=drive)
+        except NothingToResume as done:  # `run || resume` reads as success
+            return str(done)
 
     summary = run_async(go)
     if isinstance(summary, str):
         say(summary)
         raise typer.Exit(0)
     _report(summary, json_, db=_db_option(g))
-
-
-def _need_credentials(config_env: Mapping[str, str]) -> None:
-    require_credentials({**os.environ, **config_env})
 
 
 def _db_option(g: Globals) -> Path | None:
@@ -284,16 +233,12 @@ def clean(
     if run is not None:
         ctx.obj.run = run
 
+    from conductor.run.launch import clean_run
+
     async def go(bus: Bus, ws: Workspace) -> worktrees.CleanReport:
         if ws.repo_root is None:
             raise InvalidInput("clean works inside the run's git repository")
-        integration = f"conductor/{bus.run_id}"
-        into = (
-            integration
-            if await gitops.branch_exists(ws.repo_root, integration)
-            else (bus.run.base_ref or "HEAD")
-        )
-        return await worktrees.clean(ws.repo_root, bus.run_id, into=into, force=force)
+        return await clean_run(bus, ws.repo_root, force=force)
 
     report = with_bus(ctx, go)
     if json_:
@@ -373,7 +318,6 @@ def demo(
     """A full conductor run, offline, on a small example repository (no API key needed)."""
     from conductor.cli.planning import plan_shown
     from conductor.demo import REPO_NAME, WORKSTREAMS, run_demo
-    from conductor.planner import Planned, Planning
 
     say("conductor demo: planning and running three workstreams on the textstats example,")
     say("with the real Claude Code CLI answered by the scripted stand-in model...")
