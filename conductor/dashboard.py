@@ -31,6 +31,7 @@ from conductor.models import (
     SessionStatus,
 )
 from conductor.readmodel import RunView, SessionView, does_work
+from conductor.readmodel.transcript import transcript_lines as transcript_lines  # (plain lines)
 from conductor.text import SESSION_COLUMNS, ago, escape_controls, one_line, session_rows
 from conductor.text import clock as clock  # where the commands have always found it
 
@@ -167,40 +168,6 @@ def dashboard(
     parts.append(reviews_table(reviews) if reviews else Text("no pending reviews", "dim"))
     parts += [lock_text(lease), events_table(events)]
     return Group(*parts)
-
-
-def transcript_lines(events: Sequence[Event]) -> list[str]:
-    """A session's conversation, rebuilt from its stored events (control characters
-    escaped: the model's words and tool output are shown, not acted on)."""
-    return [escape_controls(line) for line in _transcript_lines(events)]
-
-
-def _transcript_lines(events: Sequence[Event]) -> list[str]:
-    lines = []
-    for e in events:
-        payload = e.payload or {}
-        if e.kind == "session.prompt":
-            lines.append(f"{clock(e.created_at)} > {payload.get('prompt', e.summary)}")
-        elif e.kind == "sdk.assistant":
-            for block in payload.get("content", []):
-                if "text" in block:
-                    lines.append(f"{clock(e.created_at)}   {block['text']}")
-                elif "name" in block:
-                    args = ", ".join(f"{k}={v!r}" for k, v in (block.get("input") or {}).items())
-                    lines.append(
-                        f"{clock(e.created_at)}   → {block['name']}({one_line(args, 160)})"
-                    )
-        elif e.kind == "sdk.tool_result":
-            lines.append(f"{clock(e.created_at)}     ← {e.summary}")
-        elif e.kind == "hook.denied":
-            lines.append(f"{clock(e.created_at)}     ✗ denied: {payload.get('reason', e.summary)}")
-        elif e.kind == "sdk.result":
-            lines.append(f"{clock(e.created_at)}   ■ {e.summary}")
-        elif e.kind == "sdk.system.init":
-            lines.append(
-                f"{clock(e.created_at)}   ● session {payload.get('data', {}).get('session_id', '')}"
-            )
-    return lines
 
 
 def plan_table(plan: Plan) -> Table:

@@ -7,7 +7,7 @@ all read. Everything a session wrote is escaped (`printable`) before it is kept.
 
 Parts: `words` (an event in words), `doing` (a tool call in words), `spend` (a turn's cost
 so far at list price), `sessions` (one session's row), `state` (the run's view and the
-questions asked of it), `snapshot` (the fold).
+questions asked of it), `snapshot` (the fold), `transcript` (a session's conversation).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from conductor.readmodel.sessions import ReviewState, SessionView, does_work, re
 from conductor.readmodel.snapshot import PAGE, Snapshot
 from conductor.readmodel.spend import usage_cost
 from conductor.readmodel.state import TAIL, RunView
+from conductor.readmodel.transcript import transcript_lines
 from conductor.readmodel.words import (
     DOING_LIMIT,
     WHAT_LIMIT,
@@ -41,5 +42,6 @@ __all__ = [
     "printable",
     "real_sessions",
     "tool_doing",
+    "transcript_lines",
     "usage_cost",
 ]
