@@ -4,6 +4,7 @@ both read from the store alone."""
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -53,7 +54,7 @@ async def watching(bus: Bus, console: Console, **options: Any) -> AsyncIterator[
 
 async def snapshot_of(bus: Bus) -> Snapshot:
     snapshot = Snapshot(bus.run_id)
-    await snapshot.update(bus.store)
+    await snapshot.update(bus)
     return snapshot
 
 
@@ -110,7 +111,7 @@ async def test_events_just_before_the_cancel_are_still_printed(bus: Bus) -> None
     async with watching(bus, console, live=False, poll=60):
         await until(lambda: "before" in buffer.getvalue())  # read once; now asleep for 60 s
         await bus.update("A", status="done")
-        await bus.store.set_run_state(bus.run_id, RunState.FINISHED, "everything merged")
+        await bus.set_state(RunState.FINISHED, "everything merged")
     out = buffer.getvalue()
     assert "status done" in out
     assert "run finished: everything merged" in out
@@ -164,8 +165,8 @@ async def test_an_update_folds_only_the_new_events(bus: Bus) -> None:
     await result(bus, "A", 3, 0.25)
     snapshot = await snapshot_of(bus)
     await result(bus, "A", 1, 0.25)
-    await snapshot.update(bus.store)
-    await snapshot.update(bus.store)
+    await snapshot.update(bus)
+    await snapshot.update(bus)
     assert (snapshot.sessions["A"].turns, snapshot.sessions["A"].cost_usd) == (4, 0.5)
 
 
@@ -395,3 +396,22 @@ async def test_the_live_header_is_what_its_rows_add_up_to(bus: Bus) -> None:
     assert header == "3 workstreams, 0 merged · 3 sessions · 9 turns · $0.0200"
     row = {ln.split()[0]: ln for ln in text.splitlines() if ln.startswith(("A ", "B "))}
     assert "$0.0156" in row["A"] and "$0.0044" in row["B"]
+
+
+async def test_a_snapshot_reads_the_same_from_the_store_as_from_the_runs_bus(bus: Bus) -> None:
+    """`conductor run` hands the view its store; the snapshot opens the run's bus from it."""
+    await result(bus, "A", 3, 0.25)
+    await bus.record("A", "git.commit", "abc123 first")
+    through_bus = await snapshot_of(bus)
+    from_store = Snapshot(bus.run_id)
+    await from_store.update(bus.store)
+    await result(bus, "A", 1, 0.25)
+    await through_bus.update(bus)
+    await from_store.update(bus.store)
+    now = time.time()  # one instant for both: the ages in a frame move with the clock
+    frames = [Console(record=True, width=120, file=io.StringIO()) for _ in range(2)]
+    for console, snapshot in zip(frames, (from_store, through_bus), strict=True):
+        console.print(live_view(snapshot, now=now, width=120))
+    assert frames[0].export_text() == frames[1].export_text()
+    assert from_store.cursor == through_bus.cursor
+    assert from_store.sessions["A"].turns == 4

@@ -100,7 +100,7 @@ def result(turns: int, cost: float) -> ResultMessage:
 async def frame(bus: Bus, snapshot: Snapshot | None = None) -> str:
     """The live view at 80 columns, as text (the snapshot brought up to date first)."""
     snapshot = snapshot or Snapshot(bus.run_id)
-    await snapshot.update(bus.store)
+    await snapshot.update(bus)
     console = Console(record=True, width=WIDTH, markup=False, emoji=False, file=io.StringIO())
     console.print(live_view(snapshot, width=WIDTH))
     text = console.export_text()
