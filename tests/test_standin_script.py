@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conductor.errors import InvalidInput
+from conductor.plan import PLAN_SCHEMA
 from conductor.standin.conversation import read_conversation
 from conductor.standin.script import (
     Fault,
@@ -74,6 +75,23 @@ def test_the_role_comes_from_the_marker_in_the_first_prompt() -> None:
     assert script.role_for("<system-reminder>x</system-reminder>\nconductor-role: B\nGo") == "B"
     assert script.role_for("conductor-role: Z") is None
     assert script.role_for("no marker") is None
+
+
+def test_a_session_s_role_comes_from_the_sentence_that_tells_the_model_who_it_is() -> None:
+    script = parse_script("roles: {A: [[{text: a}]], B: [[{text: b}]], B-review: [[{text: r}]]}")
+    told = "<system-reminder>\nYou are session A (x) of a conductor run.\n</system-reminder>\n"
+    assert script.role_for(told + "You are session B (cli) of a conductor run.\nGoal: g") == "B"
+    assert script.role_for("You review session B's work for the conductor run") == "B-review"
+    assert script.role_for("Please, You are session B (cli) of a conductor run.") is None
+    assert script.role_for(told) is None  # a reminder (a CLAUDE.md, say) tells no role
+    assert script.role_for("conductor-role: A\nYou are session B (cli) of a conductor run.") == "A"
+
+
+def test_the_planner_is_the_request_asked_for_the_plan() -> None:
+    script = parse_script("roles: {planner: [[{text: p}]], A: [[{text: a}]]}")
+    assert script.role_for("Plan this.", PLAN_SCHEMA) == "planner"
+    assert script.role_for("Plan this.", {"properties": {"answer": {}}}) is None
+    assert script.role_for("conductor-role: A\nPlan this.", PLAN_SCHEMA) == "A"  # named wins
 
 
 def test_a_single_role_script_answers_prompts_without_a_marker() -> None:
@@ -285,6 +303,12 @@ def test_a_request_for_a_missing_role_says_what_to_add() -> None:
     assert "add roles.C, a workstream of the plan" in worker
     unmarked = script.why_no_role("hello")
     assert "no 'conductor-role: NAME' line" in unmarked and "named default" in unmarked
+    told = script.why_no_role("You are session C (x) of a conductor run.\n")
+    assert "says 'You are session C (x) of a conductor run'" in told and "add roles.C," in told
+    reviews = script.why_no_role("You review session C's work for the conductor run")
+    assert "add roles.C-review, the agent reviewer of C" in reviews
+    planning = script.why_no_role("Plan.", PLAN_SCHEMA)
+    assert "it asks for the plan" in planning and "add roles.planner" in planning
 
 
 def test_a_fault_may_be_given_as_a_bare_status() -> None:
@@ -338,6 +362,16 @@ def test_a_request_reads_as_prompt_count_and_results_since_the_last_prompt() -> 
     assert conv.results == ["two", "three"]
     assert conv.cwd == "/w/a"
     assert "conductor-role: A" in conv.first_prompt
+    assert conv.schema is None
+
+
+def test_a_request_offering_structured_output_reads_its_schema() -> None:
+    tools = [
+        {"name": "Read", "input_schema": {}},
+        {"name": "StructuredOutput", "input_schema": PLAN_SCHEMA},
+    ]
+    conv = read_conversation({"messages": [user(text("Plan."))], "tools": tools})
+    assert conv.schema == PLAN_SCHEMA
 
 
 def test_an_interruption_note_is_not_a_prompt() -> None:

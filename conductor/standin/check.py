@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from conductor.plan import REVIEWER_SUFFIX, Plan, PlanInvalid, parse_plan
-from conductor.standin.script import PLANNER_ROLE, Script, Step
+from conductor.standin.roles import PLANNER_ROLE
+from conductor.standin.script import Script, Step
 
 # The tools conductor offers each kind of session (planner.READ_ONLY_TOOLS with the CLI's
 # StructuredOutput; a reviewer's read-only tools with its review tools). Spelled out: the
@@ -55,8 +56,8 @@ def notes(script: Script, repo: Path) -> list[str]:
     planner = script.roles.get(PLANNER_ROLE)
     if planner is None:
         found.append(
-            "no planner role: `conductor run GOAL` starts a planner whose prompt says"
-            " 'conductor-role: planner'; add roles.planner (a chapter that calls"
+            "no planner role: `conductor run GOAL` starts a planner (the session asked for the"
+            " plan with StructuredOutput); add roles.planner (a chapter that calls"
             " StructuredOutput with the plan), or run with --plan FILE"
         )
     plan: Plan | None = None
@@ -89,8 +90,8 @@ def notes(script: Script, repo: Path) -> list[str]:
             if reviewer not in script.roles:
                 found.append(
                     f'no roles.{reviewer}: with review = "agent" (the default), {w.id}\'s'
-                    f" work is reviewed by a session whose prompt says 'conductor-role:"
-                    f" {reviewer}'"
+                    f" work is reviewed by a session whose prompt says 'You review session"
+                    f" {w.id}'s work'"
                 )
     for role, listed in script.roles.items():
         if role.endswith(REVIEWER_SUFFIX):

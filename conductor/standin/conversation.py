@@ -1,4 +1,4 @@
-"""Reading a Messages API request: which role, which chapter, which tool results so far.
+"""Reading a Messages API request: its first prompt, how many prompts, the tool results so far.
 
 Pure functions over the request body, so the same request always reads the same way.
 """
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _CWD = re.compile(r"(?:Primary working directory|Working directory):\s*(\S[^\n]*)")
+STRUCTURED_OUTPUT = "StructuredOutput"  # the tool the CLI offers for an answer in a schema
 # Text the CLI itself puts in user messages; none of it is a prompt of ours.
 _NOT_A_PROMPT = ("<system-reminder>", "[Request interrupted")
 
@@ -21,6 +22,9 @@ class Conversation:
     prompts: int  # how many prompts the session has been given (1 for a fresh session)
     results: list[str]  # text of each tool result since the latest prompt, oldest first
     cwd: str | None  # the session's working directory, as the CLI told the model
+    # What the session must answer in: the input schema of the StructuredOutput tool the CLI
+    # offers when asked for structured output (the planner is asked for the plan's), if any.
+    schema: Mapping[str, Any] | None = None
 
 
 def _blocks(content: Any) -> list[Mapping[str, Any]]:
@@ -77,4 +81,13 @@ def read_conversation(body: Mapping[str, Any]) -> Conversation:
         prompts=len(prompt_at),
         results=results,
         cwd=found.group(1).strip() if found else None,
+        schema=_structured_output_schema(body.get("tools")),
     )
+
+
+def _structured_output_schema(tools: Any) -> Mapping[str, Any] | None:
+    for tool in tools if isinstance(tools, list) else []:
+        if isinstance(tool, Mapping) and tool.get("name") == STRUCTURED_OUTPUT:
+            schema = tool.get("input_schema")
+            return schema if isinstance(schema, Mapping) else None
+    return None

@@ -3,9 +3,9 @@
 A script maps each role (the planner, session A, a reviewer, ...) to chapters; a chapter
 answers one prompt and is a list of steps; a step is a tool call or the turn's final text.
 Which role, chapter and step a request is at is worked out from the request alone: the role
-from a marker in the first prompt, the chapter from how many prompts there are, the step by
-replaying the chapter's script over the tool results that came back since its prompt. So a
-retried request, or one from a resumed session, is answered as the first one was.
+from what the request tells a model anyway (roles.py), the chapter from how many prompts there
+are, the step by replaying the chapter's script over the tool results that came back since its
+prompt. So a retried request, or one from a resumed session, is answered as the first one was.
 
 A script is checked whole when it is loaded: each mistake is one line naming the field, as
 `script.yaml: roles.A[0][2].delay: expected a number of seconds, 0 or more, got 'soon'`
@@ -15,7 +15,7 @@ The YAML form (JSON works too, being YAML):
 
     usage: {input_tokens: 12, output_tokens: 6}     # optional, per response
     roles:
-      A:                        # the first prompt carries "conductor-role: A"
+      A:                        # "You are session A (...)", or "conductor-role: A"
         - - tool: Write         # chapter 1, step 1
             input: {file_path: "${cwd}/src/x.py", content: "x = 1\\n"}
           - tool: mcp__bus__sync
@@ -41,11 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from conductor.errors import InvalidInput
-from conductor.plan import REVIEWER_SUFFIX
+from conductor.standin import roles as naming
 from conductor.validation import Field, load_yaml
 
-ROLE_MARKER = re.compile(r"conductor-role:\s*([A-Za-z0-9_.-]+)")
-PLANNER_ROLE = "planner"  # the role of `conductor run`'s planner session
 VARIABLES = ("cwd", "role", "chapter")
 
 
@@ -110,44 +108,13 @@ class Script:
     roles: Mapping[str, tuple[tuple[Step, ...], ...]]
     usage: Usage = Usage()
 
-    def role_for(self, first_prompt: str) -> str | None:
-        """The role named by the marker in the first prompt; the only role if there is one."""
-        found = ROLE_MARKER.search(first_prompt)
-        if found:
-            return found.group(1) if found.group(1) in self.roles else None
-        if len(self.roles) == 1:
-            return next(iter(self.roles))
-        return "default" if "default" in self.roles else None
+    def role_for(self, first_prompt: str, schema: Mapping[str, Any] | None = None) -> str | None:
+        """The role a request plays (roles.py says how it is told), None if none fits."""
+        return naming.role_for(self.roles, first_prompt, schema)
 
-    def why_no_role(self, first_prompt: str) -> str:
+    def why_no_role(self, first_prompt: str, schema: Mapping[str, Any] | None = None) -> str:
         """What to add to the script, for a request `role_for` finds no role for."""
-        have = ", ".join(self.roles)
-        found = ROLE_MARKER.search(first_prompt)
-        if found is None:
-            return (
-                f"no script for this request: its first prompt has no 'conductor-role: NAME'"
-                f" line, and the script has several roles ({have}), none named default: put"
-                " the marker in the prompt, or add a role named default"
-            )
-        role = found.group(1)
-        if role == PLANNER_ROLE:
-            what = (
-                "the planner of `conductor run`: a chapter that calls StructuredOutput with the"
-                " plan, {workstreams: [{id, name, task, owns, depends_on}]}, then ends with a"
-                " text (or run with --plan FILE, which needs no planner)"
-            )
-        elif role.endswith(REVIEWER_SUFFIX):
-            what = (
-                f"the agent reviewer of {role.removesuffix(REVIEWER_SUFFIX)}: a chapter per"
-                " review round that calls mcp__bus__review_verdict with {verdict: approve}"
-                " or {verdict: reject, comments: ...}"
-            )
-        else:
-            what = "a workstream of the plan: its first chapter answers its task"
-        return (
-            f"no script for this request: its first prompt says 'conductor-role: {role}' and"
-            f" the script has no role {role} (it has {have}); add roles.{role}, {what}"
-        )
+        return naming.why_no_role(self.roles, first_prompt, schema)
 
 
 # ------------------------------------------------------------------------------ loading

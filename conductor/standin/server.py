@@ -185,9 +185,9 @@ class StandIn:
         """The reply a request gets, from the request alone (and, for `times` faults, how often
         this very step was answered with its fault before)."""
         conv = read_conversation(body)
-        role = self.script.role_for(conv.first_prompt)
+        role = self.script.role_for(conv.first_prompt, conv.schema)
         if role is None:
-            return Reply(status=400, error=self.script.why_no_role(conv.first_prompt))
+            return Reply(status=400, error=self.script.why_no_role(conv.first_prompt, conv.schema))
         chapters = self.script.roles[role]
         chapter_no = max(conv.prompts, 1)
         where = f"{role} chapter {chapter_no}"
