@@ -1,4 +1,4 @@
-"""Typed records of the store. Rows become these in one place (`store.py`), nowhere else."""
+"""Typed records of the store. Rows become these in one place (`store/rows.py`), nowhere else."""
 
 from __future__ import annotations
 
@@ -148,6 +148,8 @@ class Session(Record):
     last_seen_at: float | None
     created_at: float
     updated_at: float
+    turns: int = 0  # the turns its results reported, added up
+    cost_usd: float = 0.0  # what its turns cost, added up (see conductor.costs)
 
 
 @dataclass(frozen=True)

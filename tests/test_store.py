@@ -81,7 +81,7 @@ async def test_foreign_keys_are_enforced_on_the_connection(store: Store) -> None
         ("deliveries", {"messages", "sessions"}),
         ("context", {"runs", "sessions"}),
         ("claims", {"runs", "sessions"}),
-        ("reviews", {"runs", "sessions", "reviews"}),
+        ("reviews", {"runs", "sessions", "reviews", "messages"}),
         ("events", {"runs", "sessions"}),
     ],
 )

@@ -1,0 +1,109 @@
+"""What every part of the bus stands on: the storage it goes through and the run it is bound
+to, the storage's clock, and the run's own record and events."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from conductor.errors import InvalidInput
+from conductor.events import EventKind, SdkResult
+from conductor.models import Event, Run, RunState
+from conductor.store.interface import Storage
+
+
+def token(nbytes: int) -> str:
+    """What `secrets.token_hex` gives (it reads os.urandom too), without importing hashlib
+    and hmac into every hand command."""
+    return os.urandom(nbytes).hex()
+
+
+def text(body: str, what: str) -> str:
+    if not body or not body.strip():
+        raise InvalidInput(f"empty {what}")
+    return body
+
+
+class BusBase:
+    """A bus bound to one run. `store` is the storage interface, for the bus's parts only:
+    everything outside the bus asks the bus."""
+
+    def __init__(self, store: Storage, run: Run) -> None:
+        self.store = store
+        self.run = run
+
+    @property
+    def run_id(self) -> str:
+        return self.run.id
+
+    @property
+    def db_path(self) -> Path:
+        """Where the store lives: what sessions are told as `CONDUCTOR_DB`."""
+        return self.store.path
+
+    def now(self) -> float:
+        """The store's clock (injectable in tests): what every stored time is read from."""
+        return self.store.clock()
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Until a write through this store commits, or `timeout` passes (a poll of other
+        processes' writes)."""
+        await self.store.wait_for_change(timeout)
+
+    # --------------------------------------------------------------------------- the run
+
+    async def refresh(self) -> Run:
+        """The run as stored now (its state moves while it goes on); kept as `self.run`."""
+        self.run = await self.store.get_run(self.run_id)
+        return self.run
+
+    async def set_state(self, state: RunState, note: str = "") -> Run:
+        """Move the run to `state` (recorded as a `run.state` event, `note` its summary)."""
+        self.run = await self.store.set_run_state(self.run_id, state, note)
+        return self.run
+
+    # --------------------------------------------------------------------------- events
+
+    async def record(
+        self, session: str | None, kind: str, summary: str, payload: dict[str, Any] | None = None
+    ) -> int:
+        """Record an event. A session's turn result (`sdk.result`) also adds its turns and
+        cost to the session's, in the same transaction (see `record_turn`)."""
+        if kind == EventKind.SDK_RESULT and session is not None:
+            return await self.record_turn(session, summary, payload)
+        return await self.store.add_event(self.run_id, session, kind, summary, payload)
+
+    async def record_turn(
+        self, session: str, summary: str, payload: dict[str, Any] | None = None
+    ) -> int:
+        """A turn's `sdk.result` event, its turns and cost (as the catalogue reads the
+        payload) added to the session's columns at once: views and budgets read those."""
+        result = SdkResult.from_json(payload or {})
+        return await self.store.record_turn(
+            self.run_id,
+            session,
+            summary,
+            payload,
+            turns=result.num_turns,
+            cost_usd=result.cost_usd,
+        )
+
+    async def events(
+        self,
+        *,
+        after: int = 0,
+        session: str | None = None,
+        limit: int | None = None,
+        newest: bool = False,
+    ) -> list[Event]:
+        """Events after the id `after`, oldest first (a cursor never skips one); `newest`
+        takes the last `limit` instead, still oldest first."""
+        return await self.store.list_events(
+            self.run_id, after=after, session=session, limit=limit, newest=newest
+        )
+
+    async def last_event(self, session: str | None = None) -> Event | None:
+        """The newest event of the run (or of one session), if any."""
+        found = await self.events(session=session, limit=1, newest=True)
+        return found[0] if found else None

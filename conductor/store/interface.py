@@ -1,0 +1,221 @@
+"""The storage interface the bus works through: every operation one transaction, atomic
+against other tasks and other processes. SQLite (`conductor.store.Store`) implements it; a
+second backend (PostgreSQL, for a team across hosts) implements the same and passes the same
+conformance suite (tests/test_storage_conformance.py).
+
+It knows records and atomic operations, not coordination rules: names come checked, paths
+normalised, message texts composed, and which operation a case calls for chosen by the bus.
+Each aggregate is a protocol of its own; `Storage` is all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from conductor.models import (
+    Claim,
+    ContextCategory,
+    ContextEntry,
+    Event,
+    Lease,
+    Message,
+    Review,
+    ReviewStatus,
+    Run,
+    RunState,
+    Session,
+    SessionKind,
+    SessionStatus,
+    SyncResult,
+)
+
+
+class RunStorage(Protocol):
+    def create_run(
+        self,
+        run_id: str,
+        *,
+        goal: str,
+        repo_root: str,
+        base_ref: str | None,
+        base_commit: str | None,
+        spec: Mapping[str, Any] | None = None,
+    ) -> Awaitable[Run]: ...
+    def get_run(self, run_id: str) -> Awaitable[Run]: ...
+    def latest_run(self) -> Awaitable[Run | None]: ...
+    def list_runs(self) -> Awaitable[list[Run]]: ...
+    def set_run_state(self, run_id: str, state: RunState, note: str = "") -> Awaitable[Run]: ...
+
+
+class SessionStorage(Protocol):
+    def add_sessions(
+        self, run_id: str, specs: Sequence[tuple[str, str, SessionKind, str | None]]
+    ) -> Awaitable[list[Session]]: ...
+    def get_session(self, run_id: str, name: str) -> Awaitable[Session]: ...
+    def list_sessions(self, run_id: str) -> Awaitable[list[Session]]: ...
+    def update_session(
+        self,
+        run_id: str,
+        name: str,
+        *,
+        status: SessionStatus | None = None,
+        note: str | None = None,
+        branch: str | None = None,
+        worktree: str | None = None,
+        sdk_session_id: str | None = None,
+        release_claims: bool = False,
+    ) -> Awaitable[Session]: ...
+    def heartbeat(self, run_id: str, name: str) -> Awaitable[None]: ...
+    def record_turn(
+        self,
+        run_id: str,
+        name: str,
+        summary: str,
+        payload: dict[str, Any] | None,
+        *,
+        turns: int,
+        cost_usd: float,
+    ) -> Awaitable[int]: ...
+
+
+class MessageStorage(Protocol):
+    def send_message(
+        self,
+        run_id: str,
+        sender: str | None,
+        recipients: Sequence[str] | None,
+        body: str,
+        reply_to: int | None = None,
+    ) -> Awaitable[Message]: ...
+    def get_message(self, run_id: str, message_id: int) -> Awaitable[Message]: ...
+    def inbox(
+        self, run_id: str, name: str, *, unread_only: bool = True
+    ) -> Awaitable[list[Message]]: ...
+    def unread_counts(self, run_id: str) -> Awaitable[dict[str, int]]: ...
+    def has_unread(self, run_id: str, name: str) -> Awaitable[bool]: ...
+    def mark_read(self, run_id: str, name: str, message_id: int) -> Awaitable[bool]: ...
+    def reply(self, run_id: str, name: str, message_id: int, body: str) -> Awaitable[Message]: ...
+    def take_unread(self, run_id: str, name: str, *, via: str) -> Awaitable[list[Message]]: ...
+
+
+class ContextStorage(Protocol):
+    def add_context(
+        self, run_id: str, author: str | None, category: ContextCategory, body: str
+    ) -> Awaitable[ContextEntry]: ...
+    def list_context(
+        self, run_id: str, *, category: ContextCategory | None = None, after: int = 0
+    ) -> Awaitable[list[ContextEntry]]: ...
+    def sync(self, run_id: str, name: str) -> Awaitable[SyncResult]: ...
+
+
+class ClaimStorage(Protocol):
+    def claim(self, run_id: str, name: str, path: str, token: str) -> Awaitable[Claim]: ...
+    def release_claim(self, run_id: str, name: str, path: str) -> Awaitable[Claim]: ...
+    def list_claims(self, run_id: str, session: str | None = None) -> Awaitable[list[Claim]]: ...
+    def claim_covering(
+        self, run_id: str, path: str, *, other_than: str
+    ) -> Awaitable[Claim | None]: ...
+
+
+class ReviewStorage(Protocol):
+    def request_review(
+        self,
+        run_id: str,
+        requester: str,
+        *,
+        reviewer: str | None,
+        commit: str,
+        base: str | None,
+        diff: bytes,
+        note: str,
+        notice: Callable[[int], str] | None = None,
+    ) -> Awaitable[Review]: ...
+    def decide_review(
+        self,
+        run_id: str,
+        review_id: int,
+        decider: str,
+        *,
+        approve: bool,
+        comment: str,
+        verdict: str,
+    ) -> Awaitable[Review]: ...
+    def take_verdict(self, run_id: str, review_id: int, *, via: str) -> Awaitable[list[int]]: ...
+    def get_review(
+        self, run_id: str, review_id: int, *, with_diff: bool = True
+    ) -> Awaitable[Review]: ...
+    def list_reviews(
+        self, run_id: str, *, status: ReviewStatus | None = None, session: str | None = None
+    ) -> Awaitable[list[Review]]: ...
+    def latest_review(self, run_id: str, requester: str) -> Awaitable[Review | None]: ...
+
+
+class LockStorage(Protocol):
+    def acquire_lock(
+        self,
+        name: str,
+        *,
+        holder: str,
+        token: str,
+        pid: int | None,
+        host: str | None,
+        lease_seconds: float,
+        run_id: str | None = None,
+    ) -> Awaitable[Lease | None]: ...
+    def get_lock(self, name: str) -> Awaitable[Lease | None]: ...
+    def release_lock(
+        self,
+        name: str,
+        *,
+        token: str | None,
+        reason: str = "released",
+        run_id: str | None = None,
+    ) -> Awaitable[Lease | None]: ...
+
+
+class EventStorage(Protocol):
+    def add_event(
+        self,
+        run_id: str | None,
+        session: str | None,
+        kind: str,
+        summary: str,
+        payload: dict[str, Any] | None = None,
+    ) -> Awaitable[int]: ...
+    def list_events(
+        self,
+        run_id: str | None,
+        *,
+        after: int = 0,
+        session: str | None = None,
+        limit: int | None = None,
+        newest: bool = False,
+    ) -> Awaitable[list[Event]]: ...
+
+
+class Storage(
+    RunStorage,
+    SessionStorage,
+    MessageStorage,
+    ContextStorage,
+    ClaimStorage,
+    ReviewStorage,
+    LockStorage,
+    EventStorage,
+    Protocol,
+):
+    """Everything the bus needs of a backend, and the clock every stored time is read from
+    (replaceable, so tests move time instead of waiting for it)."""
+
+    clock: Callable[[], float]
+    path: Path  # where it lives: what sessions and hints are told (CONDUCTOR_DB, --db)
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Until a write through this storage commits, or `timeout` passes."""
+        ...
+
+    async def keep_checkpointed(self) -> None:
+        """A long-lived process's housekeeping task (SQLite: checkpoint the WAL)."""
+        ...
