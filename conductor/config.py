@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conductor.errors import InvalidInput
+from conductor.models import ReviewPolicy
 from conductor.validation import READ, Field, Reader, declared, readers, shape
 
 if TYPE_CHECKING:  # the two shims below, until their callers move (see Config.session)
@@ -23,7 +24,6 @@ if TYPE_CHECKING:  # the two shims below, until their callers move (see Config.s
     from conductor.worktrees import Bootstrap
 
 CONFIG_NAME = "conductor.toml"
-REVIEW_POLICIES = ("agent", "peer", "human", "auto")
 # The ranges settings are checked against (see SETTINGS below).
 MAX_SESSIONS = 100
 MAX_TURNS = 10_000
@@ -147,7 +147,9 @@ class Config:
         default=4, read=_whole("a whole number of workstreams", minimum=1, maximum=MAX_SESSIONS)
     )
     checks: tuple[str, ...] = declared(default=(), read=_commands)
-    review: str = declared(default="agent", read=lambda f, v: f.one_of(v, REVIEW_POLICIES))
+    review: str = declared(
+        default=ReviewPolicy.AGENT.value, read=lambda f, v: f.one_of(v, ReviewPolicy)
+    )
     max_turns: int = declared(
         default=200, read=_whole("a whole number of turns", minimum=1, maximum=MAX_TURNS)
     )

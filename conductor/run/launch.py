@@ -17,13 +17,13 @@ from pathlib import Path
 
 from conductor import gitops, worktrees
 from conductor.bus import Bus, new_run_id, open_run
-from conductor.config import REVIEW_POLICIES, Config, load_config
+from conductor.config import Config, load_config
 from conductor.costs import Spend
 from conductor.credentials import require_credentials
 from conductor.errors import InvalidInput
 from conductor.gates import integration_branch
 from conductor.jail import refuse_root_planner, refuse_root_unsandboxed, require_sandbox
-from conductor.models import Run
+from conductor.models import ReviewPolicy, Run
 from conductor.plan import Plan, load_plan, save_plan
 from conductor.planner import Planned, Planning, make_plan
 from conductor.session import worker_config
@@ -73,8 +73,8 @@ async def start_run(
     if ws.repo_root is None:
         raise InvalidInput("conductor run works inside a git repository")
     repo = ws.repo_root
-    if asked.review is not None and asked.review not in REVIEW_POLICIES:
-        raise InvalidInput(f"--review is one of {', '.join(REVIEW_POLICIES)}")
+    if asked.review is not None and asked.review not in tuple(ReviewPolicy):
+        raise InvalidInput(f"--review is one of {', '.join(ReviewPolicy)}")
     config = load_config(repo).override(
         max_sessions=asked.max_sessions,
         max_parallel=asked.max_parallel,
