@@ -1,4 +1,5 @@
-"""Watching a run while it goes on, from the store alone: a live dashboard, or plain lines.
+"""Watching a run while it goes on, from what it recorded alone: a live dashboard, or plain
+lines.
 
 Whatever the supervisor does lands in the store as events, so the view needs nothing from
 the supervisor but its run id, and reads the same way from another process. What it shows is

@@ -55,7 +55,7 @@ class SessionView:
     reason: str = ""  # what its next turn is for ("fixing review #1"), until it starts
     stirred: bool = False  # something happened to it since it was registered
     prompts: int = 0
-    turns: int = 0  # of its finished turns, from their results
+    turns: int = 0  # of its finished turns, as its session row adds their results up
     cost_usd: float = 0.0  # likewise
     last_event_at: float | None = None
     review: ReviewState | None = None  # its latest review request

@@ -57,7 +57,7 @@ _DOING_NOTABLE = frozenset(
     }
 )
 # A turn that ends without a result: what it was estimated to cost is not counted anywhere
-# else (costs.run_spend counts results), so the view drops it too.
+# else (a session's row counts results), so the view drops it too.
 _TURN_LOST = frozenset(
     {EventKind.SESSION_DIED, EventKind.SESSION_INTERRUPTED, EventKind.SESSION_RESTARTED}
 )
@@ -76,7 +76,11 @@ class Snapshot(RunView):
     async def update(self, source: Bus | Store) -> None:
         """Read what is new, through the run's bus (a store is opened to it once). Each await
         is followed by a synchronous fold, so a cancellation anywhere leaves the snapshot
-        consistent and the cursor past exactly what was folded."""
+        consistent and the cursor past exactly what was folded.
+
+        The rows come first (the events name sessions by row id). A turn whose result lands
+        between the two reads has ended by the events and is not in its row yet: for that one
+        refresh its cost is left out, never counted twice."""
         bus = await self._bus(source)
         if not self.loaded:
             self.load(bus.run)
@@ -89,6 +93,9 @@ class Snapshot(RunView):
                 s.status,
                 s.note,
             )
+            # Its finished turns as its row keeps them (each result adds to the row in the
+            # result event's own transaction): never summed from payloads here.
+            view.turns, view.cost_usd = s.turns, s.cost_usd
         while True:
             events = await bus.events(after=self.cursor, limit=PAGE)
             for event in events:
@@ -144,9 +151,7 @@ class Snapshot(RunView):
             view.action = assistant_doing(payload) or view.action
             view.count_call(event.id, payload)
         elif isinstance(payload, SdkResult):
-            view.turns += payload.num_turns
-            view.cost_usd += payload.cost_usd
-            view.end_turn()
+            view.end_turn()  # its figures are in the session's row from now on
         elif kind in _DOING_NOTABLE:
             view.action = printable(what_happened(event, payload, self.names), DOING_LIMIT)
             if kind in _TURN_LOST:
