@@ -6,8 +6,9 @@ CLI resumed into a conversation starts from the total the previous process wrote
 transcript when it exited cleanly (a `cost-state` line; a killed process writes none, so the
 next one starts from the last clean exit's). Adding the totals up counted early turns again
 and again. So each session's meter records a turn's cost as the rise over what its CLI had
-reported (or restored) before, in the result event's payload under `cost_usd`, and every view
-adds those up, from one function here, the same way.
+reported (or restored) before, in the result event's payload under `cost_usd`; the store adds
+each turn's figures to its session's columns as the result is recorded, and every view reads
+them from one function here (`spend_of`), the same way.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conductor.models import Event
+from conductor.events import EventKind
+from conductor.models import Event, Session
 
 COST_KEY = "cost_usd"  # conductor's own field in an `sdk.result` payload: that turn's cost
 # The planner runs before its run exists, so what it spent is kept in the run's spec (stored
 # with the run, in one transaction) and shown as a session of this name; no workstream may
 # take the name (plan.RESERVED_IDS).
 PLANNER = "planner"
-RESULT_KIND = "sdk.result"
+RESULT_KIND = EventKind.SDK_RESULT
 COST_STATE = '"cost-state"'
 
 
@@ -109,9 +111,23 @@ def planner_spend(spec: Mapping[str, Any] | None) -> Spend | None:
     return Spend(turns_of(recorded), cost_of(recorded))
 
 
+def spend_of(spec: Mapping[str, Any] | None, sessions: Iterable[Session]) -> dict[str, Spend]:
+    """Session name -> its spend, over a run: the planner first (from the run's spec), then
+    every session that has spent (workers, reviewers), from the turns and cost the store keeps
+    on each session. Every view adds these same numbers."""
+    spent: dict[str, Spend] = {}
+    planner = planner_spend(spec)
+    if planner is not None:
+        spent[PLANNER] = planner
+    for session in sessions:
+        if session.turns or session.cost_usd:
+            spent[session.name] = Spend(session.turns, session.cost_usd)
+    return spent
+
+
 def run_spend(spec: Mapping[str, Any] | None, events: Iterable[Event]) -> dict[str, Spend]:
-    """Session name -> its spend, over a run: the planner first, then every session whose
-    turns ended in a result (workers, reviewers). Every view adds these same numbers."""
+    """Session name -> its spend, over a run, summed from its result events (as `spend_of`
+    reads it from the sessions' columns; this stays for the callers not switched yet)."""
     spent: dict[str, Spend] = {}
     planner = planner_spend(spec)
     if planner is not None:

@@ -30,6 +30,7 @@ from typer.core import TyperGroup
 
 from conductor.bus import RUN_ENV, Bus, open_run
 from conductor.cli.plumbing import (
+    DISTRIBUTION,
     SESSION_ENV,
     Globals,
     ReadOnlyDatabase,
@@ -51,6 +52,7 @@ from conductor.store import Store
 from conductor.workspace import Workspace, locate
 
 __all__ = [
+    "DISTRIBUTION",
     "Globals",
     "ReadOnlyDatabase",
     "emit",
@@ -63,7 +65,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-DISTRIBUTION = "conductor-swarm"  # the name on PyPI; the command and package are `conductor`
 
 # click's UsageError, as the click typer parses with raises it (typer carries its own copy of
 # click since 0.2x): every command line typer cannot read ends in one of these.

@@ -26,6 +26,7 @@ from conductor.workspace import SUPERVISED_ENV
 if TYPE_CHECKING:
     from rich.console import Console
 
+DISTRIBUTION = "conductor-swarm"  # the name on PyPI; the command and package are `conductor`
 SESSION_ENV = "CONDUCTOR_SESSION"
 BUS_TOOLS = "mcp__bus__"  # tools.TOOL_PREFIX, spelled out: importing tools loads the SDK
 # sqlite's primary result codes for "this process may not write that file"

@@ -14,7 +14,7 @@ from conductor import dashboard
 from conductor.bus import Bus, open_run
 from conductor.bus import list_runs as stored_runs
 from conductor.cli.common import Globals, JsonOpt, RunOpt, app, print_json, run_async, say
-from conductor.costs import PLANNER, Spend, run_spend
+from conductor.costs import PLANNER, Spend, spend_of
 from conductor.live import real_sessions
 from conductor.models import Event, Run, RunState
 from conductor.store import Store
@@ -35,8 +35,9 @@ def list_runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
             rows = []
             for run in await stored_runs(store):
                 bus = Bus(store, run)
-                sessions = real_sessions(await bus.sessions())  # not human, auto
-                spent = run_spend(run.spec, await bus.events())
+                every = await bus.sessions()
+                sessions = real_sessions(every)  # not human, auto
+                spent = spend_of(run.spec, every)
                 cost = sum(s.cost_usd for s in spent.values())
                 state = await bus.seen_state()
                 rows.append(
@@ -72,12 +73,13 @@ def show_run(
         async with Store.open(ws.db_path, create=False) as store:
             bus = await open_run(store, run or g.run)
             state = await bus.seen_state()
-            spent = run_spend(bus.run.spec, await bus.events())
+            sessions = await bus.sessions()
+            spent = spend_of(bus.run.spec, sessions)
             rows = []
             planner = spent.get(PLANNER)
             if planner is not None:  # it ran before the run existed: no session row
                 rows.append(_row(PLANNER, "plans the run", "done", planner, None, ""))
-            for s in await bus.sessions():
+            for s in sessions:
                 mine = spent.get(s.name, Spend())
                 rows.append(_row(s.name, s.workstream, s.status.value, mine, s.branch, s.note))
             return bus.run, state, rows
