@@ -186,20 +186,37 @@ async def test_a_delay_step_really_delays(standin: Standin) -> None:
         assert elapsed >= 1.0
 
 
+# Each session, once it has written its file, waits in Bash (up to 10 s) for the other's file,
+# and says it is done only if it saw it: only sessions that really run at the same time both
+# do. Run one after the other, the first waits alone and ends with "ran alone".
 TWO_ROLES = """
 roles:
   A:
     - - tool: Write
         input: {file_path: "${cwd}/a.txt", content: "written by A\\n"}
       - tool: Bash
-        input: {command: "sleep 0.3"}
+        input:
+          command: >-
+            for i in $(seq 100); do [ -e ${cwd}/../b/b.txt ] && echo MET-THE-OTHER && exit;
+            sleep 0.1; done; echo WAITED-ALONE
+        on_result:
+          - {contains: "MET-THE-OTHER", goto: met}
+      - text: "A ran alone."
       - text: "A is done."
+        label: met
   B:
     - - tool: Write
         input: {file_path: "${cwd}/b.txt", content: "written by B\\n"}
       - tool: Bash
-        input: {command: "sleep 0.3"}
+        input:
+          command: >-
+            for i in $(seq 100); do [ -e ${cwd}/../a/a.txt ] && echo MET-THE-OTHER && exit;
+            sleep 0.1; done; echo WAITED-ALONE
+        on_result:
+          - {contains: "MET-THE-OTHER", goto: met}
+      - text: "B ran alone."
       - text: "B is done."
+        label: met
 """
 
 
@@ -216,21 +233,20 @@ async def test_two_sessions_with_different_roles_run_at_once_on_one_server(
             async with ClaudeSDKClient(options) as client:
                 outcome[role] = await run_turn(client, f"conductor-role: {role}\nGo.")
 
-        started = time.monotonic()
         async with anyio.create_task_group() as tg:
             tg.start_soon(session, "A")
             tg.start_soon(session, "B")
-        both = time.monotonic() - started
-        assert texts(outcome["A"]) == ["A is done."]
+        assert texts(outcome["A"]) == ["A is done."]  # each met the other while it waited
         assert texts(outcome["B"]) == ["B is done."]
         assert (tmp_path / "a" / "a.txt").read_text() == "written by A\n"
         assert (tmp_path / "b" / "b.txt").read_text() == "written by B\n"
         assert not (tmp_path / "a" / "b.txt").exists()
-        answers = [r.answer for r in offline.server.requests]
-        assert sorted(a.split(" ")[0] for a in answers) == ["A"] * 3 + ["B"] * 3
-        # They overlapped: A's requests were not all answered before B's first one.
-        roles_in_order = [a.split(" ")[0] for a in answers]
-        assert roles_in_order != sorted(roles_in_order) or both < 5
+        answered: dict[str, list[float]] = {"A": [], "B": []}
+        for logged in offline.server.requests:
+            answered[logged.answer.split(" ")[0]].append(logged.at)
+        assert [len(answered["A"]), len(answered["B"])] == [3, 3]
+        # The stand-in's own record says the same: each was asked before the other's last ask.
+        assert min(answered["A"]) < max(answered["B"]) and min(answered["B"]) < max(answered["A"])
 
 
 USAGE = """
