@@ -21,7 +21,16 @@ from typing import Any
 from conductor import paths
 from conductor.errors import ConductorError, InvalidInput, PathOutsideRepository
 from conductor.models import check_session_name
-from conductor.validation import Field, declared, did_you_mean, json_schema, load_yaml, shape
+from conductor.validation import (
+    READ,
+    Field,
+    declared,
+    did_you_mean,
+    json_schema,
+    load_yaml,
+    readers,
+    shape,
+)
 
 # Sessions conductor itself names in a run: the planner, the `auto` and `human` reviewers, and
 # `<id>-review`, the agent reviewer of a workstream. A workstream by one of these names would
@@ -115,7 +124,7 @@ def parse_plan(data: Any, repo: Path, *, max_sessions: int | None = None, source
         top.known_keys(data, (*PLAN_KEYS, *IGNORED_PLAN_KEYS), "key of a plan")
         if "workstreams" not in data:
             top.fail("no 'workstreams': a plan is {workstreams: [{id, name, task, owns}, ...]}")
-        items = _read(Plan, "workstreams")(top.key("workstreams"), data["workstreams"])
+        items = readers(Plan)["workstreams"](top.key("workstreams"), data["workstreams"])
     except InvalidInput as e:
         raise PlanInvalid([str(e)], source=source) from None
     if not items:
@@ -127,6 +136,25 @@ def parse_plan(data: Any, repo: Path, *, max_sessions: int | None = None, source
         stream = _workstream(item, where.index(n), repo, errors)
         if stream is not None:
             streams.append((n, stream))
+    errors += _references(streams, where)
+    plain = [w for _, w in streams]
+    cycle = _cycle(plain)
+    if cycle:
+        errors.append(f"{where}: dependency cycle: " + " -> ".join(cycle))
+    errors += _overlaps(streams, where)
+    if max_sessions is not None and len(items) > max_sessions:
+        errors.append(
+            f"{where}: {len(items)} workstreams, more than the limit of {max_sessions}"
+            " (max_sessions)"
+        )
+    if errors:
+        raise PlanInvalid(errors, source=source)
+    return Plan(tuple(plain))
+
+
+def _references(streams: Sequence[tuple[int, Workstream]], where: Field) -> list[str]:
+    """Ids used twice, and dependencies on itself or on no workstream of the plan."""
+    errors: list[str] = []
     first: dict[str, int] = {}
     for n, w in streams:
         if w.id in first:
@@ -148,23 +176,7 @@ def parse_plan(data: Any, repo: Path, *, max_sessions: int | None = None, source
                     f"{here}: {w.id} depends on {dep}, which is not in the plan"
                     + (f"; did you mean {guess}?" if guess else f" (it has {', '.join(ids)})")
                 )
-    plain = [w for _, w in streams]
-    cycle = _cycle(plain)
-    if cycle:
-        errors.append(f"{where}: dependency cycle: " + " -> ".join(cycle))
-    errors += _overlaps(streams, where)
-    if max_sessions is not None and len(items) > max_sessions:
-        errors.append(
-            f"{where}: {len(items)} workstreams, more than the limit of {max_sessions}"
-            " (max_sessions)"
-        )
-    if errors:
-        raise PlanInvalid(errors, source=source)
-    return Plan(tuple(plain))
-
-
-def _read(shape: type, key: str) -> Any:
-    return next(f.metadata["read"] for f in fields(shape) if f.name == key)
+    return errors
 
 
 def _workstream(item: Any, where: Field, repo: Path, errors: list[str]) -> Workstream | None:
@@ -182,7 +194,7 @@ def _workstream(item: Any, where: Field, repo: Path, errors: list[str]) -> Works
     try:
         if "id" not in item:
             where.fail("no id (A, B, C, ...)")
-        wid = _read(Workstream, "id")(where.key("id"), item["id"])
+        wid = readers(Workstream)["id"](where.key("id"), item["id"])
     except InvalidInput as e:
         errors.append(str(e))
         return None
@@ -196,7 +208,7 @@ def _workstream(item: Any, where: Field, repo: Path, errors: list[str]) -> Works
             values[f.name] = fallback
             continue
         try:
-            values[f.name] = f.metadata["read"](here, item[f.name])
+            values[f.name] = f.metadata[READ](here, item[f.name])
         except InvalidInput as e:
             errors.append(str(e))
             values[f.name] = fallback
