@@ -15,7 +15,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from conductor.cli.common import DISTRIBUTION
+from conductor.cli.plumbing import DISTRIBUTION
 from conductor.workspace import DB_NAME, STATE_DIR
 
 
