@@ -25,6 +25,7 @@ from conductor.config import Config
 from conductor.errors import InvalidInput
 from conductor.jail import unavailable_reason
 from conductor.planner import Planned, Planning, make_plan
+from conductor.session import worker_config
 from conductor.standin.harness import GIT_IDENTITY, STANDIN_MODEL, session_env
 from conductor.standin.script import load_script
 from conductor.standin.server import StandIn
@@ -135,7 +136,7 @@ async def _run(
             lambda on_step: make_plan(
                 GOAL,
                 repo,
-                config.session(state, env),
+                worker_config(config, state, env),
                 max_sessions=config.max_sessions,
                 on_step=on_step,
             )
