@@ -703,7 +703,7 @@ roles:
 async def test_pauses_are_counted_in_a_row_so_each_overload_starts_afresh(
     standin: Standin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("conductor.supervisor.MAX_PAUSES", 1)
+    monkeypatch.setattr("conductor.run.backoff.MAX_PAUSES", 1)
     async with standin(OVERLOADED_IN_TWO_TURNS) as offline:
         summary = await run_plan(offline, ONE, backoff_seconds=0.2)
         assert summary.ok, summary.outcomes
@@ -932,9 +932,10 @@ async def test_merged_is_said_only_of_work_that_is_on_the_integration_branch(
             # However the records came to say it (a crash between two of them, a bug),
             # a landed commit the integration branch lacks is not merged work.
             elsewhere = commit_file(offline.repo, "stray.py", "x = 1\n")
-            assert supervisor.bus is not None
-            await supervisor.bus.record("A", "merge.merged", "forged", {"commit": elsewhere})
-            summary = await supervisor._summary(supervisor.bus)
+            assert supervisor.running is not None
+            bus = supervisor.running.bus
+            await bus.record("A", "merge.merged", "forged", {"commit": elsewhere})
+            summary = await supervisor.summary()
         assert [(o.id, o.state) for o in summary.outcomes] == [("A", "missing"), ("B", "merged")]
         assert not summary.ok
 

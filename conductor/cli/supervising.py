@@ -15,6 +15,7 @@ import signal
 import anyio
 from rich.console import Console
 
+from conductor.bus import database_path, keep_checkpointed
 from conductor.cli import hints
 from conductor.cli.plumbing import EXIT_INTERRUPTED
 from conductor.errors import ConductorError
@@ -44,7 +45,7 @@ async def supervise(
         if resumable:
             tg.start_soon(_on_signals, supervisor, console)
         tg.start_soon(_watch, supervisor, console, live, after)
-        tg.start_soon(supervisor.store.keep_checkpointed)  # no commit of the run pays for one
+        tg.start_soon(keep_checkpointed, supervisor.store)  # no commit of the run pays for one
         try:
             summary = await supervisor.run()
         except ConductorError as e:  # raised out of the group it would come wrapped
@@ -96,4 +97,6 @@ async def _on_signals(supervisor: Supervisor, console: Console) -> None:
 
 def _command(supervisor: Supervisor, *args: str) -> str:
     """A command on the supervisor's run, to paste (see hints.py)."""
-    return hints.command(*args, db=hints.db_unless_default(supervisor.store.path, supervisor.repo))
+    return hints.command(
+        *args, db=hints.db_unless_default(database_path(supervisor.store), supervisor.repo)
+    )

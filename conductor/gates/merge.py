@@ -43,15 +43,7 @@ from conductor.bus import Bus
 from conductor.errors import NotARepository
 from conductor.jail import command_jail, scrubbed_env, short_tmp
 from conductor.leftovers import supervised_env
-from conductor.models import (
-    AUTO_REVIEWER,
-    HUMAN_REVIEWER,
-    Session,
-    SessionKind,
-    SessionStatus,
-    check_run_id,
-)
-from conductor.plan import REVIEWER_SUFFIX
+from conductor.models import check_run_id
 from conductor.workspace import STATE_DIR, ensure_state_dir
 
 CHECK_TIMEOUT = 900.0
@@ -401,41 +393,3 @@ async def _reset(tree: Path, commit: str) -> None:
         raise NotARepository(f"the integration worktree {tree} has no .git of its own")
     await gitops.git(["clean", "-ffdqx"], tree)
     await gitops.git(["checkout", "--quiet", "--force", "--detach", commit], tree)
-
-
-# ------------------------------------------------------------------------------ review gate
-
-
-class ReviewPolicy(StrEnum):
-    AGENT = "agent"  # a dedicated reviewer session per author
-    PEER = "peer"  # another workstream's session
-    HUMAN = "human"  # a person, through `conductor review approve/reject`
-    AUTO = "auto"  # conductor approves at once (the merge gate's checks still apply)
-
-
-def agent_reviewer(requester: str) -> str:
-    """The reviewer session's id for an author: `A` is reviewed by `A-review`."""
-    return f"{requester}{REVIEWER_SUFFIX}"
-
-
-def reviewer_for(policy: ReviewPolicy, requester: str, sessions: Sequence[Session]) -> str:
-    """Who reviews `requester`'s work. A peer is the next worker after the author that has not
-    failed or stopped (round robin, so reviews spread); with no such peer, an agent reviews."""
-    if policy is ReviewPolicy.AUTO:
-        return AUTO_REVIEWER
-    if policy is ReviewPolicy.HUMAN:
-        return HUMAN_REVIEWER
-    if policy is ReviewPolicy.PEER:
-        workers = [s.name for s in sessions if s.kind is SessionKind.WORKER]
-        if requester in workers:
-            start = workers.index(requester)
-            ring = workers[start + 1 :] + workers[:start]
-            alive = {
-                s.name
-                for s in sessions
-                if s.status not in (SessionStatus.FAILED, SessionStatus.STOPPED)
-            }
-            peer = next((w for w in ring if w in alive), None)
-            if peer is not None:
-                return peer
-    return agent_reviewer(requester)

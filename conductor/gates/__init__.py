@@ -1,0 +1,39 @@
+"""The two gates every branch passes, side by side: the review gate (who reviews, and the door
+a review request goes through) and the merge gate (one serial queue onto the integration
+branch, checks green). Each re-checks what a session did instead of trusting it."""
+
+from conductor.gates.merge import (
+    CHECK_TIMEOUT,
+    OUTPUT_TAIL_LINES,
+    PUSH_LOCK_WAIT,
+    MergeGate,
+    MergeOutcome,
+    MergeStatus,
+    gate_record_ref,
+    integration_branch,
+)
+from conductor.gates.review import (
+    AgentReview,
+    ReviewGate,
+    ReviewPolicy,
+    agent_reviewer,
+    ensure_reviewer,
+    reviewer_for,
+)
+
+__all__ = [
+    "CHECK_TIMEOUT",
+    "OUTPUT_TAIL_LINES",
+    "PUSH_LOCK_WAIT",
+    "AgentReview",
+    "MergeGate",
+    "MergeOutcome",
+    "MergeStatus",
+    "ReviewGate",
+    "ReviewPolicy",
+    "agent_reviewer",
+    "ensure_reviewer",
+    "gate_record_ref",
+    "integration_branch",
+    "reviewer_for",
+]
