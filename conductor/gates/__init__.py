@@ -15,11 +15,11 @@ from conductor.gates.merge import (
 from conductor.gates.review import (
     AgentReview,
     ReviewGate,
-    ReviewPolicy,
     agent_reviewer,
     ensure_reviewer,
     reviewer_for,
 )
+from conductor.models import ReviewPolicy
 
 __all__ = [
     "CHECK_TIMEOUT",

@@ -13,7 +13,6 @@ gate runs no session itself.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from enum import StrEnum
 from pathlib import Path
 
 import anyio
@@ -26,6 +25,7 @@ from conductor.models import (
     AUTO_REVIEWER,
     HUMAN_REVIEWER,
     Review,
+    ReviewPolicy,
     ReviewStatus,
     Session,
     SessionKind,
@@ -35,13 +35,6 @@ from conductor.plan import REVIEWER_SUFFIX, Workstream
 
 VERDICT_POLL = 0.2  # how often a verdict from another process (a person's CLI) is looked for
 MAX_LOOSE_SHOWN = 8  # uncommitted files named in a refusal
-
-
-class ReviewPolicy(StrEnum):
-    AGENT = "agent"  # a dedicated reviewer session per author
-    PEER = "peer"  # another workstream's session
-    HUMAN = "human"  # a person, through `conductor review approve/reject`
-    AUTO = "auto"  # conductor approves at once (the merge gate's checks still apply)
 
 
 def agent_reviewer(requester: str) -> str:
