@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import pytest
 from _workers import go, workers
 
-from conductor.bus import Bus, open_run
+from conductor.bus import Bus
 from conductor.errors import ClaimConflict, InvalidInput, NotClaimOwner, PathOutsideRepository
 from conductor.models import SessionStatus
-from conductor.store import Store
 
 pytestmark = pytest.mark.anyio
 
@@ -247,30 +245,6 @@ async def test_claims_are_scoped_to_their_run(bus: Bus, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- races
-
-
-async def test_tasks_on_two_connections_racing_for_a_path_have_exactly_one_winner(
-    bus: Bus, tmp_path: Path
-) -> None:
-    results: dict[str, str] = {}
-    async with Store.open(bus.store.path) as second_store:
-        second = await open_run(second_store, bus.run_id)
-
-        async def claim(through: Bus, name: str) -> None:
-            try:
-                await through.claim(name, "src/shared.py", root=tmp_path)
-                results[name] = "won"
-            except ClaimConflict as err:
-                results[name] = f"conflict with {err.owner}"
-
-        async with anyio.create_task_group() as tg:
-            for through, name in [(bus, "A"), (second, "B"), (bus, "C")]:
-                tg.start_soon(claim, through, name)
-
-    winners = [name for name, result in results.items() if result == "won"]
-    assert len(winners) == 1
-    assert sorted(results.values()) == sorted(["won"] + [f"conflict with {winners[0]}"] * 2)
-    assert [(c.session, c.path) for c in await bus.claims()] == [(winners[0], "src/shared.py")]
 
 
 @pytest.mark.parametrize(

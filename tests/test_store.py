@@ -158,6 +158,62 @@ async def test_a_version_1_database_is_upgraded_and_keeps_its_runs(tmp_path: Pat
     assert _query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
+def _version_2_database(path: Path) -> None:
+    """What conductor left before migration 3: turns and cost only in `sdk.result` payloads,
+    a verdict's message only in its review event's payload."""
+    with closing(sqlite3.connect(path)) as db, db:
+        for migrate in MIGRATIONS[:2]:
+            db.executescript(migrate())
+        db.executescript("""
+            INSERT INTO runs (id, goal, state, repo_root, created_at, updated_at)
+                VALUES ('old-run', 'from before', 'finished', '/r', 1, 1);
+            INSERT INTO sessions (id, run_id, name, created_at, updated_at) VALUES
+                (1, 'old-run', 'A', 1, 1), (2, 'old-run', 'B', 1, 1), (3, 'old-run', 'C', 1, 1);
+            INSERT INTO events (run_id, session_id, kind, summary, payload, created_at) VALUES
+                ('old-run', 1, 'sdk.result', 'ok', '{"num_turns": 3, "cost_usd": 0.25,
+                    "total_cost_usd": 9.0}', 2),
+                ('old-run', 1, 'sdk.result', 'ok', '{"num_turns": 2, "total_cost_usd": 0.5}', 3),
+                ('old-run', 1, 'sdk.assistant', 'hi', '{"num_turns": 40}', 3),
+                ('old-run', 2, 'sdk.result', 'odd', '{"num_turns": "x", "cost_usd": null}', 4),
+                ('old-run', 2, 'sdk.result', 'odd', 'not json', 4);
+            INSERT INTO reviews (id, run_id, requester_id, reviewer_id, status, commit_sha,
+                    diff, decided_by, created_at, decided_at)
+                VALUES (1, 'old-run', 1, 2, 'approved', 'abc', x'', 2, 5, 6),
+                       (2, 'old-run', 1, 2, 'pending', 'def', x'', NULL, 7, NULL);
+            INSERT INTO messages (id, run_id, sender_id, body, created_at)
+                VALUES (1, 'old-run', 2, 'review #1 approved by B', 6);
+            INSERT INTO deliveries (message_id, recipient_id) VALUES (1, 1);
+            INSERT INTO events (run_id, session_id, kind, summary, payload, created_at) VALUES
+                ('old-run', 2, 'review.approved', '#1 of A',
+                    '{"review_id": 1, "requester": "A", "comment": "", "message_id": 1}', 6);
+            PRAGMA user_version = 2;
+        """)
+
+
+async def test_a_version_2_database_keeps_turns_cost_and_verdicts_in_columns_from_its_payloads(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v2.db"
+    _version_2_database(path)
+    async with Store.open(path) as store:
+        bus = await open_run(store, "old-run")
+        spent = {s.name: (s.turns, s.cost_usd) for s in await bus.sessions()}
+        # A: 3 + 2 turns; the turn cost where it was stored, else the running total
+        assert spent == {"A": (5, 0.75), "B": (0, 0.0), "C": (0, 0.0)}
+        assert _query(path, "SELECT id, verdict_message_id FROM reviews ORDER BY id") == [
+            (1, 1),
+            (2, None),
+        ]
+        assert await bus.take_verdict(2, via="prompt") == []  # undecided
+        assert await bus.take_verdict(1, via="prompt") == [1]
+        assert await bus.inbox("A") == []
+        # and what it records from now on adds to what was there
+        await bus.record("A", "sdk.result", "ok", {"num_turns": 1, "cost_usd": 0.25})
+        a = await bus.session("A")
+        assert (a.turns, a.cost_usd) == (6, 1.0)
+    assert _query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
 async def test_the_unread_index_covers_only_unread_deliveries(store: Store) -> None:
     [(sql,)] = _query(store.path, "SELECT sql FROM sqlite_master WHERE name = 'deliveries_unread'")
     assert "WHERE read_at IS NULL" in sql

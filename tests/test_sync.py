@@ -12,10 +12,9 @@ import anyio
 import pytest
 from _workers import go, workers
 
-from conductor.bus import Bus, open_run
+from conductor.bus import Bus
 from conductor.errors import InvalidInput
 from conductor.models import ContextCategory, SessionStatus
-from conductor.store import Store
 
 pytestmark = pytest.mark.anyio
 
@@ -255,35 +254,6 @@ async def test_many_tasks_sharing_one_store_deliver_each_message_exactly_once(bu
     assert len(sent) == len(context) == 90
     _assert_exactly_once(delivered, sent)
     _assert_exactly_once(delivered_context, context)
-
-
-async def test_two_connections_syncing_one_session_deliver_each_message_exactly_once(
-    bus: Bus,
-) -> None:
-    sent: list[int] = []
-    delivered: list[int] = []
-    writers_done = anyio.Event()
-
-    async with Store.open(bus.store.path) as second_store:
-        buses = [bus, await open_run(second_store, bus.run_id)]
-
-        async def syncer(through: Bus) -> None:
-            while True:
-                done = writers_done.is_set()
-                result = await through.sync("A")
-                delivered.extend(m.id for m in result.messages)
-                if done and result.empty:
-                    return
-                await anyio.sleep(0.001)  # pacing: SQLite's busy wait is not fair to writers
-
-        async with anyio.create_task_group() as tg:
-            for through in buses:
-                tg.start_soon(syncer, through)
-            for i in range(40):
-                sent.append((await buses[i % 2].send("B", "A", f"m{i}")).id)
-            writers_done.set()
-
-    _assert_exactly_once(delivered, sent)
 
 
 async def test_concurrent_writer_and_syncer_processes_deliver_everything_exactly_once(
