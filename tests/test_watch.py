@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import queue
+import re
 import subprocess
 import sys
-import time
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -50,6 +53,7 @@ def test_logs_prints_the_events_and_filters_by_session(team: Cli) -> None:
 
 
 def test_logs_follow_prints_new_events_until_the_run_ends(team: Cli, repo: Path) -> None:
+    last = json.loads(team.ok("logs", "--json").out.splitlines()[-1])["id"]
     follower = subprocess.Popen(
         [sys.executable, "-m", "conductor", "logs", "-f"],
         cwd=repo,
@@ -57,22 +61,44 @@ def test_logs_follow_prints_new_events_until_the_run_ends(team: Cli, repo: Path)
         stdout=subprocess.PIPE,
         text=True,
     )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    def until(seen: Callable[[str], bool]) -> list[str]:
+        """The follower's lines up to the first `seen` one (20 s at most, not a fixed wait)."""
+        got: list[str] = []
+        while True:
+            line = lines.get(timeout=20)
+            assert line is not None, f"the follower ended early: {got}"
+            got.append(line)
+            if seen(line):
+                return got
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        time.sleep(1.0)
+        # It is following once it has printed what was there: only then is the rest new.
+        until(lambda line: re.search(rf"#{last}\b", line) is not None)
         team.ok("message", "B", "sent while following", "--from", "A")
+        until(lambda line: "sent while following" in line)  # printed while the run goes on
 
         async def finish() -> None:
             async with Store.open(repo / ".conductor" / "conductor.db") as store:
                 bus = await open_run(store)
-                await store.set_run_state(bus.run_id, RunState.FINISHED)
+                await bus.set_state(RunState.FINISHED)
 
-        time.sleep(0.5)
         anyio.run(finish)
-        out, _ = follower.communicate(timeout=20)
+        ended = until(lambda line: "run.state" in line)
+        assert follower.wait(timeout=20) == 0  # the run ended: so does following it
     finally:
         follower.kill()
         follower.wait()
+        reader.join(timeout=5)
         if follower.stdout is not None:
             follower.stdout.close()
-    assert follower.returncode == 0
-    assert "sent while following" in out and "run.state" in out
+    assert "finished" in ended[-1]
