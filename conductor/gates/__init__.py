@@ -2,9 +2,8 @@
 a review request goes through) and the merge gate (one serial queue onto the integration
 branch, checks green). Each re-checks what a session did instead of trusting it."""
 
+from conductor.gates.checks import CHECK_TIMEOUT, OUTPUT_TAIL_LINES, IntegrationTree
 from conductor.gates.merge import (
-    CHECK_TIMEOUT,
-    OUTPUT_TAIL_LINES,
     PUSH_LOCK_WAIT,
     MergeGate,
     MergeOutcome,
@@ -26,6 +25,7 @@ __all__ = [
     "OUTPUT_TAIL_LINES",
     "PUSH_LOCK_WAIT",
     "AgentReview",
+    "IntegrationTree",
     "MergeGate",
     "MergeOutcome",
     "MergeStatus",

@@ -8,10 +8,7 @@ never points at an unchecked commit, even if conductor dies in the middle, and a
 leaves nothing to undo. A branch whose commit is already in the integration branch is
 reported, never merged twice.
 
-The checks run on the merge commit in one integration worktree, made once and moved from merge
-to merge by `checkout`. It is cleaned only when a check left anything there (a file, an
-ignored one, an empty folder, a nested repository, a change to a tracked file), and then
-before the next merge's checks see it.
+The checks run on the merge commit in one integration worktree (checks.py).
 
 Nothing a session says is taken on its word; the gate re-checks the branch itself:
 - a branch that changes a path another workstream owns or claimed goes back to its author
@@ -29,26 +26,21 @@ Nothing a session says is taken on its word; the gate re-checks the branch itsel
 from __future__ import annotations
 
 import shlex
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from subprocess import STDOUT
 
 import anyio
 
 from conductor import gitops, paths
 from conductor.bus import Bus
-from conductor.errors import NotARepository
-from conductor.jail import command_jail, scrubbed_env, short_tmp
-from conductor.leftovers import supervised_env
+from conductor.events import EventKind
+from conductor.gates.checks import CHECK_TIMEOUT, IntegrationTree
 from conductor.models import check_run_id
-from conductor.workspace import STATE_DIR, ensure_state_dir
+from conductor.workspace import ensure_state_dir
 
-CHECK_TIMEOUT = 900.0
 PUSH_LOCK_WAIT = 120.0
-OUTPUT_TAIL_LINES = 60
 
 
 class MergeStatus(StrEnum):
@@ -115,22 +107,21 @@ class MergeGate:
         """`push=(bus, remote)`: after each merge, push the integration branch to `remote`
         holding the bus's git lock, as every other push in the run does. `jailed`: the checks
         run in the jail (see jail.py)."""
-        self.jailed = jailed
         self.record_ref = gate_record_ref(run_id)
         self.repo = repo
         self.run_id = check_run_id(run_id)
         self.base_commit = base_commit
         self.branch = into or integration_branch(run_id)
         self.checks = [shlex.split(c) for c in checks]
-        self.check_timeout = check_timeout
         self.push = push
-        self.tree = repo / STATE_DIR / "worktrees" / self.run_id / ".integration"
+        self.integration = IntegrationTree(
+            repo, self.run_id, jailed=jailed, check_timeout=check_timeout
+        )
+        self.tree = self.integration.tree
         self._queue = anyio.Lock()
         self._ref = f"refs/heads/{self.branch}"
         # The tip the gate last read or wrote, both refs at it; None: read the refs first.
         self._tip: gitops.RefTip | None = None
-        # Whether the worktree is known to exist with nothing in it but its commit's files.
-        self._tree_ready = False
         # Whether this gate has read its record: from then on a missing one was deleted.
         self._recorded = False
 
@@ -140,12 +131,13 @@ class MergeGate:
         the tip: whatever a killed supervisor left there (a merge half done, a check's
         files) is undone."""
         async with self._queue:
-            self._tip, self._tree_ready = None, False
+            self._tip = None
+            self.integration.forget()
             ensure_state_dir(self.repo)
             found = await self._load()
             if self.checks:
                 tip = found.get(self._ref)
-                await self._tree_to(tip.commit if tip is not None else self._ref)
+                await self.integration.to(tip.commit if tip is not None else self._ref)
 
     async def moved_outside(self) -> str | None:
         """Why the integration branch cannot be trusted, or None: it is where the gate left
@@ -217,24 +209,17 @@ class MergeGate:
             self.repo, merged.tree, [tip.commit, commit], f"Merge {branch} ({commit[:12]})"
         )
         if self.checks:
-            await self._tree_to(result)
-            self._tree_ready = False  # until `_tidy` has seen what the checks left
-            failed = None
-            for argv in self.checks:
-                ok, output = await self._check(argv)
-                if not ok:
-                    failed = MergeOutcome(
-                        MergeStatus.CHECK_FAILED,
-                        branch,
-                        commit,
-                        tip.commit,
-                        check=shlex.join(argv),
-                        output=output,
-                    )
-                    break
-            await self._tidy(result)
+            failed = await self.integration.run_checks(result, self.checks)
             if failed is not None:
-                return failed
+                argv, output = failed
+                return MergeOutcome(
+                    MergeStatus.CHECK_FAILED,
+                    branch,
+                    commit,
+                    tip.commit,
+                    check=shlex.join(argv),
+                    output=output,
+                )
         # Compare-and-swap, of the branch and the gate's record of it in one transaction:
         # both move only if both are still at `tip`, the tip this merge was made on and
         # checked against, or neither does.
@@ -298,32 +283,6 @@ class MergeGate:
             MergeStatus.TAMPERED, branch, commit, tip.commit if tip else "", output=output
         )
 
-    async def _tree_to(self, commit: str) -> None:
-        """The integration worktree at `commit`, clean: made if missing, reset if its state
-        is unknown, else moved there by `checkout` (forced: the index and HEAD follow even if
-        a check changed them outside a jail) and reset only when that fails."""
-        if self._tree_ready and (self.tree / ".git").is_file():
-            moved = await gitops.git(
-                ["checkout", "--quiet", "--force", "--detach", commit], self.tree, check=False
-            )
-            if moved.returncode == 0:
-                return
-        self._tree_ready = False
-        if not await gitops.ensure_detached_worktree(self.repo, self.tree, commit):
-            await _reset(self.tree, commit)
-        self._tree_ready = True
-
-    async def _tidy(self, commit: str) -> None:
-        """After the checks: the worktree back to `commit` alone, if they left anything."""
-        if not (self.tree / ".git").is_file():
-            # Never git in a tree without its own `.git`: git would find the main repository
-            # above it. (Only an unjailed check can remove it; the next merge's checks then
-            # fail to make the worktree again, and say so.)
-            return
-        if await gitops.residue(self.tree):
-            await _reset(self.tree, commit)
-        self._tree_ready = True
-
     async def _push(self) -> str:
         assert self.push is not None
         bus, remote = self.push
@@ -337,34 +296,11 @@ class MergeGate:
             await bus.release_lock(lease)
         await bus.record(
             None,
-            "git.push",
+            EventKind.GIT_PUSH,
             f"{self.branch} -> {remote}",
             {"branch": self.branch, "remote": remote},
         )
         return remote
-
-    async def _check(self, argv: list[str]) -> tuple[bool, str]:
-        env = scrubbed_env(supervised_env(self.run_id))
-        tmp = short_tmp(self.tree)
-        for leftover in tmp.iterdir():  # each check starts with an empty temporary dir
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
-        if self.jailed:
-            argv = command_jail(self.tree, tmp).argv(argv)
-        try:
-            with anyio.fail_after(self.check_timeout):
-                done = await anyio.run_process(
-                    argv, cwd=self.tree, check=False, stderr=STDOUT, env=env
-                )
-        except FileNotFoundError:
-            return False, f"{argv[0]}: command not found"
-        except TimeoutError:
-            return False, f"timed out after {self.check_timeout:.0f}s"
-        text = done.stdout.decode("utf-8", "replace")
-        tail = "\n".join(text.rstrip().splitlines()[-OUTPUT_TAIL_LINES:])
-        return done.returncode == 0, tail
 
 
 def _foreign(branch: str, commit: str, tip: str, foreign: dict[str, str]) -> MergeOutcome:
@@ -381,15 +317,3 @@ def _owned(changed: list[str], owners: dict[str, str]) -> dict[str, str]:
         if owner is not None:
             found[path] = owner
     return found
-
-
-async def _reset(tree: Path, commit: str) -> None:
-    """Back to `commit` with nothing else in the tree: every file git does not track dropped
-    (ignored ones too, and with -ff folders holding a repository of their own), then the
-    index, the tracked files and a detached HEAD forced to `commit`, which also ends a merge
-    left half done (and moves no branch, should HEAD have been attached to one). So nothing
-    a check planted reaches the next merge's checks."""
-    if not (tree / ".git").is_file():  # git would find the main repository above it
-        raise NotARepository(f"the integration worktree {tree} has no .git of its own")
-    await gitops.git(["clean", "-ffdqx"], tree)
-    await gitops.git(["checkout", "--quiet", "--force", "--detach", commit], tree)
