@@ -4,7 +4,7 @@ under it ("." is the whole repository); two sessions' claims never overlap."""
 from __future__ import annotations
 
 from conductor.errors import ClaimConflict, NotClaimOwner
-from conductor.events import EventKind
+from conductor.events import ClaimChanged, EventKind
 from conductor.models import Claim
 from conductor.store import rows
 from conductor.store.connection import SqliteBase, transaction
@@ -25,7 +25,7 @@ def release_all_claims(db: Db, at: float, run_id: str, sid: int, *, reason: str)
             sid,
             EventKind.CLAIM_RELEASED,
             f"{r['path']} (session {reason})",
-            {"path": r["path"], "reason": reason},
+            ClaimChanged(r["path"], reason),
         )
 
 
@@ -50,7 +50,7 @@ class Claims(SqliteBase):
             " VALUES (?, ?, ?, ?, ?)",
             (run_id, sid, path, token, self.clock()),
         )
-        insert_event(db, self.clock(), run_id, sid, EventKind.CLAIM_ADDED, path, {"path": path})
+        insert_event(db, self.clock(), run_id, sid, EventKind.CLAIM_ADDED, path, ClaimChanged(path))
         return rows.claim(fetch(db, f"{CLAIM_SELECT} WHERE c.id = ?", (cur.lastrowid,))[0])
 
     @transaction(write=True)
@@ -63,7 +63,9 @@ class Claims(SqliteBase):
         if claim.session != name:
             raise NotClaimOwner(f"{path} is claimed by session {claim.session}, not {name}")
         db.execute("DELETE FROM claims WHERE id = ?", (claim.id,))
-        insert_event(db, self.clock(), run_id, sid, EventKind.CLAIM_RELEASED, path, {"path": path})
+        insert_event(
+            db, self.clock(), run_id, sid, EventKind.CLAIM_RELEASED, path, ClaimChanged(path)
+        )
         return claim
 
     @transaction(write=False)

@@ -3,7 +3,7 @@ and `sync`, which hands a session its unread messages and the context new to it 
 
 from __future__ import annotations
 
-from conductor.events import EventKind
+from conductor.events import ContextAdded, ContextDelivered, EventKind
 from conductor.models import ContextCategory, ContextEntry, SessionStatus, SyncResult
 from conductor.store import rows
 from conductor.store.connection import transaction
@@ -33,7 +33,7 @@ class Context(Messages):
             aid,
             EventKind.CONTEXT_ADDED,
             f"[{category.value}] {one_line(body)}",
-            {"context_id": entry_id},
+            ContextAdded(entry_id),
         )
         return ContextEntry(entry_id, run_id, author, category, body, now)
 
@@ -80,6 +80,6 @@ class Context(Messages):
                 sid,
                 EventKind.CONTEXT_DELIVERED,
                 f"{len(context)} entries",
-                {"context_ids": [c.id for c in context]},
+                ContextDelivered([c.id for c in context]),
             )
         return SyncResult(session=name, messages=messages, context=context)

@@ -3,7 +3,7 @@ lease has run out, by one atomic statement; released by the token that took it."
 
 from __future__ import annotations
 
-from conductor.events import EventKind
+from conductor.events import EventKind, LockChanged
 from conductor.models import Lease
 from conductor.store import rows
 from conductor.store.connection import SqliteBase, transaction
@@ -47,7 +47,7 @@ class Locks(SqliteBase):
             None,
             EventKind.LOCK_ACQUIRED,
             f"{name} by {holder}",
-            {"name": name, "holder": holder, "pid": pid, "lease_seconds": lease_seconds},
+            LockChanged(name, holder, pid, lease_seconds),
         )
         return rows.lease(found[0])
 
@@ -82,6 +82,6 @@ class Locks(SqliteBase):
             None,
             EventKind.lock_end(reason),
             f"{name} held by {lease.holder}",
-            {"name": name, "holder": lease.holder, "pid": lease.pid},
+            LockChanged(name, lease.holder, lease.pid),
         )
         return lease

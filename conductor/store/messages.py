@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from conductor.errors import InvalidInput, NotAddressee, UnknownMessage
-from conductor.events import EventKind
+from conductor.events import EventKind, MessageSent, MessagesRead
 from conductor.models import Message
 from conductor.store.connection import SqliteBase, transaction
 from conductor.store.rows import MESSAGE_COLUMNS, Db, Row, fetch
@@ -90,12 +90,7 @@ def insert_message(
         sender_id,
         EventKind.MESSAGE_SENT,
         one_line(body),
-        {
-            "message_id": message_id,
-            "recipients": recipient_ids,
-            "broadcast": broadcast,
-            **({"review_id": review_id} if review_id is not None else {}),
-        },
+        MessageSent(message_id, recipient_ids, broadcast, review_id),
     )
     return message_id
 
@@ -133,10 +128,7 @@ def record_read(
     db: Db, at: float, run_id: str, sid: int, ids: list[int], summary: str, via: str | None
 ) -> None:
     """The `message.read` event of messages just marked read."""
-    payload: dict[str, Any] = {"message_ids": ids}
-    if via is not None:
-        payload["via"] = via
-    insert_event(db, at, run_id, sid, EventKind.MESSAGE_READ, summary, payload)
+    insert_event(db, at, run_id, sid, EventKind.MESSAGE_READ, summary, MessagesRead(ids, via))
 
 
 def take_unread(db: Db, index: str, at: float, run_id: str, sid: int, via: str) -> list[Message]:

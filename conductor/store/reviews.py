@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from conductor.errors import ReviewRefused, UnknownReview
-from conductor.events import EventKind
+from conductor.events import EventKind, ReviewDecided, ReviewRequested
 from conductor.models import Review, ReviewStatus
 from conductor.store import rows
 from conductor.store.connection import transaction
@@ -69,13 +69,7 @@ class Reviews(Messages):
             req_id,
             EventKind.REVIEW_REQUESTED,
             f"#{review_id} of {commit[:12]}" + (f" for {reviewer}" if reviewer else ""),
-            {
-                "review_id": review_id,
-                "commit": commit,
-                "reviewer": reviewer,
-                "supersedes": [r["id"] for r in old],
-                "diff_size": len(diff),
-            },
+            ReviewRequested(review_id, commit, reviewer, [r["id"] for r in old], len(diff)),
         )
         if rev_id is not None and notice is not None:
             text = notice(review_id)
@@ -122,12 +116,7 @@ class Reviews(Messages):
             did,
             EventKind.review_verdict(status.value),
             f"#{review_id} of {review.requester}" + (f": {one_line(comment)}" if comment else ""),
-            {
-                "review_id": review_id,
-                "requester": review.requester,
-                "comment": comment,
-                "message_id": message_id,
-            },
+            ReviewDecided(review_id, review.requester, comment, message_id),
         )
         return _get_review(db, run_id, review_id, with_diff=False)
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from conductor.errors import InvalidInput, UnknownRun
-from conductor.events import EventKind
+from conductor.events import EventKind, RunStateChanged
 from conductor.models import Run, RunState
 from conductor.store import rows
 from conductor.store.connection import SqliteBase, transaction
@@ -70,6 +70,12 @@ class Runs(SqliteBase):
         if not found:
             raise UnknownRun(f"unknown run {run_id!r}")
         insert_event(
-            db, now, run_id, None, EventKind.RUN_STATE, note or state.value, {"state": state.value}
+            db,
+            now,
+            run_id,
+            None,
+            EventKind.RUN_STATE,
+            note or state.value,
+            RunStateChanged(state.value),
         )
         return rows.run(found[0])

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from conductor.errors import InvalidInput, UnknownRun
-from conductor.events import EventKind
+from conductor.events import EventKind, SessionRegistered, SessionUpdated
 from conductor.models import Session, SessionKind, SessionStatus
 from conductor.store import rows
 from conductor.store.claims import release_all_claims
@@ -46,7 +46,7 @@ class Sessions(SqliteBase):
                 session.id,
                 EventKind.SESSION_REGISTERED,
                 f"{name}: {workstream}" if workstream else name,
-                {"workstream": workstream, "kind": kind.value, "branch": branch},
+                SessionRegistered(workstream, kind.value, branch),
             )
             made.append(session)
         return made
@@ -101,7 +101,13 @@ class Sessions(SqliteBase):
         after = rows.session(found[0])
         summary = ", ".join(f"{k}={one_line(str(v), 60)}" for k, v in changes.items())
         insert_event(
-            db, self.clock(), run_id, before.id, EventKind.SESSION_UPDATED, summary, changes
+            db,
+            self.clock(),
+            run_id,
+            before.id,
+            EventKind.SESSION_UPDATED,
+            summary,
+            SessionUpdated(**changes),
         )
         if release_claims:
             release_all_claims(db, self.clock(), run_id, before.id, reason=after.status.value)

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from conductor.errors import UnknownSession
+from conductor.events import Payload
 from conductor.store.rows import SESSION_COLUMNS, Db, Row, fetch
 
 
@@ -17,9 +18,13 @@ def insert_event(
     session_id: int | None,
     kind: str,
     summary: str,
-    payload: dict[str, Any] | None = None,
+    payload: Payload | dict[str, Any] | None = None,
 ) -> int:
-    """Append an event; its id is its place in the log (ids become visible in order)."""
+    """Append an event; its id is its place in the log (ids become visible in order). The
+    store's own events carry their kind's payload type from the catalogue; an event recorded
+    for a caller keeps the payload it was given."""
+    if isinstance(payload, Payload):
+        payload = payload.to_json()
     cur = db.execute(
         "INSERT INTO events (run_id, session_id, kind, summary, payload, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
