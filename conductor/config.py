@@ -13,15 +13,11 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from conductor.errors import InvalidInput
 from conductor.models import ReviewPolicy
 from conductor.validation import READ, Field, Reader, declared, readers, shape
-
-if TYPE_CHECKING:  # the two shims below, until their callers move (see Config.session)
-    from conductor.session import SessionConfig
-    from conductor.worktrees import Bootstrap
 
 CONFIG_NAME = "conductor.toml"
 # The ranges settings are checked against (see SETTINGS below).
@@ -137,6 +133,9 @@ def _whole(what: str, **bounds: int) -> Callable[[Field, Any], int]:
 # a run that misbehaves (a stall_seconds of -5 would call every session stalled at once).
 @shape
 class Config:
+    """How a run behaves: conductor.toml's settings (flags over them), each declared once
+    with its default and how a given value is read and checked."""
+
     model: str = declared(
         default="", read=lambda f, v: f.string(v, 'a model name such as "sonnet"')
     )
@@ -183,21 +182,6 @@ class Config:
     def override(self, **flags: Any) -> Config:
         """The config with every flag that was given (not None) in place."""
         return replace(self, **{k: v for k, v in flags.items() if v is not None})
-
-    # Shims, until conductor/supervisor.py and conductor/demo.py build these where they are
-    # consumed (requested in /tmp/conductor-team/requests.md): the settings module itself
-    # describes settings only, and imports nothing that consumes them.
-    def bootstrap(self) -> Bootstrap:
-        """What each new worktree gets: the files to copy and the setup command."""
-        from conductor.worktrees import Bootstrap
-
-        return Bootstrap(copy_files=self.copy_files, setup=self.setup_argv)
-
-    def session(self, private_dir: Path, env: Mapping[str, str]) -> SessionConfig:
-        """How to start a session of this run: `conductor.session.worker_config`."""
-        from conductor.session import worker_config
-
-        return worker_config(self, private_dir, env)
 
 
 # How each setting is read and checked, by name.
