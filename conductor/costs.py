@@ -21,15 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conductor.events import EventKind
-from conductor.models import Event, Session
+from conductor.models import Session
 
 COST_KEY = "cost_usd"  # conductor's own field in an `sdk.result` payload: that turn's cost
 # The planner runs before its run exists, so what it spent is kept in the run's spec (stored
 # with the run, in one transaction) and shown as a session of this name; no workstream may
 # take the name (plan.RESERVED_IDS).
 PLANNER = "planner"
-RESULT_KIND = EventKind.SDK_RESULT
 COST_STATE = '"cost-state"'
 
 
@@ -122,21 +120,6 @@ def spend_of(spec: Mapping[str, Any] | None, sessions: Iterable[Session]) -> dic
     for session in sessions:
         if session.turns or session.cost_usd:
             spent[session.name] = Spend(session.turns, session.cost_usd)
-    return spent
-
-
-def run_spend(spec: Mapping[str, Any] | None, events: Iterable[Event]) -> dict[str, Spend]:
-    """Session name -> its spend, over a run, summed from its result events (as `spend_of`
-    reads it from the sessions' columns; this stays for the callers not switched yet)."""
-    spent: dict[str, Spend] = {}
-    planner = planner_spend(spec)
-    if planner is not None:
-        spent[PLANNER] = planner
-    for event in events:
-        if event.kind == RESULT_KIND and event.session is not None:
-            spent[event.session] = spent.get(event.session, Spend()) + Spend(
-                turns_of(event.payload), cost_of(event.payload)
-            )
     return spent
 
 

@@ -12,7 +12,15 @@ import pytest
 from support import served_cost
 from test_session_driver import Standin, session_in_worktree
 
-from conductor.costs import COST_KEY, CostMeter, Spend, cost_of, planner_spend, restored_total
+from conductor.costs import (
+    COST_KEY,
+    CostMeter,
+    Spend,
+    cost_of,
+    planner_spend,
+    restored_total,
+    spend_of,
+)
 from conductor.session import HeadlessSession
 
 pytestmark = pytest.mark.anyio
@@ -73,6 +81,12 @@ async def test_a_session_woken_and_resumed_is_charged_what_was_served_once(
         ]
         assert len(recorded) == 3
         assert sum(recorded) == pytest.approx(served_cost(offline.server.requests), abs=1e-9)
+        kept = await bus.session("A")  # what the views read: added up as each turn was recorded
+        assert kept.cost_usd == pytest.approx(sum(recorded), abs=1e-12)
+        assert kept.turns > 0
+        spent = spend_of(None, await bus.sessions())
+        assert spent["A"] == Spend(kept.turns, kept.cost_usd)
+        assert set(spent) == {"A"}  # sessions that spent nothing are not listed
 
 
 def test_a_turn_never_costs_less_than_nothing() -> None:
