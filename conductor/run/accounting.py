@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from conductor.costs import PLANNER, Spend, planner_spend, run_spend
-from conductor.models import Event
+from conductor.costs import PLANNER, Spend, planner_spend
 from conductor.session import TurnResult
 
 
@@ -24,9 +23,9 @@ class Ledger:
         planner = planner_spend(spec)
         return cls(limit_usd, {PLANNER: planner.cost_usd} if planner is not None else {})
 
-    def restore(self, spec: Mapping[str, Any] | None, events: Sequence[Event]) -> None:
-        """A resumed run has spent what its events say."""
-        self.spent = {n: s.cost_usd for n, s in run_spend(spec, events).items()}
+    def restore(self, spent: Mapping[str, Spend]) -> None:
+        """A resumed run has spent what the store says each session spent."""
+        self.spent = {n: s.cost_usd for n, s in spent.items()}
 
     def account(self, name: str, result: TurnResult) -> None:
         self.spent[name] = self.spent.get(name, 0.0) + result.cost_usd

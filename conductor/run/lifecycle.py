@@ -16,7 +16,7 @@ import anyio
 from conductor import gitops
 from conductor.bus import Bus, create_run, supervisor_lock
 from conductor.config import Config
-from conductor.costs import PLANNER, Spend, run_spend
+from conductor.costs import PLANNER, Spend, spend_of
 from conductor.errors import ConductorError, InvalidInput, LockHeld, MachineFault
 from conductor.events import EventKind, LeftoversEnded
 from conductor.gates import MergeGate
@@ -124,13 +124,13 @@ async def _pick_up(run: StartedRun) -> None:
             LeftoversEnded(pids=leftovers).to_json(),
         )
     await bus.set_state(RunState.ACTIVE, "resumed")
+    run.ledger.restore(spend_of(bus.run.spec, await bus.sessions()))
     recount(run, await bus.events())
 
 
 def recount(run: StartedRun, events: list[Event]) -> None:
-    """What the workstreams did before this supervisor: what every session spent (so
-    budgets hold across resumes), decided reviews and the last merge outcome."""
-    run.ledger.restore(run.bus.run.spec, events)
+    """What the workstreams did before this supervisor, from the events: decided reviews
+    and the last merge outcome."""
     for author, rounds in replay.review_rounds(events).items():
         if author in run.outcomes:
             run.outcomes[author].review_rounds += rounds
@@ -158,8 +158,8 @@ async def summarise(run: StartedRun) -> RunSummary:
         with contextlib.suppress(ConductorError):
             head = await run.gate.head()
         with contextlib.suppress(MachineFault):
+            spent = spend_of(run.bus.run.spec, await run.bus.sessions())
             events = await run.bus.events()
-            spent = run_spend(run.bus.run.spec, events)
             await check_delivered(run, events, head)
         ok = not control.tampered and all(outcomes[i].state == "merged" for i in order)
         try:

@@ -35,6 +35,8 @@ from conductor.workspace import STATE_DIR, SUPERVISED_ENV
 
 
 class StartedRun:
+    """The run this supervisor holds: made once, after the run is taken and its gate made."""
+
     def __init__(
         self,
         *,
