@@ -392,3 +392,19 @@ async def test_the_newest_events_come_oldest_first(storage: Storage) -> None:
     assert [e.id for e in newest] == ids[-2:]
     pushes = [e for e in await storage.list_events(RUN, session="A") if e.kind == "git.push"]
     assert [e.summary for e in pushes] == [f"p{i}" for i in range(5)]
+
+
+async def test_a_write_wakes_whoever_waits_for_a_change(storage: Storage) -> None:
+    woke = anyio.Event()
+
+    async def waiter() -> None:
+        await storage.wait_for_change(30)  # the write below ends this wait, not the timeout
+        woke.set()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await anyio.wait_all_tasks_blocked()
+            assert not woke.is_set()
+            await storage.send_message(RUN, "A", ["B"], "wake up")
+        assert woke.is_set()
