@@ -7,15 +7,8 @@ import pytest
 from conductor.errors import InvalidInput
 from conductor.plan import PLAN_SCHEMA
 from conductor.standin.conversation import read_conversation
-from conductor.standin.script import (
-    Fault,
-    MissingVariable,
-    Position,
-    Step,
-    parse_script,
-    replay,
-    substitute,
-)
+from conductor.standin.playing import MissingVariable, Position, replay, substitute
+from conductor.standin.script import Fault, Step, parse_script
 
 SYNC_UNTIL = """
 roles:

@@ -1,11 +1,12 @@
-"""What the scripted model does: roles, chapters, steps, and how a request finds its step.
+"""What the scripted model does: roles, chapters and steps, loaded and checked.
 
 A script maps each role (the planner, session A, a reviewer, ...) to chapters; a chapter
 answers one prompt and is a list of steps; a step is a tool call or the turn's final text.
 Which role, chapter and step a request is at is worked out from the request alone: the role
 from what the request tells a model anyway (roles.py), the chapter from how many prompts there
 are, the step by replaying the chapter's script over the tool results that came back since its
-prompt. So a retried request, or one from a resumed session, is answered as the first one was.
+prompt (playing.py). So a retried request, or one from a resumed session, is answered as the
+first one was.
 
 A script is checked whole when it is loaded: each mistake is one line naming the field, as
 `script.yaml: roles.A[0][2].delay: expected a number of seconds, 0 or more, got 'soon'`
@@ -345,55 +346,3 @@ def _fault(data: Any, where: Field) -> Fault:
         else None
     )
     return Fault(status=status, drop=drop, times=times)
-
-
-# ------------------------------------------------------------------------------ positions
-
-
-@dataclass(frozen=True)
-class Position:
-    """Where a chapter stands: the step to answer now, and which call of it this is."""
-
-    index: int
-    attempt: int
-
-    def step(self, chapter: tuple[Step, ...]) -> Step | None:
-        return chapter[self.index] if self.index < len(chapter) else None
-
-
-def replay(chapter: tuple[Step, ...], results: list[str]) -> Position:
-    """Walk the chapter over the tool results seen since its prompt, oldest first."""
-    labels = {s.label: i for i, s in enumerate(chapter) if s.label}
-    index, attempt = 0, 1
-    for result in results:
-        if index >= len(chapter):
-            break
-        step = chapter[index]
-        if step.until is not None and step.until not in result and attempt < step.max:
-            attempt += 1
-            continue
-        jump = next((b.goto for b in step.on_result if b.contains in result), None)
-        index, attempt = (labels[jump] if jump else index + 1), 1
-    return Position(index, attempt)
-
-
-class MissingVariable(LookupError):
-    """A step uses `${name}` but the request did not tell its value."""
-
-
-def substitute(value: Any, variables: Mapping[str, str | None]) -> Any:
-    """Replace `${cwd}`, `${role}`, `${chapter}` in every string of a step's input. A variable
-    the request did not reveal raises, rather than becoming "" (a path would become `/x`)."""
-    if isinstance(value, str):
-        for name, text in variables.items():
-            token = "${" + name + "}"
-            if token in value:
-                if text is None:
-                    raise MissingVariable(name)
-                value = value.replace(token, text)
-        return value
-    if isinstance(value, Mapping):
-        return {k: substitute(v, variables) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, variables) for v in value]
-    return value

@@ -25,15 +25,8 @@ import h11
 from anyio.abc import SocketAttribute, SocketStream
 
 from conductor.standin.conversation import Conversation, read_conversation
-from conductor.standin.script import (
-    Fault,
-    MissingVariable,
-    Script,
-    Step,
-    Usage,
-    replay,
-    substitute,
-)
+from conductor.standin.playing import MissingVariable, replay, substitute
+from conductor.standin.script import Fault, Script, Step, Usage
 
 MAX_BODY = 64 * 1024 * 1024
 ERROR_TYPES = {
