@@ -70,6 +70,17 @@ def test_the_role_comes_from_the_marker_in_the_first_prompt() -> None:
     assert script.role_for("no marker") is None
 
 
+def test_a_marker_quoted_inside_a_prompt_does_not_decide_the_role() -> None:
+    """A goal, a task, a diff under review or a CLAUDE.md may quote the marker (conductor's own
+    tests do): only a prompt that begins with it names its role by it."""
+    script = parse_script("roles: {planner: [[{text: p}]], A: [[{text: a}]], B: [[{text: b}]]}")
+    task = "You are session B (cli) of a conductor run.\nTask: make 'conductor-role: A' work"
+    assert script.role_for(task) == "B"
+    assert script.role_for("Goal: support conductor-role: A lines", PLAN_SCHEMA) == "planner"
+    reminder = "<system-reminder>conductor-role: A</system-reminder>\n"
+    assert script.role_for(reminder + "You are session B (cli) of a conductor run.") == "B"
+
+
 def test_a_session_s_role_comes_from_the_sentence_that_tells_the_model_who_it_is() -> None:
     script = parse_script("roles: {A: [[{text: a}]], B: [[{text: b}]], B-review: [[{text: r}]]}")
     told = "<system-reminder>\nYou are session A (x) of a conductor run.\n</system-reminder>\n"
@@ -295,7 +306,7 @@ def test_a_request_for_a_missing_role_says_what_to_add() -> None:
     worker = script.why_no_role("conductor-role: C\n")
     assert "add roles.C, a workstream of the plan" in worker
     unmarked = script.why_no_role("hello")
-    assert "no 'conductor-role: NAME' line" in unmarked and "named default" in unmarked
+    assert "does not begin with 'conductor-role: NAME'" in unmarked and "named default" in unmarked
     told = script.why_no_role("You are session C (x) of a conductor run.\n")
     assert "says 'You are session C (x) of a conductor run'" in told and "add roles.C," in told
     reviews = script.why_no_role("You review session C's work for the conductor run")

@@ -9,10 +9,12 @@ The stand-in reads the role from what a real model needs to know just as much:
 - an agent reviewer is told whose work it reviews: "You review session A's work ..." is the
   role `A-review`.
 
-A person driving the stand-in by hand (or a test) may still name the role outright with a line
-`conductor-role: NAME` in the first prompt; that line wins over everything else. Sentences are
-looked for at the start of a line of the prompt, outside the CLI's own `<system-reminder>`
-texts (where a repository's CLAUDE.md could say anything).
+A person driving the stand-in by hand (or a test) may still name the role outright: a prompt
+that begins with `conductor-role: NAME` plays NAME, whatever else it says. Only at its very
+beginning: a goal, a task, a diff under review or a repository's own text may quote the marker
+(conductor's own tests and README do), and a quote must not decide the role. Everything is read
+outside the CLI's own `<system-reminder>` texts (where a repository's CLAUDE.md could say
+anything); sentences are looked for at the start of a line.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 from conductor.plan import REVIEWER_SUFFIX
 
-MARKER = re.compile(r"conductor-role:\s*([A-Za-z0-9_.-]+)")
+MARKER = re.compile(r"conductor-role:[ \t]*([A-Za-z0-9_.-]+)")
 PLANNER_ROLE = "planner"  # the role of `conductor run`'s planner session
 PLAN_KEY = "workstreams"  # what the plan's schema asks for, and no other schema of conductor's
 _SESSION = re.compile(r"^You are session (\S+) .*of a conductor run", re.MULTILINE)
@@ -43,12 +45,12 @@ class Named:
 def named_role(first_prompt: str, output_schema: Mapping[str, Any] | None = None) -> Named | None:
     """The role the request names: by the explicit marker, by asking for the plan, or by the
     sentence of its first prompt that tells the model who it is."""
-    marked = MARKER.search(first_prompt)
+    prompt = _REMINDER.sub("", first_prompt)
+    marked = MARKER.match(prompt.lstrip())
     if marked:
         return Named(marked.group(1), f"its first prompt says 'conductor-role: {marked.group(1)}'")
     if output_schema is not None and PLAN_KEY in (output_schema.get("properties") or {}):
         return Named(PLANNER_ROLE, "it asks for the plan (StructuredOutput with its schema)")
-    prompt = _REMINDER.sub("", first_prompt)
     told: list[tuple[int, Named]] = []  # where in the prompt, and the role; the first counts
     if session := _SESSION.search(prompt):
         told.append((session.start(), Named(session.group(1), _says(session))))
@@ -82,10 +84,11 @@ def why_no_role(
     named = named_role(first_prompt, output_schema)
     if named is None:
         return (
-            "no script for this request: it names no role (no 'conductor-role: NAME' line in"
-            " its first prompt, and it is none of conductor's sessions: not the planner, no"
-            " 'You are session ID', no 'You review session ID's work'), and the script has"
-            f" several roles ({have}), none named default: put the marker in the prompt, or"
+            "no script for this request: it names no role (its first prompt does not begin"
+            " with 'conductor-role: NAME', and it is none of conductor's sessions: not the"
+            " planner, no 'You are session ID', no 'You review session ID's work'), and the"
+            f" script has several roles ({have}), none named default: begin the prompt with"
+            " the marker, or"
             " add a role named default"
         )
     role = named.role
