@@ -100,8 +100,8 @@ def model_serve(
                         f"serving {script} on {server.base_url}; point a session at it with\n  "
                         + " ".join(f"{k}={v}" for k, v in env.items())
                         + "\nand its first prompt beginning 'conductor-role: NAME', or run a"
-                        f" command against it: conductor model serve {script} -- COMMAND. Ctrl-C stops"
-                        " it.",
+                        f" command against it: conductor model serve {script} -- COMMAND."
+                        " Ctrl-C stops it.",
                         soft_wrap=True,
                         markup=False,
                     )
