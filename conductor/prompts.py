@@ -9,6 +9,7 @@ bug, never something to send to a model.
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from conductor.errors import ConductorError
 from conductor.workspace import STATE_DIR
 
 PACKAGED = "conductor.templates"  # the package the templates are installed as
+# A checkout imported without being installed (PYTHONPATH, an editable install made before
+# the templates moved) has no `conductor.templates`: its own top-level folder serves then.
+CHECKOUT = Path(__file__).resolve().parent.parent / "templates"
 
 
 class TemplateFailed(ConductorError):
@@ -29,7 +33,7 @@ class Prompts:
         loaders: list[jinja2.BaseLoader] = []
         if repo is not None:
             loaders.append(jinja2.FileSystemLoader(repo / STATE_DIR / "templates"))
-        loaders.append(jinja2.PackageLoader(PACKAGED, "."))
+        loaders.append(_packaged())
         self.env = jinja2.Environment(
             loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,
@@ -48,3 +52,14 @@ class Prompts:
             raise TemplateFailed(
                 f"template {e.name or name} line {e.lineno}: {e.message}"
             ) from None
+
+
+def _packaged() -> jinja2.BaseLoader:
+    if find_spec(PACKAGED) is not None:
+        return jinja2.PackageLoader(PACKAGED, ".")
+    if (CHECKOUT / "session.md.j2").is_file():
+        return jinja2.FileSystemLoader(CHECKOUT)
+    raise TemplateFailed(
+        f"conductor's prompt templates are not installed ({PACKAGED}): reinstall conductor"
+        " (in a checkout: pip install -e .)"
+    )
