@@ -270,3 +270,14 @@ async def test_processes_racing_for_overlapping_paths_have_exactly_one_winner(
     [(winner, won)] = winners
     assert {a["owner"] for a in answers if not a["won"]} == {winner}
     assert [(c.session, c.path) for c in await bus.claims()] == [(winner, won["path"])]
+
+
+async def test_a_claim_taken_after_its_session_ended_goes_with_the_next_change_to_it(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """What releases an ended session's claims is that it has ended, not the status a change
+    asks for: a note written after the end takes a late claim with it too."""
+    await bus.update("A", status=SessionStatus.DONE)
+    await bus.claim("A", "src", root=tmp_path)
+    await bus.update("A", note="later")
+    assert await bus.claims() == []

@@ -190,7 +190,10 @@ async def test_claims_go_with_a_session_update_only_when_the_caller_says_so(
     await storage.claim(RUN, "A", "src", "t")
     await storage.update_session(RUN, "A", note="still here")
     assert len(await storage.list_claims(RUN, "A")) == 1
-    await storage.update_session(RUN, "A", status=SessionStatus.DONE, release_claims=True)
+    await storage.update_session(RUN, "A", note="again", release_claims=lambda s: False)
+    assert len(await storage.list_claims(RUN, "A")) == 1
+    ended = lambda s: s.status.ended  # noqa: E731
+    await storage.update_session(RUN, "A", status=SessionStatus.DONE, release_claims=ended)
     assert await storage.list_claims(RUN, "A") == []
     assert (await storage.claim(RUN, "B", "src", "u")).session == "B"
 

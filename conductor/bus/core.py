@@ -68,7 +68,7 @@ class Bus(ReviewDoor, LockDoor):
             branch=branch,
             worktree=worktree,
             sdk_session_id=sdk_session_id,
-            release_claims=parsed is not None and parsed.ended,
+            release_claims=_has_ended,
         )
 
     async def heartbeat(self, name: str) -> None:
@@ -146,3 +146,9 @@ class Bus(ReviewDoor, LockDoor):
     async def claim_blocking(self, name: str, normal_path: str) -> Claim | None:
         """The other session's claim that forbids `name` to write `normal_path`, if any."""
         return await self.store.claim_covering(self.run_id, normal_path, other_than=name)
+
+
+def _has_ended(session: Session) -> bool:
+    """Whether a session, as an update left it, gives up its claims: once it has ended, any
+    change to it (its status, or a note after the end) takes them with it."""
+    return session.status.ended

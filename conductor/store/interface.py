@@ -65,7 +65,7 @@ class SessionStorage(Protocol):
         branch: str | None = None,
         worktree: str | None = None,
         sdk_session_id: str | None = None,
-        release_claims: bool = False,
+        release_claims: Callable[[Session], bool] | None = None,
     ) -> Awaitable[Session]: ...
     def heartbeat(self, run_id: str, name: str) -> Awaitable[None]: ...
     def record_turn(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from conductor.errors import InvalidInput, UnknownRun
@@ -74,10 +74,11 @@ class Sessions(SqliteBase):
         branch: str | None = None,
         worktree: str | None = None,
         sdk_session_id: str | None = None,
-        release_claims: bool = False,
+        release_claims: Callable[[Session], bool] | None = None,
     ) -> Session:
-        """Change what is given; nothing changed, no event. `release_claims`: the session's
-        claims go in the same transaction (the caller decides when: a session that ended)."""
+        """Change what is given; nothing changed, no event. `release_claims`: asked of the
+        session as the change left it, whether its claims go, in the same transaction (the
+        caller's rule: a session that has ended)."""
         changes = {
             "status": status.value if status is not None else None,
             "note": note,
@@ -109,7 +110,7 @@ class Sessions(SqliteBase):
             summary,
             SessionUpdated(**changes),
         )
-        if release_claims:
+        if release_claims is not None and release_claims(after):
             release_all_claims(db, self.clock(), run_id, before.id, reason=after.status.value)
         return after
 
