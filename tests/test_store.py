@@ -19,6 +19,7 @@ from _workers import go, workers
 
 from conductor.bus import Bus, create_run, open_run
 from conductor.errors import InvalidInput, MachineFault, StoreError, UnknownRun, UnknownSession
+from conductor.events import EventKind
 from conductor.models import SessionKind, SessionStatus
 from conductor.store import BUSY_TIMEOUT_MS, MIGRATIONS, SCHEMA_VERSION, Store, without_loop
 
@@ -659,7 +660,7 @@ UNKNOWN_SESSION_OPERATIONS: dict[str, Operation] = {
     "decide review": lambda f: f.bus.decide(f.review_id, "Z", approve=True),
     "reviews filter": lambda f: f.bus.reviews(session="Z"),
     "merge ok": lambda f: f.bus.merge_ok("Z", "c"),
-    "record event": lambda f: f.bus.record("Z", "note", "x"),
+    "record event": lambda f: f.bus.record("Z", EventKind.RUN_FAULT, "x"),
     "events filter": lambda f: f.bus.events(session="Z"),
 }
 
@@ -699,7 +700,7 @@ async def test_a_full_store_is_a_machine_fault_and_keeps_what_it_had(store: Stor
     pages = await store.pragma("page_count")
     await store.pragma(f"max_page_count = {pages}")  # the disk is full for this database
     with pytest.raises(MachineFault, match="database or disk is full"):
-        await bus.record(None, "big", "x", {"blob": "x" * 200_000})
+        await bus.record(None, EventKind.RUN_FAULT, "x", {"blob": "x" * 200_000})
     assert [e.kind for e in await bus.events()] == ["run.created"]  # nothing half written
 
 

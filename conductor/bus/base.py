@@ -4,13 +4,17 @@ to, the storage's clock, and the run's own record and events."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from conductor.errors import InvalidInput
-from conductor.events import EventKind, SdkResult
+from conductor.events import EventKind, Payload, SdkResult
 from conductor.models import Event, Run, RunState
 from conductor.store.interface import Storage
+
+CATALOGUE = frozenset(EventKind)
+SDK_PREFIX = "sdk."  # a session's stream: one kind per SDK message type, named by the SDK
 
 
 def token(nbytes: int) -> str:
@@ -66,13 +70,23 @@ class BusBase:
     # --------------------------------------------------------------------------- events
 
     async def record(
-        self, session: str | None, kind: str, summary: str, payload: dict[str, Any] | None = None
+        self,
+        session: str | None,
+        kind: EventKind | str,
+        summary: str,
+        payload: Payload | Mapping[str, Any] | None = None,
     ) -> int:
-        """Record an event. A session's turn result (`sdk.result`) also adds its turns and
+        """Record an event of a kind in the catalogue (or a session's stream, `sdk.*`, which
+        the SDK names): a kind nobody can read back is refused at its writer, not found
+        missing by a reader. A session's turn result (`sdk.result`) also adds its turns and
         cost to the session's, in the same transaction (see `record_turn`)."""
+        if not kind.startswith(SDK_PREFIX) and kind not in CATALOGUE:
+            raise ValueError(f"event kind {kind!r} is not in conductor.events.EventKind")
+        data = payload.to_json() if isinstance(payload, Payload) else payload
+        stored = dict(data) if data is not None else None
         if kind == EventKind.SDK_RESULT and session is not None:
-            return await self.record_turn(session, summary, payload)
-        return await self.store.add_event(self.run_id, session, kind, summary, payload)
+            return await self.record_turn(session, summary, stored)
+        return await self.store.add_event(self.run_id, session, kind, summary, stored)
 
     async def record_turn(
         self, session: str, summary: str, payload: dict[str, Any] | None = None
