@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from conductor.events import COST_KEY, SdkResult
 from conductor.models import Session
 
-COST_KEY = "cost_usd"  # conductor's own field in an `sdk.result` payload: that turn's cost
 # The planner runs before its run exists, so what it spent is kept in the run's spec (stored
 # with the run, in one transaction) and shown as a session of this name; no workstream may
 # take the name (plan.RESERVED_IDS).
@@ -72,21 +72,6 @@ class CostMeter:
         return max(rise, 0.0)
 
 
-def cost_of(payload: Mapping[str, Any] | None) -> float:
-    """A result event's turn cost. Runs recorded before `cost_usd` existed carry only the
-    running total, which is what they were counted by then."""
-    payload = payload or {}
-    value = payload[COST_KEY] if COST_KEY in payload else payload.get("total_cost_usd")
-    return _number(value)
-
-
-def turns_of(payload: Mapping[str, Any] | None) -> int:
-    try:
-        return int((payload or {}).get("num_turns") or 0)
-    except (TypeError, ValueError):
-        return 0
-
-
 @dataclass(frozen=True)
 class Spend:
     """What one session's turns added up to."""
@@ -106,7 +91,8 @@ def planner_spend(spec: Mapping[str, Any] | None) -> Spend | None:
     recorded = (spec or {}).get(PLANNER)
     if not isinstance(recorded, Mapping):
         return None
-    return Spend(turns_of(recorded), cost_of(recorded))
+    read = SdkResult.from_json(recorded)  # kept with a turn result's keys
+    return Spend(read.num_turns, read.cost_usd)
 
 
 def spend_of(spec: Mapping[str, Any] | None, sessions: Iterable[Session]) -> dict[str, Spend]:

@@ -12,11 +12,11 @@ import pytest
 from support import served_cost
 from test_session_driver import Standin, session_in_worktree
 
+from conductor import events
 from conductor.costs import (
     COST_KEY,
     CostMeter,
     Spend,
-    cost_of,
     planner_spend,
     restored_total,
     spend_of,
@@ -55,8 +55,9 @@ def test_the_restored_total_is_the_transcripts_last_cost_state(tmp_path: Path) -
 
 
 def test_a_run_recorded_before_turn_costs_is_read_by_its_running_totals() -> None:
-    assert cost_of({"total_cost_usd": 0.5}) == 0.5
-    assert cost_of({"total_cost_usd": 0.5, COST_KEY: 0.25}) == 0.25
+    old = {"planner": {"num_turns": 2, "total_cost_usd": 0.5}}
+    assert planner_spend(old) == Spend(2, 0.5)
+    assert planner_spend({"planner": {"total_cost_usd": 0.5, COST_KEY: 0.25}}) == Spend(0, 0.25)
 
 
 def test_the_planners_spend_comes_from_the_runs_spec() -> None:
@@ -77,7 +78,9 @@ async def test_a_session_woken_and_resumed_is_charged_what_was_served_once(
         async with resumed:
             await resumed.turn("Carry on.")
         recorded = [
-            cost_of(e.payload) for e in await bus.events(session="A") if e.kind == "sdk.result"
+            result.cost_usd
+            for e in await bus.events(session="A")
+            if (result := events.read(e, events.SdkResult)) is not None
         ]
         assert len(recorded) == 3
         assert sum(recorded) == pytest.approx(served_cost(offline.server.requests), abs=1e-9)

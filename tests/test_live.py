@@ -18,8 +18,8 @@ from rich.console import Console
 from conductor import bus as bus_module
 from conductor.bus import Bus
 from conductor.cli.supervising import supervise
-from conductor.costs import COST_KEY
 from conductor.dashboard import live_view
+from conductor.events import COST_KEY
 from conductor.live import Snapshot, notable_line, watch_run
 from conductor.models import Event, RunState, SessionKind
 from conductor.store import Store

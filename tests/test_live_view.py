@@ -17,8 +17,8 @@ from support import Cli
 
 from conductor import bus as bus_module
 from conductor.bus import Bus, open_run
-from conductor.costs import COST_KEY
 from conductor.dashboard import dashboard, events_table, live_view, sessions_table, transcript_lines
+from conductor.events import COST_KEY
 from conductor.live import Snapshot, notable_line, usage_cost
 from conductor.models import Event, SessionKind
 from conductor.session import _describe, _payload

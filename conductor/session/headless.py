@@ -26,10 +26,10 @@ from claude_agent_sdk import (
 )
 
 from conductor.bus import Bus
-from conductor.costs import COST_KEY, CostMeter, restored_total
+from conductor.costs import CostMeter, restored_total
 from conductor.credentials import login_for_session
 from conductor.errors import ConductorError
-from conductor.events import EventKind, PromptSent, SessionFailed
+from conductor.events import COST_KEY, EventKind, PromptSent, SessionFailed
 from conductor.leftovers import end_leftovers
 from conductor.models import Review, SessionStatus
 from conductor.session.config import SessionConfig, TurnResult
