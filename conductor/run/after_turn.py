@@ -17,8 +17,7 @@ import anyio
 from conductor import gitops, machine, worktrees
 from conductor.errors import InvalidInput
 from conductor.events import EventKind, MergeGateOutcome, MergeQueued
-from conductor.gates import MergeStatus, ReviewGate
-from conductor.gates.merge import MergeOutcome
+from conductor.gates import MergeOutcome, MergeStatus, ReviewGate
 from conductor.models import Review, ReviewStatus, SessionStatus
 from conductor.plan import Workstream
 from conductor.run.replay import VERDICT_VIA, WAKE_VIA
