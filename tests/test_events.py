@@ -133,7 +133,7 @@ def test_every_payload_type_reads_back_what_it_writes(payload: type[events.Paylo
         "list[dict[str, Any]]": [{"type": "text"}],
         "Any": {"command": "ls"},
     }
-    written = payload(**{f.name: samples[str(f.type)] for f in dataclasses.fields(payload)})
+    written = payload(**{f.name: samples[f.type] for f in payload.record_fields})
     assert payload.from_json(written.to_json()) == written
 
 
@@ -143,3 +143,21 @@ def test_the_helpers_name_the_kind_of_an_outcome() -> None:
     assert EventKind.lock_end("reclaimed") is EventKind.LOCK_RECLAIMED
     assert EventKind.MERGE_QUEUED not in events.MERGE_OUTCOMES
     assert events.sdk_system_kind("init") == EventKind.SDK_SYSTEM_INIT
+
+
+def test_a_payload_is_frozen_compared_by_value_and_fills_its_defaults() -> None:
+    read = events.MessagesRead([1], "sync")
+    assert read == events.MessagesRead(message_ids=[1], via="sync") != events.MessagesRead([1])
+    assert events.MessagesRead().message_ids == [] and events.MessagesRead().message_ids is not (
+        events.MessagesRead().message_ids
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        read.via = "wake"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        events.MessagesRead([1], "sync", "extra")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        events.CommitMade(sha="abc")  # type: ignore[call-arg]
+    assert repr(events.CommitMade("abc")) == "CommitMade(commit='abc')"
+    written = events.MessagesRead([1]).to_json()
+    written["message_ids"].append(2)
+    assert read.message_ids == [1]  # what was written is a copy

@@ -6,19 +6,18 @@ this catalogue read the same; a key missing from an old payload reads as its def
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, ClassVar, TypeVar
 
 from conductor.events.fields import blocks, mapping, reader
 from conductor.events.kinds import LOCK_ENDS, MERGE_OUTCOMES, EventKind
+from conductor.events.record import Record
 
 P = TypeVar("P", bound="Payload")
 
 
-@dataclass(frozen=True)
-class Payload:
+class Payload(Record):
     """A kind's payload. `to_json` writes the keys readers of older runs also find."""
 
     kinds: ClassVar[tuple[EventKind, ...]] = ()
@@ -29,22 +28,21 @@ class Payload:
     def from_json(cls: type[P], data: Mapping[str, Any]) -> P:
         """Each field from its key, read as its declared type; missing or mistyped: default."""
         values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
+        for f in cls.record_fields:
             if f.name in data and data[f.name] is not None:
-                value = reader(str(f.type))(data[f.name])
+                value = reader(f.type)(data[f.name])
                 if value is not None:
                     values[f.name] = value
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
-        written = dataclasses.asdict(self)
+        written = {f.name: _copied(getattr(self, f.name)) for f in self.record_fields}
         for key in self.omitted_when_none:
             if written[key] is None:
                 del written[key]
         return written
 
 
-@dataclass(frozen=True)
 class Nothing(Payload):
     """Kinds whose summary says it all."""
 
@@ -57,13 +55,11 @@ class Nothing(Payload):
     )
 
 
-@dataclass(frozen=True)
 class RunStateChanged(Payload):
     kinds = (EventKind.RUN_STATE,)
     state: str = ""
 
 
-@dataclass(frozen=True)
 class LeftoversEnded(Payload):
     """The session processes a dead supervisor left, ended by the next one."""
 
@@ -71,7 +67,6 @@ class LeftoversEnded(Payload):
     pids: list[int] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
 class SessionRegistered(Payload):
     kinds = (EventKind.SESSION_REGISTERED,)
     workstream: str | None = None
@@ -79,7 +74,6 @@ class SessionRegistered(Payload):
     branch: str | None = None
 
 
-@dataclass(frozen=True)
 class SessionUpdated(Payload):
     """What changed: only the fields that did are set (and stored)."""
 
@@ -92,26 +86,22 @@ class SessionUpdated(Payload):
     sdk_session_id: str | None = None
 
 
-@dataclass(frozen=True)
 class PromptSent(Payload):
     kinds = (EventKind.SESSION_PROMPT,)
     prompt: str = ""
 
 
-@dataclass(frozen=True)
 class SessionFailed(Payload):
     kinds = (EventKind.SESSION_DIED,)
     error: str = ""
 
 
-@dataclass(frozen=True)
 class SessionRestarted(Payload):
     kinds = (EventKind.SESSION_RESTARTED,)
     resume: str | None = None  # the conversation it was resumed into (None: a fresh one)
     restart: int = 0
 
 
-@dataclass(frozen=True)
 class SessionPaused(Payload):
     """The API answered `status` (overloaded, rate limited): the session waits `seconds`."""
 
@@ -121,13 +111,11 @@ class SessionPaused(Payload):
     pause: int = 0
 
 
-@dataclass(frozen=True)
 class SessionTidied(Payload):
     kinds = (EventKind.SESSION_TIDIED,)
     removed: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
 class MessageSent(Payload):
     kinds = (EventKind.MESSAGE_SENT,)
     omitted_when_none = frozenset({"review_id"})
@@ -137,7 +125,6 @@ class MessageSent(Payload):
     review_id: int | None = None  # a review's request or verdict, carried as a message
 
 
-@dataclass(frozen=True)
 class MessagesRead(Payload):
     """Messages a session was handed, and how (`via`: a sync, a wake-up prompt, a verdict)."""
 
@@ -147,19 +134,16 @@ class MessagesRead(Payload):
     via: str | None = None
 
 
-@dataclass(frozen=True)
 class ContextAdded(Payload):
     kinds = (EventKind.CONTEXT_ADDED,)
     context_id: int = 0
 
 
-@dataclass(frozen=True)
 class ContextDelivered(Payload):
     kinds = (EventKind.CONTEXT_DELIVERED,)
     context_ids: list[int] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
 class ClaimChanged(Payload):
     """A claim taken or released (`reason`: why it went when its session ended)."""
 
@@ -169,7 +153,6 @@ class ClaimChanged(Payload):
     reason: str | None = None
 
 
-@dataclass(frozen=True)
 class ReviewRequested(Payload):
     kinds = (EventKind.REVIEW_REQUESTED,)
     review_id: int = 0
@@ -179,7 +162,6 @@ class ReviewRequested(Payload):
     diff_size: int = 0
 
 
-@dataclass(frozen=True)
 class ReviewDecided(Payload):
     kinds = (EventKind.REVIEW_APPROVED, EventKind.REVIEW_REJECTED)
     review_id: int = 0
@@ -188,14 +170,12 @@ class ReviewDecided(Payload):
     message_id: int | None = None  # the verdict's message to the requester
 
 
-@dataclass(frozen=True)
 class MergeQueued(Payload):
     kinds = (EventKind.MERGE_QUEUED,)
     branch: str = ""
     commit: str = ""
 
 
-@dataclass(frozen=True)
 class MergeGateOutcome(Payload):
     """What the merge gate made of a reviewed commit (the kind says which outcome)."""
 
@@ -209,7 +189,6 @@ class MergeGateOutcome(Payload):
     commits: int = 0  # what it delivered, counted when it landed
 
 
-@dataclass(frozen=True)
 class LockChanged(Payload):
     kinds = (EventKind.LOCK_ACQUIRED, *sorted(LOCK_ENDS))
     omitted_when_none = frozenset({"lease_seconds"})
@@ -219,13 +198,11 @@ class LockChanged(Payload):
     lease_seconds: float | None = None  # set when acquired
 
 
-@dataclass(frozen=True)
 class CommitMade(Payload):
     kinds = (EventKind.GIT_COMMIT,)
     commit: str = ""
 
 
-@dataclass(frozen=True)
 class Pushed(Payload):
     kinds = (EventKind.GIT_PUSH,)
     omitted_when_none = frozenset({"commit"})
@@ -234,7 +211,6 @@ class Pushed(Payload):
     commit: str | None = None
 
 
-@dataclass(frozen=True)
 class ToolDenied(Payload):
     """A hook refused a tool call; `input` is the call's input as the session gave it."""
 
@@ -250,7 +226,6 @@ class ToolDenied(Payload):
 COST_KEY = "cost_usd"  # conductor's own field in an `sdk.result` payload: that turn's cost
 
 
-@dataclass(frozen=True)
 class SdkInit(Payload):
     kinds = (EventKind.SDK_SYSTEM_INIT,)
     session_id: str = ""  # the conversation, what a restart resumes into
@@ -260,7 +235,6 @@ class SdkInit(Payload):
         return super().from_json(mapping(data.get("data")) or {})
 
 
-@dataclass(frozen=True)
 class SdkAssistant(Payload):
     kinds = (EventKind.SDK_ASSISTANT,)
     content: list[dict[str, Any]] = field(default_factory=list)  # text / tool_use blocks
@@ -271,7 +245,6 @@ class SdkAssistant(Payload):
     error: str | None = None
 
 
-@dataclass(frozen=True)
 class SdkUser(Payload):
     kinds = (EventKind.SDK_USER, EventKind.SDK_TOOL_RESULT)
     content: list[dict[str, Any]] | str = ""
@@ -282,7 +255,6 @@ class SdkUser(Payload):
         return cls(value if isinstance(value, str) else blocks(value) or [])
 
 
-@dataclass(frozen=True)
 class SdkResult(Payload):
     """A turn's end. `cost_usd` is that turn's cost; runs recorded before conductor stored it
     carry only the CLI's running total, which is what they were counted by then."""
@@ -335,3 +307,13 @@ PAYLOADS: dict[EventKind, type[Payload]] = {
     )
     for kind in payload.kinds
 }
+
+
+def _copied(value: Any) -> Any:
+    """A payload's lists and objects copied into what it writes (as `asdict` did), so the
+    JSON written is not the record's own."""
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    return value
