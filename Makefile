@@ -10,15 +10,19 @@ $(BIN)/conductor: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# The session sandbox needs bubblewrap and socat (Linux; macOS has its own sandbox).
+# The session sandbox needs bubblewrap and socat (Linux; macOS has its own sandbox), and the
+# storage conformance suite a PostgreSQL server (tests/postgres.py starts one; Debian puts
+# initdb and pg_ctl in /usr/lib/postgresql/*/bin, not on PATH).
 # Installed with apt-get where it is there and we may use it; otherwise a line says what to do.
 .PHONY: demo test lint sandbox
 sandbox:
-	@if [ "$$(uname)" = Linux ] && ! { command -v bwrap && command -v socat; } >/dev/null; then \
+	@if [ "$$(uname)" = Linux ] && ! { command -v bwrap && command -v socat \
+			&& { command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; }; } >/dev/null 2>&1; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && apt-get install -y -qq bubblewrap socat >/dev/null; \
+			apt-get update -qq && apt-get install -y -qq bubblewrap socat postgresql >/dev/null; \
 		else \
-			echo "install bubblewrap and socat for the session sandbox (apt-get install bubblewrap socat)"; \
+			echo "install bubblewrap, socat and postgresql for the session sandbox and the tests" \
+				"(apt-get install bubblewrap socat postgresql)"; \
 		fi; \
 	fi
 

@@ -14,8 +14,9 @@ from conductor.bus import Bus
 from conductor.standin.harness import Offline, offline
 from conductor.store import Store
 
-# Fixtures for tests that drive real git and the real command: repo, cli, team.
-pytest_plugins = ["support"]
+# Fixtures for tests that drive real git and the real command: repo, cli, team; and a real
+# PostgreSQL server, started for the session when a test asks for one: postgres_url.
+pytest_plugins = ["support", "postgres"]
 
 
 @pytest.fixture
