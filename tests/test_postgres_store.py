@@ -1,0 +1,128 @@
+"""What is PostgreSQL's own about its store, beside the conformance suite both backends pass:
+wake-ups by NOTIFY from another connection, the schema (SQLite's tables and columns), its
+migrations, and the store without an event loop. Against a real server (tests/postgres.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import anyio
+import psycopg
+import pytest
+
+from conductor.errors import InvalidInput, StoreError
+from conductor.models import SessionKind
+from conductor.store import Store, without_loop
+from conductor.store.postgres import PostgresStore
+from conductor.store.postgres.schema import PG_SCHEMA_VERSION
+
+pytestmark = pytest.mark.anyio
+RUN = "pg-run"
+
+
+def _columns_pg(url: str) -> dict[str, set[str]]:
+    with psycopg.connect(url) as db:
+        found = db.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public'"
+        ).fetchall()
+    tables: dict[str, set[str]] = {}
+    for table, column in found:
+        tables.setdefault(table, set()).add(column)
+    return tables
+
+
+def _columns_sqlite(path: Path) -> dict[str, set[str]]:
+    with closing(sqlite3.connect(path)) as db:
+        names = [
+            r[0]
+            for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        return {n: {r[1] for r in db.execute(f"PRAGMA table_info({n})")} for n in names}
+
+
+async def test_the_tables_and_columns_are_sqlites(postgres_url: str, tmp_path: Path) -> None:
+    async with PostgresStore.open(postgres_url), Store.open(tmp_path / "c.db"):
+        pass
+    pg = _columns_pg(postgres_url)
+    assert pg.pop("schema_version") == {"version"}  # (SQLite keeps it in user_version)
+    pg["runs"].remove("rowid")  # SQLite's implicit rowid, spelt out
+    assert pg == _columns_sqlite(tmp_path / "c.db")
+
+
+async def test_a_write_on_another_connection_wakes_a_waiter_at_once(postgres_url: str) -> None:
+    async with PostgresStore.open(postgres_url) as here, PostgresStore.open(postgres_url) as there:
+        await there.create_run(RUN, goal="", repo_root="/r", base_ref=None, base_commit=None)
+        await anyio.sleep(0.2)  # the NOTIFY of that write has come and gone
+        with anyio.fail_after(5):  # no poll: the wait is 60 s and the write ends it
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(here.wait_for_change, 60)
+                await anyio.wait_all_tasks_blocked()
+                await there.add_sessions(RUN, [("A", "", SessionKind.WORKER, None)])
+
+
+async def test_opening_again_migrates_nothing_and_two_opens_at_once_migrate_once(
+    postgres_url: str,
+) -> None:
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(_open_and_close, postgres_url)
+    async with PostgresStore.open(postgres_url) as store:
+        await store.create_run(RUN, goal="", repo_root="/r", base_ref=None, base_commit=None)
+    async with PostgresStore.open(postgres_url) as store:
+        assert [r.id for r in await store.list_runs()] == [RUN]
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(PG_SCHEMA_VERSION,)]
+
+
+async def _open_and_close(url: str) -> None:
+    async with PostgresStore.open(url):
+        pass
+
+
+async def test_a_newer_schema_is_refused(postgres_url: str) -> None:
+    async with PostgresStore.open(postgres_url):
+        pass
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("UPDATE schema_version SET version = version + 1")
+    with pytest.raises(StoreError, match="newer than this conductor"):
+        async with PostgresStore.open(postgres_url):
+            pass
+
+
+def test_reading_a_database_without_conductors_tables_makes_none(postgres_url: str) -> None:
+    with (
+        pytest.raises(StoreError, match="no run yet"),
+        PostgresStore.open_blocking(postgres_url, create=False),
+    ):
+        pass
+    assert _columns_pg(postgres_url) == {}
+
+
+def test_the_store_runs_without_an_event_loop(postgres_url: str) -> None:
+    with PostgresStore.open_blocking(postgres_url) as store:
+        without_loop(
+            store.create_run(RUN, goal="g", repo_root="/r", base_ref=None, base_commit=None)
+        )
+        without_loop(store.add_sessions(RUN, [("A", "", SessionKind.WORKER, None)]))
+        without_loop(store.add_sessions(RUN, [("B", "", SessionKind.WORKER, None)]))
+        without_loop(store.send_message(RUN, "A", ["B"], "hi"))
+    with PostgresStore.open_blocking(postgres_url, create=False) as store:
+        [message] = without_loop(store.take_unread(RUN, "B", via="tool"))
+        assert message.body == "hi"
+
+
+async def test_a_duplicate_is_refused_as_on_sqlite(postgres_url: str) -> None:
+    async with PostgresStore.open(postgres_url) as store:
+        await store.create_run(RUN, goal="", repo_root="/r", base_ref=None, base_commit=None)
+        with pytest.raises(InvalidInput, match="already exists"):
+            await store.create_run(RUN, goal="", repo_root="/r", base_ref=None, base_commit=None)
+        await store.add_sessions(RUN, [("A", "", SessionKind.WORKER, None)])
+        with pytest.raises(InvalidInput, match="already exists"):
+            await store.add_sessions(RUN, [("A", "", SessionKind.WORKER, None)])
+        assert [s.name for s in await store.list_sessions(RUN)] == ["A"]  # all or none
