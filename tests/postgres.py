@@ -69,7 +69,8 @@ class Server:
 
         name = f"test_{os.getpid()}_{next(_databases)}"
         with psycopg.connect(self.url(), autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
+            # (FILE_COPY: for a database this small, faster than logging every page)
+            admin.execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
         return self.url(name)
 
     def drop_database(self, url: str) -> None:
