@@ -6,6 +6,8 @@ migrations, and the store without an event loop. Against a real server (tests/po
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 
@@ -13,11 +15,11 @@ import anyio
 import psycopg
 import pytest
 
-from conductor.errors import InvalidInput, StoreError
+from conductor.errors import InvalidInput, StoreError, StoreFault
 from conductor.models import SessionKind
 from conductor.store import Store, without_loop
 from conductor.store.postgres import PostgresStore
-from conductor.store.postgres.schema import PG_SCHEMA_VERSION
+from conductor.store.postgres.schema import PG_SCHEMA_VERSION, WRITE_LOCK
 
 pytestmark = pytest.mark.anyio
 RUN = "pg-run"
@@ -126,3 +128,78 @@ async def test_a_duplicate_is_refused_as_on_sqlite(postgres_url: str) -> None:
         with pytest.raises(InvalidInput, match="already exists"):
             await store.add_sessions(RUN, [("A", "", SessionKind.WORKER, None)])
         assert [s.name for s in await store.list_sessions(RUN)] == ["A"]  # all or none
+
+
+# --------------------------------------------------------------------------- cancellation
+
+
+@pytest.fixture
+async def pg(postgres_url: str) -> AsyncIterator[PostgresStore]:
+    async with PostgresStore.open(postgres_url) as store:
+        await store.create_run(RUN, goal="", repo_root="/r", base_ref=None, base_commit=None)
+        await store.add_sessions(RUN, [(n, "", SessionKind.WORKER, None) for n in "AB"])
+        yield store
+
+
+def _hold_write_lock(url: str, locked: anyio.Event, seconds: float) -> None:
+    """Another writer (in effect) holds the write lock for a while."""
+    with psycopg.connect(url, autocommit=True) as other:
+        other.execute(f"SELECT pg_advisory_lock({WRITE_LOCK})")
+        anyio.from_thread.run_sync(locked.set)
+        time.sleep(seconds)
+        other.execute(f"SELECT pg_advisory_unlock({WRITE_LOCK})")
+
+
+async def test_a_call_cancelled_while_waiting_for_the_write_lock_is_heard_at_once(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    locked = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, _hold_write_lock, postgres_url, locked, 1.0)
+        await locked.wait()
+        started = time.monotonic()
+        with anyio.move_on_after(0.1) as waiting:
+            await pg.send_message(RUN, "A", ["B"], "never sent")
+        assert waiting.cancelled_caught
+        assert time.monotonic() - started < 0.5  # not when the other writer let go
+    sent = await pg.send_message(RUN, "A", ["B"], "after the cancellation")
+    assert [m.id for m in await pg.inbox(RUN, "B")] == [sent.id]
+
+
+async def test_a_write_waits_for_the_lock_no_longer_than_busy_timeout(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    locked = anyio.Event()
+    pg.busy_timeout = 0.2
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, _hold_write_lock, postgres_url, locked, 1.0)
+        await locked.wait()
+        with pytest.raises(StoreFault, match="stayed locked"):
+            await pg.send_message(RUN, "A", ["B"], "never sent")
+    assert await pg.inbox(RUN, "B") == []
+
+
+async def test_a_call_cancelled_while_its_transaction_runs_is_rolled_back(
+    pg: PostgresStore,
+) -> None:
+    def slow_clock() -> float:
+        time.sleep(0.3)
+        return time.time()
+
+    pg.clock = slow_clock
+    with anyio.move_on_after(0.1) as waiting:
+        await pg.send_message(RUN, "A", ["B"], "never sent")
+    assert waiting.cancelled_caught
+    pg.clock = time.time
+    assert await pg.inbox(RUN, "B") == []
+    assert [e for e in await pg.list_events(RUN) if e.kind == "message.sent"] == []
+
+
+async def test_a_lost_connection_is_a_store_fault(pg: PostgresStore, postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid != pg_backend_pid()"
+        )
+    with pytest.raises(StoreFault):
+        await pg.list_runs()

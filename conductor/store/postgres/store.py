@@ -29,6 +29,7 @@ import functools
 import os
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -42,7 +43,7 @@ from anyio.lowlevel import EventLoopToken
 
 from conductor.errors import StoreError, StoreFault
 from conductor.store.claims import Claims
-from conductor.store.connection import SqliteBase
+from conductor.store.connection import LOCK_SLICE_MS, SqliteBase
 from conductor.store.context import Context
 from conductor.store.event_log import EventLog
 from conductor.store.handoff import Stopped
@@ -186,15 +187,12 @@ class PostgresBase(SqliteBase):
         stop: threading.Event | None = None,
     ) -> T:
         """BEGIN, the body, COMMIT; anything raised rolls back, and so does a `stop` that
-        came meanwhile. A write first takes the write lock (the advisory lock, waiting up to
-        `busy_timeout` for it) and NOTIFYs as it commits."""
+        came meanwhile. A write first takes the write lock (the advisory lock) and NOTIFYs
+        as it commits."""
         db = self._pg
         try:
             if write:
-                db.run(
-                    f"BEGIN; SET LOCAL lock_timeout = {int(self.busy_timeout * 1000)};"
-                    f" SELECT pg_advisory_xact_lock({WRITE_LOCK})"
-                )
+                self._take_write_lock(stop)
             else:
                 db.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             result = body(self, db, *args, **kwargs)
@@ -218,6 +216,27 @@ class PostgresBase(SqliteBase):
             if isinstance(err, psycopg.OperationalError):
                 raise StoreFault(f"the database {shown(self.url)} failed: {err}") from err
             raise
+
+    def _take_write_lock(self, stop: threading.Event | None) -> None:
+        """BEGIN and take the write lock, waiting for another writer up to `busy_timeout`
+        in short slices (each a savepoint the lock is taken in), so that a caller who stops
+        waiting is heard within one slice, as with SQLite's `_begin_immediate`."""
+        db = self._pg
+        deadline = time.monotonic() + self.busy_timeout
+        db.run(f"BEGIN; SET LOCAL lock_timeout = {LOCK_SLICE_MS}")
+        while True:
+            try:
+                db.run(
+                    f"SAVEPOINT write_lock; SELECT pg_advisory_xact_lock({WRITE_LOCK});"
+                    " RELEASE SAVEPOINT write_lock; SET LOCAL lock_timeout = 0"
+                )
+                return
+            except psycopg.errors.LockNotAvailable:
+                db.run("ROLLBACK TO SAVEPOINT write_lock")
+                if time.monotonic() >= deadline:
+                    raise
+                if stop is not None and stop.is_set():
+                    raise Stopped from None
 
     async def wait_for_change(self, timeout: float) -> None:
         """Until a write commits, here or (by its NOTIFY) on any other connection to the
