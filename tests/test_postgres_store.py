@@ -5,10 +5,11 @@ migrations, and the store without an event loop. Against a real server (tests/po
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from contextlib import closing
+from contextlib import AsyncExitStack, closing
 from pathlib import Path
 
 import anyio
@@ -19,6 +20,7 @@ from conductor.errors import InvalidInput, StoreError, StoreFault
 from conductor.models import SessionKind
 from conductor.store import Store, without_loop
 from conductor.store.postgres import PostgresStore
+from conductor.store.postgres.adapter import Connection
 from conductor.store.postgres.schema import PG_SCHEMA_VERSION, WRITE_LOCK
 
 pytestmark = pytest.mark.anyio
@@ -203,3 +205,54 @@ async def test_a_lost_connection_is_a_store_fault(pg: PostgresStore, postgres_ur
         )
     with pytest.raises(StoreFault):
         await pg.list_runs()
+
+
+# --------------------------------------------------------------------------- the event log
+
+
+async def test_a_reader_never_skips_an_event_whose_commit_came_late(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sequence values are not commit order: were writers not serialized, a transaction that
+    took id 7 and is slow to commit would let a reader see 8 first and move its cursor past 7.
+    Here every commit is slow, on four connections at once."""
+    plain_run = Connection.run
+    randomness = random.Random(16)
+
+    def slow_commit(self: Connection, sql: str) -> None:
+        if sql.endswith("COMMIT") and sql.startswith("NOTIFY"):
+            time.sleep(randomness.uniform(0, 0.004))
+        plain_run(self, sql)
+
+    monkeypatch.setattr(Connection, "run", slow_commit)
+    read: list[int] = []
+    writers_done = anyio.Event()
+    async with AsyncExitStack() as stack:
+        stores = [
+            await stack.enter_async_context(PostgresStore.open(postgres_url)) for _ in "12345"
+        ]
+        reader_store, writers = stores[0], stores[1:]
+        await writers[0].create_run(RUN, goal="", repo_root="/r", base_ref=None, base_commit=None)
+
+        async def reader() -> None:
+            cursor = 0
+            while True:
+                done = writers_done.is_set()
+                found = await reader_store.list_events(RUN, after=cursor)
+                read.extend(e.id for e in found)
+                cursor = found[-1].id if found else cursor
+                if done and not found:
+                    return
+
+        async def writer(through: PostgresStore, n: int) -> None:
+            for i in range(20):
+                await through.add_event(RUN, None, "git.commit", f"{n} {i}")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            async with anyio.create_task_group() as writing:
+                for n, through in enumerate(writers):
+                    writing.start_soon(writer, through, n)
+            writers_done.set()
+        every = [e.id for e in await reader_store.list_events(RUN)]
+    assert read == every
