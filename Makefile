@@ -10,15 +10,19 @@ $(BIN)/conductor: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# The session sandbox needs bubblewrap and socat (Linux; macOS has its own sandbox).
+# The session sandbox needs bubblewrap and socat (Linux; macOS has its own sandbox), and the
+# storage conformance suite a PostgreSQL server (tests/postgres.py starts one; Debian puts
+# initdb and pg_ctl in /usr/lib/postgresql/*/bin, not on PATH).
 # Installed with apt-get where it is there and we may use it; otherwise a line says what to do.
-.PHONY: demo test lint sandbox
+.PHONY: demo test test-postgres lint sandbox
 sandbox:
-	@if [ "$$(uname)" = Linux ] && ! { command -v bwrap && command -v socat; } >/dev/null; then \
+	@if [ "$$(uname)" = Linux ] && ! { command -v bwrap && command -v socat \
+			&& { command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; }; } >/dev/null 2>&1; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && apt-get install -y -qq bubblewrap socat >/dev/null; \
+			apt-get update -qq && apt-get install -y -qq bubblewrap socat postgresql >/dev/null; \
 		else \
-			echo "install bubblewrap and socat for the session sandbox (apt-get install bubblewrap socat)"; \
+			echo "install bubblewrap, socat and postgresql for the session sandbox and the tests" \
+				"(apt-get install bubblewrap socat postgresql)"; \
 		fi; \
 	fi
 
@@ -31,6 +35,13 @@ test: sandbox $(BIN)/conductor
 	$(BIN)/ruff format --check --quiet .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# The bus's suites again with their `store` fixture on PostgreSQL (a real server, started by
+# tests/postgres.py); the storage conformance suite runs both backends in `make test` already.
+PG_SUITES = tests/test_claims.py tests/test_lock.py tests/test_messages.py tests/test_reviews.py \
+	tests/test_sync.py tests/test_review_gate.py tests/test_live.py tests/test_live_view.py
+test-postgres: sandbox $(BIN)/conductor
+	CONDUCTOR_TEST_STORE=postgresql $(BIN)/pytest -q $(PG_SUITES)
 
 lint: $(BIN)/conductor
 	$(BIN)/ruff check .

@@ -127,11 +127,22 @@ async def _wait_for_go() -> None:
         raise SystemExit("no go")
 
 
+def location(store: Any) -> str:
+    """Where a worker opens the test's store: a PostgreSQL store's URL, or SQLite's file."""
+    return str(getattr(store, "url", store.path))
+
+
 @asynccontextmanager
 async def _bus(arg: dict[str, Any]) -> AsyncIterator[Any]:
     from conductor.bus import open_run
     from conductor.store import Store
 
+    if arg["db"].startswith("postgresql:"):
+        from conductor.store.postgres import PostgresStore
+
+        async with PostgresStore.open(arg["db"]) as pg:
+            yield await open_run(pg, arg["run"])
+        return
     async with Store.open(Path(arg["db"])) as store:
         yield await open_run(store, arg["run"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -14,8 +15,9 @@ from conductor.bus import Bus
 from conductor.standin.harness import Offline, offline
 from conductor.store import Store
 
-# Fixtures for tests that drive real git and the real command: repo, cli, team.
-pytest_plugins = ["support"]
+# Fixtures for tests that drive real git and the real command: repo, cli, team; and a real
+# PostgreSQL server, started for the session when a test asks for one: postgres_url.
+pytest_plugins = ["support", "postgres"]
 
 
 @pytest.fixture
@@ -32,7 +34,15 @@ def _no_ambient_conductor_state(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
+async def store(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """SQLite's store; with CONDUCTOR_TEST_STORE=postgresql, PostgreSQL's on a fresh database
+    of a real server (make test-postgres runs the bus suites so)."""
+    if os.environ.get("CONDUCTOR_TEST_STORE") == "postgresql":
+        from conductor.store.postgres import PostgresStore
+
+        async with PostgresStore.open(request.getfixturevalue("postgres_url")) as pg:
+            yield pg
+        return
     async with Store.open(tmp_path / "c.db") as opened:
         yield opened
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _workers import go, workers
+from _workers import go, location, workers
 
 from conductor.bus import Bus
 from conductor.errors import ClaimConflict, InvalidInput, NotClaimOwner, PathOutsideRepository
@@ -259,7 +259,7 @@ async def test_processes_racing_for_overlapping_paths_have_exactly_one_winner(
 ) -> None:
     names = ["A", "B", "C", "D"]
     await bus.register([("D", "docs")])
-    common = {"db": str(bus.store.path), "run": bus.run_id, "root": str(tmp_path)}
+    common = {"db": location(bus.store), "run": bus.run_id, "root": str(tmp_path)}
     jobs = [("claim", {**common, "name": n, "path": p}) for n, p in zip(names, paths, strict=True)]
     async with workers(*jobs) as racers:
         await go(racers)

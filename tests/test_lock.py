@@ -8,7 +8,7 @@ import time
 
 import anyio
 import pytest
-from _workers import go, workers
+from _workers import go, location, workers
 
 from conductor.bus import GIT_LOCK, Bus
 from conductor.errors import LockHeld
@@ -220,7 +220,7 @@ async def test_a_lease_of_this_pid_that_this_process_does_not_hold_is_reclaimed(
 
 
 async def test_processes_racing_for_the_lock_have_exactly_one_winner(bus: Bus) -> None:
-    common = {"db": str(bus.store.path), "run": bus.run_id, "lease": 60}
+    common = {"db": location(bus.store), "run": bus.run_id, "lease": 60}
     holders = ["P1", "P2", "P3", "P4"]
     async with workers(*[("lock", {**common, "holder": h}) for h in holders]) as racers:
         await go(racers)
@@ -237,7 +237,7 @@ async def test_processes_racing_for_the_lock_have_exactly_one_winner(bus: Bus) -
 
 
 async def test_a_lock_held_by_a_killed_process_is_reclaimed_at_once(bus: Bus) -> None:
-    arg = {"db": str(bus.store.path), "run": bus.run_id, "holder": "child", "lease": 600}
+    arg = {"db": location(bus.store), "run": bus.run_id, "holder": "child", "lease": 600}
     async with workers(("hold_lock", arg)) as [child]:
         await go([child])
         held = await child.read()

@@ -30,7 +30,7 @@ from conductor.store import Storage, Store
 
 pytestmark = pytest.mark.anyio
 
-BACKENDS = ["sqlite"]  # + "postgresql": a connect() for it in `backend`, nothing else
+BACKENDS = ["sqlite", "postgresql"]
 RUN = "conformance-run"
 
 
@@ -44,6 +44,11 @@ class Backend:
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
         return Backend("sqlite", lambda: Store.open(tmp_path / "conformance.db"))
+    if request.param == "postgresql":
+        from conductor.store.postgres import PostgresStore
+
+        url = request.getfixturevalue("postgres_url")  # a real server (tests/postgres.py)
+        return Backend("postgresql", lambda: PostgresStore.open(url))
     raise AssertionError(f"no backend {request.param!r}")
 
 

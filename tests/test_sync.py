@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from _workers import go, workers
+from _workers import go, location, workers
 
 from conductor.bus import Bus
 from conductor.errors import InvalidInput
@@ -262,7 +262,7 @@ async def test_concurrent_writer_and_syncer_processes_deliver_everything_exactly
     writers_names = ["W1", "W2", "W3", "W4"]
     await bus.register([(name, "writer") for name in writers_names])
     done_flag = tmp_path / "writers-done"
-    common = {"db": str(bus.store.path), "run": bus.run_id}
+    common = {"db": location(bus.store), "run": bus.run_id}
     jobs = [
         ("write", {**common, "sender": name, "to": "all" if name == "W4" else "A", "count": 50})
         for name in writers_names

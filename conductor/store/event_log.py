@@ -41,6 +41,7 @@ class EventLog(SqliteBase):
     ) -> list[Event]:
         """Events after an id, oldest first; `newest` takes the last `limit` instead."""
         order = "DESC" if newest else "ASC"
+        bound = " LIMIT :limit" if limit else ""  # (no clause for all: LIMIT -1 is SQLite's)
         if session is not None and run_id is not None:
             session_id(db, run_id, session)
         found = fetch(
@@ -49,8 +50,8 @@ class EventLog(SqliteBase):
             f" e.created_at FROM events e LEFT JOIN sessions s ON s.id = e.session_id"
             f" WHERE (:run IS NULL OR e.run_id = :run) AND e.id > :after"
             f" AND (:session IS NULL OR s.name = :session)"
-            f" ORDER BY e.id {order} LIMIT :limit",
-            {"run": run_id, "after": after, "session": session, "limit": limit or -1},
+            f" ORDER BY e.id {order}{bound}",
+            {"run": run_id, "after": after, "session": session, "limit": limit},
         )
         events = [rows.event(r) for r in found]
         return events[::-1] if newest else events

@@ -133,7 +133,7 @@ def record_read(
 
 def take_unread(db: Db, index: str, at: float, run_id: str, sid: int, via: str) -> list[Message]:
     """Fetch and mark read every unread message of a session: the delivery primitive."""
-    ids = mark_delivered(db, index, at, sid, "1", (), via)
+    ids = mark_delivered(db, index, at, sid, "TRUE", (), via)
     if not ids:
         return []
     messages = load_messages(db, f"m.id IN ({','.join('?' * len(ids))})", ids)

@@ -27,6 +27,16 @@ Db = sqlite3.Connection
 Row = Any  # a sqlite3.Row: columns by name
 
 
+class IntegrityViolation(Exception):
+    """A constraint refused a write (a duplicate key), as another backend than SQLite reports
+    it: its connection raises this where sqlite3 raises IntegrityError."""
+
+
+# What a write that breaks a constraint raises, whichever the backend: what the aggregates
+# catch to say, say, that a run of that id already exists.
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, IntegrityViolation)
+
+
 def fetch(db: Db, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
     return db.execute(sql, params).fetchall()
 

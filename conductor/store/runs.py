@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +11,7 @@ from conductor.events import EventKind, RunStateChanged
 from conductor.models import Run, RunState
 from conductor.store import rows
 from conductor.store.connection import SqliteBase, transaction
-from conductor.store.rows import Db, fetch
+from conductor.store.rows import INTEGRITY_ERRORS, Db, fetch
 from conductor.store.shared import insert_event
 from conductor.text import one_line
 
@@ -38,7 +37,7 @@ class Runs(SqliteBase):
                 " created_at, updated_at, spec) VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?)",
                 (run_id, goal, repo_root, base_ref, base_commit, now, now, spec_text),
             )
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             raise InvalidInput(f"run {run_id} already exists") from None
         insert_event(db, now, run_id, None, EventKind.RUN_CREATED, one_line(goal or "run created"))
         return rows.run(fetch(db, "SELECT * FROM runs WHERE id = ?", (run_id,))[0])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,7 +11,7 @@ from conductor.models import Session, SessionKind, SessionStatus
 from conductor.store import rows
 from conductor.store.claims import release_all_claims
 from conductor.store.connection import SqliteBase, transaction
-from conductor.store.rows import SESSION_COLUMNS, Db, fetch
+from conductor.store.rows import INTEGRITY_ERRORS, SESSION_COLUMNS, Db, fetch
 from conductor.store.shared import insert_event, session_id, session_row
 from conductor.text import one_line
 
@@ -36,7 +35,7 @@ class Sessions(SqliteBase):
                     f" RETURNING {SESSION_COLUMNS}",
                     (run_id, name, workstream, kind.value, branch, now, now),
                 )
-            except sqlite3.IntegrityError:
+            except INTEGRITY_ERRORS:
                 raise InvalidInput(f"session {name} already exists in run {run_id}") from None
             session = rows.session(found[0])
             insert_event(

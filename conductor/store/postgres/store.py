@@ -1,0 +1,255 @@
+"""`PostgresStore`: the storage interface on PostgreSQL, for a team across hosts. The same
+aggregates as SQLite's `Store` (their queries run through `adapter.Connection`), with
+PostgreSQL's transactions and wake-ups underneath.
+
+Write transactions are serialized, exactly as SQLite's single writer serializes them: each
+begins by taking one transaction-scoped advisory lock (`pg_advisory_xact_lock`), held until it
+commits or rolls back, at READ COMMITTED, so every statement after the lock sees every write
+committed before it. That keeps the semantics the conformance suite checks:
+- exactly-once delivery and atomic claims: a take or a claim reads and writes with no other
+  writer in between, as under SQLite's `BEGIN IMMEDIATE`;
+- event ids a cursor never skips: a sequence hands out ids in the order transactions ask, not
+  the order they commit, so with concurrent writers a reader could see id 8 committed, move its
+  cursor past 7, and then 7 commits. With writers serialized, the transaction holding a smaller
+  id has committed (and is visible: PostgreSQL makes a commit visible before it releases the
+  transaction's locks) before the next writer takes the lock and its ids, so ids become visible
+  in increasing order, as in SQLite.
+Reads take no lock and never wait for writers: a read transaction is REPEATABLE READ (one
+snapshot for all its statements, as SQLite's read transaction) and READ ONLY.
+
+Every write transaction NOTIFYs the channel `conductor` as it commits; each store opened with
+`open` LISTENs on a connection of its own, in a thread of its own, and wakes its
+`wait_for_change` waiters: a write on another host wakes them at once, with no polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any, Self, TypeVar, cast
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import psycopg
+from anyio.lowlevel import EventLoopToken
+
+from conductor.errors import StoreError, StoreFault
+from conductor.store.claims import Claims
+from conductor.store.connection import LOCK_SLICE_MS, SqliteBase
+from conductor.store.context import Context
+from conductor.store.event_log import EventLog
+from conductor.store.handoff import Stopped
+from conductor.store.lock import Locks
+from conductor.store.postgres.adapter import Connection
+from conductor.store.postgres.schema import WRITE_LOCK, migrate, schema_version
+from conductor.store.reviews import Reviews
+from conductor.store.runs import Runs
+from conductor.store.sessions import Sessions
+
+T = TypeVar("T")
+
+CHANNEL = "conductor"  # what every write transaction NOTIFYs as it commits
+LISTEN_SLICE = 5.0  # how often an idle listener looks whether its store is closing anyway
+
+
+def shown(url: str) -> str:
+    """The URL without its password: what an error message may say."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def connect(url: str, *, create: bool) -> Connection:
+    """A connection to the database at `url`, migrated; `create=False` (a command that only
+    reads) refuses a database conductor has not made its tables in, and changes nothing."""
+    try:
+        raw = psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor)
+    except psycopg.Error as err:
+        raise StoreError(f"cannot open the database {shown(url)}: {err}".strip()) from err
+    db = Connection(raw)
+    try:
+        if create:
+            migrate(db)
+        elif schema_version(db) is None:
+            raise StoreError(
+                f"no run yet: conductor has no tables in {shown(url)} (to start one:"
+                " conductor run --help)"
+            )
+    except psycopg.Error as err:
+        db.close()
+        raise StoreError(f"cannot use the database {shown(url)}: {err}") from err
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+class Listener:
+    """LISTEN on a connection of its own, in a thread of its own (a blocking wait for a
+    notification must not hold a worker thread of the event loop's): each notification calls
+    `wake` in the event loop. Closing sends it a notification of its own to end the wait."""
+
+    def __init__(self, url: str, wake: Callable[[], None], token: EventLoopToken) -> None:
+        self._wake = wake
+        self._token = token
+        self._closing = threading.Event()
+        self._stop_channel = f"conductor_closing_{os.getpid()}_{id(self)}"
+        self._conn = psycopg.connect(url, autocommit=True)
+        try:
+            self._conn.execute(f"LISTEN {CHANNEL}; LISTEN {self._stop_channel}")
+        except BaseException:
+            self._conn.close()
+            raise
+        self._thread = threading.Thread(target=self._listen, name="conductor-listen", daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        try:
+            while not self._closing.is_set():
+                for note in self._conn.notifies(timeout=LISTEN_SLICE):
+                    if self._closing.is_set():
+                        return
+                    if note.channel == CHANNEL:
+                        anyio.from_thread.run_sync(self._wake, token=self._token)
+        except (psycopg.Error, RuntimeError):
+            # The connection is lost, or the event loop is gone: waiters see other hosts'
+            # writes at their timeout from now on (as SQLite's see other processes').
+            return
+        finally:
+            self._conn.close()
+
+    def close(self, db: Connection) -> None:
+        """Stop listening (blocks until the thread ends: not from the event loop's thread)."""
+        self._closing.set()
+        with contextlib.suppress(psycopg.Error):  # (then it sees `_closing` within a slice)
+            db.run(f"NOTIFY {self._stop_channel}")
+        self._thread.join()
+
+
+class PostgresBase(SqliteBase):
+    """The connection and its transactions on PostgreSQL, in place of SQLite's (the shared
+    `transaction` decorator runs a body through `_in_transaction`)."""
+
+    _listener: Listener | None = None
+
+    def __init__(self, db: Connection, url: str, *, without_loop: bool = False) -> None:
+        # The aggregates' bodies get `db` as they would a sqlite3 connection.
+        super().__init__(cast(Any, db), Path(url), without_loop=without_loop)
+        self._pg = db
+        self.url = url  # where it lives (`path` is for SQLite's file; see the report)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path | str, *, create: bool = True) -> AsyncIterator[Self]:
+        """The store at the database URL `path`; `create=False` (a command that only reads)
+        refuses a database without conductor's tables."""
+        url = str(path)
+        db = await anyio.to_thread.run_sync(functools.partial(connect, url, create=create))
+        store = cls(db, url)
+        try:
+            token = anyio.lowlevel.current_token()
+            store._listener = await anyio.to_thread.run_sync(Listener, url, store._wake, token)
+            yield store
+        finally:
+            with anyio.CancelScope(shield=True):
+                if store._listener is not None:
+                    await anyio.to_thread.run_sync(store._listener.close, db)
+                await anyio.to_thread.run_sync(db.close)
+
+    @classmethod
+    @contextmanager
+    def open_blocking(cls, path: Path | str, *, create: bool = True) -> Iterator[Self]:
+        """The store for this thread alone, with no event loop (see `SqliteBase`); it has no
+        listener, since nothing here waits for a change."""
+        url = str(path)
+        store = cls(connect(url, create=create), url, without_loop=True)
+        try:
+            yield store
+        finally:
+            store._pg.close()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    def _in_transaction(
+        self,
+        write: bool,
+        body: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        stop: threading.Event | None = None,
+    ) -> T:
+        """BEGIN, the body, COMMIT; anything raised rolls back, and so does a `stop` that
+        came meanwhile. A write first takes the write lock (the advisory lock) and NOTIFYs
+        as it commits."""
+        db = self._pg
+        try:
+            if write:
+                self._take_write_lock(stop)
+            else:
+                db.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            result = body(self, db, *args, **kwargs)
+            if stop is not None and stop.is_set():
+                raise Stopped
+            db.run(f"NOTIFY {CHANNEL}; COMMIT" if write else "COMMIT")
+            return result
+        except BaseException as err:
+            try:
+                db.run("ROLLBACK")
+            except psycopg.Error as failed:
+                raise StoreFault(
+                    f"the database {shown(self.url)} failed: {err or type(err).__name__};"
+                    f" then its rollback: {failed}"
+                ) from err
+            if isinstance(err, psycopg.errors.LockNotAvailable):
+                raise StoreFault(
+                    f"the database {shown(self.url)} stayed locked by another writer for"
+                    f" {self.busy_timeout:g} s: try again"
+                ) from err
+            if isinstance(err, psycopg.OperationalError):
+                raise StoreFault(f"the database {shown(self.url)} failed: {err}") from err
+            raise
+
+    def _take_write_lock(self, stop: threading.Event | None) -> None:
+        """BEGIN and take the write lock, waiting for another writer up to `busy_timeout`
+        in short slices (each a savepoint the lock is taken in), so that a caller who stops
+        waiting is heard within one slice, as with SQLite's `_begin_immediate`."""
+        db = self._pg
+        deadline = time.monotonic() + self.busy_timeout
+        db.run(f"BEGIN; SET LOCAL lock_timeout = {LOCK_SLICE_MS}")
+        while True:
+            try:
+                db.run(
+                    f"SAVEPOINT write_lock; SELECT pg_advisory_xact_lock({WRITE_LOCK});"
+                    " RELEASE SAVEPOINT write_lock; SET LOCAL lock_timeout = 0"
+                )
+                return
+            except psycopg.errors.LockNotAvailable:
+                db.run("ROLLBACK TO SAVEPOINT write_lock")
+                if time.monotonic() >= deadline:
+                    raise
+                if stop is not None and stop.is_set():
+                    raise Stopped from None
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Until a write commits, here or (by its NOTIFY) on any other connection to the
+        database, or `timeout` passes."""
+        changed = self._changed
+        with anyio.move_on_after(timeout):
+            await changed.wait()
+
+    async def keep_checkpointed(self, every: float = 0.0) -> None:
+        """Nothing to do: the server checkpoints its own write-ahead log."""
+
+
+class PostgresStore(PostgresBase, Runs, Sessions, Context, Reviews, Claims, Locks, EventLog):
+    """One connection to a conductor database on PostgreSQL. Open with
+    `async with PostgresStore.open(url)` (or `with PostgresStore.open_blocking(url)` where
+    there is no event loop)."""

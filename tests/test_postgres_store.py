@@ -1,0 +1,258 @@
+"""What is PostgreSQL's own about its store, beside the conformance suite both backends pass:
+wake-ups by NOTIFY from another connection, the schema (SQLite's tables and columns), its
+migrations, and the store without an event loop. Against a real server (tests/postgres.py).
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, closing
+from pathlib import Path
+
+import anyio
+import psycopg
+import pytest
+
+from conductor.errors import InvalidInput, StoreError, StoreFault
+from conductor.models import SessionKind
+from conductor.store import Store, without_loop
+from conductor.store.postgres import PostgresStore
+from conductor.store.postgres.adapter import Connection
+from conductor.store.postgres.schema import PG_SCHEMA_VERSION, WRITE_LOCK
+
+pytestmark = pytest.mark.anyio
+RUN = "pg-run"
+
+
+def _columns_pg(url: str) -> dict[str, set[str]]:
+    with psycopg.connect(url) as db:
+        found = db.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public'"
+        ).fetchall()
+    tables: dict[str, set[str]] = {}
+    for table, column in found:
+        tables.setdefault(table, set()).add(column)
+    return tables
+
+
+def _columns_sqlite(path: Path) -> dict[str, set[str]]:
+    with closing(sqlite3.connect(path)) as db:
+        names = [
+            r[0]
+            for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        return {n: {r[1] for r in db.execute(f"PRAGMA table_info({n})")} for n in names}
+
+
+async def test_the_tables_and_columns_are_sqlites(postgres_url: str, tmp_path: Path) -> None:
+    async with PostgresStore.open(postgres_url), Store.open(tmp_path / "c.db"):
+        pass
+    pg = _columns_pg(postgres_url)
+    assert pg.pop("schema_version") == {"version"}  # (SQLite keeps it in user_version)
+    pg["runs"].remove("rowid")  # SQLite's implicit rowid, spelt out
+    assert pg == _columns_sqlite(tmp_path / "c.db")
+
+
+async def test_a_write_on_another_connection_wakes_a_waiter_at_once(postgres_url: str) -> None:
+    async with PostgresStore.open(postgres_url) as here, PostgresStore.open(postgres_url) as there:
+        await there.create_run(RUN, goal="", repo_root="/r", base_ref=None, base_commit=None)
+        await anyio.sleep(0.2)  # the NOTIFY of that write has come and gone
+        with anyio.fail_after(5):  # no poll: the wait is 60 s and the write ends it
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(here.wait_for_change, 60)
+                await anyio.wait_all_tasks_blocked()
+                await there.add_sessions(RUN, [("A", "", SessionKind.WORKER, None)])
+
+
+async def test_opening_again_migrates_nothing_and_two_opens_at_once_migrate_once(
+    postgres_url: str,
+) -> None:
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(_open_and_close, postgres_url)
+    async with PostgresStore.open(postgres_url) as store:
+        await store.create_run(RUN, goal="", repo_root="/r", base_ref=None, base_commit=None)
+    async with PostgresStore.open(postgres_url) as store:
+        assert [r.id for r in await store.list_runs()] == [RUN]
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(PG_SCHEMA_VERSION,)]
+
+
+async def _open_and_close(url: str) -> None:
+    async with PostgresStore.open(url):
+        pass
+
+
+async def test_a_newer_schema_is_refused(postgres_url: str) -> None:
+    async with PostgresStore.open(postgres_url):
+        pass
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("UPDATE schema_version SET version = version + 1")
+    with pytest.raises(StoreError, match="newer than this conductor"):
+        async with PostgresStore.open(postgres_url):
+            pass
+
+
+def test_reading_a_database_without_conductors_tables_makes_none(postgres_url: str) -> None:
+    with (
+        pytest.raises(StoreError, match="no run yet"),
+        PostgresStore.open_blocking(postgres_url, create=False),
+    ):
+        pass
+    assert _columns_pg(postgres_url) == {}
+
+
+def test_the_store_runs_without_an_event_loop(postgres_url: str) -> None:
+    with PostgresStore.open_blocking(postgres_url) as store:
+        without_loop(
+            store.create_run(RUN, goal="g", repo_root="/r", base_ref=None, base_commit=None)
+        )
+        without_loop(store.add_sessions(RUN, [("A", "", SessionKind.WORKER, None)]))
+        without_loop(store.add_sessions(RUN, [("B", "", SessionKind.WORKER, None)]))
+        without_loop(store.send_message(RUN, "A", ["B"], "hi"))
+    with PostgresStore.open_blocking(postgres_url, create=False) as store:
+        [message] = without_loop(store.take_unread(RUN, "B", via="tool"))
+        assert message.body == "hi"
+
+
+async def test_a_duplicate_is_refused_as_on_sqlite(postgres_url: str) -> None:
+    async with PostgresStore.open(postgres_url) as store:
+        await store.create_run(RUN, goal="", repo_root="/r", base_ref=None, base_commit=None)
+        with pytest.raises(InvalidInput, match="already exists"):
+            await store.create_run(RUN, goal="", repo_root="/r", base_ref=None, base_commit=None)
+        await store.add_sessions(RUN, [("A", "", SessionKind.WORKER, None)])
+        with pytest.raises(InvalidInput, match="already exists"):
+            await store.add_sessions(RUN, [("A", "", SessionKind.WORKER, None)])
+        assert [s.name for s in await store.list_sessions(RUN)] == ["A"]  # all or none
+
+
+# --------------------------------------------------------------------------- cancellation
+
+
+@pytest.fixture
+async def pg(postgres_url: str) -> AsyncIterator[PostgresStore]:
+    async with PostgresStore.open(postgres_url) as store:
+        await store.create_run(RUN, goal="", repo_root="/r", base_ref=None, base_commit=None)
+        await store.add_sessions(RUN, [(n, "", SessionKind.WORKER, None) for n in "AB"])
+        yield store
+
+
+def _hold_write_lock(url: str, locked: anyio.Event, seconds: float) -> None:
+    """Another writer (in effect) holds the write lock for a while."""
+    with psycopg.connect(url, autocommit=True) as other:
+        other.execute(f"SELECT pg_advisory_lock({WRITE_LOCK})")
+        anyio.from_thread.run_sync(locked.set)
+        time.sleep(seconds)
+        other.execute(f"SELECT pg_advisory_unlock({WRITE_LOCK})")
+
+
+async def test_a_call_cancelled_while_waiting_for_the_write_lock_is_heard_at_once(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    locked = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, _hold_write_lock, postgres_url, locked, 1.0)
+        await locked.wait()
+        started = time.monotonic()
+        with anyio.move_on_after(0.1) as waiting:
+            await pg.send_message(RUN, "A", ["B"], "never sent")
+        assert waiting.cancelled_caught
+        assert time.monotonic() - started < 0.5  # not when the other writer let go
+    sent = await pg.send_message(RUN, "A", ["B"], "after the cancellation")
+    assert [m.id for m in await pg.inbox(RUN, "B")] == [sent.id]
+
+
+async def test_a_write_waits_for_the_lock_no_longer_than_busy_timeout(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    locked = anyio.Event()
+    pg.busy_timeout = 0.2
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, _hold_write_lock, postgres_url, locked, 1.0)
+        await locked.wait()
+        with pytest.raises(StoreFault, match="stayed locked"):
+            await pg.send_message(RUN, "A", ["B"], "never sent")
+    assert await pg.inbox(RUN, "B") == []
+
+
+async def test_a_call_cancelled_while_its_transaction_runs_is_rolled_back(
+    pg: PostgresStore,
+) -> None:
+    def slow_clock() -> float:
+        time.sleep(0.3)
+        return time.time()
+
+    pg.clock = slow_clock
+    with anyio.move_on_after(0.1) as waiting:
+        await pg.send_message(RUN, "A", ["B"], "never sent")
+    assert waiting.cancelled_caught
+    pg.clock = time.time
+    assert await pg.inbox(RUN, "B") == []
+    assert [e for e in await pg.list_events(RUN) if e.kind == "message.sent"] == []
+
+
+async def test_a_lost_connection_is_a_store_fault(pg: PostgresStore, postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid != pg_backend_pid()"
+        )
+    with pytest.raises(StoreFault):
+        await pg.list_runs()
+
+
+# --------------------------------------------------------------------------- the event log
+
+
+async def test_a_reader_never_skips_an_event_whose_commit_came_late(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sequence values are not commit order: were writers not serialized, a transaction that
+    took id 7 and is slow to commit would let a reader see 8 first and move its cursor past 7.
+    Here every commit is slow, on four connections at once."""
+    plain_run = Connection.run
+    randomness = random.Random(16)
+
+    def slow_commit(self: Connection, sql: str) -> None:
+        if sql.endswith("COMMIT") and sql.startswith("NOTIFY"):
+            time.sleep(randomness.uniform(0, 0.004))
+        plain_run(self, sql)
+
+    monkeypatch.setattr(Connection, "run", slow_commit)
+    read: list[int] = []
+    writers_done = anyio.Event()
+    async with AsyncExitStack() as stack:
+        stores = [
+            await stack.enter_async_context(PostgresStore.open(postgres_url)) for _ in "12345"
+        ]
+        reader_store, writers = stores[0], stores[1:]
+        await writers[0].create_run(RUN, goal="", repo_root="/r", base_ref=None, base_commit=None)
+
+        async def reader() -> None:
+            cursor = 0
+            while True:
+                done = writers_done.is_set()
+                found = await reader_store.list_events(RUN, after=cursor)
+                read.extend(e.id for e in found)
+                cursor = found[-1].id if found else cursor
+                if done and not found:
+                    return
+
+        async def writer(through: PostgresStore, n: int) -> None:
+            for i in range(20):
+                await through.add_event(RUN, None, "git.commit", f"{n} {i}")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            async with anyio.create_task_group() as writing:
+                for n, through in enumerate(writers):
+                    writing.start_soon(writer, through, n)
+            writers_done.set()
+        every = [e.id for e in await reader_store.list_events(RUN)]
+    assert read == every
