@@ -35,9 +35,11 @@ test: sandbox $(BIN)/conductor
 	$(BIN)/ruff format --check --quiet .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+	CONDUCTOR_TEST_STORE=postgresql $(BIN)/pytest -q $(PG_SUITES)
 
 # The bus's suites again with their `store` fixture on PostgreSQL (a real server, started by
-# tests/postgres.py); the storage conformance suite runs both backends in `make test` already.
+# tests/postgres.py); `make test` runs them after the whole suite (where the storage
+# conformance suite already runs both backends).
 PG_SUITES = tests/test_claims.py tests/test_lock.py tests/test_messages.py tests/test_reviews.py \
 	tests/test_sync.py tests/test_review_gate.py tests/test_live.py tests/test_live_view.py
 test-postgres: sandbox $(BIN)/conductor
