@@ -10,19 +10,26 @@ $(BIN)/conductor: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# The session sandbox needs bubblewrap and socat (Linux; macOS has its own sandbox), and the
-# storage conformance suite a PostgreSQL server (tests/postgres.py starts one; Debian puts
-# initdb and pg_ctl in /usr/lib/postgresql/*/bin, not on PATH).
+# The session sandbox needs bubblewrap and socat (Linux; macOS has its own sandbox).
 # Installed with apt-get where it is there and we may use it; otherwise a line says what to do.
-.PHONY: demo test test-postgres lint sandbox
+.PHONY: demo test test-postgres lint sandbox postgres
 sandbox:
-	@if [ "$$(uname)" = Linux ] && ! { command -v bwrap && command -v socat \
-			&& { command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; }; } >/dev/null 2>&1; then \
+	@if [ "$$(uname)" = Linux ] && ! { command -v bwrap && command -v socat; } >/dev/null; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && apt-get install -y -qq bubblewrap socat postgresql >/dev/null; \
+			apt-get update -qq && apt-get install -y -qq bubblewrap socat >/dev/null; \
 		else \
-			echo "install bubblewrap, socat and postgresql for the session sandbox and the tests" \
-				"(apt-get install bubblewrap socat postgresql)"; \
+			echo "install bubblewrap and socat for the session sandbox (apt-get install bubblewrap socat)"; \
+		fi; \
+	fi
+
+# The tests' PostgreSQL server (tests/postgres.py starts one; Debian puts initdb and pg_ctl in
+# /usr/lib/postgresql/*/bin, not on PATH). Only the tests need it, not the demo.
+postgres:
+	@if ! { command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
+		else \
+			echo "install postgresql for the tests (apt-get install postgresql)"; \
 		fi; \
 	fi
 
@@ -30,7 +37,7 @@ sandbox:
 demo: sandbox $(BIN)/conductor
 	$(BIN)/conductor demo $(DEMO)
 
-test: sandbox $(BIN)/conductor
+test: sandbox postgres $(BIN)/conductor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check --quiet .
 	$(BIN)/mypy
@@ -42,7 +49,7 @@ test: sandbox $(BIN)/conductor
 # conformance suite already runs both backends).
 PG_SUITES = tests/test_claims.py tests/test_lock.py tests/test_messages.py tests/test_reviews.py \
 	tests/test_sync.py tests/test_review_gate.py tests/test_live.py tests/test_live_view.py
-test-postgres: sandbox $(BIN)/conductor
+test-postgres: postgres $(BIN)/conductor
 	CONDUCTOR_TEST_STORE=postgresql $(BIN)/pytest -q $(PG_SUITES)
 
 lint: $(BIN)/conductor
