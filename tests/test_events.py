@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from conductor import events
+from conductor.bus import Bus
 from conductor.events import EventKind
 from conductor.models import Event
 
@@ -161,3 +162,29 @@ def test_a_payload_is_frozen_compared_by_value_and_fills_its_defaults() -> None:
     written = events.MessagesRead([1]).to_json()
     written["message_ids"].append(2)
     assert read.message_ids == [1]  # what was written is a copy
+
+
+def test_every_outcome_the_gates_can_record_has_its_kind() -> None:
+    """Kinds built from a status (`merge.<status>`, `review.<verdict>`) must stay in the
+    catalogue as statuses are added: the bus refuses an unknown kind, mid-run."""
+    from conductor.gates import MergeStatus
+    from conductor.models import ReviewStatus
+
+    for status in MergeStatus:
+        assert EventKind.merge_outcome(status.value) in events.MERGE_OUTCOMES
+    for verdict in (ReviewStatus.APPROVED, ReviewStatus.REJECTED):
+        assert EventKind.review_verdict(verdict.value) in events.REVIEW_VERDICTS
+    for reason in ("released", "reclaimed", "forced"):
+        assert EventKind.lock_end(reason) in events.LOCK_ENDS
+
+
+@pytest.mark.anyio
+async def test_the_bus_refuses_a_kind_outside_the_catalogue(bus: Bus) -> None:
+    with pytest.raises(ValueError, match=r"not in conductor\.events\.EventKind"):
+        await bus.record("A", "merge.mergd", "a misspelt kind")
+    await bus.record("A", events.sdk_kind("StreamEvent"), "the SDK names its own")
+    await bus.record("A", EventKind.GIT_COMMIT, "abc", events.CommitMade("abc"))
+    kinds = [e.kind for e in await bus.events(session="A")]
+    assert "merge.mergd" not in kinds
+    assert kinds[-2:] == ["sdk.StreamEvent", "git.commit"]
+    assert (await bus.events(session="A"))[-1].payload == {"commit": "abc"}

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from conductor.errors import InvalidInput
-from conductor.events import EventKind, Payload, SdkResult
+from conductor.events import SDK_PREFIX, EventKind, Payload, SdkResult
 from conductor.models import Event, Run, RunState
 from conductor.store.interface import Storage
 
 CATALOGUE = frozenset(EventKind)
-SDK_PREFIX = "sdk."  # a session's stream: one kind per SDK message type, named by the SDK
 
 
 def token(nbytes: int) -> str:

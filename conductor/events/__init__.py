@@ -20,8 +20,10 @@ from conductor.events.kinds import (
     LOCK_ENDS,
     MERGE_OUTCOMES,
     REVIEW_VERDICTS,
+    SDK_PREFIX,
     SDK_SYSTEM,
     EventKind,
+    sdk_kind,
     sdk_system_kind,
 )
 from conductor.events.payloads import (
@@ -65,6 +67,7 @@ __all__ = [
     "MERGE_OUTCOMES",
     "PAYLOADS",
     "REVIEW_VERDICTS",
+    "SDK_PREFIX",
     "SDK_SYSTEM",
     "ClaimChanged",
     "CommitMade",
@@ -99,6 +102,7 @@ __all__ = [
     "parse",
     "parse_all",
     "read",
+    "sdk_kind",
     "sdk_system_kind",
 ]
 

@@ -80,7 +80,14 @@ class EventKind(StrEnum):
 MERGE_OUTCOMES = frozenset(k for k in EventKind if k.startswith("merge.") and k != "merge.queued")
 REVIEW_VERDICTS = frozenset({EventKind.REVIEW_APPROVED, EventKind.REVIEW_REJECTED})
 LOCK_ENDS = frozenset({EventKind.LOCK_RELEASED, EventKind.LOCK_RECLAIMED, EventKind.LOCK_FORCED})
-SDK_SYSTEM = "sdk.system."  # the prefix of every system message's kind
+SDK_PREFIX = "sdk."  # a session's stream: one kind per SDK message type, named by the SDK
+SDK_SYSTEM = f"{SDK_PREFIX}system."  # the prefix of every system message's kind
+
+
+def sdk_kind(message_type: str) -> str:
+    """The kind an SDK message of a type outside the catalogue is recorded under (kept for the
+    log, never parsed: `sdk.StreamEvent`, say)."""
+    return f"{SDK_PREFIX}{message_type}"
 
 
 def sdk_system_kind(subtype: str) -> str:

@@ -21,7 +21,7 @@ from claude_agent_sdk import (
     UserMessage,
 )
 
-from conductor.events import EventKind, sdk_system_kind
+from conductor.events import EventKind, sdk_kind, sdk_system_kind
 from conductor.session.config import TurnResult
 from conductor.text import one_line
 
@@ -67,7 +67,7 @@ def describe(message: Any, cost: float | None = None) -> tuple[str, str]:
         spent = message.total_cost_usd if cost is None else cost
         state = "error" if message.is_error else "ok"
         return EventKind.SDK_RESULT, f"{state}: {message.num_turns} turns, ${spent or 0.0:.4f}"
-    return f"sdk.{type(message).__name__}", type(message).__name__
+    return sdk_kind(type(message).__name__), type(message).__name__
 
 
 def payload(message: Any) -> dict[str, Any]:
