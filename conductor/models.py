@@ -215,6 +215,51 @@ class Lease(Record):
 
 
 @dataclass(frozen=True)
+class WorkerInfo(Record):
+    """A `conductor worker` process as it last said it was alive (`conductor workers`)."""
+
+    id: str
+    host: str
+    pid: int | None
+    slots: int
+    started_at: float
+    heartbeat_at: float
+    stopped_at: float | None
+
+
+@dataclass(frozen=True)
+class Assignment(Record):
+    """A workstream of a run handed to workers: queued, taken by one under a lease it renews,
+    or ended (its outcome, JSON). A lease that runs out lets another worker take it over."""
+
+    run_id: str
+    session: str
+    state: str  # queued, taken, ended
+    queued_at: float
+    worker: str | None
+    lease_until: float | None
+    attempt: int  # how many times a worker took it
+    previous_worker: str | None  # who held it before the current taker (a takeover)
+    outcome: str | None
+
+
+@dataclass(frozen=True)
+class MergeRequest(Record):
+    """A worker's reviewed commit, waiting for the supervisor's merge gate (which alone
+    writes the integration branch); `result` is the gate's outcome, JSON, once answered."""
+
+    id: int
+    run_id: str
+    session: str
+    branch: str
+    commit: str
+    owners: str  # JSON: path -> the workstream owning it
+    worker: str | None
+    created_at: float
+    result: str | None
+
+
+@dataclass(frozen=True)
 class Event(Record):
     id: int
     run_id: str | None

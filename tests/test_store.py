@@ -128,6 +128,9 @@ async def test_migrating_a_blank_database_creates_the_expected_tables_and_indexe
         "reviews",
         "locks",
         "events",
+        "workers",
+        "assignments",
+        "merge_requests",
         "sqlite_sequence",
     }
     assert indexes.items() >= {

@@ -58,6 +58,7 @@ from conductor.events.payloads import (
     SessionTidied,
     SessionUpdated,
     ToolDenied,
+    WorkChanged,
 )
 from conductor.models import Event
 
@@ -99,6 +100,7 @@ __all__ = [
     "SessionTidied",
     "SessionUpdated",
     "ToolDenied",
+    "WorkChanged",
     "parse",
     "parse_all",
     "read",

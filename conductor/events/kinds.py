@@ -44,6 +44,10 @@ class EventKind(StrEnum):
     MERGE_NOTHING = "merge.nothing"
     MERGE_TAMPERED = "merge.tampered"
 
+    WORK_QUEUED = "work.queued"
+    WORK_TAKEN = "work.taken"
+    WORK_ENDED = "work.ended"
+
     LOCK_ACQUIRED = "lock.acquired"
     LOCK_RELEASED = "lock.released"
     LOCK_RECLAIMED = "lock.reclaimed"

@@ -176,6 +176,18 @@ class MergeQueued(Payload):
     commit: str = ""
 
 
+class WorkChanged(Payload):
+    """A workstream handed to workers: queued, taken (`attempt` > 1 with `previous`: taken
+    over from a worker whose lease ran out) or ended (`state`: the outcome)."""
+
+    kinds = (EventKind.WORK_QUEUED, EventKind.WORK_TAKEN, EventKind.WORK_ENDED)
+    worker: str | None = None
+    host: str | None = None
+    attempt: int = 0
+    previous: str | None = None
+    state: str | None = None
+
+
 class MergeGateOutcome(Payload):
     """What the merge gate made of a reviewed commit (the kind says which outcome)."""
 
@@ -295,6 +307,7 @@ PAYLOADS: dict[EventKind, type[Payload]] = {
         ReviewRequested,
         ReviewDecided,
         MergeQueued,
+        WorkChanged,
         MergeGateOutcome,
         LockChanged,
         CommitMade,

@@ -18,6 +18,9 @@ def migration(fn: Migration) -> Migration:
     return fn
 
 
+ASSIGNMENT_STATES = ("queued", "taken", "ended")
+
+
 def _enum_check(column: str, values: Iterable[str]) -> str:
     quoted = ", ".join(f"'{v}'" for v in values)
     return f"CHECK ({column} IN ({quoted}))"
@@ -185,6 +188,47 @@ def m003_read_back_columns() -> str:
                 AND {_field("review_id")} = reviews.id
             ORDER BY e.id DESC LIMIT 1
         );
+    """
+
+
+@migration
+def m004_work_for_workers() -> str:
+    """Work handed to workers on other hosts (`conductor worker`): their heartbeats, a run's
+    workstreams as leased assignments, and the merge requests left for the supervisor."""
+    return f"""
+        CREATE TABLE workers (
+            id           TEXT PRIMARY KEY,
+            host         TEXT NOT NULL,
+            pid          INTEGER,
+            slots        INTEGER NOT NULL,
+            started_at   REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            stopped_at   REAL
+        );
+        CREATE TABLE assignments (
+            run_id          TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            session         TEXT NOT NULL,
+            state           TEXT NOT NULL {_enum_check("state", ASSIGNMENT_STATES)},
+            queued_at       REAL NOT NULL,
+            worker          TEXT,
+            lease_until     REAL,
+            attempt         INTEGER NOT NULL DEFAULT 0,
+            previous_worker TEXT,
+            outcome         TEXT,
+            PRIMARY KEY (run_id, session)
+        );
+        CREATE TABLE merge_requests (
+            id         INTEGER PRIMARY KEY,
+            run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            session    TEXT NOT NULL,
+            branch     TEXT NOT NULL,
+            commit_sha TEXT NOT NULL,
+            owners     TEXT NOT NULL,
+            worker     TEXT,
+            created_at REAL NOT NULL,
+            result     TEXT
+        );
+        CREATE INDEX merge_requests_pending ON merge_requests (run_id, id) WHERE result IS NULL;
     """
 
 

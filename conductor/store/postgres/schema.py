@@ -21,7 +21,7 @@ from collections.abc import Callable
 from conductor.errors import StoreError
 from conductor.models import ContextCategory, ReviewStatus, RunState, SessionKind, SessionStatus
 from conductor.store.postgres.adapter import Connection
-from conductor.store.schema import _enum_check
+from conductor.store.schema import ASSIGNMENT_STATES, _enum_check
 
 WRITE_LOCK = 0x636F6E64  # the advisory lock every write transaction takes ("cond")
 
@@ -151,6 +151,46 @@ def p001_initial() -> str:
         );
         CREATE INDEX events_by_run ON events (run_id, id);
         CREATE INDEX events_by_session ON events (session_id, id);
+    """
+
+
+@pg_migration
+def p002_work_for_workers() -> str:
+    """SQLite's m004: workers, assignments, merge requests."""
+    return f"""
+        CREATE TABLE workers (
+            id           {NAME} PRIMARY KEY,
+            host         TEXT NOT NULL,
+            pid          BIGINT,
+            slots        BIGINT NOT NULL,
+            started_at   {TIME} NOT NULL,
+            heartbeat_at {TIME} NOT NULL,
+            stopped_at   {TIME}
+        );
+        CREATE TABLE assignments (
+            run_id          TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            session         {NAME} NOT NULL,
+            state           TEXT NOT NULL {_enum_check("state", ASSIGNMENT_STATES)},
+            queued_at       {TIME} NOT NULL,
+            worker          TEXT,
+            lease_until     {TIME},
+            attempt         BIGINT NOT NULL DEFAULT 0,
+            previous_worker TEXT,
+            outcome         TEXT,
+            PRIMARY KEY (run_id, session)
+        );
+        CREATE TABLE merge_requests (
+            id         {ID},
+            run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            session    {NAME} NOT NULL,
+            branch     TEXT NOT NULL,
+            commit_sha TEXT NOT NULL,
+            owners     TEXT NOT NULL,
+            worker     TEXT,
+            created_at {TIME} NOT NULL,
+            result     TEXT
+        );
+        CREATE INDEX merge_requests_pending ON merge_requests (run_id, id) WHERE result IS NULL;
     """
 
 
