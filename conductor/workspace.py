@@ -1,8 +1,13 @@
 """Where conductor's state lives: `.conductor/` at the main working tree's root.
 
 Found from any subdirectory, and from inside a linked worktree, by asking git for the main
-working tree (git itself walks up to find `.git`). `--db` or `CONDUCTOR_DB` override the
-database location, for scripts and for use outside a repository.
+working tree (git itself walks up to find `.git`).
+
+The database (the bus) is `.conductor/conductor.db` unless chosen elsewhere, first of:
+`--db`, `CONDUCTOR_DB`, the key `db` in the repository's conductor.toml. Each is a SQLite
+file's path or a PostgreSQL URL (`postgresql://...`), for a team across hosts. Only the
+database moves: sessions' worktrees, transcripts, plans and the gate's tree stay in
+`.conductor/`, on the machine that runs them.
 
 Finding it creates nothing: a command that only reads must leave a repository (or a
 mistyped `CONDUCTOR_DB`) as it found it. A command that writes asks for `create=True`.
@@ -13,14 +18,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conductor import gitops
 from conductor.errors import InvalidInput, NotARepository
+from conductor.store.interface import is_url
 from conductor.text import escape_controls
 
 STATE_DIR = ".conductor"
 DB_NAME = "conductor.db"
 DB_ENV = "CONDUCTOR_DB"
+# config.CONFIG_NAME, and the key in it that chooses the database. (Not imported from
+# config: its checking machinery costs a hand command more than the rest of its start.)
+CONFIG_NAME = "conductor.toml"
+DB_KEY = "db"
 # In the environment of every supervised session (and all it runs): the run it belongs to.
 SUPERVISED_ENV = "CONDUCTOR_SUPERVISED"
 NAMED_AT_MOST = 5  # uncommitted paths named in a refusal; the rest are counted
@@ -28,10 +39,22 @@ NAMED_AT_MOST = 5  # uncommitted paths named in a refusal; the rest are counted
 
 @dataclass(frozen=True)
 class Workspace:
-    db_path: Path
+    # The database: a SQLite file's absolute path, or a PostgreSQL URL (password and all:
+    # print `conductor.store.shown(location)`). `Store.open(location)` opens either.
+    location: str
     repo_root: Path | None  # the main working tree's root
     tree_root: Path | None  # the root of the tree the command runs in (maybe a linked worktree)
     cwd: Path
+
+    @property
+    def db_path(self) -> str:
+        """The old name of `location` (it was a Path before PostgreSQL): `location`."""
+        return self.location
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database's file; None when the database is a PostgreSQL server."""
+        return None if is_url(self.location) else Path(self.location)
 
     @property
     def path_root(self) -> Path:
@@ -66,17 +89,57 @@ def _workspace(
     cwd: Path, db: str | None, tree_root: Path | None, repo_root: Path | None, create: bool
 ) -> Workspace:
     override = db or os.environ.get(DB_ENV) or None
-    if repo_root is None and override is None:
+    if override is not None:
+        location = database_location(override)
+    elif repo_root is not None and (configured := configured_db(repo_root)) is not None:
+        location = database_location(configured, repo_root)
+    elif repo_root is not None:
+        state = ensure_state_dir(repo_root) if create else repo_root / STATE_DIR
+        location = str(state / DB_NAME)
+    else:
         raise NotARepository(
             f"not a git repository: {cwd} (run conductor inside one, or pass --db)"
         )
-    if override is not None:
-        db_path = Path(os.path.abspath(os.path.expanduser(override)))
-    else:
-        assert repo_root is not None
-        state = ensure_state_dir(repo_root) if create else repo_root / STATE_DIR
-        db_path = state / DB_NAME
-    return Workspace(db_path=db_path, repo_root=repo_root, tree_root=tree_root, cwd=cwd)
+    return Workspace(location=location, repo_root=repo_root, tree_root=tree_root, cwd=cwd)
+
+
+def database_location(given: str, base: Path | None = None) -> str:
+    """A database as given (`--db`, CONDUCTOR_DB, conductor.toml): a URL as it is, a file's
+    path made absolute (`~` expanded; a relative one from `base`, else the current folder)."""
+    if is_url(given):
+        return given
+    return os.path.abspath((base or Path.cwd()) / os.path.expanduser(given))
+
+
+def configured_db(repo_root: Path) -> str | None:
+    """The `db` conductor.toml names, if any. Read here, without conductor.config's checks
+    of every other setting (which `conductor run` and `doctor` make): a hand command only
+    needs to know where the bus is, and must not fall back to another one quietly, so a
+    file it cannot read is an error here too."""
+    path = repo_root / CONFIG_NAME
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
+        raise InvalidInput(f"cannot read {path}: {reason}") from None
+    if DB_KEY not in text:  # (no need to parse a file that cannot name one)
+        return None
+    import tomllib
+
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidInput(f"{path} is not valid TOML: {e}") from None
+    value = data.get(DB_KEY)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(
+            f"{path}: {DB_KEY} must be a SQLite file's path or a postgresql:// URL, not {value!r}"
+        )
+    return value
 
 
 def ensure_state_dir(repo_root: Path) -> Path:

@@ -13,6 +13,7 @@ from conductor.bus.reviews import MergeVerdict
 from conductor.bus.runs import (
     RUN_ENV,
     create_run,
+    database_location,
     database_path,
     keep_checkpointed,
     latest_run,
@@ -29,6 +30,7 @@ __all__ = [
     "Bus",
     "MergeVerdict",
     "create_run",
+    "database_location",
     "database_path",
     "keep_checkpointed",
     "latest_run",

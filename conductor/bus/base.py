@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from conductor.errors import InvalidInput
@@ -41,9 +40,15 @@ class BusBase:
         return self.run.id
 
     @property
-    def db_path(self) -> Path:
-        """Where the store lives: what sessions are told as `CONDUCTOR_DB`."""
-        return self.store.path
+    def db_location(self) -> str:
+        """Where the store lives, a SQLite file's path or a PostgreSQL URL: what sessions are
+        told as `CONDUCTOR_DB` (a URL's password too: print `store.shown` of it instead)."""
+        return self.store.location
+
+    @property
+    def db_path(self) -> str:
+        """The old name of `db_location` (it was a Path before PostgreSQL)."""
+        return self.db_location
 
     def now(self) -> float:
         """The store's clock (injectable in tests): what every stored time is read from."""

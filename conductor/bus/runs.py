@@ -84,9 +84,16 @@ async def list_runs(store: Storage) -> list[Run]:
     return await store.list_runs()
 
 
+def database_location(store: Storage) -> str:
+    """Where the store lives, a SQLite file's path or a PostgreSQL URL (its password too:
+    print `conductor.store.shown` of it): what sessions are told as `CONDUCTOR_DB`."""
+    return store.location
+
+
 def database_path(store: Storage) -> Path:
-    """Where the store lives: what sessions are told as `CONDUCTOR_DB`."""
-    return store.path
+    """`database_location` as a path, for a SQLite store (the hints compare it with the
+    repository's own file); for a URL, not a path at all: use `database_location`."""
+    return Path(store.location)
 
 
 async def keep_checkpointed(store: Storage) -> None:

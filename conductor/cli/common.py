@@ -48,7 +48,7 @@ from conductor.cli.plumbing import (
     unwritable,
 )
 from conductor.errors import ConductorError, StoreError
-from conductor.store import Store
+from conductor.store import Store, is_url
 from conductor.workspace import Workspace, locate
 
 __all__ = [
@@ -229,7 +229,13 @@ def _print_version(ctx: typer.Context, value: bool) -> None:
 def _globals(
     ctx: typer.Context,
     db: Annotated[
-        str | None, typer.Option("--db", help="Database file (default: .conductor/ in the repo).")
+        str | None,
+        typer.Option(
+            "--db",
+            help="The database: a SQLite file or a postgresql:// URL (default: conductor.toml's"
+            " db, else .conductor/conductor.db in the repo).",
+            show_default=False,
+        ),
     ] = None,
     run: Annotated[
         str | None,
@@ -330,7 +336,7 @@ def with_bus(ctx: typer.Context, fn: Callable[[Bus, Workspace], Awaitable[T]]) -
 
     async def go() -> T:
         ws = await locate(Path.cwd(), g.db)
-        async with open_store(ws.db_path, create=False) as store:  # a run is there, or none
+        async with open_store(ws.location, create=False) as store:  # a run is there, or none
             return await fn(await open_run(store, g.run), ws)
 
     return run_async(go)
@@ -351,13 +357,15 @@ def acting_as(ctx: typer.Context, name: str | None) -> str | None:
 
 
 @asynccontextmanager
-async def open_store(path: Path, *, create: bool = True) -> AsyncIterator[Store]:
-    """Store.open for the commands: a database this process may not write, found on opening
-    it or on the first write, becomes a ReadOnlyDatabase, one line rather than a traceback."""
+async def open_store(location: str | Path, *, create: bool = True) -> AsyncIterator[Store]:
+    """Store.open for the commands, at a SQLite file or a PostgreSQL URL (`Workspace.location`):
+    a SQLite file this process may not write, found on opening it or on the first write,
+    becomes a ReadOnlyDatabase, one line rather than a traceback. (A server that cannot be
+    reached, or a missing postgres extra, is a StoreError of one line already.)"""
     try:
-        async with Store.open(path, create=create) as store:
+        async with Store.open(location, create=create) as store:
             yield store
     except (sqlite3.OperationalError, StoreError) as e:
-        if (read_only := as_read_only(path, e)) is None:
+        if is_url(str(location)) or (read_only := as_read_only(Path(location), e)) is None:
             raise
         raise read_only from None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from conductor.cli.plumbing import (
     say,
 )
 from conductor.errors import ConductorError
-from conductor.store import without_loop
+from conductor.store import Store, is_url, without_loop
 from conductor.text import sync_lines
 from conductor.workspace import locate_blocking
 
@@ -149,8 +149,16 @@ def run_by_hand(argv: list[str]) -> bool:
 @contextmanager
 def _bus(g: Globals) -> Iterator[Bus]:
     ws = locate_blocking(Path.cwd(), g.db)
-    with open_store_blocking(ws.db_path, create=False) as store:  # a run is there, or none
+    with _opened(ws.location) as store:  # a run is there, or none
         yield without_loop(open_run(store, g.run))
+
+
+def _opened(location: str) -> AbstractContextManager[Store]:
+    """The store at a SQLite file (a read-only one told in one line) or a PostgreSQL URL
+    (a server out of reach told in one line by the store itself), for reading a run."""
+    if is_url(location):
+        return Store.open_blocking(location, create=False)
+    return open_store_blocking(Path(location), create=False)
 
 
 def _sync(call: HandCall) -> None:

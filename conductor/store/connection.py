@@ -148,7 +148,8 @@ class SqliteBase:
 
     def __init__(self, db: Db, path: Path, *, without_loop: bool = False) -> None:
         self._db = db
-        self.path = path
+        self.path = path  # SQLite's file (its checkpointer opens it too)
+        self.location = str(path)  # the storage interface's: what sessions are told
         self.clock: Callable[[], float] = time.time
         self.busy_timeout = BUSY_TIMEOUT_MS / 1000  # how long a write waits for the lock
         self._without_loop = without_loop  # opened with open_blocking: operations run inline

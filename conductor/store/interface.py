@@ -10,16 +10,19 @@ Each aggregate is a protocol of its own; `Storage` is all of them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 from conductor.models import (
+    Assignment,
     Claim,
     ContextCategory,
     ContextEntry,
     Event,
     Lease,
+    MergeRequest,
     Message,
     Review,
     ReviewStatus,
@@ -29,6 +32,7 @@ from conductor.models import (
     SessionKind,
     SessionStatus,
     SyncResult,
+    WorkerInfo,
 )
 
 
@@ -195,6 +199,39 @@ class EventStorage(Protocol):
     ) -> Awaitable[list[Event]]: ...
 
 
+class WorkStorage(Protocol):
+    """Work handed to workers on other hosts (see `store/work.py`)."""
+
+    def worker_alive(self, worker: str, *, host: str, pid: int, slots: int) -> Awaitable[None]: ...
+    def worker_stopped(self, worker: str) -> Awaitable[None]: ...
+    def workers(self) -> Awaitable[list[WorkerInfo]]: ...
+    def queue_assignment(self, run_id: str, session: str) -> Awaitable[Assignment]: ...
+    def take_assignment(
+        self, worker: str, *, host: str, lease_seconds: float
+    ) -> Awaitable[Assignment | None]: ...
+    def renew_assignment(
+        self, run_id: str, session: str, worker: str, *, lease_seconds: float
+    ) -> Awaitable[bool]: ...
+    def end_assignment(
+        self, run_id: str, session: str, worker: str, *, state: str, outcome: str
+    ) -> Awaitable[bool]: ...
+    def assignment(self, run_id: str, session: str) -> Awaitable[Assignment | None]: ...
+    def assignments(self, run_id: str | None = None) -> Awaitable[list[Assignment]]: ...
+    def request_merge(
+        self,
+        run_id: str,
+        session: str,
+        *,
+        branch: str,
+        commit: str,
+        owners: str,
+        worker: str | None,
+    ) -> Awaitable[int]: ...
+    def pending_merge_requests(self, run_id: str) -> Awaitable[list[MergeRequest]]: ...
+    def answer_merge_request(self, request_id: int, result: str) -> Awaitable[None]: ...
+    def merge_request(self, request_id: int) -> Awaitable[MergeRequest | None]: ...
+
+
 class Storage(
     RunStorage,
     SessionStorage,
@@ -204,13 +241,16 @@ class Storage(
     ReviewStorage,
     LockStorage,
     EventStorage,
+    WorkStorage,
     Protocol,
 ):
     """Everything the bus needs of a backend, and the clock every stored time is read from
     (replaceable, so tests move time instead of waiting for it)."""
 
     clock: Callable[[], float]
-    path: Path  # where it lives: what sessions and hints are told (CONDUCTOR_DB, --db)
+    # Where it lives: a SQLite file's path or a PostgreSQL URL (see `is_url`), what sessions
+    # are told as CONDUCTOR_DB. A URL may hold a password: print `shown(location)` instead.
+    location: str
 
     async def wait_for_change(self, timeout: float) -> None:
         """Until a write through this storage commits, or `timeout` passes."""
@@ -219,3 +259,37 @@ class Storage(
     async def keep_checkpointed(self) -> None:
         """A long-lived process's housekeeping task (SQLite: checkpoint the WAL)."""
         ...
+
+
+# ------------------------------------------------------------------------------ locations
+
+URL_SCHEMES = ("postgresql://", "postgres://")  # what libpq itself takes as a URL
+
+
+def is_url(location: str) -> bool:
+    """Whether a store's location is a PostgreSQL URL (else it is a SQLite file's path)."""
+    return location.startswith(URL_SCHEMES)
+
+
+def shown(location: str) -> str:
+    """The location as a message or a log may print it: a URL without its password (both
+    `user:password@host` and `?password=`)."""
+    if not is_url(location):
+        return location
+    location = re.sub(r"(://[^:/@?]*):[^@/?]*@", r"\1:***@", location)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", location)
+
+
+def server_of(url: str) -> str:
+    """`host[:port]/dbname` of a PostgreSQL URL, no user or password: what a one-line
+    failure and `conductor doctor` name. A unix socket's folder (`?host=/run/x`) is its
+    host; no host at all is libpq's default, the local socket."""
+    try:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        host = parts.hostname or query.get("host", [""])[0] or "localhost"
+        port = parts.port or query.get("port", [""])[0]
+        name = parts.path.lstrip("/") or query.get("dbname", [""])[0]
+    except ValueError:  # a port that is no number, say: libpq's own message says so
+        return "?"
+    return f"{host}{f':{port}' if port else ''}/{name}"
