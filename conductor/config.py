@@ -3,6 +3,11 @@
 Unknown keys, wrong types and numbers out of range are errors that name the key (and the
 nearest known one, or the range), so a typo never silently falls back to a default (a budget
 is no place for silent defaults).
+
+One key is not a run setting: `db`, where the database is (a SQLite file, or a PostgreSQL
+URL for a team across hosts). Every command needs it, before any run is chosen, so
+`workspace.locate` reads it; it is checked here only so that the file stays strict, and it
+is never stored with a run (it may hold a password).
 """
 
 from __future__ import annotations
@@ -73,6 +78,11 @@ setup = ""
 # no sandbox can run; the hooks and the merge gate's checks then stand alone.
 sandbox = true
 allowed_domains = []
+
+# The database, when not .conductor/conductor.db: a SQLite file, or PostgreSQL for a team
+# across hosts (needs the postgres extra). Keep the password out of this file: libpq reads
+# PGPASSWORD or ~/.pgpass. --db and CONDUCTOR_DB win over it.
+# db = "postgresql://conductor@db.example.com/conductor"
 
 # Extra environment for every session (shared resources: give each its own port, say).
 [env]
@@ -186,6 +196,11 @@ class Config:
 
 # How each setting is read and checked, by name.
 SETTINGS: dict[str, Reader] = readers(Config)
+# Keys conductor.toml may hold that are not a run's settings (see the module's docstring):
+# checked, then left out of the Config. (The key's name is workspace.DB_KEY.)
+NOT_SETTINGS: dict[str, Reader] = {
+    "db": lambda f, v: f.string(v, "a SQLite file's path or a postgresql:// URL", non_empty=True)
+}
 
 
 def load_config(repo: Path) -> Config:
@@ -208,8 +223,16 @@ def parse_config(data: Mapping[str, Any], *, source: str = CONFIG_NAME) -> Confi
     names get the nearest known one, numbers their range, every mistake one line naming
     the setting."""
     top = Field(source)
-    top.known_keys(data, SETTINGS, "setting")
-    return Config(**{key: SETTINGS[key](top.key(key), value) for key, value in data.items()})
+    top.known_keys(data, [*SETTINGS, *NOT_SETTINGS], "setting")
+    for key in NOT_SETTINGS.keys() & data.keys():
+        NOT_SETTINGS[key](top.key(key), data[key])
+    return Config(
+        **{
+            key: SETTINGS[key](top.key(key), value)
+            for key, value in data.items()
+            if key in SETTINGS
+        }
+    )
 
 
 def write_default(repo: Path) -> Path:

@@ -8,6 +8,7 @@ repository around the current directory, say) is skipped, which is not a failure
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -20,7 +21,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from conductor import credentials, gitops, jail
 from conductor.errors import ConductorError, NotARepository
-from conductor.workspace import DB_ENV, DB_NAME, STATE_DIR
+from conductor.store.interface import is_url, server_of, unreachable
+from conductor.workspace import (
+    CONFIG_NAME,
+    DB_ENV,
+    DB_KEY,
+    DB_NAME,
+    STATE_DIR,
+    configured_db,
+    database_location,
+)
 
 if TYPE_CHECKING:
     from conductor.config import Config
@@ -260,21 +270,51 @@ def check_config(repo: Path | None) -> tuple[Check, Config | None]:
 
 
 def check_state(repo: Path | None, db: str | None) -> list[Check]:
-    """`.conductor/` (plans, worktrees, the database), and a database named elsewhere: can
-    conductor write there. What does not exist yet is not made: it is said that it will be."""
+    """`.conductor/` (plans, worktrees, the database), and a database named elsewhere (by
+    --db, CONDUCTOR_DB or conductor.toml): can conductor write there, or reach it. What
+    does not exist yet is not made: it is said that it will be."""
     checks = []
+    named = f"{DB_ENV} or --db"
     if repo is None:
         checks.append(Check(f"{STATE_DIR}/", "skip", "no repository"))
     else:
         checks.append(_writable(f"{STATE_DIR}/", repo / STATE_DIR, folder=True))
         if db is None:
+            # (A conductor.toml that cannot be read: its own check says what is wrong.)
+            with contextlib.suppress(ConductorError):
+                if (configured := configured_db(repo)) is not None:
+                    db, named = database_location(configured, repo), f"{CONFIG_NAME} {DB_KEY}"
+        if db is None:
             database = repo / STATE_DIR / DB_NAME
             if database.exists():
                 checks.append(_writable("database", database, folder=False))
-    if db is not None:
+    if db is not None and is_url(db):
+        checks.append(check_postgres(db, f"database ({named})"))
+    elif db is not None:
         path = Path(os.path.abspath(os.path.expanduser(db)))
-        checks.append(_writable(f"database ({DB_ENV} or --db)", path, folder=False))
+        checks.append(_writable(f"database ({named})", path, folder=False))
     return checks
+
+
+def check_postgres(url: str, name: str) -> Check:
+    """A PostgreSQL database: psycopg is there, and the server takes a login (a connection
+    opened and closed: nothing is created)."""
+    try:
+        import psycopg
+    except ImportError:
+        from conductor.store import POSTGRES_EXTRA
+
+        return Check(name, "fail", "PostgreSQL needs the postgres extra", POSTGRES_EXTRA)
+    try:
+        psycopg.connect(url, connect_timeout=int(PROBE_TIMEOUT)).close()
+    except psycopg.Error as err:
+        return Check(
+            name,
+            "fail",
+            unreachable(url, err),
+            "start the server or fix the URL (a password: PGPASSWORD or ~/.pgpass)",
+        )
+    return Check(name, "ok", f"PostgreSQL at {server_of(url)}, reachable")
 
 
 def _writable(name: str, path: Path, *, folder: bool) -> Check:

@@ -281,15 +281,21 @@ def shown(location: str) -> str:
 
 
 def server_of(url: str) -> str:
-    """`host[:port]/dbname` of a PostgreSQL URL, no user or password: what a one-line
-    failure and `conductor doctor` name. A unix socket's folder (`?host=/run/x`) is its
-    host; no host at all is libpq's default, the local socket."""
-    try:
-        parts = urlsplit(url)
-        query = parse_qs(parts.query)
-        host = parts.hostname or query.get("host", [""])[0] or "localhost"
-        port = parts.port or query.get("port", [""])[0]
-        name = parts.path.lstrip("/") or query.get("dbname", [""])[0]
-    except ValueError:  # a port that is no number, say: libpq's own message says so
-        return "?"
-    return f"{host}{f':{port}' if port else ''}/{name}"
+    """`host[:port]/dbname` of a PostgreSQL URL as written, no user or password: what a
+    one-line failure and `conductor doctor` name. A unix socket's folder (`?host=/run/x`) is
+    its host; no host at all is libpq's default, the local socket."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    host = parts.netloc.rpartition("@")[2] or query.get("host", [""])[0] or "localhost"
+    if "port" in query and ":" not in host:
+        host = f"{host}:{query['port'][0]}"
+    name = parts.path.lstrip("/") or query.get("dbname", [""])[0]
+    return f"{host}/{name}"
+
+
+def unreachable(url: str, err: BaseException) -> str:
+    """A connection that failed (no server there, a bad URL, a refused login) in one line
+    naming the server, never the password: what a command ends with instead of a
+    traceback. libpq's own words say which it was; it never repeats a password."""
+    reason = " ".join(str(err).split()) or type(err).__name__
+    return f"cannot reach the PostgreSQL database {server_of(url)}: {reason}"
