@@ -36,6 +36,7 @@ from conductor.run import lifecycle
 from conductor.run.accounting import Ledger
 from conductor.run.control import Control
 from conductor.run.lifecycle import refuse_checked_out
+from conductor.run.remote import MergeDesk, publish
 from conductor.run.reviewer import AgentReviewer
 from conductor.run.started import StartedRun
 from conductor.run.summary import NothingToResume, Outcome, RunSummary
@@ -68,8 +69,16 @@ class Supervisor:
         remote: str | None = None,
         prompts: Prompts | None = None,
         planner: Spend | None = None,
+        workers: bool = False,
     ) -> None:
-        """`planner`: what making the plan cost, stored with the run."""
+        """`planner`: what making the plan cost, stored with the run. `workers`: its
+        sessions run on `conductor worker`s on other hosts (see `conductor.run.remote`),
+        which need the database and `remote` to be theirs too."""
+        if workers and remote is None:
+            raise InvalidInput(
+                "--workers needs a git remote the workers can reach (the repository's origin):"
+                " add one with git remote add origin URL"
+            )
         self.repo = repo
         self.planner = planner
         self.store = store
@@ -79,6 +88,7 @@ class Supervisor:
         self.env = env
         self.into = into
         self.remote = remote
+        self.workers = workers
         self.prompts = prompts or Prompts(repo)
         self.policy = ReviewPolicy(config.review)
         self.outcomes = {w.id: Outcome(w.id) for w in plan.workstreams}
@@ -122,6 +132,7 @@ class Supervisor:
             into=run.spec.get("into"),
             remote=run.spec.get("remote"),
             prompts=prompts,
+            workers=bool(run.spec.get("workers")),
         )
         supervisor._resumed = bus
         supervisor.run_id = bus.run_id
@@ -141,6 +152,7 @@ class Supervisor:
             into=self.into,
             remote=self.remote,
             planner=self.planner,
+            workers=self.workers,
         )
         self.run_id = bus.run_id
         lease = await lifecycle.take(bus)
@@ -187,6 +199,8 @@ class Supervisor:
             control=self.control,
             ledger=Ledger.for_new_run(self.config.max_usd_per_run, bus.run.spec),
             outcomes=self.outcomes,
+            remote=self.remote,
+            on_workers=self.workers,
         )
 
     async def _supervise(self, running: StartedRun) -> RunSummary:
@@ -203,8 +217,13 @@ class Supervisor:
         with self.control.scope:
             try:
                 async with anyio.create_task_group() as tg:
-                    for workstream in self.plan.workstreams:
-                        tg.start_soon(WorkstreamTask(running, reviews, workstream))
+                    if running.on_workers:  # their merges come to this gate
+                        await publish(running)
+                        tg.start_soon(MergeDesk(running).serve)
+                    async with anyio.create_task_group() as workstreams:
+                        for workstream in self.plan.workstreams:
+                            workstreams.start_soon(WorkstreamTask(running, reviews, workstream))
+                    tg.cancel_scope.cancel()
             except ExceptionGroup as group:  # from anywhere in the run's tasks
                 faults, rest = group.split(lambda e: machine.fault_in(e) is not None)
                 fault = machine.fault_in(faults) if faults is not None else None

@@ -42,8 +42,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("actions", "tools"),
     # one session; the gates; the planner
     ("session", "gates", "planner"),
-    # the run
-    ("run", "supervisor"),
+    # the run; workers on other hosts, which run its workstreams
+    ("run", "supervisor", "remote"),
     # views and tools built on the run: the read model, its renderings, doctor, demo
     ("readmodel", "view", "live", "dashboard", "doctor", "demo", "standin"),
     # the command line

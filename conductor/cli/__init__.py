@@ -38,6 +38,7 @@ def _register_commands() -> None:
         doctor,
         git_commands,
         runs,
+        worker,
         standin,
         watch,
     )

@@ -72,6 +72,14 @@ def run_goal(
         str | None, typer.Option("--into", help="Merge into this branch (default conductor/RUN).")
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model for the sessions.")] = None,
+    workers: Annotated[
+        bool,
+        typer.Option(
+            "--workers",
+            help="Run the sessions on conductor workers (other hosts sharing the database"
+            " and the origin remote) instead of here.",
+        ),
+    ] = False,
     no_live: NoLiveOpt = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -90,6 +98,7 @@ def run_goal(
         max_parallel=max_parallel,
         review=review,
         model=model,
+        workers=workers,
     )
     console = err if json_ else out
 
@@ -124,6 +133,7 @@ def run_goal(
             "--model": model,
         }
         options = [str(word) for flag, v in given.items() if v is not None for word in (flag, v)]
+        options += ["--workers"] if workers else []
         again = hints.command("run", goal, "--plan", saved.absolute(), *options, db=_db_option(g))
         say(f"plan saved to {saved}; run it with: {again}")
         return

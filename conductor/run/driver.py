@@ -100,6 +100,10 @@ class SessionDriver:
                     await self.run.tidy(self.name, self.tree)
                 async with self._session(resume) as session:
                     with self.run.control.living(session):
+                        if resume is not None:
+                            await self.run.handoff.opened(
+                                self.name, resume=resume, restored=session.restored
+                            )
                         if resume is not None and not session.restored:
                             # Its conversation was never written down (killed as it began):
                             # it starts again from its task, told what happened since.
@@ -128,7 +132,8 @@ class SessionDriver:
         return owed
 
     def _from_the_start(self, prompt: str) -> str:
-        return f"{self.first_prompt}\n\n---\n\n{prompt}"
+        note = self.run.handoff.takeover_note
+        return f"{self.first_prompt}\n\n---\n\n" + (f"{note}\n\n" if note else "") + prompt
 
     def _session(self, resume: str | None) -> HeadlessSession:
         run, workstream = self.run, self.workstream
@@ -157,9 +162,13 @@ class SessionDriver:
 
     async def _turn(self, session: HeadlessSession, prompt: str) -> TurnResult:
         share = self.run.share
+        handoff = self.run.handoff
+        await handoff.before_turn(self.name)
         with share.in_turn(self.tree):  # before it is shown: no tip is missed
             await share.show(self.tree)
-            return await watched_turn(self.run, session, prompt)
+            result = await watched_turn(self.run, session, prompt)
+        await handoff.after_turn(self.name, self.tree, self.branch)
+        return result
 
     async def _following(self, session: HeadlessSession, result: TurnResult) -> str | None:
         """The prompt after `result`, or None when the workstream is over."""

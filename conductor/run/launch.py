@@ -51,6 +51,7 @@ class RunAsked:
     max_parallel: int | None = None
     review: str | None = None
     model: str | None = None
+    workers: bool = False  # the sessions run on `conductor worker`s (conductor.run.remote)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ async def start_run(
             into=asked.into,
             remote=remote,
             planner=planner,
+            workers=asked.workers,
         )
         return Launched(plan, target, await drive(supervisor, 0))
 

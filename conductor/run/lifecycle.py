@@ -42,6 +42,7 @@ async def create(
     into: str | None,
     remote: str | None,
     planner: Spend | None,
+    workers: bool = False,
 ) -> Bus:
     """A new run, with everything a resume needs to rebuild its supervisor (the spec)."""
     spec: dict[str, Any] = {
@@ -49,6 +50,7 @@ async def create(
         "config": asdict(config),
         "into": into,
         "remote": remote,
+        "workers": workers,
     }
     if planner is not None:
         spec[PLANNER] = planner.to_json()

@@ -34,6 +34,26 @@ from conductor.session import SessionConfig, worker_config
 from conductor.workspace import STATE_DIR, SUPERVISED_ENV
 
 
+class TurnHandoff:
+    """What a run does around a session's turns besides driving them: nothing on one host.
+    A worker on another host (`conductor.remote`) reads the run's spend from the store before
+    a turn (the budget holds across workers), hands the session's branch to the git remote
+    after it (whoever takes the workstream over carries on from there), and says whether a
+    session it took over resumed its conversation or starts afresh (`takeover_note`)."""
+
+    takeover_note = ""  # what a fresh session that took over a workstream is told first
+
+    async def before_turn(self, name: str) -> None:
+        return None
+
+    async def after_turn(self, name: str, tree: Path, branch: str) -> None:
+        return None
+
+    async def opened(self, name: str, *, resume: str, restored: bool) -> None:
+        """A session asked to resume conversation `resume` was started (`restored`: it did)."""
+        return None
+
+
 class StartedRun:
     """The run this supervisor holds: made once, after the run is taken and its gate made."""
 
@@ -51,7 +71,11 @@ class StartedRun:
         control: Control,
         ledger: Ledger,
         outcomes: dict[str, Outcome],
+        remote: str | None = None,
+        on_workers: bool = False,
     ) -> None:
+        """`remote`: the git remote the integration branch is pushed to; `on_workers`: the
+        sessions run on workers on other hosts, which share it (`conductor.run.remote`)."""
         self.repo = repo
         self.plan = plan
         self.goal = goal
@@ -63,10 +87,13 @@ class StartedRun:
         self.control = control
         self.ledger = ledger
         self.outcomes = outcomes
+        self.remote = remote
+        self.on_workers = on_workers
         # Set when a workstream's work landed or it ended: its dependents wait on it.
         self.finished = {w.id: anyio.Event() for w in plan.workstreams}
         self.limiter = anyio.CapacityLimiter(config.max_parallel)
         self.share = IntegrationShare(gate)
+        self.handoff = TurnHandoff()  # a worker on another host sets its own
 
     @property
     def run_id(self) -> str:
@@ -79,7 +106,7 @@ class StartedRun:
             **self.env,
             "CONDUCTOR_RUN": self.run_id,
             "CONDUCTOR_SESSION": name,
-            "CONDUCTOR_DB": str(self.bus.db_path),
+            "CONDUCTOR_DB": self.bus.db_location,
             "CONDUCTOR_INTEGRATION_BRANCH": self.gate.branch,
             SUPERVISED_ENV: self.run_id,
         }

@@ -19,6 +19,7 @@ from conductor.gates import ReviewGate
 from conductor.models import SessionStatus
 from conductor.plan import Workstream
 from conductor.run.driver import drive_session
+from conductor.run.remote import delegate
 from conductor.run.started import StartedRun
 from conductor.run.summary import Outcome
 
@@ -49,7 +50,10 @@ class WorkstreamTask:
                 if run.ledger.over_budget():
                     outcome.state, outcome.detail = "budget", "the run's budget was spent"
                     return
-                await drive_session(run, self.reviews, self.workstream, outcome)
+                if run.on_workers:
+                    await delegate(run, self.workstream, outcome)
+                else:
+                    await drive_session(run, self.reviews, self.workstream, outcome)
         except Exception as e:
             if not await self._failed(e):
                 raise

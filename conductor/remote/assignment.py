@@ -1,0 +1,162 @@
+"""One workstream a worker took: its run rebuilt from the store, its session driven here as a
+supervisor on one host drives it, under a lease the worker keeps renewing.
+
+The run's plan, goal and settings come from the run's spec on the bus; the repository is the
+worker's clone of the git remote; the merge gate is the supervisor's, reached through the bus
+(`RemoteGate`). The workstream's loop is the one-host loop itself (`WorkstreamTask`), so the
+hooks, the sandbox, the review gate, restarts and back-off are the same code. What ends here:
+the workstream's end is written to its assignment; or, when the lease was lost (taken over
+after this worker went silent) or the run stopped, the session is left as it is and the
+lease let go, for whoever carries on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from dataclasses import asdict
+
+import anyio
+
+from conductor.bus import Bus, open_run
+from conductor.bus import work as work_queue
+from conductor.config import parse_config
+from conductor.errors import ConductorError
+from conductor.gates import ReviewGate
+from conductor.gates.remote import Fetcher, RemoteGate
+from conductor.models import Assignment, ReviewPolicy, RunState
+from conductor.plan import parse_plan
+from conductor.prompts import Prompts
+from conductor.remote.handoff import WorkerHandoff
+from conductor.run.accounting import Ledger
+from conductor.run.control import Control
+from conductor.run.reviewer import AgentReviewer
+from conductor.run.started import StartedRun
+from conductor.run.summary import Outcome
+from conductor.run.workstream import WorkstreamTask
+from conductor.store.interface import Storage
+from conductor.worktrees import session_branch
+
+
+class TakenWorkstream:
+    """`await TakenWorkstream(store, fetcher, taken, worker=...).run()`; `stop()` from
+    another task lets it go (the worker is shutting down)."""
+
+    def __init__(
+        self,
+        store: Storage,
+        fetcher: Fetcher,
+        taken: Assignment,
+        *,
+        worker: str,
+        host: str | None = None,
+        lease_seconds: float = work_queue.LEASE_SECONDS,
+    ) -> None:
+        self.store = store
+        self.fetcher = fetcher
+        self.taken = taken
+        self.name = taken.session
+        self.worker = worker
+        self.host = host or socket.gethostname()
+        self.lease_seconds = lease_seconds
+        self.control = Control()
+        self.lost = False  # the lease is no longer this worker's
+
+    async def run(self) -> Outcome:
+        bus = await open_run(self.store, self.taken.run_id)
+        outcome = Outcome(self.name)
+        try:
+            with self.control.scope:
+                run = await self._rebuild(bus)
+                outcome = run.outcomes[self.name]
+                workstream = next(w for w in run.plan.workstreams if w.id == self.name)
+                reviews = ReviewGate(
+                    bus,
+                    run.repo,
+                    run.gate,
+                    ReviewPolicy(run.config.review),
+                    stall_seconds=run.config.stall_seconds,
+                    agent=AgentReviewer(run).review,
+                )
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._keep_lease, bus)
+                    await WorkstreamTask(run, reviews, workstream)()
+                    tg.cancel_scope.cancel()
+        except ConductorError as e:  # before its session began (a clone that cannot fetch)
+            outcome.state, outcome.detail = "failed", str(e)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._hand_back(bus, outcome)
+        return outcome
+
+    async def stop(self) -> None:
+        await self.control.stop()
+
+    async def _rebuild(self, bus: Bus) -> StartedRun:
+        """The run as this worker holds it: from its spec, on the clone, the other
+        workstreams counted as merged (the supervisor queued this one once they were)."""
+        spec = bus.run.spec or {}
+        clone = self.fetcher.clone
+        plan = parse_plan(spec["plan"], clone)
+        config = parse_config(spec["config"], source=f"run {bus.run_id}")
+        branch = session_branch(bus.run_id, self.name)
+        gate = RemoteGate(
+            clone,
+            bus,
+            self.fetcher,
+            session=self.name,
+            worker=self.worker,
+            into=spec.get("into"),
+        )
+        await self.fetcher.fetch(gate.branch, branch)  # the tip, and what was pushed of it
+        ledger = Ledger(config.max_usd_per_run)
+        run = StartedRun(
+            repo=clone,
+            plan=plan,
+            goal=bus.run.goal,
+            config=config,
+            env={},
+            prompts=Prompts(clone),
+            bus=bus,
+            gate=gate,
+            control=self.control,
+            ledger=ledger,
+            outcomes={w.id: Outcome(w.id) for w in plan.workstreams},
+            remote=self.fetcher.remote,
+        )
+        for other in plan.workstreams:
+            if other.id != self.name:
+                run.outcomes[other.id].state = "merged"
+                run.finished[other.id].set()
+        handoff = WorkerHandoff(
+            bus, ledger, self.fetcher, self.taken, worker=self.worker, host=self.host
+        )
+        await handoff.note_takeover(self.name, branch)
+        run.handoff = handoff
+        return run
+
+    async def _keep_lease(self, bus: Bus) -> None:
+        """Renew the lease every third of it; stop when it was lost or the run stopped."""
+        while True:
+            await anyio.sleep(self.lease_seconds / 3)
+            held = await work_queue.renew(bus, self.name, self.worker, self.lease_seconds)
+            run = await bus.refresh()
+            if not held:
+                self.lost = True
+            if not held or run.state is not RunState.ACTIVE:
+                await self.control.stop()
+                return
+
+    async def _hand_back(self, bus: Bus, outcome: Outcome) -> None:
+        """The end written to the assignment; a stopped one's lease let go instead."""
+        with contextlib.suppress(ConductorError):
+            if self.lost:
+                return
+            if self.control.stopping and outcome.state != "merged":
+                await work_queue.let_go(bus, self.name, self.worker)
+                return
+            if outcome.state == "waiting":  # (an error the workstream's task did not catch)
+                outcome.state = "failed"
+            await work_queue.end(
+                bus, self.name, self.worker, state=outcome.state, outcome=asdict(outcome)
+            )

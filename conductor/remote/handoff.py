@@ -1,0 +1,106 @@
+"""What a worker does around its session's turns that a supervisor on one host does not:
+read the run's spend from the store before a turn (every worker's sessions count against the
+run's budget), push the session's branch to the git remote after it (so a worker that takes
+the workstream over carries on from there), and say whether a session it took over resumed
+its conversation or starts afresh.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conductor import gitops, worktrees
+from conductor.bus import Bus
+from conductor.costs import spend_of
+from conductor.events import EventKind, SessionRestarted
+from conductor.gates.remote import Fetcher
+from conductor.models import Assignment
+from conductor.run.accounting import Ledger
+from conductor.run.started import TurnHandoff
+
+
+class WorkerHandoff(TurnHandoff):
+    def __init__(
+        self,
+        bus: Bus,
+        ledger: Ledger,
+        fetcher: Fetcher,
+        taken: Assignment,
+        *,
+        worker: str,
+        host: str,
+    ) -> None:
+        self.bus = bus
+        self.ledger = ledger
+        self.fetcher = fetcher
+        self.taken = taken
+        self.worker = worker
+        self.host = host
+
+    @property
+    def takeover(self) -> bool:
+        """This worker took the workstream over from another one that went silent."""
+        previous = self.taken.previous_worker
+        return previous is not None and previous != self.worker
+
+    async def before_turn(self, name: str) -> None:
+        bus = self.bus
+        self.ledger.restore(spend_of(bus.run.spec, await bus.sessions()))
+
+    async def after_turn(self, name: str, tree: Path, branch: str) -> None:
+        head = await worktrees.head_of(tree, branch)
+        if head is None:
+            return
+        await worktrees.collect(self.fetcher.clone, tree, branch)
+        await self.fetcher.push(branch, head)
+
+    async def opened(self, name: str, *, resume: str, restored: bool) -> None:
+        if not self.takeover:
+            return
+        previous = self.taken.previous_worker
+        said = (
+            f"took over from worker {previous} on {self.host}: resumed its conversation {resume}"
+            if restored
+            else f"took over from worker {previous} on {self.host}: its conversation stayed"
+            " with that worker, so a fresh session starts, told what its branch holds"
+        )
+        await self.bus.record(
+            name,
+            EventKind.SESSION_RESTARTED,
+            said,
+            SessionRestarted(resume=resume if restored else None, restart=0).to_json(),
+        )
+
+    async def note_takeover(self, name: str, branch: str) -> None:
+        """What a fresh session that took the workstream over is told first: who ran it, and
+        the commits its branch holds already (fetched from the remote)."""
+        if not self.takeover:
+            return
+        base = self.bus.run.base_commit or "HEAD"
+        clone = self.fetcher.clone
+        listed = await gitops.git(
+            [
+                "log",
+                "--oneline",
+                "--no-decorate",
+                "-n",
+                "30",
+                f"refs/heads/{branch}",
+                "--not",
+                base,
+            ],
+            clone,
+            check=False,
+        )
+        held = listed.text if listed.returncode == 0 else ""
+        self.takeover_note = (
+            f"This workstream was taken over by worker {self.worker} on {self.host}: worker"
+            f" {self.taken.previous_worker}, which ran it before, stopped answering, and its"
+            " conversation stayed with it. "
+            + (
+                f"Your branch {branch} already holds its commits:\n{held}\nBuild on them: check"
+                " `git status` and `git log`, then carry on with what is left."
+                if held
+                else f"Your branch {branch} holds no commits of it yet: start the task."
+            )
+        )

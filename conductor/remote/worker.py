@@ -1,0 +1,148 @@
+"""`conductor worker`: a process on any host that runs sessions for the runs that share its
+database, `--slots` at a time.
+
+It keeps a clone of the git remote in its own directory, says it is alive every few seconds
+(`conductor workers` lists it), and takes the next workstream waiting for a worker, or whose
+worker went silent (its lease ran out), whenever a slot is free. Each taken workstream runs
+as `TakenWorkstream`. Asked to stop (Ctrl-C, SIGTERM), it interrupts its sessions and lets
+their leases go at once, so another worker takes them over without waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+
+from conductor import gitops
+from conductor.bus import work as work_queue
+from conductor.errors import ConductorError, InvalidInput
+from conductor.gates.remote import Fetcher
+from conductor.models import Assignment
+from conductor.remote.assignment import TakenWorkstream
+from conductor.store.interface import Storage
+
+IDLE_POLL = 2.0  # how often an idle worker asks for work when no write wakes it
+
+
+async def ensure_clone(url: str, where: Path) -> Path:
+    """The worker's clone of the run's remote at `where` (made, or fetched)."""
+    if (where / ".git").is_dir():
+        await gitops.git(["fetch", "--quiet", "--no-tags", "origin"], where)
+        return where
+    where.parent.mkdir(parents=True, exist_ok=True)
+    partial = where.with_name(f".{where.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)  # what a worker killed while cloning left
+    cloned = await gitops.git(
+        ["clone", "--quiet", "--no-checkout", url, str(partial)], where.parent, check=False
+    )
+    if cloned.returncode != 0:
+        why = cloned.stderr.strip().splitlines()[-1:] or ["git clone failed"]
+        raise InvalidInput(f"cannot clone {url}: {why[0]}")
+    partial.rename(where)
+    return where
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Storage,
+        repo_url: str,
+        directory: Path,
+        *,
+        slots: int = 1,
+        worker_id: str | None = None,
+        lease_seconds: float = work_queue.LEASE_SECONDS,
+        say: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        """`say`: a line for the person who started the worker (what it took, how it ended)."""
+        if slots < 1:
+            raise InvalidInput("--slots must be at least 1")
+        self.store = store
+        self.repo_url = repo_url
+        self.directory = directory
+        self.slots = slots
+        self.host = socket.gethostname()
+        self.id = worker_id or f"{self.host}-{os.getpid()}"
+        self.lease_seconds = lease_seconds
+        self.say = say
+        self.taken: dict[tuple[str, str], TakenWorkstream] = {}
+        self.stopping = False
+
+    async def run(self) -> None:
+        """Until `stop()`: take work whenever a slot is free; then wait for what it took to
+        be let go."""
+        clone = await ensure_clone(self.repo_url, self.directory / "repo")
+        fetcher = Fetcher(clone)
+        await self._alive()
+        try:
+            async with anyio.create_task_group() as beating:
+                beating.start_soon(self._heartbeat)
+                async with anyio.create_task_group() as tg:
+                    while not self.stopping:
+                        if len(self.taken) < self.slots:
+                            got = await work_queue.take(
+                                self.store,
+                                self.id,
+                                host=self.host,
+                                lease_seconds=self.lease_seconds,
+                            )
+                            if got is not None:
+                                tg.start_soon(self._run, self._taking(fetcher, got))
+                                continue
+                        await work_queue.wait(self.store, IDLE_POLL)
+                beating.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True), contextlib.suppress(ConductorError):
+                await work_queue.stopped(self.store, self.id)
+
+    async def stop(self) -> None:
+        """Interrupt every session and let their leases go; `run()` ends once they have."""
+        self.stopping = True
+        for taken in list(self.taken.values()):
+            await taken.stop()
+
+    def _taking(self, fetcher: Fetcher, got: Assignment) -> TakenWorkstream:
+        taken = TakenWorkstream(
+            self.store,
+            fetcher,
+            got,
+            worker=self.id,
+            host=self.host,
+            lease_seconds=self.lease_seconds,
+        )
+        self.taken[(got.run_id, got.session)] = taken  # at once: it fills a slot
+        return taken
+
+    async def _run(self, taken: TakenWorkstream) -> None:
+        got = taken.taken
+        over = f", taken over from {got.previous_worker}" if got.previous_worker else ""
+        self.say(f"took {taken.name} of run {got.run_id}{over}")
+        try:
+            if self.stopping:  # taken as the worker was asked to stop: let it go at once
+                await taken.stop()
+            outcome = await taken.run()
+            if taken.lost:
+                self.say(f"{taken.name} of run {got.run_id}: lost (another worker took it over)")
+            elif taken.control.stopping and outcome.state != "merged":
+                self.say(f"{taken.name} of run {got.run_id}: let go, for another worker")
+            else:
+                detail = f" ({outcome.detail})" if outcome.detail else ""
+                self.say(f"{taken.name} of run {got.run_id}: {outcome.state}{detail}")
+        finally:
+            self.taken.pop((taken.taken.run_id, taken.name), None)
+
+    async def _alive(self) -> None:
+        await work_queue.alive(
+            self.store, self.id, host=self.host, pid=os.getpid(), slots=self.slots
+        )
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await anyio.sleep(work_queue.HEARTBEAT_SECONDS)
+            await self._alive()

@@ -1,0 +1,269 @@
+"""A team across hosts: `conductor run --workers` on one, `conductor worker`s on others that
+share nothing with it but the database URL (a real PostgreSQL server) and a git remote served
+on loopback by `git daemon`. Each worker has its own directory, HOME and Claude config, and
+runs the real CLI against the stand-in. A worker SIGKILLed in the middle of a turn has its
+workstream taken over by another when its lease runs out, and the run ends merged with the
+same tree as a run on one host."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import pytest
+from support import clean_env, git
+
+from conductor.models import RunState
+from conductor.standin.harness import STANDIN_MODEL, Offline, offline
+from conductor.store import Store
+
+pytestmark = pytest.mark.anyio
+
+PLAN = {
+    "workstreams": [
+        {"id": "A", "name": "core", "task": "Write core.greet()", "owns": ["core.py"]},
+        {"id": "C", "name": "util", "task": "Write util.shout()", "owns": ["util.py"]},
+        {
+            "id": "B",
+            "name": "cli",
+            "task": "Write cli.main() using core",
+            "owns": ["cli.py"],
+            "depends_on": ["A"],
+        },
+    ]
+}
+COMMIT = "git add -A && (git diff --cached --quiet || git commit -qm '${role}: work')"
+
+
+def _chapter(role: str, path: str, content: str, *, slow: float = 0.0) -> list[dict[str, Any]]:
+    """Write a file, commit it, ask for review. Idempotent: a session started afresh (taken
+    over) or prompted again does it again and ends in the same place."""
+    slow_step = [{"tool": "Bash", "input": {"command": f"sleep {slow}"}}] if slow else []
+    return [
+        {"tool": "Write", "input": {"file_path": f"${{cwd}}/{path}", "content": content}},
+        {"tool": "Bash", "input": {"command": COMMIT}},
+        # A slow step after the commit: a worker killed here has pushed nothing of this turn.
+        *slow_step,
+        {"tool": "mcp__bus__request_review", "input": {"note": role}},
+        {"text": f"{role} is done."},
+    ]
+
+
+SCRIPT: dict[str, Any] = {
+    "roles": {
+        "A": [_chapter("A", "core.py", "def greet():\n    return 'hello'\n", slow=4.0)] * 3,
+        "C": [_chapter("C", "util.py", "def shout(s):\n    return s.upper()\n")] * 3,
+        "B": [
+            _chapter("B", "cli.py", "from core import greet\n\ndef main():\n    return greet()\n")
+        ]
+        * 3,
+        **{
+            f"{author}-review": [
+                [
+                    {
+                        "tool": "mcp__bus__review_verdict",
+                        "input": {"verdict": "approve", "comments": "looks right"},
+                    },
+                    {"text": "Approved."},
+                ]
+            ]
+            * 3
+            for author in ("A", "B", "C")
+        },
+    }
+}
+TOML = f"""
+model = "{STANDIN_MODEL}"
+review = "agent"
+max_parallel = 3
+stall_seconds = 60
+"""
+LEASE = "4"  # seconds a silent worker keeps its workstreams, in these tests
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def git_daemon(root: Path) -> AsyncIterator[int]:
+    """`git daemon` serving the bare repositories under `root` on loopback, pushes allowed."""
+    port = _free_port()
+    root.mkdir(parents=True, exist_ok=True)
+    async with await anyio.open_process(
+        [
+            "git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack",
+            "--listen=127.0.0.1", f"--port={port}", f"--base-path={root}", str(root),
+        ],
+    ) as daemon:  # fmt: skip
+        with anyio.fail_after(10):
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                        break
+                except OSError:
+                    await anyio.sleep(0.05)
+        try:
+            yield port
+        finally:
+            daemon.terminate()
+
+
+def _prepare(off: Offline, remote_url: str | None) -> Path:
+    (off.repo / "conductor.toml").write_text(TOML)
+    plan = off.repo.parent / "plan.json"
+    plan.write_text(json.dumps(PLAN))
+    git(off.repo, "add", "conductor.toml")
+    git(off.repo, "commit", "-qm", "conductor settings")
+    if remote_url is not None:
+        bare = off.repo.parent / "remotes" / "team.git"
+        bare.parent.mkdir(exist_ok=True)
+        git(off.repo.parent, "clone", "-q", "--bare", str(off.repo), str(bare))
+        git(off.repo, "remote", "add", "origin", remote_url)
+    return plan
+
+
+async def _start(
+    args: list[str], *, cwd: Path, env: dict[str, str], log: Path
+) -> anyio.abc.Process:
+    with open(log, "ab") as out:  # noqa: ASYNC230 -- the child keeps its own copy
+        return await anyio.open_process(
+            [sys.executable, "-m", "conductor", *args],
+            cwd=cwd,
+            env=clean_env(**env),
+            stdout=out,
+            stderr=out,
+        )
+
+
+async def _worker(off: Offline, name: str, db: str, remote_url: str) -> anyio.abc.Process:
+    """A worker in a directory of its own, with its own HOME and Claude config."""
+    home = off.repo.parent / name
+    (home / "home").mkdir(parents=True)
+    (home / "claude").mkdir()
+    env = {**off.env, "HOME": str(home / "home"), "CLAUDE_CONFIG_DIR": str(home / "claude")}
+    return await _start(
+        ["worker", "--db", db, "--repo", remote_url, "--id", name, "--lease", LEASE],
+        cwd=home,
+        env=env,
+        log=off.repo.parent / f"{name}.log",
+    )
+
+
+async def _finish(proc: anyio.abc.Process, timeout: float = 180) -> int:
+    try:
+        with anyio.fail_after(timeout):
+            return await proc.wait()
+    except TimeoutError:
+        proc.kill()
+        raise
+
+
+def _log(off: Offline, name: str) -> str:
+    return (off.repo.parent / name).read_text(errors="replace")
+
+
+async def _stop(proc: anyio.abc.Process) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        with anyio.move_on_after(30):
+            await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+
+
+async def _one_host_tree(tmp: Path) -> str:
+    async with offline(SCRIPT, tmp / "one-host") as off:
+        plan = _prepare(off, None)
+        proc = await _start(
+            ["run", "x", "--plan", str(plan), "--no-live", "--json"],
+            cwd=off.repo,
+            env=off.env,
+            log=off.repo.parent / "run.log",
+        )
+        assert await _finish(proc) == 0, _log(off, "run.log")
+        async with Store.open(off.repo / ".conductor" / "conductor.db") as store:
+            ran = await store.latest_run()
+            assert ran is not None and ran.state is RunState.FINISHED
+        return git(off.repo, "rev-parse", f"conductor/{ran.id}^{{tree}}")
+
+
+async def _events(db: str) -> list[tuple[str | None, str, str]]:
+    async with Store.open(db) as store:
+        run = await store.latest_run()
+        assert run is not None
+        return [(e.session, e.kind, e.summary) for e in await store.list_events(run.id)]
+
+
+async def _wait_for_event(
+    db: str, kind: str, session: str, proc: anyio.abc.Process, *, nth: int = 1
+) -> str:
+    """The summary of the `nth` `kind` event of `session`."""
+    with anyio.fail_after(120):
+        while True:
+            try:
+                found = [s for who, what, s in await _events(db) if (who, what) == (session, kind)]
+                if len(found) >= nth:
+                    return found[nth - 1]
+            except AssertionError:
+                pass  # no run yet
+            assert proc.returncode is None, "the run ended before the event"
+            await anyio.sleep(0.1)
+
+
+async def test_two_workers_finish_a_run_and_one_killed_mid_turn_is_taken_over(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    expected = await _one_host_tree(tmp_path)
+    async with (
+        offline(SCRIPT, tmp_path / "team") as off,
+        git_daemon(tmp_path / "team" / "remotes") as port,
+    ):
+        url = f"git://127.0.0.1:{port}/team.git"
+        plan = _prepare(off, url)
+        run = await _start(
+            ["--db", postgres_url, "run", "x", "--plan", str(plan), "--workers", "--no-live"],
+            cwd=off.repo,
+            env=off.env,
+            log=off.repo.parent / "run.log",
+        )
+        first = await _worker(off, "w1", postgres_url, url)
+        try:
+            # w1 alone takes A; once A's session is mid-turn, w1 dies without a word.
+            taken = await _wait_for_event(postgres_url, "work.taken", "A", run)
+            assert "by worker w1" in taken
+            # Its file written and committed (two tool results): it sleeps in Bash now.
+            await _wait_for_event(postgres_url, "sdk.tool_result", "A", run, nth=2)
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+            second = await _worker(off, "w2", postgres_url, url)
+            try:
+                assert await _finish(run) == 0, _log(off, "run.log") + _log(off, "w2.log")
+            finally:
+                await _stop(second)
+        finally:
+            await _stop(first)
+        events = await _events(postgres_url)
+        taken_over = [s for who, k, s in events if who == "A" and k == "work.taken"]
+        assert len(taken_over) == 2 and "taken over from w1" in taken_over[1], taken_over
+        said = [s for who, k, s in events if who == "A" and k == "session.restarted"]
+        assert said and "a fresh session starts" in said[-1], said
+        async with Store.open(postgres_url) as store:
+            finished = await store.latest_run()
+            assert finished is not None and finished.state is RunState.FINISHED
+            run_id = finished.id
+        git(off.repo, "fetch", "-q", "origin", f"conductor/{run_id}")
+        assert git(off.repo, "rev-parse", f"conductor/{run_id}^{{tree}}") == expected
+        assert git(off.repo, "rev-parse", f"FETCH_HEAD^{{tree}}") == expected
+        shutil.rmtree(off.repo.parent / "w1", ignore_errors=True)
