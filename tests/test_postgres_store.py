@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, closing
 from pathlib import Path
+from typing import Any
 
 import anyio
 import psycopg
@@ -19,9 +20,11 @@ import pytest
 from conductor.errors import InvalidInput, StoreError, StoreFault
 from conductor.models import SessionKind
 from conductor.store import Store, without_loop
+from conductor.store.connection import transaction
 from conductor.store.postgres import PostgresStore
 from conductor.store.postgres.adapter import Connection
 from conductor.store.postgres.schema import PG_SCHEMA_VERSION, WRITE_LOCK
+from conductor.store.rows import Db, IntegrityViolation
 
 pytestmark = pytest.mark.anyio
 RUN = "pg-run"
@@ -256,3 +259,88 @@ async def test_a_reader_never_skips_an_event_whose_commit_came_late(
             writers_done.set()
         every = [e.id for e in await reader_store.list_events(RUN)]
     assert read == every
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+def _count_round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What each round trip to the server sends, from now on."""
+    sent: list[str] = []
+    plain_send = Connection._send
+
+    def counted(self: Connection, text: str, params: Any) -> Any:
+        sent.append(f"{self.deferred}; {text}" if self.deferred else text)
+        return plain_send(self, text, params)
+
+    monkeypatch.setattr(Connection, "_send", counted)
+    return sent
+
+
+async def test_begin_and_the_write_lock_go_with_a_writes_first_statement(
+    pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _count_round_trips(monkeypatch)
+    await pg.add_event(RUN, "A", "git.commit", "two statements")
+    assert len(sent) == 3  # BEGIN, the lock and A's id; the INSERT; NOTIFY and COMMIT
+    assert sent[0].startswith("BEGIN") and f"pg_advisory_xact_lock({WRITE_LOCK})" in sent[0]
+    assert sent[0].index("pg_advisory_xact_lock") < sent[0].index("FROM sessions")
+    assert sent[1].startswith("INSERT INTO events")
+    assert sent[2] == "NOTIFY conductor; COMMIT"
+
+
+async def test_begin_goes_with_a_reads_first_statement(
+    pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _count_round_trips(monkeypatch)
+    assert [r.id for r in await pg.list_runs()] == [RUN]
+    assert len(sent) == 2  # BEGIN and the SELECT; then COMMIT
+    assert sent[0].startswith("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;")
+
+
+async def test_a_write_that_fails_before_any_statement_sends_nothing(
+    pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @transaction(write=True)
+    def refused(self: PostgresStore, db: Db) -> None:
+        raise InvalidInput("refused before the database was asked anything")
+
+    sent = _count_round_trips(monkeypatch)
+    with pytest.raises(InvalidInput):
+        await refused(pg)
+    assert sent == []
+    assert pg._pg.raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    await pg.add_event(RUN, None, "git.commit", "the next write")
+    assert [e.summary for e in await pg.list_events(RUN)][-1] == "the next write"
+
+
+async def test_a_time_read_in_a_write_is_read_once_the_write_lock_is_held(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    """As under SQLite's BEGIN IMMEDIATE: acquire_lock reads the clock before its first
+    statement, and a lease must not be judged expired as of before an earlier writer
+    committed. (BEGIN and the lock go with the first statement: reading the clock sends
+    them first.)"""
+    locked = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, _hold_write_lock, postgres_url, locked, 0.5)
+        await locked.wait()
+        waiting_from = time.time()
+        lease = await pg.acquire_lock(
+            "git", holder="A", token="t", pid=None, host=None, lease_seconds=60
+        )
+    assert lease is not None
+    assert lease.acquired_at >= waiting_from + 0.4  # not when the write began waiting
+
+
+def test_executemany_binds_each_row_and_refuses_a_duplicate(postgres_url: str) -> None:
+    with closing(Connection(psycopg.connect(postgres_url, autocommit=True))) as db:
+        db.run("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+        awkward = ["it's", "100% ?", "back\\slash", ":name", "%(k)s", "two; statements"]
+        db.executemany("INSERT INTO t (k, v) VALUES (?, ?)", list(enumerate(awkward)))
+        assert [r["v"] for r in db.execute("SELECT v FROM t ORDER BY k").fetchall()] == awkward
+        db.executemany("INSERT INTO t (k, v) VALUES (:k, :v)", [{"k": 10, "v": "named"}])
+        assert db.execute("SELECT v FROM t WHERE k = 10").fetchall()[0][0] == "named"
+        with pytest.raises(IntegrityViolation):
+            db.executemany("INSERT INTO t (k, v) VALUES (?, ?)", [(20, "new"), (0, "again")])
+        assert db.execute("SELECT count(*) AS n FROM t").fetchall()[0]["n"] == len(awkward) + 1

@@ -132,11 +132,22 @@ class Listener:
         self._thread.join()
 
 
+# A read: one snapshot for all its statements, and no lock.
+READ_BEGIN = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+# A write: the write lock, waited for a slice at a time (`PostgresBase._wait_for_write_lock`).
+TAKE_WRITE_LOCK = (
+    f"SAVEPOINT write_lock; SELECT pg_advisory_xact_lock({WRITE_LOCK});"
+    " RELEASE SAVEPOINT write_lock; SET LOCAL lock_timeout = 0"
+)
+WRITE_BEGIN = f"BEGIN; SET LOCAL lock_timeout = {LOCK_SLICE_MS}; {TAKE_WRITE_LOCK}"
+
+
 class PostgresBase(SqliteBase):
     """The connection and its transactions on PostgreSQL, in place of SQLite's (the shared
     `transaction` decorator runs a body through `_in_transaction`)."""
 
     _listener: Listener | None = None
+    _lock_deferred_in: int | None = None  # the thread whose write has not sent its lock yet
 
     def __init__(self, db: Connection, url: str, *, without_loop: bool = False) -> None:
         # The aggregates' bodies get `db` as they would a sqlite3 connection.
@@ -178,6 +189,20 @@ class PostgresBase(SqliteBase):
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The store's clock (injectable). Read in a write transaction before its first
+        statement, it takes the write lock first (sends what `_in_transaction` deferred), so
+        a time read in a write is after every earlier writer's commit, as under SQLite's
+        BEGIN IMMEDIATE: a lease expiry judged, an event stamped, as of holding the lock."""
+        if self._lock_deferred_in == threading.get_ident():
+            self._pg.flush()
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+
     def _in_transaction(
         self,
         write: bool,
@@ -188,21 +213,26 @@ class PostgresBase(SqliteBase):
     ) -> T:
         """BEGIN, the body, COMMIT; anything raised rolls back, and so does a `stop` that
         came meanwhile. A write first takes the write lock (the advisory lock) and NOTIFYs
-        as it commits."""
+        as it commits. BEGIN and the lock are not round trips of their own: they go with the
+        body's first statement (`Connection.defer`), before anything it reads or writes (a
+        REPEATABLE READ snapshot is taken at the first statement, not at BEGIN, anyway)."""
         db = self._pg
         try:
             if write:
-                self._take_write_lock(stop)
+                deadline = time.monotonic() + self.busy_timeout
+                db.defer(WRITE_BEGIN, functools.partial(self._wait_for_write_lock, stop, deadline))
+                self._lock_deferred_in = threading.get_ident()
             else:
-                db.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                db.defer(READ_BEGIN)
             result = body(self, db, *args, **kwargs)
             if stop is not None and stop.is_set():
                 raise Stopped
-            db.run(f"NOTIFY {CHANNEL}; COMMIT" if write else "COMMIT")
+            if not db.drop_deferred():  # (else the body sent nothing: no transaction began)
+                db.run(f"NOTIFY {CHANNEL}; COMMIT" if write else "COMMIT")
             return result
         except BaseException as err:
             try:
-                db.run("ROLLBACK")
+                db.rollback()
             except psycopg.Error as failed:
                 raise StoreFault(
                     f"the database {shown(self.url)} failed: {err or type(err).__name__};"
@@ -216,27 +246,31 @@ class PostgresBase(SqliteBase):
             if isinstance(err, psycopg.OperationalError):
                 raise StoreFault(f"the database {shown(self.url)} failed: {err}") from err
             raise
+        finally:
+            self._lock_deferred_in = None
 
-    def _take_write_lock(self, stop: threading.Event | None) -> None:
-        """BEGIN and take the write lock, waiting for another writer up to `busy_timeout`
-        in short slices (each a savepoint the lock is taken in), so that a caller who stops
-        waiting is heard within one slice, as with SQLite's `_begin_immediate`."""
+    def _wait_for_write_lock(
+        self,
+        stop: threading.Event | None,
+        deadline: float,
+        refused: psycopg.errors.LockNotAvailable,
+    ) -> None:
+        """The write lock was not free within a slice (`lock_timeout`): wait for it up to
+        `busy_timeout`, slice by slice (each a savepoint the lock is taken in), so that a
+        caller who stops waiting is heard within one slice, as with SQLite's
+        `_begin_immediate`."""
         db = self._pg
-        deadline = time.monotonic() + self.busy_timeout
-        db.run(f"BEGIN; SET LOCAL lock_timeout = {LOCK_SLICE_MS}")
         while True:
+            db.run("ROLLBACK TO SAVEPOINT write_lock")
+            if time.monotonic() >= deadline:
+                raise refused
+            if stop is not None and stop.is_set():
+                raise Stopped from None
             try:
-                db.run(
-                    f"SAVEPOINT write_lock; SELECT pg_advisory_xact_lock({WRITE_LOCK});"
-                    " RELEASE SAVEPOINT write_lock; SET LOCAL lock_timeout = 0"
-                )
+                db.run(TAKE_WRITE_LOCK)
                 return
-            except psycopg.errors.LockNotAvailable:
-                db.run("ROLLBACK TO SAVEPOINT write_lock")
-                if time.monotonic() >= deadline:
-                    raise
-                if stop is not None and stop.is_set():
-                    raise Stopped from None
+            except psycopg.errors.LockNotAvailable as again:
+                refused = again
 
     async def wait_for_change(self, timeout: float) -> None:
         """Until a write commits, here or (by its NOTIFY) on any other connection to the
