@@ -111,21 +111,19 @@ async def opened(location: str) -> AsyncIterator[Store | PostgresStore]:
 
 
 class RoundTrips:
-    """Counts what PostgreSQL's store sends through its connection: one call, one round
-    trip (several statements in one call go in one simple query)."""
+    """Counts the round trips PostgreSQL's store makes: each sends one query (one or several
+    statements) through a cursor of its own."""
 
     def __init__(self, store: PostgresStore) -> None:
         self.count = 0
-        db = store._pg
-        for name in ("execute", "executemany", "run"):
-            setattr(db, name, self._counted(getattr(db, name)))
+        raw = store._pg.raw
+        plain_cursor = raw.cursor
 
-    def _counted(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
-            return method(*args, **kwargs)
+            return plain_cursor(*args, **kwargs)
 
-        return call
+        raw.cursor = counted  # type: ignore[method-assign]
 
 
 def operations(bus: Bus, root: Path) -> dict[str, tuple[Op | None, Op]]:
