@@ -44,23 +44,32 @@ PLAN = {
 COMMIT = "git add -A && (git diff --cached --quiet || git commit -qm '${role}: work')"
 
 
-def _chapter(role: str, path: str, content: str, *, slow: float = 0.0) -> list[dict[str, Any]]:
+def _chapter(role: str, path: str, content: str) -> list[dict[str, Any]]:
     """Write a file, commit it, ask for review. Idempotent: a session started afresh (taken
     over) or prompted again does it again and ends in the same place."""
-    slow_step = [{"tool": "Bash", "input": {"command": f"sleep {slow}"}}] if slow else []
     return [
         {"tool": "Write", "input": {"file_path": f"${{cwd}}/{path}", "content": content}},
         {"tool": "Bash", "input": {"command": COMMIT}},
-        # A slow step after the commit: a worker killed here has pushed nothing of this turn.
-        *slow_step,
         {"tool": "mcp__bus__request_review", "input": {"note": role}},
         {"text": f"{role} is done."},
     ]
 
 
+CORE = "def greet():\n    return 'hello'\n"
+# A commits its first part and ends its turn (its worker pushes the branch), is nudged for
+# a review, and sleeps through its second turn: a worker killed then has pushed A's commit.
+# A fresh session (a takeover) starts again at chapter 1, which changes nothing now.
+A_FIRST = [
+    {"tool": "Write", "input": {"file_path": "${cwd}/core.py", "content": CORE}},
+    {"tool": "Bash", "input": {"command": COMMIT}},
+    {"text": "First part committed."},
+]
+A_SLOW = [{"tool": "Bash", "input": {"command": "sleep 6"}}, {"text": "Thought about it."}]
+
+
 SCRIPT: dict[str, Any] = {
     "roles": {
-        "A": [_chapter("A", "core.py", "def greet():\n    return 'hello'\n", slow=4.0)] * 3,
+        "A": [A_FIRST, A_SLOW] + [_chapter("A", "core.py", CORE)] * 3,
         "C": [_chapter("C", "util.py", "def shout(s):\n    return s.upper()\n")] * 3,
         "B": [
             _chapter("B", "cli.py", "from core import greet\n\ndef main():\n    return greet()\n")
@@ -199,6 +208,21 @@ async def _one_host_tree(tmp: Path) -> str:
         return git(off.repo, "rev-parse", f"conductor/{ran.id}^{{tree}}")
 
 
+def _first_prompts(off: Offline, containing: str) -> list[str]:
+    """The first prompt of each conversation the stand-in served that contains `containing`."""
+    found = set()
+    for line in (off.repo.parent / "requests.jsonl").read_text().splitlines():
+        body = json.loads(line).get("body") or {}
+        messages = body.get("messages") or []
+        if not messages:
+            continue
+        first = messages[0].get("content")
+        text = first if isinstance(first, str) else json.dumps(first)
+        if containing in text:
+            found.add(text)
+    return sorted(found)
+
+
 async def _events(db: str) -> list[tuple[str | None, str, str]]:
     async with Store.open(db) as store:
         run = await store.latest_run()
@@ -243,8 +267,10 @@ async def test_two_workers_finish_a_run_and_one_killed_mid_turn_is_taken_over(
             # w1 alone takes A; once A's session is mid-turn, w1 dies without a word.
             taken = await _wait_for_event(postgres_url, "work.taken", "A", run)
             assert "by worker w1" in taken
-            # Its file written and committed (two tool results): it sleeps in Bash now.
-            await _wait_for_event(postgres_url, "sdk.tool_result", "A", run, nth=2)
+            # A's second prompt (the nudge for a review, after its first commit was pushed):
+            # it sleeps in Bash now.
+            await _wait_for_event(postgres_url, "session.prompt", "A", run, nth=2)
+            await anyio.sleep(1.5)
             first.send_signal(signal.SIGKILL)
             await first.wait()
             second = await _worker(off, "w2", postgres_url, url)
@@ -259,11 +285,15 @@ async def test_two_workers_finish_a_run_and_one_killed_mid_turn_is_taken_over(
         assert len(taken_over) == 2 and "taken over from w1" in taken_over[1], taken_over
         said = [s for who, k, s in events if who == "A" and k == "session.restarted"]
         assert said and "a fresh session starts" in said[-1], said
+        # The fresh session was told whose workstream it took over and what its branch holds.
+        fresh = _first_prompts(off, "taken over from worker w1")
+        assert fresh and all("already holds its commits" in p for p in fresh), fresh
+        assert all("A: work" in p for p in fresh)
         async with Store.open(postgres_url) as store:
             finished = await store.latest_run()
             assert finished is not None and finished.state is RunState.FINISHED
             run_id = finished.id
         git(off.repo, "fetch", "-q", "origin", f"conductor/{run_id}")
         assert git(off.repo, "rev-parse", f"conductor/{run_id}^{{tree}}") == expected
-        assert git(off.repo, "rev-parse", f"FETCH_HEAD^{{tree}}") == expected
+        assert git(off.repo, "rev-parse", "FETCH_HEAD^{tree}") == expected
         shutil.rmtree(off.repo.parent / "w1", ignore_errors=True)

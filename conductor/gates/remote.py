@@ -11,6 +11,7 @@ is the gate's outcome.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +110,14 @@ class RemoteGate(MergeGate):
         session: str,
         worker: str,
         into: str | None,
+        confirm: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """`session`: the workstream this worker runs (the only one that merges here)."""
+        """`session`: the workstream this worker runs (the only one that merges here);
+        `confirm`: that it still holds the workstream's lease (else it must stop)."""
         super().__init__(clone, bus.run_id, base_commit=bus.run.base_commit or "", into=into)
         self.bus = bus
         self.session = session
+        self.confirm = confirm
         self.fetcher = fetcher
         self.worker = worker
 
@@ -135,6 +139,8 @@ class RemoteGate(MergeGate):
         """`commit` pushed as the remote's `branch`, merged by the supervisor's gate; its
         outcome, with the integration branch's new tip fetched into the clone."""
         bus = self.bus
+        if self.confirm is not None:
+            await self.confirm()
         await self.fetcher.push(branch, commit)
         asked = await work_queue.request_merge(
             bus, self.session, branch=branch, commit=commit,

@@ -24,10 +24,11 @@ from conductor.config import parse_config
 from conductor.errors import ConductorError
 from conductor.gates import ReviewGate
 from conductor.gates.remote import Fetcher, RemoteGate
-from conductor.models import Assignment, ReviewPolicy, RunState
+from conductor.models import Assignment, ReviewPolicy
 from conductor.plan import parse_plan
 from conductor.prompts import Prompts
 from conductor.remote.handoff import WorkerHandoff
+from conductor.remote.lease import HeldLease
 from conductor.run.accounting import Ledger
 from conductor.run.control import Control
 from conductor.run.reviewer import AgentReviewer
@@ -60,7 +61,7 @@ class TakenWorkstream:
         self.host = host or socket.gethostname()
         self.lease_seconds = lease_seconds
         self.control = Control()
-        self.lost = False  # the lease is no longer this worker's
+        self.lease: HeldLease | None = None
 
     async def run(self) -> Outcome:
         bus = await open_run(self.store, self.taken.run_id)
@@ -79,7 +80,7 @@ class TakenWorkstream:
                     agent=AgentReviewer(run).review,
                 )
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._keep_lease, bus)
+                    tg.start_soon(self._lease(bus).keep)
                     await WorkstreamTask(run, reviews, workstream)()
                     tg.cancel_scope.cancel()
         except ConductorError as e:  # before its session began (a clone that cannot fetch)
@@ -91,6 +92,18 @@ class TakenWorkstream:
 
     async def stop(self) -> None:
         await self.control.stop()
+
+    @property
+    def lost(self) -> bool:
+        """The lease is no longer this worker's: another took the workstream over."""
+        return self.lease is not None and self.lease.lost
+
+    def _lease(self, bus: Bus) -> HeldLease:
+        if self.lease is None:
+            self.lease = HeldLease(
+                bus, self.name, self.worker, seconds=self.lease_seconds, control=self.control
+            )
+        return self.lease
 
     async def _rebuild(self, bus: Bus) -> StartedRun:
         """The run as this worker holds it: from its spec, on the clone, the other
@@ -107,6 +120,7 @@ class TakenWorkstream:
             session=self.name,
             worker=self.worker,
             into=spec.get("into"),
+            confirm=self._lease(bus).confirm,
         )
         await self.fetcher.fetch(gate.branch, branch)  # the tip, and what was pushed of it
         ledger = Ledger(config.max_usd_per_run)
@@ -129,23 +143,17 @@ class TakenWorkstream:
                 run.outcomes[other.id].state = "merged"
                 run.finished[other.id].set()
         handoff = WorkerHandoff(
-            bus, ledger, self.fetcher, self.taken, worker=self.worker, host=self.host
+            bus,
+            ledger,
+            self.fetcher,
+            self.taken,
+            worker=self.worker,
+            host=self.host,
+            confirm=self._lease(bus).confirm,
         )
         await handoff.note_takeover(self.name, branch)
         run.handoff = handoff
         return run
-
-    async def _keep_lease(self, bus: Bus) -> None:
-        """Renew the lease every third of it; stop when it was lost or the run stopped."""
-        while True:
-            await anyio.sleep(self.lease_seconds / 3)
-            held = await work_queue.renew(bus, self.name, self.worker, self.lease_seconds)
-            run = await bus.refresh()
-            if not held:
-                self.lost = True
-            if not held or run.state is not RunState.ACTIVE:
-                await self.control.stop()
-                return
 
     async def _hand_back(self, bus: Bus, outcome: Outcome) -> None:
         """The end written to the assignment; a stopped one's lease let go instead."""

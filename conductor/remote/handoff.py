@@ -7,6 +7,7 @@ its conversation or starts afresh.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from conductor import gitops, worktrees
@@ -29,8 +30,11 @@ class WorkerHandoff(TurnHandoff):
         *,
         worker: str,
         host: str,
+        confirm: Callable[[], Awaitable[None]],
     ) -> None:
+        """`confirm`: the lease is still this worker's (else the workstream stops)."""
         self.bus = bus
+        self.confirm = confirm
         self.ledger = ledger
         self.fetcher = fetcher
         self.taken = taken
@@ -51,6 +55,7 @@ class WorkerHandoff(TurnHandoff):
         head = await worktrees.head_of(tree, branch)
         if head is None:
             return
+        await self.confirm()
         await worktrees.collect(self.fetcher.clone, tree, branch)
         await self.fetcher.push(branch, head)
 
@@ -93,14 +98,17 @@ class WorkerHandoff(TurnHandoff):
             check=False,
         )
         held = listed.text if listed.returncode == 0 else ""
+        self.reattached = (
+            f"Worker {self.taken.previous_worker}, which ran your session, stopped answering:"
+            f" worker {self.worker} on {self.host} took your workstream over."
+        )
         self.takeover_note = (
-            f"This workstream was taken over by worker {self.worker} on {self.host}: worker"
-            f" {self.taken.previous_worker}, which ran it before, stopped answering, and its"
-            " conversation stayed with it. "
+            f"Your workstream was taken over from worker {self.taken.previous_worker}, and its"
+            " conversation stayed with that worker: this is a fresh session. "
             + (
                 f"Your branch {branch} already holds its commits:\n{held}\nBuild on them: check"
                 " `git status` and `git log`, then carry on with what is left."
                 if held
-                else f"Your branch {branch} holds no commits of it yet: start the task."
+                else f"Your branch {branch} holds no commits of it yet."
             )
         )

@@ -126,7 +126,8 @@ class SessionDriver:
         was between turns owes the gates their next step (None: it is over)."""
         if resume is None:
             return self.first_prompt
-        owed = await resume_prompt(self.run, self.name)
+        why = self.run.handoff.reattached
+        owed = await resume_prompt(self.run, self.name, *([why] if why else []))
         if owed is None:  # it was between turns: the gates carry on where they were
             return await self.follow.next_prompt()
         return owed

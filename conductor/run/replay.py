@@ -80,9 +80,9 @@ def prompt_text(prompt: Event) -> str:
 def interrupted_turn(prompt: Event) -> str:
     """What a re-attached session is told of the turn it was in the middle of."""
     return (
-        "It stopped in the middle of your turn on the prompt below. Your conversation is"
-        " restored, but your last steps may not have finished: check `git status` and"
-        " `git log` on your branch, then carry on.\n\n--- the prompt ---\n" + prompt_text(prompt)
+        "It stopped in the middle of your turn on the prompt below: your last steps may"
+        " not have finished. Check `git status` and `git log` on your branch, then carry"
+        " on.\n\n--- the prompt ---\n" + prompt_text(prompt)
     )
 
 

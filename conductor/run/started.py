@@ -42,6 +42,7 @@ class TurnHandoff:
     session it took over resumed its conversation or starts afresh (`takeover_note`)."""
 
     takeover_note = ""  # what a fresh session that took over a workstream is told first
+    reattached = ""  # why a session is re-attached, when not a supervisor's restart
 
     async def before_turn(self, name: str) -> None:
         return None
