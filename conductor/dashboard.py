@@ -291,10 +291,14 @@ def live_sessions_table(
     columns leave, cut short rather than wrapped, so each session stays one line even at 80
     columns (left to itself, rich would squeeze every column to fit a long path)."""
     rows: list[tuple[list[Text], str, bool]] = []
-    for v in snapshot.shown():
+    shown = snapshot.shown()
+    hosts = any(v.host for v in shown)  # a run whose sessions run on workers: where each is
+    columns = [*LIVE_COLUMNS[:1], *(["Host"] if hosts else []), *LIVE_COLUMNS[1:]]
+    for v in shown:
         age = ago(v.last_event_at, now).removesuffix(" ago") if v.last_event_at else ""
         cells = [
             _t(v.name, "bold"),
+            *([_t(v.host)] if hosts else []),
             _t(v.status.value, STATUS_STYLE[v.status]),
             _t(v.turns_so_far or ""),
             _t(_cost(v.cost_so_far, v.estimating) if v.cost_so_far else ""),
@@ -310,11 +314,11 @@ def live_sessions_table(
             show_edge=False,
             padding=(0, 1, 0, 0),
         )
-        for col in LIVE_COLUMNS[:-1]:
+        for col in columns[:-1]:
             right = col in ("Turns", "Cost", "Age")
             table.add_column(col, no_wrap=True, justify="right" if right else "left")
         table.add_column(
-            LIVE_COLUMNS[-1],
+            columns[-1],
             no_wrap=True,
             overflow="ellipsis",
             min_width=doing_width if fill else None,  # the same width frame after frame

@@ -17,6 +17,7 @@ from support import Cli
 
 from conductor import bus as bus_module
 from conductor.bus import Bus, open_run
+from conductor.bus import work as work_queue
 from conductor.dashboard import dashboard, events_table, live_view, sessions_table, transcript_lines
 from conductor.events import COST_KEY
 from conductor.live import Snapshot, notable_line, usage_cost
@@ -436,3 +437,13 @@ async def test_the_dashboard_has_no_row_for_human_or_auto_unless_written_to(bus:
     assert await names() == ["A", "B", "C"]
     await bus.send("A", "human", "a question for you")
     assert await names() == ["A", "B", "C", "human"]
+
+
+async def test_a_session_on_a_worker_shows_its_host_and_one_here_shows_none(bus: Bus) -> None:
+    text = await frame(bus)
+    assert "Host" not in text  # a run on one host has no Host column
+    await work_queue.queue(bus, "A")
+    await work_queue.take(bus.store, "w1", host="build-7")
+    await bus.update("A", status="working")
+    text = await frame(bus)
+    assert "Host" in text and "w1@build-7" in row(text, "A")

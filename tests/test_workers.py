@@ -20,8 +20,10 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
-from support import clean_env, git
+from support import Cli, clean_env, git
 
+from conductor.bus import open_run
+from conductor.bus import work as work_queue
 from conductor.models import RunState
 from conductor.standin.harness import STANDIN_MODEL, Offline, offline
 from conductor.store import Store
@@ -297,3 +299,44 @@ async def test_two_workers_finish_a_run_and_one_killed_mid_turn_is_taken_over(
         assert git(off.repo, "rev-parse", f"conductor/{run_id}^{{tree}}") == expected
         assert git(off.repo, "rev-parse", "FETCH_HEAD^{tree}") == expected
         shutil.rmtree(off.repo.parent / "w1", ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------ conductor workers
+
+
+async def _two_workers(db: Path) -> str:
+    """w1 (2 slots) runs A; w2 stopped. The run's id."""
+    async with Store.open(db) as store:
+        bus = await open_run(store)
+        await work_queue.queue(bus, "A")
+        await work_queue.alive(store, "w1", host="build-1", pid=11, slots=2)
+        await work_queue.alive(store, "w2", host="build-2", pid=12, slots=1)
+        await work_queue.take(store, "w1", host="build-1")
+        await work_queue.stopped(store, "w2")
+        return bus.run_id
+
+
+def test_workers_lists_each_worker_with_its_heartbeat_slots_and_what_it_runs(
+    team: Cli, repo: Path
+) -> None:
+    run_id = anyio.run(_two_workers, repo / ".conductor" / "conductor.db")
+    shown = team.ok("workers").out
+    w1 = next(line.strip() for line in shown.splitlines() if line.strip().startswith("w1"))
+    assert "build-1" in w1 and "alive" in w1 and " 2 " in w1 and f"A of {run_id}" in w1
+    w2 = next(line.strip() for line in shown.splitlines() if line.strip().startswith("w2"))
+    assert "stopped" in w2 and w2.rstrip().endswith("-")
+    listed = team.ok("workers", "--json").json()
+    assert [(w["id"], w["state"], w["runs"]) for w in listed] == [
+        ("w1", "alive", [f"A of {run_id}"]),
+        ("w2", "stopped", []),
+    ]
+
+
+def test_workers_with_none_says_how_to_start_one(team: Cli) -> None:
+    assert "conductor worker --db" in team.ok("workers").out
+
+
+def test_a_run_with_workers_needs_a_remote_they_can_reach(cli: Cli, repo: Path) -> None:
+    (repo.parent / "plan.json").write_text(json.dumps(PLAN))
+    failed = cli.fails("run", "x", "--plan", str(repo.parent / "plan.json"), "--workers")
+    assert "--workers needs a git remote" in failed.err

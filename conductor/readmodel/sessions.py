@@ -63,6 +63,7 @@ class SessionView:
     merge_detail: str = ""  # the conflicting paths, of a conflict
     flow: str = ""  # "review" or "merge": which of the two happened last
     verdict: str = ""  # a reviewer's last verdict, in words
+    host: str = ""  # the worker (and its host) that runs it, on a run with --workers
     # The turn going on: API responses so far, by message id, with what their usage costs.
     steps: set[str] = field(default_factory=set)  # the top-level ones: the turn's turns
     calls: dict[str, float] = field(default_factory=dict)

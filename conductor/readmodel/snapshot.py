@@ -24,6 +24,7 @@ from conductor.events import (
     RunStateChanged,
     SdkAssistant,
     SdkResult,
+    WorkChanged,
 )
 from conductor.models import Event, ReviewStatus, Run, SessionKind, SessionStatus
 from conductor.readmodel.doing import assistant_doing
@@ -169,12 +170,15 @@ class Snapshot(RunView):
             )
         elif isinstance(payload, MergeQueued | MergeGateOutcome):
             self._merge(view, kind.removeprefix(MERGE), payload)
+        elif kind == EventKind.WORK_TAKEN and isinstance(payload, WorkChanged):
+            view.host = f"{payload.worker}@{payload.host}" if payload.host else payload.worker or ""
 
     def _about_others(self, event: Event, payload: Payload | None) -> None:
         """What an event says about a session other than its own: a review's author learns
         its verdict, its reviewer what it is about to do."""
         if isinstance(payload, ReviewRequested) and payload.reviewer and event.session:
             reviewer = self.view(payload.reviewer)
+            reviewer.host = self.view(event.session).host  # it runs where its author does
             reviewer.reason = printable(f"reviewing #{payload.review_id} of {event.session}")
         if isinstance(payload, ReviewDecided) and payload.requester:
             author = self.view(payload.requester)

@@ -88,6 +88,11 @@ async def start_run(
         if asked.into is not None:
             await refuse_checked_out(repo, asked.into)  # before planning spends anything
         await refuse_uncommitted(repo, besides=asked.plan_file)
+        if asked.workers and "origin" not in await gitops.remotes(repo):
+            raise InvalidInput(
+                "--workers needs a git remote the workers can reach (the repository's"
+                " origin): add one with git remote add origin URL"
+            )
     if not (asked.plan_only and asked.plan_file is not None):
         need_credentials(config.env)
     if asked.plan_file is None:
