@@ -10,12 +10,17 @@ import json
 
 import anyio
 import pytest
-from test_storage_conformance import RUN, backend, other, storage  # noqa: F401 (fixtures)
+import test_storage_conformance as conformance
 
 from conductor.models import RunState
 from conductor.store import Storage
 
 pytestmark = pytest.mark.anyio
+
+RUN = conformance.RUN
+# The conformance suite's fixtures: every backend, a run with sessions A, B and C, and a
+# second connection to the same database.
+backend, storage, other = conformance.backend, conformance.storage, conformance.other
 
 LEASE = 30.0
 
