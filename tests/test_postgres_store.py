@@ -265,15 +265,16 @@ async def test_a_reader_never_skips_an_event_whose_commit_came_late(
 
 
 def _count_round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """What each round trip to the server sends, from now on."""
+    """What each round trip to the server sends, from now on (the store's queries are
+    client-bound: one `execute` of its cursor, one round trip)."""
     sent: list[str] = []
-    plain_send = Connection._send
+    plain_execute = psycopg.ClientCursor.execute
 
-    def counted(self: Connection, text: str, params: Any) -> Any:
-        sent.append(f"{self.deferred}; {text}" if self.deferred else text)
-        return plain_send(self, text, params)
+    def counted(self: psycopg.ClientCursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return plain_execute(self, query, *args, **kwargs)
 
-    monkeypatch.setattr(Connection, "_send", counted)
+    monkeypatch.setattr(psycopg.ClientCursor, "execute", counted)
     return sent
 
 
@@ -344,3 +345,46 @@ def test_executemany_binds_each_row_and_refuses_a_duplicate(postgres_url: str) -
         with pytest.raises(IntegrityViolation):
             db.executemany("INSERT INTO t (k, v) VALUES (?, ?)", [(20, "new"), (0, "again")])
         assert db.execute("SELECT count(*) AS n FROM t").fetchall()[0]["n"] == len(awkward) + 1
+
+
+async def test_a_sends_deliveries_go_with_its_next_statement(
+    pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _count_round_trips(monkeypatch)
+    await pg.send_message(RUN, "A", ["B"], "hi")
+    [deliveries] = [q for q in sent if "INSERT INTO deliveries" in q]
+    assert deliveries.index("INSERT INTO deliveries") < deliveries.index("INSERT INTO events")
+    assert [m.body for m in await pg.inbox(RUN, "B")] == ["hi"]
+
+
+def test_a_duplicate_among_deferred_rows_is_raised_where_they_are_sent(postgres_url: str) -> None:
+    with closing(Connection(psycopg.connect(postgres_url, autocommit=True))) as db:
+        db.run("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+        for then in ("commit", "next statement"):
+            db.begin("BEGIN")
+            db.executemany("INSERT INTO t (k) VALUES (?)", [(1,), (1,)])  # (nothing sent yet)
+            with pytest.raises(IntegrityViolation):
+                db.commit("COMMIT") if then == "commit" else db.execute("SELECT 1")
+            db.rollback()
+        db.begin("BEGIN")
+        db.executemany("INSERT INTO t (k) VALUES (?)", [(1,), (2,)])
+        db.commit("COMMIT")
+        assert [r["k"] for r in db.execute("SELECT k FROM t ORDER BY k").fetchall()] == [1, 2]
+
+
+async def test_rows_deferred_behind_a_refused_write_lock_are_sent_once_it_is_held(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    @transaction(write=True)
+    def insert_only(self: PostgresStore, db: Db) -> None:
+        db.executemany("INSERT INTO t (k) VALUES (?)", [(1,), (2,)])
+
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+    locked = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, _hold_write_lock, postgres_url, locked, 0.2)
+        await locked.wait()
+        await insert_only(pg)  # refused at first: BEGIN, the lock, the rows and COMMIT at once
+    with psycopg.connect(postgres_url) as admin:
+        assert admin.execute("SELECT k FROM t ORDER BY k").fetchall() == [(1,), (2,)]

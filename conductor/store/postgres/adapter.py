@@ -10,8 +10,8 @@ overridden in `PostgresStore` instead. Parameters are bound on the client (psyco
 for every parameter, and `(? IS NULL OR c.category = ?)` gives PostgreSQL none to infer.
 
 Round trips are what an operation costs on a server across a network, so statements whose
-results nobody reads (a transaction's BEGIN, its write lock) are not sent alone: `defer`
-keeps them to go ahead of the next statement, in the same simple query (a client-bound
+results nobody reads (a transaction's BEGIN and write lock, `executemany`'s inserts) are not
+sent alone: they go ahead of the next statement, in the same simple query (a client-bound
 query may hold several statements; psycopg reads every result, and the last is the one the
 caller gets).
 """
@@ -99,42 +99,62 @@ class Cursor:
         return self._rows
 
 
+Refused = Callable[[psycopg.errors.LockNotAvailable], None]
+
+
 class Connection:
     """One psycopg connection, in autocommit mode: the store writes BEGIN and COMMIT itself
-    (`PostgresStore` says which kind of transaction)."""
+    (`PostgresStore` says which kind of transaction), through `begin` and `commit`, which
+    send them with the transaction's statements, not as round trips of their own."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.raw = conn
-        self.deferred: str | None = None  # statements the next one sends first (`defer`)
-        self._when_refused: Callable[[psycopg.errors.LockNotAvailable], None] | None = None
+        self._begin: str | None = None  # BEGIN and what goes with it, not sent yet
+        self._when_refused: Refused | None = None
+        self._pending: list[str] = []  # statements whose results nobody reads, not sent yet
+        self._in_transaction = False
 
-    def defer(
-        self,
-        sql: str,
-        when_refused: Callable[[psycopg.errors.LockNotAvailable], None] | None = None,
-    ) -> None:
-        """Send the statements `sql` (no parameters, no result read) ahead of the next
-        statement, in its round trip, not one of their own. When they wait for a lock past
-        their `lock_timeout`, the statement after them has not run: `when_refused` is
-        called (to wait on, or raise), then the statement runs alone."""
-        self.deferred, self._when_refused = sql, when_refused
+    def begin(self, sql: str, when_refused: Refused | None = None) -> None:
+        """Begin a transaction with the statements `sql` (BEGIN, and for a write its lock):
+        they go with its first statement, in that statement's round trip. When they wait
+        for a lock past their `lock_timeout`, nothing after them has run: `when_refused`
+        is called (to wait on, or raise), then the rest is sent again without them."""
+        self._begin, self._when_refused, self._pending = sql, when_refused, []
+        self._in_transaction = True
 
-    def drop_deferred(self) -> bool:
-        """Forget what was deferred and not sent; whether there was any."""
-        pending, self.deferred, self._when_refused = self.deferred is not None, None, None
-        return pending
+    @property
+    def begin_pending(self) -> bool:
+        """Whether the transaction's BEGIN is still to be sent."""
+        return self._begin is not None
+
+    def commit(self, sql: str) -> None:
+        """End the transaction with `sql` (COMMIT), sent with what is still pending; nothing
+        at all when it never sent a statement (no transaction began)."""
+        self._in_transaction = False
+        if self._begin is not None and not self._pending:
+            self._begin = self._when_refused = None
+            return
+        self.run(sql)
+
+    def rollback(self) -> None:
+        """Forget what is not sent; ROLLBACK unless no transaction is open (a body that sent
+        no statement began none). A connection in doubt is sent one: it says what is wrong."""
+        self._in_transaction = False
+        self._begin, self._when_refused, self._pending = None, None, []
+        if self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self._send("ROLLBACK", None)
 
     def flush(self) -> None:
-        """Send what is deferred now, alone."""
-        if self.deferred is not None:
+        """Send what is deferred (BEGIN, pending statements) now, alone."""
+        if self._begin is not None or self._pending:
             self._send("", None)
 
     def _send(self, text: str, params: Params | None) -> list[Row] | None:
         """`text` (with what is deferred ahead of it) in one round trip; the last
         statement's rows, None when it returns none."""
-        deferred, when_refused = self.deferred, self._when_refused
-        self.deferred = self._when_refused = None
-        sent = f"{deferred}; {text}" if deferred is not None and text else deferred or text
+        begin, when_refused, pending = self._begin, self._when_refused, self._pending
+        self._begin, self._when_refused, self._pending = None, None, []
+        sent = "; ".join(part for part in (begin, *pending, text) if part)
         try:
             with self.raw.cursor(row_factory=_row_factory) as cur:
                 cur.execute(sent, params)
@@ -143,11 +163,14 @@ class Connection:
                 result = cur.pgresult
                 has_rows = result is not None and result.status == ExecStatus.TUPLES_OK
                 return cur.fetchall() if has_rows else None
+        except psycopg.errors.IntegrityError as err:
+            raise IntegrityViolation(str(err)) from err
         except psycopg.errors.LockNotAvailable as err:
-            if deferred is None or when_refused is None:
+            if begin is None or when_refused is None:
                 raise
             when_refused(err)
-            return self._send(text, params) if text else None
+            self._pending = pending
+            return self._send(text, params) if text or pending else None
 
     def execute(self, sql: str, params: Params = ()) -> Cursor:
         named = isinstance(params, dict)
@@ -160,36 +183,26 @@ class Connection:
         )
         if returns_id:
             text += " RETURNING id"
-        try:
-            rows = self._send(text, params) or []
-        except psycopg.errors.IntegrityError as err:
-            raise IntegrityViolation(str(err)) from err
+        rows = self._send(text, params) or []
         return Cursor(rows, int(rows[0]["id"]) if returns_id else None)
 
     def executemany(self, sql: str, seq: Iterable[Params]) -> None:
+        """One statement per item, client-bound. Nothing reads what they return, so in a
+        transaction they go with its next statement (or its COMMIT), in the same round trip;
+        an error of theirs (a duplicate) is raised there, and rolls the transaction back."""
         items = list(seq)
         if not items:
             return
         text = translate(sql, isinstance(items[0], dict))
-        # One statement per item, all in one simple query (and one round trip), instead of
-        # psycopg's executemany: its pipeline costs a send three single statements' time.
         with psycopg.ClientCursor(self.raw) as binder:
-            bound = "; ".join(binder.mogrify(text, item) for item in items)
-        try:
-            self._send(bound, None)
-        except psycopg.errors.IntegrityError as err:
-            raise IntegrityViolation(str(err)) from err
+            bound = [binder.mogrify(text, item) for item in items]
+        self._pending.extend(bound)
+        if not self._in_transaction:
+            self.flush()
 
     def run(self, sql: str) -> None:
         """Statements of the store's own, without parameters (several at once allowed)."""
         self._send(sql, None)  # (no parameters: nothing in it is a placeholder)
-
-    def rollback(self) -> None:
-        """Forget what is deferred; ROLLBACK unless no transaction is open (a body that sent
-        no statement began none). A connection in doubt is sent one: it says what is wrong."""
-        self.drop_deferred()
-        if self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            self.run("ROLLBACK")
 
     def close(self) -> None:
         self.raw.close()

@@ -195,7 +195,7 @@ class PostgresBase(SqliteBase):
         statement, it takes the write lock first (sends what `_in_transaction` deferred), so
         a time read in a write is after every earlier writer's commit, as under SQLite's
         BEGIN IMMEDIATE: a lease expiry judged, an event stamped, as of holding the lock."""
-        if self._lock_deferred_in == threading.get_ident():
+        if self._lock_deferred_in == threading.get_ident() and self._pg.begin_pending:
             self._pg.flush()
         return self._clock
 
@@ -214,21 +214,20 @@ class PostgresBase(SqliteBase):
         """BEGIN, the body, COMMIT; anything raised rolls back, and so does a `stop` that
         came meanwhile. A write first takes the write lock (the advisory lock) and NOTIFYs
         as it commits. BEGIN and the lock are not round trips of their own: they go with the
-        body's first statement (`Connection.defer`), before anything it reads or writes (a
+        body's first statement (`Connection.begin`), before anything it reads or writes (a
         REPEATABLE READ snapshot is taken at the first statement, not at BEGIN, anyway)."""
         db = self._pg
         try:
             if write:
                 deadline = time.monotonic() + self.busy_timeout
-                db.defer(WRITE_BEGIN, functools.partial(self._wait_for_write_lock, stop, deadline))
+                db.begin(WRITE_BEGIN, functools.partial(self._wait_for_write_lock, stop, deadline))
                 self._lock_deferred_in = threading.get_ident()
             else:
-                db.defer(READ_BEGIN)
+                db.begin(READ_BEGIN)
             result = body(self, db, *args, **kwargs)
             if stop is not None and stop.is_set():
                 raise Stopped
-            if not db.drop_deferred():  # (else the body sent nothing: no transaction began)
-                db.run(f"NOTIFY {CHANNEL}; COMMIT" if write else "COMMIT")
+            db.commit(f"NOTIFY {CHANNEL}; COMMIT" if write else "COMMIT")
             return result
         except BaseException as err:
             try:
