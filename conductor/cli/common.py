@@ -29,6 +29,7 @@ from typer.completion import (  # type: ignore[attr-defined]
 from typer.core import TyperGroup
 
 from conductor.bus import RUN_ENV, Bus, open_run
+from conductor.cli.hand import out_of_reach
 from conductor.cli.plumbing import (
     DISTRIBUTION,
     SESSION_ENV,
@@ -49,6 +50,7 @@ from conductor.cli.plumbing import (
 )
 from conductor.errors import ConductorError, StoreError
 from conductor.store import Store, is_url
+from conductor.store.interface import Unreachable
 from conductor.workspace import Workspace, locate
 
 __all__ = [
@@ -365,6 +367,8 @@ async def open_store(location: str | Path, *, create: bool = True) -> AsyncItera
     try:
         async with Store.open(location, create=create) as store:
             yield store
+    except Unreachable as e:
+        raise out_of_reach(e) from None
     except (sqlite3.OperationalError, StoreError) as e:
         if is_url(str(location)) or (read_only := as_read_only(Path(location), e)) is None:
             raise

@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from conductor.bus import RUN_ENV, Bus, open_run
 from conductor.cli.plumbing import (
+    BUS_TOOLS,
     SESSION_ENV,
     Globals,
     check_acting_as,
@@ -31,9 +32,11 @@ from conductor.cli.plumbing import (
     print_json,
     print_sessions,
     say,
+    supervised,
 )
-from conductor.errors import ConductorError
+from conductor.errors import ConductorError, StoreError
 from conductor.store import Store, is_url, without_loop
+from conductor.store.interface import Unreachable
 from conductor.text import sync_lines
 from conductor.workspace import locate_blocking
 
@@ -153,12 +156,33 @@ def _bus(g: Globals) -> Iterator[Bus]:
         yield without_loop(open_run(store, g.run))
 
 
-def _opened(location: str) -> AbstractContextManager[Store]:
+@contextmanager
+def _opened(location: str) -> Iterator[Store]:
     """The store at a SQLite file (a read-only one told in one line) or a PostgreSQL URL
-    (a server out of reach told in one line by the store itself), for reading a run."""
-    if is_url(location):
-        return Store.open_blocking(location, create=False)
-    return open_store_blocking(Path(location), create=False)
+    (a server out of reach told in one line), for reading a run."""
+    if not is_url(location):
+        with open_store_blocking(Path(location), create=False) as store:
+            yield store
+        return
+    try:
+        with Store.open_blocking(location, create=False) as store:
+            yield store
+    except Unreachable as e:
+        raise out_of_reach(e) from None
+
+
+def out_of_reach(err: Unreachable) -> StoreError:
+    """A PostgreSQL server a command could not reach; inside a supervised session, where
+    the sandbox lets no connection out (as it makes a SQLite file read-only), it says
+    where the bus is reachable, as `read_only_message` does."""
+    inside = supervised()
+    if inside is None:
+        return err
+    me = f"session {inside.session}" if inside.session else f"run {inside.run}"
+    return StoreError(
+        f"the database {err.server} is out of reach inside supervised {me} (the sandbox"
+        f" lets no connection out): use your {BUS_TOOLS} tools"
+    )
 
 
 def _sync(call: HandCall) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from conductor.errors import StoreError
 from conductor.models import (
     Assignment,
     Claim,
@@ -291,6 +292,15 @@ def server_of(url: str) -> str:
         host = f"{host}:{query['port'][0]}"
     name = parts.path.lstrip("/") or query.get("dbname", [""])[0]
     return f"{host}/{name}"
+
+
+class Unreachable(StoreError):
+    """No connection to the PostgreSQL server (down, a bad URL, a refused login, or a
+    sandbox that lets no connection out): what a command may say more about."""
+
+    def __init__(self, url: str, err: BaseException) -> None:
+        self.server = server_of(url)
+        super().__init__(unreachable(url, err))
 
 
 def unreachable(url: str, err: BaseException) -> str:

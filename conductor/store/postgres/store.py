@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -42,17 +41,12 @@ import psycopg
 from anyio.lowlevel import EventLoopToken
 
 from conductor.errors import StoreError, StoreFault
-from conductor.store.claims import Claims
+from conductor.store import Store
 from conductor.store.connection import LOCK_SLICE_MS, SqliteBase
-from conductor.store.context import Context
-from conductor.store.event_log import EventLog
 from conductor.store.handoff import Stopped
-from conductor.store.lock import Locks
+from conductor.store.interface import Unreachable, shown
 from conductor.store.postgres.adapter import Connection
 from conductor.store.postgres.schema import WRITE_LOCK, migrate, schema_version
-from conductor.store.reviews import Reviews
-from conductor.store.runs import Runs
-from conductor.store.sessions import Sessions
 
 T = TypeVar("T")
 
@@ -60,18 +54,27 @@ CHANNEL = "conductor"  # what every write transaction NOTIFYs as it commits
 LISTEN_SLICE = 5.0  # how often an idle listener looks whether its store is closing anyway
 
 
-def shown(url: str) -> str:
-    """The URL without its password: what an error message may say."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+CONNECT_TIMEOUT = 10  # seconds; libpq's own default is to wait for a silent host forever
+
+__all__ = ["PostgresStore", "connect", "open_connection", "shown"]
+
+
+def open_connection(url: str, **options: Any) -> psycopg.Connection[Any]:
+    """psycopg's connection to `url`, autocommit; a failure is one StoreError line naming
+    the server. A host that does not answer is given up on after CONNECT_TIMEOUT unless
+    the URL or PGCONNECT_TIMEOUT says how long to wait."""
+    if "connect_timeout" not in url and "PGCONNECT_TIMEOUT" not in os.environ:
+        options.setdefault("connect_timeout", CONNECT_TIMEOUT)
+    try:
+        return psycopg.connect(url, autocommit=True, **options)
+    except psycopg.Error as err:
+        raise Unreachable(url, err) from err
 
 
 def connect(url: str, *, create: bool) -> Connection:
     """A connection to the database at `url`, migrated; `create=False` (a command that only
     reads) refuses a database conductor has not made its tables in, and changes nothing."""
-    try:
-        raw = psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor)
-    except psycopg.Error as err:
-        raise StoreError(f"cannot open the database {shown(url)}: {err}".strip()) from err
+    raw = open_connection(url, cursor_factory=psycopg.ClientCursor)
     db = Connection(raw)
     try:
         if create:
@@ -100,7 +103,7 @@ class Listener:
         self._token = token
         self._closing = threading.Event()
         self._stop_channel = f"conductor_closing_{os.getpid()}_{id(self)}"
-        self._conn = psycopg.connect(url, autocommit=True)
+        self._conn = open_connection(url)
         try:
             self._conn.execute(f"LISTEN {CHANNEL}; LISTEN {self._stop_channel}")
         except BaseException:
@@ -153,14 +156,15 @@ class PostgresBase(SqliteBase):
         # The aggregates' bodies get `db` as they would a sqlite3 connection.
         super().__init__(cast(Any, db), Path(url), without_loop=without_loop)
         self._pg = db
-        self.url = url  # where it lives (`path` is for SQLite's file; see the report)
+        self.url = url
+        self.location = url  # (`path`, SQLite's file, means nothing here and is not used)
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: Path | str, *, create: bool = True) -> AsyncIterator[Self]:
-        """The store at the database URL `path`; `create=False` (a command that only reads)
-        refuses a database without conductor's tables."""
-        url = str(path)
+    async def open(cls, location: Path | str, *, create: bool = True) -> AsyncIterator[Self]:
+        """The store at the database URL `location`; `create=False` (a command that only
+        reads) refuses a database without conductor's tables."""
+        url = str(location)
         db = await anyio.to_thread.run_sync(functools.partial(connect, url, create=create))
         store = cls(db, url)
         try:
@@ -175,10 +179,10 @@ class PostgresBase(SqliteBase):
 
     @classmethod
     @contextmanager
-    def open_blocking(cls, path: Path | str, *, create: bool = True) -> Iterator[Self]:
+    def open_blocking(cls, location: Path | str, *, create: bool = True) -> Iterator[Self]:
         """The store for this thread alone, with no event loop (see `SqliteBase`); it has no
         listener, since nothing here waits for a change."""
-        url = str(path)
+        url = str(location)
         store = cls(connect(url, create=create), url, without_loop=True)
         try:
             yield store
@@ -282,7 +286,8 @@ class PostgresBase(SqliteBase):
         """Nothing to do: the server checkpoints its own write-ahead log."""
 
 
-class PostgresStore(PostgresBase, Runs, Sessions, Context, Reviews, Claims, Locks, EventLog):
-    """One connection to a conductor database on PostgreSQL. Open with
-    `async with PostgresStore.open(url)` (or `with PostgresStore.open_blocking(url)` where
-    there is no event loop)."""
+class PostgresStore(PostgresBase, Store):
+    """One connection to a conductor database on PostgreSQL: a `Store` (the same aggregates,
+    so whatever takes a Store takes it), its connection and transactions PostgreSQL's. Open
+    with `async with Store.open(url)`, which picks it for a URL, or `PostgresStore.open(url)`
+    (`open_blocking` where there is no event loop)."""
