@@ -158,11 +158,14 @@ async def _start(
         )
 
 
-async def _worker(off: Offline, name: str, db: str, remote_url: str) -> anyio.abc.Process:
-    """A worker in a directory of its own, with its own HOME and Claude config."""
-    home = off.repo.parent / name
-    (home / "home").mkdir(parents=True)
-    (home / "claude").mkdir()
+async def _worker(
+    off: Offline, name: str, db: str, remote_url: str, *, place: str | None = None
+) -> anyio.abc.Process:
+    """A worker in a directory of its own (`place`, default its name), with its own HOME
+    and Claude config."""
+    home = off.repo.parent / (place or name)
+    (home / "home").mkdir(parents=True, exist_ok=True)
+    (home / "claude").mkdir(exist_ok=True)
     env = {**off.env, "HOME": str(home / "home"), "CLAUDE_CONFIG_DIR": str(home / "claude")}
     return await _start(
         ["worker", "--db", db, "--repo", remote_url, "--id", name, "--lease", LEASE],
@@ -194,7 +197,16 @@ async def _stop(proc: anyio.abc.Process) -> None:
             proc.kill()
 
 
+_one_host: dict[str, str] = {}  # the tree a run on one host merges, computed once
+
+
 async def _one_host_tree(tmp: Path) -> str:
+    if "tree" not in _one_host:
+        _one_host["tree"] = await _run_on_one_host(tmp)
+    return _one_host["tree"]
+
+
+async def _run_on_one_host(tmp: Path) -> str:
     async with offline(SCRIPT, tmp / "one-host") as off:
         plan = _prepare(off, None)
         proc = await _start(
@@ -246,6 +258,95 @@ async def _wait_for_event(
                 pass  # no run yet
             assert proc.returncode is None, "the run ended before the event"
             await anyio.sleep(0.1)
+
+
+@asynccontextmanager
+async def _team(tmp: Path, db: str) -> AsyncIterator[tuple[Offline, str, anyio.abc.Process]]:
+    """The repository with its remote on a git daemon, and `conductor run --workers` started
+    on it: (the stand-in's set-up, the remote's URL, the supervisor's process)."""
+    async with (
+        offline(SCRIPT, tmp / "team") as off,
+        git_daemon(tmp / "team" / "remotes") as port,
+    ):
+        url = f"git://127.0.0.1:{port}/team.git"
+        plan = _prepare(off, url)
+        run = await _start(
+            ["--db", db, "run", "x", "--plan", str(plan), "--workers", "--no-live"],
+            cwd=off.repo,
+            env=off.env,
+            log=off.repo.parent / "run.log",
+        )
+        try:
+            yield off, url, run
+        finally:
+            await _stop(run)
+
+
+async def _a_sleeps(db: str, run: anyio.abc.Process) -> None:
+    """Until A is in its second turn (the nudge for a review, after its first commit was
+    pushed), sleeping in Bash."""
+    await _wait_for_event(db, "session.prompt", "A", run, nth=2)
+    await anyio.sleep(1.5)
+
+
+async def _merged_tree(off: Offline, db: str) -> str:
+    """The tree of the run's integration branch, which must be finished, on the remote
+    too."""
+    async with Store.open(db) as store:
+        finished = await store.latest_run()
+        assert finished is not None and finished.state is RunState.FINISHED
+        run_id = finished.id
+    tree = git(off.repo, "rev-parse", f"conductor/{run_id}^{{tree}}")
+    git(off.repo, "fetch", "-q", "origin", f"conductor/{run_id}")
+    assert git(off.repo, "rev-parse", "FETCH_HEAD^{tree}") == tree
+    return tree
+
+
+async def test_a_worker_restarted_in_its_directory_resumes_the_conversation(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    expected = await _one_host_tree(tmp_path)
+    async with _team(tmp_path, postgres_url) as (off, url, run):
+        first = await _worker(off, "w1", postgres_url, url)
+        await _a_sleeps(postgres_url, run)
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        again = await _worker(off, "w1b", postgres_url, url, place="w1")
+        try:
+            assert await _finish(run) == 0, _log(off, "run.log") + _log(off, "w1b.log")
+        finally:
+            await _stop(again)
+        events = await _events(postgres_url)
+        said = [s for who, k, s in events if who == "A" and k == "session.restarted"]
+        assert said and "resumed its conversation" in said[-1], said
+        assert not _first_prompts(off, "this is a fresh session")
+        assert await _merged_tree(off, postgres_url) == expected
+
+
+async def test_a_stopped_supervisor_lets_the_workers_go_and_resume_carries_on(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    expected = await _one_host_tree(tmp_path)
+    async with _team(tmp_path, postgres_url) as (off, url, run):
+        worker = await _worker(off, "w1", postgres_url, url)
+        try:
+            await _a_sleeps(postgres_url, run)
+            run.send_signal(signal.SIGINT)
+            assert await _finish(run, 60) == 130, _log(off, "run.log")
+            with anyio.fail_after(30):  # the worker sees the run stop, and lets A go
+                while "let go" not in _log(off, "w1.log"):  # noqa: ASYNC110 -- its log
+                    await anyio.sleep(0.1)
+            resumed = await _start(
+                ["--db", postgres_url, "resume", "--no-live"],
+                cwd=off.repo,
+                env=off.env,
+                log=off.repo.parent / "resume.log",
+            )
+            assert await _finish(resumed) == 0, _log(off, "resume.log") + _log(off, "w1.log")
+        finally:
+            await _stop(worker)
+        assert _log(off, "w1.log").count("took A of run") == 2
+        assert await _merged_tree(off, postgres_url) == expected
 
 
 async def test_two_workers_finish_a_run_and_one_killed_mid_turn_is_taken_over(
