@@ -388,3 +388,30 @@ async def test_rows_deferred_behind_a_refused_write_lock_are_sent_once_it_is_hel
         await insert_only(pg)  # refused at first: BEGIN, the lock, the rows and COMMIT at once
     with psycopg.connect(postgres_url) as admin:
         assert admin.execute("SELECT k FROM t ORDER BY k").fetchall() == [(1,), (2,)]
+
+
+async def test_an_update_whose_result_nobody_reads_goes_with_the_commit(
+    pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = (await pg.get_session(RUN, "A")).last_seen_at
+    sent = _count_round_trips(monkeypatch)
+    await pg.heartbeat(RUN, "A")
+    assert len(sent) == 2  # BEGIN, the lock and A's id; the UPDATE, NOTIFY and COMMIT
+    assert sent[1].startswith("UPDATE sessions") and sent[1].endswith("COMMIT")
+    assert (await pg.get_session(RUN, "A")).last_seen_at != before
+
+
+def test_a_deferred_update_that_fails_is_raised_where_it_is_sent(postgres_url: str) -> None:
+    with closing(Connection(psycopg.connect(postgres_url, autocommit=True))) as db:
+        db.run("CREATE TABLE t (k INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
+        db.begin("BEGIN")
+        assert db.execute("UPDATE t SET k = 1 WHERE k = ?", (2,)).fetchall() == []
+        with pytest.raises(IntegrityViolation):
+            db.commit("COMMIT")
+        db.rollback()
+        db.begin("BEGIN")
+        db.execute("DELETE FROM t WHERE k = ?", (2,))
+        assert [r["k"] for r in db.execute("SELECT k FROM t").fetchall()] == [1]  # in order
+        db.commit("COMMIT")
+        db.execute("UPDATE t SET k = 5 WHERE k = 1")  # (outside a transaction: at once)
+        assert db.execute("SELECT k FROM t").fetchall()[0]["k"] == 5

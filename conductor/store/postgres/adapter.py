@@ -10,10 +10,11 @@ overridden in `PostgresStore` instead. Parameters are bound on the client (psyco
 for every parameter, and `(? IS NULL OR c.category = ?)` gives PostgreSQL none to infer.
 
 Round trips are what an operation costs on a server across a network, so statements whose
-results nobody reads (a transaction's BEGIN and write lock, `executemany`'s inserts) are not
-sent alone: they go ahead of the next statement, in the same simple query (a client-bound
-query may hold several statements; psycopg reads every result, and the last is the one the
-caller gets).
+results nobody reads (a transaction's BEGIN and write lock, an UPDATE or DELETE without
+RETURNING, `executemany`'s inserts) are not sent alone: they go ahead of the transaction's
+next statement or its COMMIT, in the same simple query (a client-bound query may hold
+several statements; psycopg reads every result, and the last is the one the caller gets).
+An error of theirs is raised there, and rolls the transaction back as it would have.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ IDENTITY_TABLES = frozenset({"sessions", "messages", "context", "claims", "revie
 
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+# Statements that return nothing anyone reads (this Cursor has no rowcount): in a transaction
+# they wait for its next statement. Not INSERT: a caller catches a duplicate at its insert.
+_NO_RESULT = re.compile(r"^\s*(UPDATE|DELETE)\b", re.IGNORECASE)
 # SQLite's query planner hint (`deliveries INDEXED BY deliveries_unread`): PostgreSQL's
 # planner takes the partial index of unread deliveries by itself, and has no such hint.
 _INDEXED_BY = re.compile(r"\s+INDEXED\s+BY\s+\w+", re.IGNORECASE)
@@ -183,6 +187,9 @@ class Connection:
         )
         if returns_id:
             text += " RETURNING id"
+        elif self._in_transaction and _NO_RESULT.match(sql) and not _RETURNING.search(sql):
+            self._pending.append(self._bind(text, params))
+            return Cursor([], None)
         rows = self._send(text, params) or []
         return Cursor(rows, int(rows[0]["id"]) if returns_id else None)
 
@@ -194,11 +201,14 @@ class Connection:
         if not items:
             return
         text = translate(sql, isinstance(items[0], dict))
-        with psycopg.ClientCursor(self.raw) as binder:
-            bound = [binder.mogrify(text, item) for item in items]
-        self._pending.extend(bound)
+        self._pending.extend(self._bind(text, item) for item in items)
         if not self._in_transaction:
             self.flush()
+
+    def _bind(self, text: str, params: Params) -> str:
+        """The statement with its parameters as literals, as `_send` would send it."""
+        with psycopg.ClientCursor(self.raw) as binder:
+            return binder.mogrify(text, params)
 
     def run(self, sql: str) -> None:
         """Statements of the store's own, without parameters (several at once allowed)."""
