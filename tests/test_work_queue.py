@@ -126,3 +126,11 @@ async def test_a_workers_heartbeat_registers_and_keeps_it(storage: Storage) -> N
     (again,) = await storage.workers()
     assert (again.started_at, again.slots) == (first.started_at, 3)
     assert again.heartbeat_at == now + 5 and again.stopped_at == now + 5
+
+
+async def test_a_worker_skips_the_runs_it_cannot_work_on(storage: Storage) -> None:
+    await storage.queue_assignment(RUN, "A")
+    skipped = await storage.take_assignment("w1", host="h", lease_seconds=LEASE, skip_runs=[RUN])
+    assert skipped is None
+    taken = await storage.take_assignment("w2", host="h", lease_seconds=LEASE, skip_runs=["x"])
+    assert taken is not None and taken.session == "A"

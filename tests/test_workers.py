@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
-from support import Cli, clean_env, git
+from support import Cli, clean_env, git, make_repo
 
 from conductor.bus import open_run
 from conductor.bus import work as work_queue
@@ -131,8 +131,8 @@ async def git_daemon(root: Path) -> AsyncIterator[int]:
             daemon.terminate()
 
 
-def _prepare(off: Offline, remote_url: str | None) -> Path:
-    (off.repo / "conductor.toml").write_text(TOML)
+def _prepare(off: Offline, remote_url: str | None, toml: str = TOML) -> Path:
+    (off.repo / "conductor.toml").write_text(toml)
     plan = off.repo.parent / "plan.json"
     plan.write_text(json.dumps(PLAN))
     git(off.repo, "add", "conductor.toml")
@@ -159,7 +159,13 @@ async def _start(
 
 
 async def _worker(
-    off: Offline, name: str, db: str, remote_url: str, *, place: str | None = None
+    off: Offline,
+    name: str,
+    db: str,
+    remote_url: str,
+    *,
+    place: str | None = None,
+    slots: int = 1,
 ) -> anyio.abc.Process:
     """A worker in a directory of its own (`place`, default its name), with its own HOME
     and Claude config."""
@@ -168,7 +174,19 @@ async def _worker(
     (home / "claude").mkdir(exist_ok=True)
     env = {**off.env, "HOME": str(home / "home"), "CLAUDE_CONFIG_DIR": str(home / "claude")}
     return await _start(
-        ["worker", "--db", db, "--repo", remote_url, "--id", name, "--lease", LEASE],
+        [
+            "worker",
+            "--db",
+            db,
+            "--repo",
+            remote_url,
+            "--id",
+            name,
+            "--lease",
+            LEASE,
+            "--slots",
+            str(slots),
+        ],
         cwd=home,
         env=env,
         log=off.repo.parent / f"{name}.log",
@@ -261,7 +279,9 @@ async def _wait_for_event(
 
 
 @asynccontextmanager
-async def _team(tmp: Path, db: str) -> AsyncIterator[tuple[Offline, str, anyio.abc.Process]]:
+async def _team(
+    tmp: Path, db: str, toml: str = TOML
+) -> AsyncIterator[tuple[Offline, str, anyio.abc.Process]]:
     """The repository with its remote on a git daemon, and `conductor run --workers` started
     on it: (the stand-in's set-up, the remote's URL, the supervisor's process)."""
     async with (
@@ -269,7 +289,7 @@ async def _team(tmp: Path, db: str) -> AsyncIterator[tuple[Offline, str, anyio.a
         git_daemon(tmp / "team" / "remotes") as port,
     ):
         url = f"git://127.0.0.1:{port}/team.git"
-        plan = _prepare(off, url)
+        plan = _prepare(off, url, toml)
         run = await _start(
             ["--db", db, "run", "x", "--plan", str(plan), "--workers", "--no-live"],
             cwd=off.repo,
@@ -347,6 +367,45 @@ async def test_a_stopped_supervisor_lets_the_workers_go_and_resume_carries_on(
             await _stop(worker)
         assert _log(off, "w1.log").count("took A of run") == 2
         assert await _merged_tree(off, postgres_url) == expected
+
+
+async def test_max_parallel_holds_across_all_workers(tmp_path: Path, postgres_url: str) -> None:
+    one_at_a_time = TOML.replace("max_parallel = 3", "max_parallel = 1")
+    async with _team(tmp_path, postgres_url, one_at_a_time) as (off, url, run):
+        workers = [await _worker(off, f"w{i}", postgres_url, url, slots=2) for i in (1, 2)]
+        try:
+            assert await _finish(run) == 0, _log(off, "run.log")
+        finally:
+            for worker in workers:
+                await _stop(worker)
+    running, most = 0, 0
+    for _, kind, _ in await _events(postgres_url):  # in the order they happened
+        running += {"work.taken": 1, "work.ended": -1}.get(kind, 0)
+        most = max(most, running)
+    assert most == 1
+
+
+async def test_a_worker_of_another_repository_leaves_the_run_to_others(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    async with _team(tmp_path, postgres_url) as (off, url, run):
+        other = tmp_path / "team" / "remotes" / "other.git"  # a repository of its own
+        git(tmp_path, "clone", "-q", "--bare", str(make_repo(tmp_path / "other")), str(other))
+        stranger = await _worker(off, "w0", postgres_url, url.replace("team.git", "other.git"))
+        try:
+            with anyio.fail_after(60):
+                while "left to other workers" not in _log(off, "w0.log"):  # noqa: ASYNC110
+                    await anyio.sleep(0.1)
+            worker = await _worker(off, "w1", postgres_url, url)
+            try:
+                assert await _finish(run) == 0, _log(off, "run.log")
+            finally:
+                await _stop(worker)
+        finally:
+            await _stop(stranger)
+        said = _log(off, "w0.log")
+        assert "is not of this worker's repository" in said
+        assert said.count("took ") == 1, said  # never that run again
 
 
 async def test_two_workers_finish_a_run_and_one_killed_mid_turn_is_taken_over(

@@ -10,6 +10,7 @@ worker that asks for work takes the workstream over.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from conductor.bus.core import Bus
@@ -66,10 +67,18 @@ async def every_assignment(store: Storage) -> list[Assignment]:
 
 
 async def take(
-    store: Storage, worker: str, *, host: str, lease_seconds: float = LEASE_SECONDS
+    store: Storage,
+    worker: str,
+    *,
+    host: str,
+    lease_seconds: float = LEASE_SECONDS,
+    skip_runs: Sequence[str] = (),
 ) -> Assignment | None:
-    """The next workstream waiting for a worker (or whose worker went silent), now `worker`'s."""
-    return await store.take_assignment(worker, host=host, lease_seconds=lease_seconds)
+    """The next workstream waiting for a worker (or whose worker went silent), now `worker`'s;
+    none of `skip_runs` (runs of another repository than the worker's)."""
+    return await store.take_assignment(
+        worker, host=host, lease_seconds=lease_seconds, skip_runs=tuple(skip_runs)
+    )
 
 
 async def renew(bus: Bus, name: str, worker: str, lease_seconds: float = LEASE_SECONDS) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import asdict
 
 import anyio
 
+from conductor import gitops
 from conductor.bus import Bus, open_run
 from conductor.bus import work as work_queue
 from conductor.config import parse_config
@@ -37,6 +38,10 @@ from conductor.run.summary import Outcome
 from conductor.run.workstream import WorkstreamTask
 from conductor.store.interface import Storage
 from conductor.worktrees import session_branch
+
+
+class ForeignRun(ConductorError):
+    """A run of another repository than the worker's (its base commit is not in the clone)."""
 
 
 class TakenWorkstream:
@@ -62,6 +67,7 @@ class TakenWorkstream:
         self.lease_seconds = lease_seconds
         self.control = Control()
         self.lease: HeldLease | None = None
+        self.foreign = ""  # why the run is not this worker's to run (another repository)
 
     async def run(self) -> Outcome:
         bus = await open_run(self.store, self.taken.run_id)
@@ -83,6 +89,8 @@ class TakenWorkstream:
                     tg.start_soon(self._lease(bus).keep)
                     await WorkstreamTask(run, reviews, workstream)()
                     tg.cancel_scope.cancel()
+        except ForeignRun as e:
+            self.foreign = str(e)
         except ConductorError as e:  # before its session began (a clone that cannot fetch)
             outcome.state, outcome.detail = "failed", str(e)
         finally:
@@ -123,6 +131,12 @@ class TakenWorkstream:
             confirm=self._lease(bus).confirm,
         )
         await self.fetcher.fetch(gate.branch, branch)  # the tip, and what was pushed of it
+        base = bus.run.base_commit
+        if base and await gitops.try_rev_parse(f"{base}^{{commit}}", clone) is None:
+            raise ForeignRun(
+                f"run {bus.run_id} is not of this worker's repository: its base commit"
+                f" {base[:12]} is not in {clone}"
+            )
         ledger = Ledger(config.max_usd_per_run)
         run = StartedRun(
             repo=clone,
@@ -159,6 +173,9 @@ class TakenWorkstream:
         """The end written to the assignment; a stopped one's lease let go instead."""
         with contextlib.suppress(ConductorError):
             if self.lost:
+                return
+            if self.foreign:  # for a worker of its own repository
+                await work_queue.let_go(bus, self.name, self.worker)
                 return
             if self.control.stopping and outcome.state != "merged":
                 await work_queue.let_go(bus, self.name, self.worker)

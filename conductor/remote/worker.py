@@ -71,6 +71,7 @@ class Worker:
         self.id = worker_id or f"{self.host}-{os.getpid()}"
         self.lease_seconds = lease_seconds
         self.say = say
+        self.foreign_runs: set[str] = set()  # runs of another repository: never taken
         self.taken: dict[tuple[str, str], TakenWorkstream] = {}
         self.stopping = False
 
@@ -91,6 +92,7 @@ class Worker:
                                 self.id,
                                 host=self.host,
                                 lease_seconds=self.lease_seconds,
+                                skip_runs=sorted(self.foreign_runs),
                             )
                             if got is not None:
                                 tg.start_soon(self._run, self._taking(fetcher, got))
@@ -127,7 +129,10 @@ class Worker:
             if self.stopping:  # taken as the worker was asked to stop: let it go at once
                 await taken.stop()
             outcome = await taken.run()
-            if taken.lost:
+            if taken.foreign:
+                self.foreign_runs.add(got.run_id)
+                self.say(f"{taken.foreign}: left to other workers")
+            elif taken.lost:
                 self.say(f"{taken.name} of run {got.run_id}: lost (another worker took it over)")
             elif taken.control.stopping and outcome.state != "merged":
                 self.say(f"{taken.name} of run {got.run_id}: let go, for another worker")

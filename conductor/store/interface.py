@@ -208,7 +208,7 @@ class WorkStorage(Protocol):
     def workers(self) -> Awaitable[list[WorkerInfo]]: ...
     def queue_assignment(self, run_id: str, session: str) -> Awaitable[Assignment]: ...
     def take_assignment(
-        self, worker: str, *, host: str, lease_seconds: float
+        self, worker: str, *, host: str, lease_seconds: float, skip_runs: Sequence[str] = ()
     ) -> Awaitable[Assignment | None]: ...
     def renew_assignment(
         self, run_id: str, session: str, worker: str, *, lease_seconds: float
@@ -279,6 +279,16 @@ def shown(location: str) -> str:
         return location
     location = re.sub(r"(://[^:/@?]*):[^@/?]*@", r"\1:***@", location)
     return re.sub(r"([?&]password=)[^&]*", r"\1***", location)
+
+
+def without_password(location: str) -> str:
+    """The location with no password in it at all, for a command printed to be pasted
+    (`--db URL` in a hint): libpq then reads the password from PGPASSWORD or ~/.pgpass."""
+    if not is_url(location):
+        return location
+    location = re.sub(r"(://[^:/@?]*):[^@/?]*@", r"\1@", location)
+    location = re.sub(r"([?&])password=[^&]*(&|$)", r"\1", location)
+    return location.rstrip("?&")
 
 
 def server_of(url: str) -> str:

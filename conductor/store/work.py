@@ -10,6 +10,8 @@ side; here writers never do, so a plain select-and-update is exactly once on bot
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from conductor.events import EventKind, WorkChanged
 from conductor.models import Assignment, MergeRequest, WorkerInfo
 from conductor.store.connection import SqliteBase, transaction
@@ -113,18 +115,27 @@ class Work(SqliteBase):
 
     @transaction(write=True)
     def take_assignment(
-        self, db: Db, worker: str, *, host: str, lease_seconds: float
+        self,
+        db: Db,
+        worker: str,
+        *,
+        host: str,
+        lease_seconds: float,
+        skip_runs: Sequence[str] = (),
     ) -> Assignment | None:
         """The oldest workstream of an active run that is queued, or whose worker's lease ran
-        out (a takeover), now `worker`'s until `lease_seconds` from now unless renewed."""
+        out (a takeover), now `worker`'s until `lease_seconds` from now unless renewed.
+        `skip_runs`: runs this worker cannot work on (another repository's)."""
         now = self.clock()
+        skipped = ", ".join("?" for _ in skip_runs)
         found = fetch(
             db,
             "SELECT a.run_id, a.session FROM assignments a JOIN runs r ON r.id = a.run_id"
             " WHERE r.state = 'active' AND (a.state = 'queued'"
             " OR (a.state = 'taken' AND a.lease_until <= ?))"
-            " ORDER BY a.queued_at, a.run_id, a.session LIMIT 1",
-            (now,),
+            + (f" AND a.run_id NOT IN ({skipped})" if skip_runs else "")
+            + " ORDER BY a.queued_at, a.run_id, a.session LIMIT 1",
+            (now, *skip_runs),
         )
         if not found:
             return None
