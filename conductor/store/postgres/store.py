@@ -264,13 +264,12 @@ class PostgresBase(SqliteBase):
         `_begin_immediate`."""
         db = self._pg
         while True:
-            db.run("ROLLBACK TO SAVEPOINT write_lock")
             if time.monotonic() >= deadline:
-                raise refused
+                raise refused  # (the transaction is rolled back whole)
             if stop is not None and stop.is_set():
                 raise Stopped from None
-            try:
-                db.run(TAKE_WRITE_LOCK)
+            try:  # (back out of the slice that failed and try the next in one round trip)
+                db.run(f"ROLLBACK TO SAVEPOINT write_lock; {TAKE_WRITE_LOCK}")
                 return
             except psycopg.errors.LockNotAvailable as again:
                 refused = again
