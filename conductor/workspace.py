@@ -91,16 +91,25 @@ def _workspace(
     override = db or os.environ.get(DB_ENV) or None
     if override is not None:
         location = database_location(override)
-    elif repo_root is not None and (configured := configured_db(repo_root)) is not None:
-        location = database_location(configured, repo_root)
     elif repo_root is not None:
-        state = ensure_state_dir(repo_root) if create else repo_root / STATE_DIR
-        location = str(state / DB_NAME)
+        location = default_location(repo_root)
+        if create and location == str(repo_root / STATE_DIR / DB_NAME):
+            ensure_state_dir(repo_root)  # (before the database makes the folder)
     else:
         raise NotARepository(
             f"not a git repository: {cwd} (run conductor inside one, or pass --db)"
         )
     return Workspace(location=location, repo_root=repo_root, tree_root=tree_root, cwd=cwd)
+
+
+def default_location(repo_root: Path) -> str:
+    """The repository's database when neither --db nor CONDUCTOR_DB names one: the `db` of
+    its conductor.toml, else `.conductor/conductor.db` (what a printed command need not
+    name: `hints.db_unless_default`)."""
+    configured = configured_db(repo_root)
+    if configured is not None:
+        return database_location(configured, repo_root)
+    return str(repo_root / STATE_DIR / DB_NAME)
 
 
 def database_location(given: str, base: Path | None = None) -> str:

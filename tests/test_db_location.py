@@ -21,7 +21,7 @@ from conductor.config import DEFAULT_TOML, parse_config
 from conductor.errors import InvalidInput
 from conductor.standin.harness import STANDIN_MODEL, offline
 from conductor.store import Store, shown
-from conductor.store.interface import is_url, server_of
+from conductor.store.interface import is_url, server_of, without_password
 from conductor.workspace import CONFIG_NAME, locate_blocking
 
 SQLITE_DEFAULT = Path(".conductor") / "conductor.db"
@@ -377,3 +377,23 @@ async def test_a_run_with_db_url_ends_merged_with_its_events_in_postgres(
         " session A (the sandbox lets no connection out): use your mcp__bus__ tools",
         "exit=2",
     ]
+
+
+def test_the_watch_commands_read_postgres(cli: Cli, postgres_url: str) -> None:
+    made = cli.ok("--db", postgres_url, "init", "--sessions", SESSIONS, "--json").json()
+    run_id = made["run"]["id"]
+    cli.ok("--db", postgres_url, "message", "B", "seen by logs", "--from", "A")
+    assert [r["id"] for r in cli.ok("--db", postgres_url, "runs", "--json").json()] == [run_id]
+    assert "seen by logs" in cli.ok("--db", postgres_url, "logs").out
+    assert run_id in cli.ok("--db", postgres_url, "show").out
+
+
+def test_a_url_is_pasted_without_its_password() -> None:
+    assert without_password("postgresql://u:pw@h/d") == "postgresql://u@h/d"
+    assert without_password("postgresql://h/d?password=x&sslmode=require") == (
+        "postgresql://h/d?sslmode=require"
+    )
+    assert without_password("postgresql://h/d?sslmode=require&password=x") == (
+        "postgresql://h/d?sslmode=require"
+    )
+    assert without_password("/a/b.db") == "/a/b.db"
