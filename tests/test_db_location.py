@@ -313,6 +313,7 @@ RUN_SCRIPT = {
         "A": [
             [
                 {"tool": "Bash", "input": {"command": SYNC_BY_HAND}},
+                {"tool": "Bash", "input": {"command": 'echo "db=$CONDUCTOR_DB"'}},
                 {"tool": "Write", "input": {"file_path": "${cwd}/a.py", "content": "A = 1\n"}},
                 {"tool": "Bash", "input": {"command": "git add -A && git commit -qm a"}},
                 {"tool": "mcp__bus__request_review", "input": {}},
@@ -352,13 +353,16 @@ async def test_a_run_with_db_url_ends_merged_with_its_events_in_postgres(
         )
         git(repo, "add", "-A")
         git(repo, "commit", "-qm", "plan and config")
-        argv = [PY, "-m", "conductor", "--db", postgres_url, "run", "x", "--plan", "plan.json"]
+        # (the test server trusts local logins: the password is there only to be kept out)
+        url = postgres_url.replace("postgres@", "postgres:s3cret@")
+        argv = [PY, "-m", "conductor", "--db", url, "run", "x", "--plan", "plan.json"]
         with anyio.fail_after(180):
             done = await anyio.run_process(
                 [*argv, "--json"], cwd=repo, env={**clean_env(), **off.env}, check=False
             )
         summary = json.loads(done.stdout)
         assert done.returncode == 0 and summary["ok"], done.stderr.decode()
+        assert b"s3cret" not in done.stdout + done.stderr
         said = _tool_results(off.server.requests)
     assert git(repo, "show", f"{summary['integration_branch']}:a.py") == "A = 1"
     async with Store.open(postgres_url, create=False) as store:
@@ -366,6 +370,7 @@ async def test_a_run_with_db_url_ends_merged_with_its_events_in_postgres(
         events = await store.list_events(run.id)
     assert run.state == "finished"
     assert {"run.state", "review.approved"} <= {e.kind for e in events}
+    assert not [e for e in events if "s3cret" in f"{e.summary} {e.payload}"]
     # Only the database moved: the worktrees and transcripts stay in .conductor/.
     assert not (repo / SQLITE_DEFAULT).exists()
     assert (repo / ".conductor" / "sessions" / run.id / "A").is_dir()
@@ -377,6 +382,8 @@ async def test_a_run_with_db_url_ends_merged_with_its_events_in_postgres(
         " session A (the sandbox lets no connection out): use your mcp__bus__ tools",
         "exit=2",
     ]
+    # The session is told the database without its password: it has no use for it.
+    assert said[1].splitlines()[0] == f"db={postgres_url}"
 
 
 def test_the_watch_commands_read_postgres(cli: Cli, postgres_url: str) -> None:

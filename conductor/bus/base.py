@@ -10,7 +10,7 @@ from typing import Any
 from conductor.errors import InvalidInput
 from conductor.events import SDK_PREFIX, EventKind, Payload, SdkResult
 from conductor.models import Event, Run, RunState
-from conductor.store.interface import Storage
+from conductor.store.interface import Storage, without_password
 
 CATALOGUE = frozenset(EventKind)
 
@@ -41,9 +41,18 @@ class BusBase:
 
     @property
     def db_location(self) -> str:
-        """Where the store lives, a SQLite file's path or a PostgreSQL URL: what sessions are
-        told as `CONDUCTOR_DB` (a URL's password too: print `store.shown` of it instead)."""
+        """Where the store lives, a SQLite file's path or a PostgreSQL URL (its password too:
+        print `conductor.store.shown` of it)."""
         return self.store.location
+
+    @property
+    def session_db(self) -> str:
+        """What sessions are told as `CONDUCTOR_DB`: the location, a URL without its
+        password. A session's environment is its model's to read (and to print into its
+        transcript), and it has no use for the password: its sandbox lets no connection out,
+        so it reaches the bus through its tools (without a sandbox, libpq still finds a
+        password in PGPASSWORD or ~/.pgpass)."""
+        return without_password(self.store.location)
 
     @property
     def db_path(self) -> str:

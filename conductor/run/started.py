@@ -107,7 +107,7 @@ class StartedRun:
             **self.env,
             "CONDUCTOR_RUN": self.run_id,
             "CONDUCTOR_SESSION": name,
-            "CONDUCTOR_DB": self.bus.db_location,
+            "CONDUCTOR_DB": self.bus.session_db,
             "CONDUCTOR_INTEGRATION_BRANCH": self.gate.branch,
             SUPERVISED_ENV: self.run_id,
         }
