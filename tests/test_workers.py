@@ -66,7 +66,7 @@ A_FIRST = [
     {"tool": "Bash", "input": {"command": COMMIT}},
     {"text": "First part committed."},
 ]
-A_SLOW = [{"tool": "Bash", "input": {"command": "sleep 6"}}, {"text": "Thought about it."}]
+A_SLOW = [{"tool": "Bash", "input": {"command": "sleep 5"}}, {"text": "Thought about it."}]
 
 
 SCRIPT: dict[str, Any] = {
@@ -98,6 +98,7 @@ review = "agent"
 max_parallel = 3
 stall_seconds = 60
 """
+QUICK = TOML.replace('review = "agent"', 'review = "auto"')  # no reviewer sessions to wait for
 LEASE = "4"  # seconds a silent worker keeps its workstreams, in these tests
 
 
@@ -369,43 +370,36 @@ async def test_a_stopped_supervisor_lets_the_workers_go_and_resume_carries_on(
         assert await _merged_tree(off, postgres_url) == expected
 
 
-async def test_max_parallel_holds_across_all_workers(tmp_path: Path, postgres_url: str) -> None:
-    one_at_a_time = TOML.replace("max_parallel = 3", "max_parallel = 1")
-    async with _team(tmp_path, postgres_url, one_at_a_time) as (off, url, run):
-        workers = [await _worker(off, f"w{i}", postgres_url, url, slots=2) for i in (1, 2)]
-        try:
-            assert await _finish(run) == 0, _log(off, "run.log")
-        finally:
-            for worker in workers:
-                await _stop(worker)
-    running, most = 0, 0
-    for _, kind, _ in await _events(postgres_url):  # in the order they happened
-        running += {"work.taken": 1, "work.ended": -1}.get(kind, 0)
-        most = max(most, running)
-    assert most == 1
-
-
-async def test_a_worker_of_another_repository_leaves_the_run_to_others(
+async def test_max_parallel_holds_across_all_workers_and_none_takes_another_repositorys_run(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    async with _team(tmp_path, postgres_url) as (off, url, run):
+    one_at_a_time = QUICK.replace("max_parallel = 3", "max_parallel = 1")
+    async with _team(tmp_path, postgres_url, one_at_a_time) as (off, url, run):
         other = tmp_path / "team" / "remotes" / "other.git"  # a repository of its own
         git(tmp_path, "clone", "-q", "--bare", str(make_repo(tmp_path / "other")), str(other))
         stranger = await _worker(off, "w0", postgres_url, url.replace("team.git", "other.git"))
+        workers = [stranger]
         try:
             with anyio.fail_after(60):
                 while "left to other workers" not in _log(off, "w0.log"):  # noqa: ASYNC110
                     await anyio.sleep(0.1)
-            worker = await _worker(off, "w1", postgres_url, url)
-            try:
-                assert await _finish(run) == 0, _log(off, "run.log")
-            finally:
-                await _stop(worker)
+            workers += [await _worker(off, f"w{i}", postgres_url, url, slots=2) for i in (1, 2)]
+            assert await _finish(run) == 0, _log(off, "run.log")
         finally:
-            await _stop(stranger)
+            for worker in workers:
+                await _stop(worker)
         said = _log(off, "w0.log")
         assert "is not of this worker's repository" in said
-        assert said.count("took ") == 1, said  # never that run again
+        assert said.count("took ") == 1, said  # and never that run again
+    held: set[str] = set()  # the workstreams a worker holds, event by event
+    most = 0
+    for session, kind, _ in await _events(postgres_url):  # in the order they happened
+        if kind == "work.taken" and session is not None:
+            held.add(session)  # (taken again after w0 let it go: still one)
+        elif kind == "work.ended" and session is not None:
+            held.discard(session)
+        most = max(most, len(held))
+    assert most == 1
 
 
 async def test_two_workers_finish_a_run_and_one_killed_mid_turn_is_taken_over(
