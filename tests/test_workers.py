@@ -402,6 +402,21 @@ async def test_max_parallel_holds_across_all_workers_and_none_takes_another_repo
     assert most == 1
 
 
+async def test_the_runs_budget_holds_across_workers(tmp_path: Path, postgres_url: str) -> None:
+    # One workstream at a time, and a budget A's first turn spends: nothing else may start.
+    tight = QUICK.replace("max_parallel = 3", "max_parallel = 1") + "max_usd_per_run = 0.0001\n"
+    async with _team(tmp_path, postgres_url, tight) as (off, url, run):
+        workers = [await _worker(off, f"w{i}", postgres_url, url) for i in (1, 2)]
+        try:
+            assert await _finish(run) == 1, _log(off, "run.log")
+        finally:
+            for worker in workers:
+                await _stop(worker)
+        assert "the run's budget was spent" in _log(off, "run.log")
+    taken = [who for who, kind, _ in await _events(postgres_url) if kind == "work.taken"]
+    assert taken == ["A"]
+
+
 async def test_two_workers_finish_a_run_and_one_killed_mid_turn_is_taken_over(
     tmp_path: Path, postgres_url: str
 ) -> None:

@@ -22,6 +22,7 @@ from conductor import gitops
 from conductor.bus import Bus, open_run
 from conductor.bus import work as work_queue
 from conductor.config import parse_config
+from conductor.costs import spend_of
 from conductor.errors import ConductorError
 from conductor.gates import ReviewGate
 from conductor.gates.remote import Fetcher, RemoteGate
@@ -137,7 +138,8 @@ class TakenWorkstream:
                 f"run {bus.run_id} is not of this worker's repository: its base commit"
                 f" {base[:12]} is not in {clone}"
             )
-        ledger = Ledger(config.max_usd_per_run)
+        ledger = Ledger(config.max_usd_per_run)  # the whole run's spend, every worker's
+        ledger.restore(spend_of(spec, await bus.sessions()))
         run = StartedRun(
             repo=clone,
             plan=plan,

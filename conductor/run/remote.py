@@ -16,6 +16,7 @@ import json
 
 from conductor import gitops, machine
 from conductor.bus import work as work_queue
+from conductor.costs import spend_of
 from conductor.gates import MergeStatus
 from conductor.gates.remote import outcome_to_json
 from conductor.models import MergeRequest
@@ -54,6 +55,13 @@ async def fetch_branch(run: StartedRun, branch: str) -> bool:
         check=False,
     )  # fmt: skip
     return fetched.returncode == 0
+
+
+async def refresh_spend(run: StartedRun) -> None:
+    """The run's ledger as the store has it: the workers' sessions spend on other hosts,
+    and the budget is the whole run's."""
+    bus = run.bus
+    run.ledger.restore(spend_of(bus.run.spec, await bus.sessions()))
 
 
 async def delegate(run: StartedRun, workstream: Workstream, outcome: Outcome) -> None:

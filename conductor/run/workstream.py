@@ -19,7 +19,7 @@ from conductor.gates import ReviewGate
 from conductor.models import SessionStatus
 from conductor.plan import Workstream
 from conductor.run.driver import drive_session
-from conductor.run.remote import delegate
+from conductor.run.remote import delegate, refresh_spend
 from conductor.run.started import StartedRun
 from conductor.run.summary import Outcome
 
@@ -47,6 +47,8 @@ class WorkstreamTask:
             if not await self._dependencies_merged():
                 return
             async with run.limiter:
+                if run.on_workers:  # what the workers' sessions spent is in the store
+                    await refresh_spend(run)
                 if run.ledger.over_budget():
                     outcome.state, outcome.detail = "budget", "the run's budget was spent"
                     return
@@ -116,7 +118,8 @@ async def count_commits(run: StartedRun, branch: str, outcome: Outcome) -> None:
         return
     bus = run.bus
     tree = (await bus.session(outcome.id)).worktree
-    if tree and await worktrees.head_of(Path(tree), branch) is not None:
+    # (a worker's tree is on its host: its branch was fetched from the remote as it ended)
+    if tree and not run.on_workers and await worktrees.head_of(Path(tree), branch) is not None:
         await worktrees.collect(run.repo, Path(tree), branch)  # its latest, to count
     base = bus.run.base_commit or "HEAD"
     others = [s.branch for s in await bus.sessions() if s.branch and s.branch != branch]
