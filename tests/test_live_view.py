@@ -443,7 +443,9 @@ async def test_a_session_on_a_worker_shows_its_host_and_one_here_shows_none(bus:
     text = await frame(bus)
     assert "Host" not in text  # a run on one host has no Host column
     await work_queue.queue(bus, "A")
+    assert doing(await frame(bus), "A") == "waiting for a worker"
     await work_queue.take(bus.store, "w1", host="build-7")
+    assert doing(await frame(bus), "A") == "starting on worker w1"
     await bus.update("A", status="working")
     text = await frame(bus)
     assert "Host" in text and "w1@build-7" in row(text, "A")

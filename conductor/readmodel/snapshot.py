@@ -170,8 +170,11 @@ class Snapshot(RunView):
             )
         elif isinstance(payload, MergeQueued | MergeGateOutcome):
             self._merge(view, kind.removeprefix(MERGE), payload)
+        elif kind == EventKind.WORK_QUEUED:
+            view.reason = "waiting for a worker"
         elif kind == EventKind.WORK_TAKEN and isinstance(payload, WorkChanged):
             view.host = f"{payload.worker}@{payload.host}" if payload.host else payload.worker or ""
+            view.reason = f"starting on worker {payload.worker}"
 
     def _about_others(self, event: Event, payload: Payload | None) -> None:
         """What an event says about a session other than its own: a review's author learns
