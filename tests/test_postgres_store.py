@@ -334,8 +334,13 @@ async def test_a_time_read_in_a_write_is_read_once_the_write_lock_is_held(
     assert lease.acquired_at >= waiting_from + 0.4  # not when the write began waiting
 
 
+def _adapter(url: str) -> Connection:
+    """The adapter on a connection of its own, made as the store makes its own."""
+    return Connection(psycopg.connect(url, autocommit=True, cursor_factory=psycopg.ClientCursor))
+
+
 def test_executemany_binds_each_row_and_refuses_a_duplicate(postgres_url: str) -> None:
-    with closing(Connection(psycopg.connect(postgres_url, autocommit=True))) as db:
+    with closing(_adapter(postgres_url)) as db:
         db.run("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
         awkward = ["it's", "100% ?", "back\\slash", ":name", "%(k)s", "two; statements"]
         db.executemany("INSERT INTO t (k, v) VALUES (?, ?)", list(enumerate(awkward)))
@@ -358,7 +363,7 @@ async def test_a_sends_deliveries_go_with_its_next_statement(
 
 
 def test_a_duplicate_among_deferred_rows_is_raised_where_they_are_sent(postgres_url: str) -> None:
-    with closing(Connection(psycopg.connect(postgres_url, autocommit=True))) as db:
+    with closing(_adapter(postgres_url)) as db:
         db.run("CREATE TABLE t (k INTEGER PRIMARY KEY)")
         for then in ("commit", "next statement"):
             db.begin("BEGIN")
@@ -402,7 +407,7 @@ async def test_an_update_whose_result_nobody_reads_goes_with_the_commit(
 
 
 def test_a_deferred_update_that_fails_is_raised_where_it_is_sent(postgres_url: str) -> None:
-    with closing(Connection(psycopg.connect(postgres_url, autocommit=True))) as db:
+    with closing(_adapter(postgres_url)) as db:
         db.run("CREATE TABLE t (k INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
         db.begin("BEGIN")
         assert db.execute("UPDATE t SET k = 1 WHERE k = ?", (2,)).fetchall() == []
@@ -415,3 +420,13 @@ def test_a_deferred_update_that_fails_is_raised_where_it_is_sent(postgres_url: s
         db.commit("COMMIT")
         db.execute("UPDATE t SET k = 5 WHERE k = 1")  # (outside a transaction: at once)
         assert db.execute("SELECT k FROM t").fetchall()[0]["k"] == 5
+
+
+def test_a_percent_sign_in_a_deferred_statement_is_not_a_placeholder(postgres_url: str) -> None:
+    with closing(_adapter(postgres_url)) as db:
+        db.run("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, '')")
+        db.begin("BEGIN")
+        db.execute("UPDATE t SET v = ? WHERE k = ?", ("100% done, %s %(k)s", 1))
+        found = db.execute("SELECT v FROM t WHERE k = ?", (1,)).fetchall()  # (with params)
+        db.commit("COMMIT")
+        assert found[0]["v"] == "100% done, %s %(k)s"

@@ -158,7 +158,10 @@ class Connection:
         statement's rows, None when it returns none."""
         begin, when_refused, pending = self._begin, self._when_refused, self._pending
         self._begin, self._when_refused, self._pending = None, None, []
-        sent = "; ".join(part for part in (begin, *pending, text) if part)
+        ahead = [part for part in (begin, *pending) if part]
+        if params is not None:  # (psycopg then reads a bound literal's % as a placeholder)
+            ahead = [part.replace("%", "%%") for part in ahead]
+        sent = "; ".join([*ahead, text] if text else ahead)
         try:
             with self.raw.cursor(row_factory=_row_factory) as cur:
                 cur.execute(sent, params)
