@@ -165,7 +165,7 @@ class TakenWorkstream:
             self.taken,
             worker=self.worker,
             host=self.host,
-            confirm=self._lease(bus).confirm,
+            lease=self._lease(bus),
         )
         await handoff.note_takeover(self.name, branch)
         run.handoff = handoff

@@ -7,15 +7,17 @@ its conversation or starts afresh.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
 from pathlib import Path
 
 from conductor import gitops, worktrees
 from conductor.bus import Bus
 from conductor.costs import spend_of
+from conductor.errors import ConductorError
 from conductor.events import EventKind, SessionRestarted
 from conductor.gates.remote import Fetcher
 from conductor.models import Assignment
+from conductor.remote.lease import HeldLease
 from conductor.run.accounting import Ledger
 from conductor.run.started import TurnHandoff
 
@@ -30,11 +32,11 @@ class WorkerHandoff(TurnHandoff):
         *,
         worker: str,
         host: str,
-        confirm: Callable[[], Awaitable[None]],
+        lease: HeldLease,
     ) -> None:
-        """`confirm`: the lease is still this worker's (else the workstream stops)."""
+        """`lease`: this worker's on the workstream, confirmed before what hands work on."""
         self.bus = bus
-        self.confirm = confirm
+        self.lease = lease
         self.ledger = ledger
         self.fetcher = fetcher
         self.taken = taken
@@ -55,9 +57,14 @@ class WorkerHandoff(TurnHandoff):
         head = await worktrees.head_of(tree, branch)
         if head is None:
             return
-        await self.confirm()
+        await self.lease.confirm()
         await worktrees.collect(self.fetcher.clone, tree, branch)
         await self.fetcher.push(branch, head)
+
+    async def may_end(self, name: str) -> bool:
+        with contextlib.suppress(ConductorError):
+            return await self.lease.renew()
+        return False  # the store cannot say: the next holder ends it
 
     async def opened(self, name: str, *, resume: str, restored: bool) -> None:
         if not self.takeover:

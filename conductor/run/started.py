@@ -50,6 +50,11 @@ class TurnHandoff:
     async def after_turn(self, name: str, tree: Path, branch: str) -> None:
         return None
 
+    async def may_end(self, name: str) -> bool:
+        """Whether this run may write the workstream's end (a worker that lost its lease
+        may not: the worker that took it over carries it on)."""
+        return True
+
     async def opened(self, name: str, *, resume: str, restored: bool) -> None:
         """A session asked to resume conversation `resume` was started (`restored`: it did)."""
         return None
