@@ -404,3 +404,19 @@ def test_a_url_is_pasted_without_its_password() -> None:
         "postgresql://h/d?sslmode=require"
     )
     assert without_password("/a/b.db") == "/a/b.db"
+
+
+def test_doctor_without_psycopg_asks_for_the_extra(repo: Path) -> None:
+    code = (
+        "import sys; sys.modules['psycopg'] = None; from conductor.cli import main;"
+        f" sys.argv = ['conductor', '--db', {NOWHERE!r}, 'doctor', '--json']; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, env=clean_env(), capture_output=True, text=True
+    )
+    checks = json.loads(done.stdout)["checks"]
+    database = next(c for c in checks if c["check"].startswith("database"))
+    assert (database["status"], database["fix"]) == (
+        "fail",
+        "pip install 'conductor-swarm[postgres]'",
+    )
