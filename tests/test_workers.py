@@ -402,6 +402,33 @@ async def test_max_parallel_holds_across_all_workers_and_none_takes_another_repo
     assert most == 1
 
 
+async def test_a_worker_paused_past_its_lease_finds_it_taken_over_and_stops(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    expected = await _one_host_tree(tmp_path)
+    async with _team(tmp_path, postgres_url) as (off, url, run):
+        first = await _worker(off, "w1", postgres_url, url)
+        second: anyio.abc.Process | None = None
+        try:
+            await _a_sleeps(postgres_url, run)
+            first.send_signal(signal.SIGSTOP)  # a paused VM, a cut network: silent, not dead
+            second = await _worker(off, "w2", postgres_url, url)
+            await _wait_for_event(postgres_url, "work.taken", "A", run, nth=2)
+            first.send_signal(signal.SIGCONT)
+            assert await _finish(run) == 0, _log(off, "run.log") + _log(off, "w2.log")
+            with anyio.fail_after(30):
+                while "lost (another worker took it over)" not in _log(off, "w1.log"):  # noqa: ASYNC110
+                    await anyio.sleep(0.1)
+        finally:
+            first.send_signal(signal.SIGCONT)
+            await _stop(first)
+            if second is not None:
+                await _stop(second)
+        ended = [s for who, k, s in await _events(postgres_url) if (who, k) == ("A", "work.ended")]
+        assert len(ended) == 1 and "on worker w2" in ended[0], ended  # w1 wrote no end of A
+        assert await _merged_tree(off, postgres_url) == expected
+
+
 async def test_the_runs_budget_holds_across_workers(tmp_path: Path, postgres_url: str) -> None:
     # One workstream at a time, and a budget A's first turn spends: nothing else may start.
     tight = QUICK.replace("max_parallel = 3", "max_parallel = 1") + "max_usd_per_run = 0.0001\n"
