@@ -14,30 +14,38 @@ of a file of its own; review `auto`, no checks, no jail) against the same stand-
             each with its own directory, HOME and Claude config, started and waiting before
             the run starts (as they would be) and stopped (SIGTERM) once it has ended.
 
-Measured per run, from the supervisor's start to its exit (wall):
-  - supervisor own: user + system seconds of the `conductor run` process itself, exact (read
-    from /proc/PID/stat once it has exited, before it is reaped: waitid(WNOWAIT));
-  - supervisor +kids: the same plus every child it reaped (git, and on one host the
-    sessions): cutime + cstime from the same read;
-  - sessions: CPU of the session CLIs (`claude` processes) and what they ran, sampled from
-    /proc every 0.1 s (a lower bound: the last tenth of a second of each is missed);
-  - supervisor w/o sessions: supervisor +kids minus the sessions it ran (on one host that
-    subtraction carries the sampling error; with workers it runs none, so it is exact);
-  - workers own / +kids: the same two numbers for the worker processes, summed, counted from
-    the run's start to their exit;
-  - servers: PostgreSQL's server (postmaster and its backends) and git daemon, same window;
-  - conductor: supervisor own + workers own, every conductor process's own CPU;
-  - all: everything above (supervisor +kids, workers +kids, servers);
-  - merged: the run ended finished with every workstream's file on its integration branch.
+Measured per run, wall from the supervisor's start to its exit; CPU seconds (user + system):
+  sup own    the `conductor run` process itself, exact (read from /proc/PID/stat once it has
+             exited, before it is reaped: waitid(WNOWAIT));
+  sup +kids  the same plus every child it reaped (git; on one host also the sessions):
+             cutime + cstime from the same read;
+  sup -sess  sup +kids minus the sessions it ran: the supervisor and its non-session children
+             (on one host the subtraction carries the sessions' sampling error; with workers
+             it runs none, so it is exact);
+  wrk own    the worker processes themselves, summed, from the run's start to their exit;
+  wrk +kids  the same plus what they reaped (their sessions, git);
+  sessions   the session CLIs (`claude` processes) and what they ran, wherever they ran,
+             sampled from /proc every 0.1 s (a lower bound: the last tenth of a second of
+             each is missed);
+  servers    PostgreSQL's server (postmaster and backends) and git daemon, same window;
+  conductor  sup own + wrk own: every conductor process's own CPU;
+  all        sup +kids + wrk +kids + servers;
+  machine    the whole machine's busy CPU in the window (to the workers' exit on that side):
+             all + the stand-in model + anything else running; load1 is the load average
+             as the run starts. Both say whether the machine was shared with other work;
+  merged     the run ended finished, every workstream's file on its integration branch.
 Medians over --repeat, the sides interleaved; then the ratios workers / one host.
 
 This machine has 2 cores: the workers, their sessions, PostgreSQL and the supervisor all
-share them, so the bench shows the supervisor's own load falling (its sessions, their hooks
-and bus tools run elsewhere), not a wall-time gain, which needs the workers on other hosts.
+share them, so no wall-time gain is to be had here (that needs the workers on other hosts).
+What the bench shows is where the CPU goes: the supervisor's process tree stops carrying
+the sessions (sup +kids falls to about a fifth), while its own process does not get cheaper
+(sup own rises: it waits on PostgreSQL and answers the workers' merge requests).
 
     .venv/bin/python bench/workers.py [--workstreams 8] [--workers 4] [--slots 2] [--repeat 1]
 
---workstreams 8 takes about a minute; --workstreams 32 about RUNTIME_32.
+--workstreams 8 takes about a minute per repeat; --workstreams 32 about three minutes per
+repeat (on this 2-core machine, unloaded).
 """
 
 from __future__ import annotations
@@ -89,6 +97,13 @@ def own_and_reaped(pid: int) -> tuple[float, float]:
     own = (int(fields[11]) + int(fields[12])) / TICK
     reaped = (int(fields[13]) + int(fields[14])) / TICK
     return own, reaped
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy since boot (every CPU, /proc/stat)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / TICK
 
 
 def _children() -> dict[int, list[int]]:
@@ -302,6 +317,8 @@ class Sample:
     workers_own: float = 0.0
     workers_tree: float = 0.0
     servers: float = 0.0
+    machine: float = 0.0
+    load: float = 0.0
     merged: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -320,6 +337,11 @@ class Sample:
     @property
     def all(self) -> float:
         return self.supervisor_tree + self.workers_tree + self.servers
+
+
+def _load() -> float:
+    """The machine's load average over the last minute, as a run starts."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 def fresh_repo(root: Path, n: int, parallel: int) -> Path:
@@ -367,7 +389,8 @@ def _merged(repo: Path, location: str, n: int) -> bool:
 def one_host(tmp: Path, env: dict[str, str], n: int, parallel: int) -> Sample:
     repo = fresh_repo(tmp, n, parallel)
     log = open(tmp / "run.log", "wb")  # noqa: SIM115 -- the child keeps its own copy
-    sample = Sample()
+    sample = Sample(load=_load())
+    busy = machine_busy()
     start = time.perf_counter()
     run = subprocess.Popen(
         [*CONDUCTOR, "run", "x", "--plan", "plan.json", "--no-live"],
@@ -379,6 +402,7 @@ def one_host(tmp: Path, env: dict[str, str], n: int, parallel: int) -> Sample:
     with SessionSampler({run.pid: "supervisor"}) as sessions:
         sample.supervisor_own, reaped = finish(run, timeout=60 * 60)
     sample.wall = time.perf_counter() - start
+    sample.machine = machine_busy() - busy
     sample.supervisor_tree = sample.supervisor_own + reaped
     sample.supervisor_sessions = sessions.total("supervisor")
     if run.returncode != 0:
@@ -435,6 +459,8 @@ def with_workers(
             before_workers = [own_and_reaped(p.pid) for p in started]
             before_servers = tree_cpu(pg.postmaster()) + tree_cpu(daemon)
             log = open(tmp / "run.log", "wb")  # noqa: SIM115 -- the child keeps its own copy
+            sample.load = _load()
+            busy = machine_busy()
             start = time.perf_counter()
             run = subprocess.Popen(
                 [*CONDUCTOR, "--db", db, "run", "x", "--plan", "plan.json", "--workers",
@@ -458,6 +484,7 @@ def with_workers(
                     sample.workers_tree += own + reaped - own0 - reaped0
                 sample.supervisor_sessions = sessions.total("supervisor")
                 sample.worker_sessions = sessions.total("workers")
+            sample.machine = machine_busy() - busy
             time.sleep(0.5)  # the workers' backends exit: their CPU goes to the postmaster
             sample.servers = tree_cpu(pg.postmaster()) + tree_cpu(daemon) - before_servers
         finally:
@@ -480,32 +507,38 @@ COLUMNS = [
     ("wall s", "wall"),
     ("sup own", "supervisor_own"),
     ("sup +kids", "supervisor_tree"),
-    ("sup w/o sess", "supervisor_without_sessions"),
-    ("workers own", "workers_own"),
-    ("workers +kids", "workers_tree"),
+    ("sup -sess", "supervisor_without_sessions"),
+    ("wrk own", "workers_own"),
+    ("wrk +kids", "workers_tree"),
     ("sessions", "sessions"),
     ("servers", "servers"),
     ("conductor", "conductor"),
     ("all", "all"),
+    ("machine", "machine"),
+    ("load1", "load"),
 ]
+WIDTH = 10
 
 
 def table(n: int, workers: int, slots: int, results: dict[str, list[Sample]]) -> None:
     print(
-        f"\n{n} workstreams, {workers * slots} sessions at once ({workers} workers x {slots}"
-        f" slots); CPU seconds (user + system); median of {len(results['one host'])};"
-        f" {os.cpu_count()} cores shared by everything"
+        f"\n{n} workstreams, {workers * slots} sessions at once (one host: max_parallel"
+        f" {workers * slots}; workers: {workers} x {slots} slots); seconds (CPU: user + system);"
+        f" median of {len(results['one host'])}; {os.cpu_count()} cores shared by everything"
+        " (workers, sessions, PostgreSQL, supervisor, and whatever else runs on the machine:"
+        " compare all with machine, and see load1)"
     )
-    print(f"{'':10s}" + "".join(f"{h:>14s}" for h, _ in COLUMNS) + f"{'merged':>9s}")
+    print(f"{'':9s}" + "".join(f"{h:>{WIDTH}s}" for h, _ in COLUMNS) + f"{'merged':>8s}")
     for side, samples in results.items():
-        cells = "".join(f"{_median(samples, a):14.2f}" for _, a in COLUMNS)
+        cells = "".join(f"{_median(samples, a):{WIDTH}.2f}" for _, a in COLUMNS)
         merged = f"{sum(s.merged for s in samples)}/{len(samples)}"
-        print(f"{side:10s}{cells}{merged:>9s}")
+        print(f"{side:9s}{cells}{merged:>8s}")
     ratios = []
     for _, attr in COLUMNS:
         one, many = _median(results["one host"], attr), _median(results["workers"], attr)
-        ratios.append(f"{many / one:13.2f}x" if one > 0.005 else f"{'-':>14s}")
-    print(f"{'ratio':10s}" + "".join(ratios))
+        shown = attr != "load" and one > 0.005
+        ratios.append(f"{many / one:{WIDTH - 1}.2f}x" if shown else f"{'-':>{WIDTH}s}")
+    print(f"{'workers/1':9s}" + "".join(ratios))
     for samples in results.values():
         for s in samples:
             for note in s.notes:
