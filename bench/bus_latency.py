@@ -7,7 +7,11 @@ It starts a PostgreSQL server of its own as tests/postgres.py does (initdb and p
 temporary directory, as the `postgres` user when run as root, a unix socket only, fsync off)
 and removes it afterwards. SQLite's database is a file in a temporary directory.
 
-    .venv/bin/python bench/bus_latency.py [--rounds 300] [--writers 1,4,8] [--each 200]
+    .venv/bin/python bench/bus_latency.py [--rounds 300] [--writers 1,4,8] [--each 100]
+                                          [--rtt 0.5]
+
+Over a network every round trip costs the hosts' round-trip time: `--rtt` adds it to each of
+PostgreSQL's (in the latency table; the `trips` column is what it multiplies).
 """
 
 from __future__ import annotations
@@ -112,15 +116,18 @@ async def opened(location: str) -> AsyncIterator[Store | PostgresStore]:
 
 class RoundTrips:
     """Counts the round trips PostgreSQL's store makes: each sends one query (one or several
-    statements) through a cursor of its own."""
+    statements) through a cursor of its own. With `rtt` (seconds), each also waits that
+    long: the network between hosts, which a unix socket on this machine does not have."""
 
-    def __init__(self, store: PostgresStore) -> None:
+    def __init__(self, store: PostgresStore, rtt: float = 0.0) -> None:
         self.count = 0
         raw = store._pg.raw
         plain_cursor = raw.cursor
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
+            if rtt:
+                time.sleep(rtt)
             return plain_cursor(*args, **kwargs)
 
         raw.cursor = counted  # type: ignore[method-assign]
@@ -193,7 +200,7 @@ def operations(bus: Bus, root: Path) -> dict[str, tuple[Op | None, Op]]:
 Timings = dict[str, tuple[list[float], float]]  # per operation: seconds each, round trips each
 
 
-async def measure(location: str, root: Path, rounds: int) -> tuple[Timings, str]:
+async def measure(location: str, root: Path, rounds: int, rtt: float) -> tuple[Timings, str]:
     """Each operation `rounds` times on a fresh run of the store at `location`."""
     async with opened(location) as store:
         bus = await create_run(
@@ -204,7 +211,7 @@ async def measure(location: str, root: Path, rounds: int) -> tuple[Timings, str]
             base_commit=None,
             sessions=[(n, "") for n in SESSIONS],
         )
-        trips = RoundTrips(store) if isinstance(store, PostgresStore) else None
+        trips = RoundTrips(store, rtt) if isinstance(store, PostgresStore) else None
         found: Timings = {}
         for name, (before, op) in operations(bus, root).items():
             for i in range(min(20, rounds)):  # warm up
@@ -297,12 +304,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300, help="timed calls per operation")
     parser.add_argument("--writers", default="1,4,8", help="concurrent writer processes")
     parser.add_argument("--each", type=int, default=100, help="rounds per writer process")
+    parser.add_argument(
+        "--rtt",
+        type=float,
+        default=0.0,
+        help="ms of network to add to each PostgreSQL round trip (latency table only)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, postgres_server() as url:
         root = Path(tmp)
         sqlite_db = str(root / "bench.db")
-        lite, lite_run = anyio.run(measure, sqlite_db, root, args.rounds)
-        pg, pg_run = anyio.run(measure, url, root, args.rounds)
+        lite, lite_run = anyio.run(measure, sqlite_db, root, args.rounds, 0.0)
+        pg, pg_run = anyio.run(measure, url, root, args.rounds, args.rtt / 1000)
         report(lite, pg)
         print()
         print(f"{'writers':>7} {'sqlite ops/s':>13} {'postgres ops/s':>15}")
