@@ -47,11 +47,6 @@ class Workspace:
     cwd: Path
 
     @property
-    def db_path(self) -> str:
-        """The old name of `location` (it was a Path before PostgreSQL): `location`."""
-        return self.location
-
-    @property
     def sqlite_file(self) -> Path | None:
         """The SQLite database's file; None when the database is a PostgreSQL server."""
         return None if is_url(self.location) else Path(self.location)

@@ -420,3 +420,24 @@ def test_doctor_without_psycopg_asks_for_the_extra(repo: Path) -> None:
         "fail",
         "pip install 'conductor-swarm[postgres]'",
     )
+
+
+def test_a_printed_command_names_a_url_without_its_password(
+    cli: Cli, repo: Path, tmp_path: Path
+) -> None:
+    plan = {"workstreams": [{"id": "A", "name": "a", "task": "a.py", "owns": ["a.py"]}]}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    url = "postgresql://u:s3cret@db.internal/team"
+    argv = ["--db", url, "run", "x", "--plan-only", "--plan", str(tmp_path / "plan.json")]
+    printed = cli.ok(*argv).out
+    assert "--db postgresql://u@db.internal/team run x --plan" in printed
+    assert "s3cret" not in printed
+
+
+def test_a_database_conductor_finds_by_itself_is_not_named_in_a_hint(repo: Path) -> None:
+    from conductor.cli.hints import db_unless_default
+
+    assert db_unless_default(str(repo / SQLITE_DEFAULT), repo) is None
+    configure(repo, 'db = "postgresql://h/team"\n')
+    assert db_unless_default("postgresql://h/team", repo) is None
+    assert db_unless_default(str(repo / SQLITE_DEFAULT), repo) == str(repo / SQLITE_DEFAULT)

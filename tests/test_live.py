@@ -350,7 +350,7 @@ async def test_a_review_request_and_verdict_are_one_line_each(bus: Bus) -> None:
 
 
 class _IdleStore:
-    path = Path("/repo/.conductor/conductor.db")  # the run's default database
+    location = "/repo/.conductor/conductor.db"  # the run's default database
 
     async def keep_checkpointed(self) -> None:
         await anyio.sleep_forever()

@@ -54,11 +54,6 @@ class BusBase:
         password in PGPASSWORD or ~/.pgpass)."""
         return without_password(self.store.location)
 
-    @property
-    def db_path(self) -> str:
-        """The old name of `db_location` (it was a Path before PostgreSQL)."""
-        return self.db_location
-
     def now(self) -> float:
         """The store's clock (injectable in tests): what every stored time is read from."""
         return self.store.clock()

@@ -90,12 +90,6 @@ def database_location(store: Storage) -> str:
     return store.location
 
 
-def database_path(store: Storage) -> Path:
-    """`database_location` as a path, for a SQLite store (the hints compare it with the
-    repository's own file); for a URL, not a path at all: use `database_location`."""
-    return Path(store.location)
-
-
 async def keep_checkpointed(store: Storage) -> None:
     """Run as a task by a long-lived process (the supervisor): the storage's housekeeping."""
     await store.keep_checkpointed()

@@ -16,7 +16,9 @@ from importlib import metadata
 from pathlib import Path
 
 from conductor.cli.plumbing import DISTRIBUTION
-from conductor.workspace import DB_NAME, STATE_DIR
+from conductor.errors import ConductorError
+from conductor.store.interface import without_password
+from conductor.workspace import default_location
 
 
 def conductor_argv() -> list[str]:
@@ -39,11 +41,14 @@ def conductor_argv() -> list[str]:
     return python
 
 
-def command(*args: str | Path, db: Path | None = None, cd: Path | None = None) -> str:
+def command(*args: str | Path, db: str | Path | None = None, cd: Path | None = None) -> str:
     """`conductor ARGS` for a POSIX shell, every word quoted as needed; `db`: a database
-    that is not where conductor looks by default; `cd`: the directory to run it in."""
+    that is not where conductor looks by default (a file's path or a URL, printed without
+    its password: libpq reads that from PGPASSWORD or ~/.pgpass); `cd`: the directory to
+    run it in."""
     first, *rest = conductor_argv()
-    words = [*rest, *(["--db", str(db)] if db is not None else []), *map(str, args)]
+    named = ["--db", without_password(str(db))] if db is not None else []
+    words = [*rest, *named, *map(str, args)]
     line = " ".join([_word(first), *(shlex.quote(w) for w in words)])
     return f"cd {shlex.quote(str(cd))} && {line}" if cd is not None else line
 
@@ -61,7 +66,12 @@ def _word(first: str) -> str:
     return shlex.quote(first)
 
 
-def db_unless_default(db: Path, repo: Path) -> Path | None:
-    """`db` when it is not the repository's own (`.conductor/conductor.db`): a command on the
-    same run must then be told where it is."""
-    return None if db == repo / STATE_DIR / DB_NAME else db
+def db_unless_default(db: str, repo: Path) -> str | None:
+    """`db` (a store's location) when it is not the one conductor finds in `repo` by itself
+    (conductor.toml's `db`, else `.conductor/conductor.db`): a command on the same run must
+    then be told where it is."""
+    try:
+        found = default_location(repo)
+    except ConductorError:  # (a conductor.toml it cannot read: name the database)
+        return db
+    return None if db == found else db

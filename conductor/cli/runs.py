@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,7 +32,7 @@ from conductor.jail import (
     unavailable_reason,
 )
 from conductor.models import Event
-from conductor.workspace import Workspace
+from conductor.workspace import Workspace, database_location
 
 if TYPE_CHECKING:
     from conductor.config import Config
@@ -170,10 +169,10 @@ def resume(
     _report(summary, json_, db=_db_option(g))
 
 
-def _db_option(g: Globals) -> Path | None:
+def _db_option(g: Globals) -> str | None:
     """The database `--db` named, for a hint to name it too (CONDUCTOR_DB, being in the
     environment, is still there when the hint is pasted)."""
-    return Path(os.path.abspath(os.path.expanduser(g.db))) if g.db else None
+    return database_location(g.db) if g.db else None
 
 
 async def _supervise(
@@ -198,7 +197,7 @@ async def _supervise(
     )
 
 
-def _report(summary: RunSummary, json_: bool, *, db: Path | None) -> None:
+def _report(summary: RunSummary, json_: bool, *, db: str | None) -> None:
     resume = hints.command("resume", summary.run_id, db=db)
     if json_:
         print_json({**dataclasses.asdict(summary), "ok": summary.ok})

@@ -61,7 +61,7 @@ def init(
         if ws.tree_root is not None:
             base_ref = await gitops.current_branch(ws.tree_root)
             base_commit = await gitops.try_rev_parse("HEAD", ws.tree_root)
-        async with open_store(ws.db_path) as store:
+        async with open_store(ws.location) as store:
             bus = await create_run(
                 store,
                 goal=goal,

@@ -15,7 +15,7 @@ import signal
 import anyio
 from rich.console import Console
 
-from conductor.bus import database_path, keep_checkpointed
+from conductor.bus import database_location, keep_checkpointed
 from conductor.cli import hints
 from conductor.cli.plumbing import EXIT_INTERRUPTED
 from conductor.errors import ConductorError
@@ -98,5 +98,5 @@ async def _on_signals(supervisor: Supervisor, console: Console) -> None:
 def _command(supervisor: Supervisor, *args: str) -> str:
     """A command on the supervisor's run, to paste (see hints.py)."""
     return hints.command(
-        *args, db=hints.db_unless_default(database_path(supervisor.store), supervisor.repo)
+        *args, db=hints.db_unless_default(database_location(supervisor.store), supervisor.repo)
     )

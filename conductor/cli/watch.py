@@ -31,7 +31,7 @@ def list_runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
 
     async def go() -> list[dict[str, Any]]:
         ws = await locate(Path.cwd(), g.db)
-        async with Store.open(ws.db_path, create=False) as store:
+        async with Store.open(ws.location, create=False) as store:
             rows = []
             for run in await stored_runs(store):
                 bus = Bus(store, run)
@@ -70,7 +70,7 @@ def show_run(
 
     async def go() -> tuple[Run, str, list[dict[str, Any]]]:
         ws = await locate(Path.cwd(), g.db)
-        async with Store.open(ws.db_path, create=False) as store:
+        async with Store.open(ws.location, create=False) as store:
             bus = await open_run(store, run or g.run)
             state = await bus.seen_state()
             sessions = await bus.sessions()
@@ -144,7 +144,7 @@ def logs(
 
     async def go() -> None:
         ws = await locate(Path.cwd(), g.db)
-        async with Store.open(ws.db_path, create=False) as store:
+        async with Store.open(ws.location, create=False) as store:
             bus: Bus = await open_run(store, run or g.run)
             after = 0
             while True:

@@ -115,7 +115,7 @@ async def start_run(
     if asked.plan_only:
         return Launched(plan, target, None)
     remote = "origin" if "origin" in await gitops.remotes(repo) else None
-    async with Store.open(ws.db_path) as store:
+    async with Store.open(ws.location) as store:
         supervisor = Supervisor(
             repo,
             store,
@@ -136,7 +136,7 @@ async def resume_run(run_id: str | None, *, cwd: Path, db: str | None, drive: Dr
     ws = await locate(cwd, db)
     if ws.repo_root is None:
         raise InvalidInput("conductor resume works inside the run's git repository")
-    async with Store.open(ws.db_path, create=False) as store:
+    async with Store.open(ws.location, create=False) as store:
         supervisor = await Supervisor.for_run(ws.repo_root, store, run_id, env={})
         need_credentials(supervisor.config.env)
         assert supervisor.run_id is not None
