@@ -34,6 +34,8 @@ CONFIG_NAME = "conductor.toml"
 DB_KEY = "db"
 # In the environment of every supervised session (and all it runs): the run it belongs to.
 SUPERVISED_ENV = "CONDUCTOR_SUPERVISED"
+# Beside it: the conductor process (supervisor or worker) that started it (`leftovers`).
+OWNER_ENV = "CONDUCTOR_OWNER"
 NAMED_AT_MOST = 5  # uncommitted paths named in a refusal; the rest are counted
 
 

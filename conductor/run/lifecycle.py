@@ -21,7 +21,7 @@ from conductor.errors import ConductorError, InvalidInput, LockHeld, MachineFaul
 from conductor.events import EventKind, LeftoversEnded
 from conductor.gates import MergeGate
 from conductor.jail import jails_supported
-from conductor.leftovers import end_leftovers
+from conductor.leftovers import end_leftovers, orphaned
 from conductor.models import AUTO_REVIEWER, HUMAN_REVIEWER, Event, Lease, RunState, SessionKind
 from conductor.plan import Plan
 from conductor.run import replay
@@ -114,10 +114,11 @@ async def prepare(run: StartedRun, *, resuming: bool) -> None:
 
 
 async def _pick_up(run: StartedRun) -> None:
-    """A resumed run: the processes a killed supervisor left ended, the run active again,
+    """A resumed run: the processes a killed supervisor left ended (those whose owner is
+    gone: never a live worker's on this host, `conductor.leftovers`), the run active again,
     and what the workstreams did before counted from the events."""
     bus = run.bus
-    leftovers = await end_leftovers(bus.run_id)
+    leftovers = await end_leftovers(bus.run_id, whose=orphaned)
     if leftovers:
         await bus.record(
             None,

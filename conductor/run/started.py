@@ -23,6 +23,7 @@ from conductor.config import Config
 from conductor.errors import MachineFault
 from conductor.events import EventKind, SessionRestarted, SessionTidied
 from conductor.gates import MergeGate
+from conductor.leftovers import owner_marker
 from conductor.paths import covers
 from conductor.plan import Plan, Workstream
 from conductor.prompts import Prompts
@@ -31,7 +32,7 @@ from conductor.run.control import Control
 from conductor.run.sharing import IntegrationShare
 from conductor.run.summary import Outcome
 from conductor.session import SessionConfig, worker_config
-from conductor.workspace import STATE_DIR, SUPERVISED_ENV
+from conductor.workspace import OWNER_ENV, STATE_DIR, SUPERVISED_ENV
 
 
 class TurnHandoff:
@@ -115,6 +116,7 @@ class StartedRun:
             "CONDUCTOR_DB": self.bus.session_db,
             "CONDUCTOR_INTEGRATION_BRANCH": self.gate.branch,
             SUPERVISED_ENV: self.run_id,
+            OWNER_ENV: owner_marker(),  # this process's: only it ends what the session leaves
         }
         private = self.repo / STATE_DIR / "sessions" / self.run_id / name
         return replace(

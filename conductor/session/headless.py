@@ -30,7 +30,7 @@ from conductor.costs import CostMeter, restored_total
 from conductor.credentials import login_for_session
 from conductor.errors import ConductorError
 from conductor.events import COST_KEY, EventKind, PromptSent, SessionFailed
-from conductor.leftovers import end_leftovers
+from conductor.leftovers import anyones, end_leftovers, owned_by
 from conductor.models import Review, SessionStatus
 from conductor.session.config import SessionConfig, TurnResult
 from conductor.session.hooks import Owners, ToolHooks
@@ -38,7 +38,7 @@ from conductor.session.options import jailed_cli, sdk_options
 from conductor.session.stream import describe, payload, turn_result
 from conductor.text import one_line
 from conductor.tools import coordination_server
-from conductor.workspace import SUPERVISED_ENV
+from conductor.workspace import OWNER_ENV, SUPERVISED_ENV
 
 DISCONNECT_TIMEOUT = 15.0
 # What the CLI says when asked to resume a conversation its transcript does not hold.
@@ -178,11 +178,14 @@ class HeadlessSession:
 
     async def _clean_up(self) -> None:
         """What the CLI started and left (killed, it closes nothing: the sandbox's proxies),
-        and its temporary dir."""
+        and its temporary dir. Only this process's: another conductor process on this host
+        (a worker that took this workstream over) may run a session of the same name."""
         run = self.config.env.get(SUPERVISED_ENV)
         if run is not None:
+            marker = self.config.env.get(OWNER_ENV)
+            whose = anyones if marker is None else owned_by(marker)  # unmarked: as before
             with anyio.CancelScope(shield=True):
-                await end_leftovers(run, self.name)
+                await end_leftovers(run, self.name, whose=whose)
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
