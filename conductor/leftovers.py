@@ -64,15 +64,20 @@ def _start_time(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
-@functools.cache
-def _owner_of(pid: int) -> str:
+def marker_of(pid: int) -> str:
+    """The owner marker of this host's process `pid`."""
     start = _start_time(pid) or secrets.token_hex(8)  # no /proc: nothing is found anyway
     return f"{socket.gethostname()}:{pid}:{start}"
 
 
 def owner_marker() -> str:
     """This conductor process's marker, for the processes it starts (`OWNER_ENV`)."""
-    return _owner_of(os.getpid())  # by pid: a forked child is another owner
+    return _own_marker(os.getpid())  # by pid: a forked child is another owner
+
+
+@functools.cache
+def _own_marker(pid: int) -> str:
+    return marker_of(pid)
 
 
 def owner_alive(marker: str) -> bool:
