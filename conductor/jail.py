@@ -15,6 +15,11 @@ Two layers, each sound alone (see the README's enforcement model):
 
 Merge checks and setup commands, which run code a session wrote, go through the same jail
 with only their own tree writable (they keep the network: a check may need a service).
+
+Neither a session nor a command gets what logs in to a PostgreSQL server (the bus's, with the
+bus in PostgreSQL): no `PG...` variable, no `CONDUCTOR_DB` holding a password, and the files
+libpq reads a password or a client key from shown empty in the jail. What a session can read,
+it can commit, and its worker pushes that and the gate merges it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import pwd
 import shlex
 import shutil
 import stat
@@ -60,6 +66,14 @@ CREDENTIAL_NAMES = frozenset(
 )
 
 
+# What libpq reads to reach and log in to a server: every variable named `PG...` (PGPASSWORD,
+# PGPASSFILE, PGSERVICE, PGSERVICEFILE, PGUSER, PGHOST, PGSSLKEY, ...; libpq reads no other
+# spelling), and conductor's own CONDUCTOR_DB, whose URL may hold the password.
+DATABASE_PREFIX = "PG"
+DATABASE_NAMES = frozenset({"CONDUCTOR_DB"})
+DEBIAN_SYSCONFDIR = Path("/etc/postgresql-common")  # libpq's pg_service.conf on Debian
+
+
 class SandboxUnavailable(ConductorError):
     """The platform cannot give sessions the OS boundary (and conductor.toml did not say
     `sandbox = false`)."""
@@ -75,6 +89,8 @@ class Jail:
     shown: tuple[tuple[Path, Path], ...] = ()
     chdir: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    unset: tuple[str, ...] = ()  # variables taken out of the environment inside
+    hidden: tuple[Path, ...] = ()  # files shown empty inside (those that exist)
     network: bool = True  # a session's CLI must reach the model API; conductor's git need not
     # A process namespace of its own with a fresh /proc: it sees and signals nothing of
     # conductor's, and everything in it dies with it. Not for a session's CLI: Claude Code's
@@ -115,6 +131,11 @@ class Jail:
                 args += ["--ro-bind", str(path), str(path)]
         for outside, inside in self.shown:
             args += ["--ro-bind", str(outside), str(inside)]
+        hidden = [p for p in self.hidden if p.is_file()]
+        for path in hidden:  # after the writable binds: a file inside one is hidden too
+            args += ["--ro-bind", str(empty_file()), str(path)]
+        for name in self.unset:
+            args += ["--unsetenv", name]
         for key, value in self.env.items():
             args += ["--setenv", key, value]
         if self.chdir is not None:
@@ -129,11 +150,15 @@ def session_jail(
     *,
     writes_tree: bool = True,
     login: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Jail:
     """A session's jail: its worktree (with its own repository, less what git runs or
     trusts), its Claude config dir and its temporary dir are all it can write. A reviewer
     (`writes_tree=False`) reads its author's tree and writes none of it. `login`: the user's
-    Claude Code credentials file, shown read-only where the CLI looks (credentials.py)."""
+    Claude Code credentials file, shown read-only where the CLI looks (credentials.py).
+    `env`: what the CLI is started with over this process's environment (the SDK's merge):
+    no database variable of either reaches inside, no password file either names is read."""
+    started = {**os.environ, **(env or {})}
     git_dir = worktree / ".git"
     shown: tuple[tuple[Path, Path], ...] = ()
     if login is not None:
@@ -149,6 +174,9 @@ def session_jail(
         shown=shown,
         chdir=worktree,
         env={"TMPDIR": str(tmp)},
+        # (CONDUCTOR_DB stays: the CLI is started with the session's own, password-free)
+        unset=tuple(n for n in database_names(started) if n.startswith(DATABASE_PREFIX)),
+        hidden=database_secret_files(started),
         own_processes=False,
     )
 
@@ -182,7 +210,14 @@ def command_jail(tree: Path, tmp: Path) -> Jail:
         writable, protected = (tree, tmp), (git,)
     else:  # a session's own repository: pinned in place, its config and hooks read-only
         writable, protected = (tree, *_pinned(git), tmp), tuple(git / p for p in GIT_PROTECTED)
-    return Jail(writable=writable, read_only=protected, chdir=tree, env={"TMPDIR": str(tmp)})
+    return Jail(
+        writable=writable,
+        read_only=protected,
+        chdir=tree,
+        env={"TMPDIR": str(tmp)},
+        unset=database_names(os.environ),
+        hidden=database_secret_files(os.environ),
+    )
 
 
 # The longest temporary folder the sessions' sockets still fit under: the CLI's sandbox adds
@@ -214,6 +249,28 @@ def short_tmp(owner: Path) -> Path:
     return path
 
 
+def empty_file() -> Path:
+    """An empty file no one can write, to show in place of a secret one: a regular file, so
+    libpq reads nothing from it rather than warning (a device bound in a user namespace
+    cannot even be opened). Made once per user under the temporary folder; one found there
+    that is not ours, not a plain empty file or writable gives way to a fresh one."""
+    path = _short_tmp_root() / f"conductor-empty-{os.geteuid()}"
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444))
+    found = os.lstat(path)
+    if (
+        stat.S_ISREG(found.st_mode)
+        and found.st_uid == os.geteuid()
+        and found.st_size == 0
+        and not found.st_mode & 0o222
+    ):
+        return path
+    fd, fresh = tempfile.mkstemp(prefix="conductor-empty-", dir=_short_tmp_root())
+    os.close(fd)
+    os.chmod(fresh, 0o444)
+    return Path(fresh)
+
+
 def write_cli_wrapper(jail: Jail, cli: Path, path: Path) -> Path:
     """An executable that starts the real CLI inside the jail, for the SDK's `cli_path`
     (the SDK starts `cli_path ARGS...`). It lives outside the worktree, so the session
@@ -240,12 +297,43 @@ def bundled_cli() -> Path:
 
 
 def scrubbed_env(env: Mapping[str, str]) -> dict[str, str]:
-    """`env` without the model API's credentials."""
+    """`env` without the model API's credentials and without what logs in to a database."""
     return {
         k: v
         for k, v in env.items()
-        if not k.startswith(CREDENTIAL_PREFIXES) and k not in CREDENTIAL_NAMES
+        if not k.startswith(CREDENTIAL_PREFIXES)
+        and k not in CREDENTIAL_NAMES
+        and not is_database_variable(k)
     }
+
+
+def is_database_variable(name: str) -> bool:
+    """Whether libpq (or conductor, CONDUCTOR_DB) reads `name` to reach or log in to a
+    PostgreSQL server."""
+    return name.startswith(DATABASE_PREFIX) or name in DATABASE_NAMES
+
+
+def database_names(*envs: Mapping[str, str]) -> tuple[str, ...]:
+    """The database variables set in any of `envs`, sorted."""
+    return tuple(sorted({k for env in envs for k in env if is_database_variable(k)}))
+
+
+def database_secret_files(env: Mapping[str, str]) -> tuple[Path, ...]:
+    """The files libpq may read a password or a client key from, as `env` (a process's
+    environment) names them or by default: the password file (PGPASSFILE, `~/.pgpass`), the
+    service files (PGSERVICEFILE, `~/.pg_service.conf`, the system one), the client key
+    (PGSSLKEY, `~/.postgresql/postgresql.key`). Those that exist, to be shown empty."""
+    homes = {Path(env["HOME"])} if env.get("HOME") else set()
+    with contextlib.suppress(KeyError):  # libpq before 15 asks passwd, not HOME
+        homes.add(Path(pwd.getpwuid(os.getuid()).pw_dir))
+    named = ("PGPASSFILE", "PGSERVICEFILE", "PGSSLKEY")
+    found = [Path(env[k]) for k in named if env.get(k)]
+    for home in sorted(homes):
+        found += [home / n for n in (".pgpass", ".pg_service.conf", ".postgresql/postgresql.key")]
+    sysconf = [Path(env["PGSYSCONFDIR"])] if env.get("PGSYSCONFDIR") else []
+    found += [d / "pg_service.conf" for d in (*sysconf, DEBIAN_SYSCONFDIR)]
+    unique = dict.fromkeys(p if p.is_absolute() else Path.cwd() / p for p in found)
+    return tuple(p for p in unique if p.is_file())
 
 
 def cli_sandbox(allowed_domains: Sequence[str] = ()) -> SandboxSettings:

@@ -12,6 +12,7 @@ import anyio
 import pytest
 import test_storage_conformance as conformance
 
+from conductor.bus import work as work_queue
 from conductor.models import RunState
 from conductor.store import Storage
 
@@ -63,14 +64,16 @@ async def test_a_renewed_lease_holds_and_a_lost_one_says_so(
 ) -> None:
     await storage.queue_assignment(RUN, "A")
     await storage.take_assignment("w1", host="h1", lease_seconds=LEASE)
-    assert await storage.renew_assignment(RUN, "A", "w1", lease_seconds=LEASE)
+    assert await storage.renew_assignment(RUN, "A", "w1", attempt=1, lease_seconds=LEASE)
     now = storage.clock()
     other.clock = lambda: now + LEASE + 1
     assert await other.take_assignment("w2", host="h2", lease_seconds=LEASE) is not None
     # w1 comes back from a pause: its lease is gone, and it cannot end what w2 holds
-    assert not await storage.renew_assignment(RUN, "A", "w1", lease_seconds=LEASE)
-    assert not await storage.end_assignment(RUN, "A", "w1", state="merged", outcome="{}")
-    assert await other.end_assignment(RUN, "A", "w2", state="merged", outcome='{"state": "merged"}')
+    assert not await storage.renew_assignment(RUN, "A", "w1", attempt=1, lease_seconds=LEASE)
+    assert not await storage.end_assignment(RUN, "A", "w1", attempt=1, state="merged", outcome="{}")
+    assert await other.end_assignment(
+        RUN, "A", "w2", attempt=2, state="merged", outcome='{"state": "merged"}'
+    )
     ended = await storage.assignment(RUN, "A")
     assert ended is not None and ended.state == "ended" and ended.outcome == '{"state": "merged"}'
 
@@ -80,7 +83,7 @@ async def test_queueing_again_leaves_a_held_one_and_requeues_an_ended_one(storag
     await storage.take_assignment("w1", host="h", lease_seconds=LEASE)
     again = await storage.queue_assignment(RUN, "A")
     assert (again.state, again.worker) == ("taken", "w1")
-    await storage.end_assignment(RUN, "A", "w1", state="failed", outcome="{}")
+    await storage.end_assignment(RUN, "A", "w1", attempt=1, state="failed", outcome="{}")
     requeued = await storage.queue_assignment(RUN, "A")
     assert (requeued.state, requeued.worker, requeued.outcome) == ("queued", None, None)
 
@@ -96,7 +99,7 @@ async def test_only_an_active_runs_work_is_taken(storage: Storage) -> None:
 async def test_taking_and_ending_are_events_of_the_workstream(storage: Storage) -> None:
     await storage.queue_assignment(RUN, "A")
     await storage.take_assignment("w1", host="h1", lease_seconds=LEASE)
-    await storage.end_assignment(RUN, "A", "w1", state="merged", outcome="{}")
+    await storage.end_assignment(RUN, "A", "w1", attempt=1, state="merged", outcome="{}")
     kinds = [e.kind for e in await storage.list_events(RUN, session="A")]
     assert kinds[-3:] == ["work.queued", "work.taken", "work.ended"]
 
@@ -134,3 +137,41 @@ async def test_a_worker_skips_the_runs_it_cannot_work_on(storage: Storage) -> No
     assert skipped is None
     taken = await storage.take_assignment("w2", host="h", lease_seconds=LEASE, skip_runs=["x"])
     assert taken is not None and taken.session == "A"
+
+
+async def test_a_lease_is_this_takings_not_the_workers_name(
+    storage: Storage, other: Storage
+) -> None:
+    """A worker restarted under the same name while the old process is only paused: when the
+    old one wakes, its renewals and its end are refused; the new taking holds."""
+    await storage.queue_assignment(RUN, "A")
+    await storage.take_assignment("w1", host="h", lease_seconds=LEASE)
+    now = storage.clock()
+    other.clock = lambda: now + LEASE + 1
+    again = await other.take_assignment("w1", host="h", lease_seconds=LEASE)
+    assert again is not None and again.attempt == 2
+    storage.clock = other.clock
+    assert not await storage.renew_assignment(RUN, "A", "w1", attempt=1, lease_seconds=LEASE)
+    assert not await storage.end_assignment(RUN, "A", "w1", attempt=1, state="failed", outcome="")
+    assert await other.renew_assignment(RUN, "A", "w1", attempt=2, lease_seconds=LEASE)
+
+
+async def test_idle_workers_asking_for_work_wake_nobody(storage: Storage, other: Storage) -> None:
+    """Asking for work when there is none is a read: it wakes no waiter (on PostgreSQL a
+    write NOTIFYs every connection, and two idle workers would wake each other forever)."""
+    woken_after: list[float] = []
+
+    async def waiter() -> None:
+        started = anyio.current_time()
+        await other.wait_for_change(1.0)
+        woken_after.append(anyio.current_time() - started)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await anyio.sleep(0.1)
+        for _ in range(20):
+            assert await work_queue.take(storage, "w1", host="h") is None
+    assert woken_after[0] >= 0.9
+    await storage.queue_assignment(RUN, "A")
+    assert await work_queue.take(storage, "w1", host="h", skip_runs=[RUN]) is None
+    assert await work_queue.take(storage, "w1", host="h") is not None

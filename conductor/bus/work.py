@@ -75,26 +75,38 @@ async def take(
     skip_runs: Sequence[str] = (),
 ) -> Assignment | None:
     """The next workstream waiting for a worker (or whose worker went silent), now `worker`'s;
-    none of `skip_runs` (runs of another repository than the worker's)."""
+    none of `skip_runs` (runs it cannot work on). Looked for first without taking the write
+    lock: idle workers ask often, and a write would wake every waiter (NOTIFY)."""
+    if not await store.takeable_assignment(skip_runs=tuple(skip_runs)):
+        return None
     return await store.take_assignment(
         worker, host=host, lease_seconds=lease_seconds, skip_runs=tuple(skip_runs)
     )
 
 
-async def renew(bus: Bus, name: str, worker: str, lease_seconds: float = LEASE_SECONDS) -> bool:
-    """False: the lease is no longer `worker`'s (it ran out and was taken over)."""
-    return await bus.store.renew_assignment(bus.run_id, name, worker, lease_seconds=lease_seconds)
+async def renew(bus: Bus, taken: Assignment, lease_seconds: float = LEASE_SECONDS) -> bool:
+    """False: the lease is no longer this taking's (it ran out and was taken over)."""
+    assert taken.worker is not None
+    return await bus.store.renew_assignment(
+        bus.run_id, taken.session, taken.worker, attempt=taken.attempt, lease_seconds=lease_seconds
+    )
 
 
-async def let_go(bus: Bus, name: str, worker: str) -> bool:
+async def let_go(bus: Bus, taken: Assignment) -> bool:
     """A worker that stops with the workstream unfinished (asked to, or its run stopped):
     its lease ends now, so the next worker takes it over without waiting it out."""
-    return await bus.store.renew_assignment(bus.run_id, name, worker, lease_seconds=0.0)
+    return await renew(bus, taken, 0.0)
 
 
-async def end(bus: Bus, name: str, worker: str, *, state: str, outcome: dict[str, Any]) -> bool:
+async def end(bus: Bus, taken: Assignment, *, state: str, outcome: dict[str, Any]) -> bool:
+    assert taken.worker is not None
     return await bus.store.end_assignment(
-        bus.run_id, name, worker, state=state, outcome=json.dumps(outcome)
+        bus.run_id,
+        taken.session,
+        taken.worker,
+        attempt=taken.attempt,
+        state=state,
+        outcome=json.dumps(outcome),
     )
 
 

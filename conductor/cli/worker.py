@@ -43,6 +43,14 @@ def worker(
         float,
         typer.Option("--lease", min=1.0, help="Seconds a silent worker keeps its workstreams."),
     ] = work_queue.LEASE_SECONDS,
+    allow_unsandboxed: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsandboxed",
+            help="Also run runs whose settings say sandbox = false (their sessions then run"
+            " on this host as you).",
+        ),
+    ] = False,
 ) -> None:
     """Run sessions of the runs in a shared database on this host, `--slots` at a time,
     until Ctrl-C (which lets their workstreams go to another worker at once)."""
@@ -57,6 +65,7 @@ def worker(
                 slots=slots,
                 worker_id=name,
                 lease_seconds=lease,
+                allow_unsandboxed=allow_unsandboxed,
                 say=lambda line: out.print(line, soft_wrap=True, markup=False, highlight=False),
             )
             out.print(

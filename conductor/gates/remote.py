@@ -20,9 +20,13 @@ import anyio
 from conductor import gitops
 from conductor.bus import Bus
 from conductor.bus import work as work_queue
+from conductor.errors import InvalidInput
 from conductor.gates.merge import MergeGate, MergeOutcome, MergeStatus
 
 ANSWER_POLL = 1.0  # how often a merge request's answer is looked for without a wake-up
+MERGE_TRIES = 4  # a merge refused for a moment's trouble (a fetch that failed) is asked again
+RETRY_SECONDS = 2.0
+TRANSPORT_TRIES = 3  # a fetch or push to the remote, before its failure counts
 
 
 def outcome_to_json(outcome: MergeOutcome) -> dict[str, Any]:
@@ -53,6 +57,17 @@ def outcome_from_json(data: dict[str, Any]) -> MergeOutcome:
     )
 
 
+async def _again_if_it_fails(args: list[str], cwd: Path) -> gitops.GitResult:
+    """git talking to the remote, tried again after a pause when it fails (a network's or
+    a server's moment of trouble); its last failure raised."""
+    for attempt in range(1, TRANSPORT_TRIES):
+        result = await gitops.git(args, cwd, check=False)
+        if result.returncode == 0:
+            return result
+        await anyio.sleep(RETRY_SECONDS * attempt)
+    return await gitops.git(args, cwd)
+
+
 class Fetcher:
     """git fetches and pushes between a worker's clone and the remote, one at a time (two
     at once in one repository would race for the same ref locks)."""
@@ -67,7 +82,7 @@ class Fetcher:
         remote is the truth); branch -> its commit, or None when the remote has none."""
         async with self._lock:
             found: dict[str, str | None] = {}
-            listed = await gitops.git(
+            listed = await _again_if_it_fails(
                 ["ls-remote", "--heads", self.remote, *(f"refs/heads/{b}" for b in branches)],
                 self.clone,
             )
@@ -77,7 +92,7 @@ class Fetcher:
             }
             wanted = [b for b in branches if b in there]
             if wanted:
-                await gitops.git(
+                await _again_if_it_fails(
                     [
                         "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", self.remote,
                         *(f"+refs/heads/{b}:refs/heads/{b}" for b in wanted),
@@ -92,7 +107,7 @@ class Fetcher:
         """`commit` as the remote's `branch` (forced: a session's branch is its own, and a
         worker that takes it over carries on from what was pushed last)."""
         async with self._lock:
-            await gitops.git(
+            await _again_if_it_fails(
                 ["push", "--quiet", "--force", self.remote, f"{commit}:refs/heads/{branch}"],
                 self.clone,
             )
@@ -138,16 +153,27 @@ class RemoteGate(MergeGate):
     ) -> MergeOutcome:
         """`commit` pushed as the remote's `branch`, merged by the supervisor's gate; its
         outcome, with the integration branch's new tip fetched into the clone."""
+        for attempt in range(1, MERGE_TRIES + 1):
+            answer = await self._ask(branch, commit, owners or {})
+            if "refused" not in answer:
+                outcome = outcome_from_json(answer)
+                break
+            if not answer.get("retry") or attempt == MERGE_TRIES:
+                raise InvalidInput(f"the merge gate refused {branch}: {answer['refused']}")
+            await anyio.sleep(RETRY_SECONDS * attempt)
+        await self.tip()  # its objects, for what the worker counts of the merge
+        return outcome
+
+    async def _ask(self, branch: str, commit: str, owners: dict[str, str]) -> dict[str, Any]:
+        """One merge request, its commit pushed first (the lease confirmed before): the
+        gate's answer."""
         bus = self.bus
         if self.confirm is not None:
             await self.confirm()
         await self.fetcher.push(branch, commit)
         asked = await work_queue.request_merge(
-            bus, self.session, branch=branch, commit=commit,
-            owners=dict(owners or {}), worker=self.worker,
-        )  # fmt: skip
+            bus, self.session, branch=branch, commit=commit, owners=owners, worker=self.worker
+        )
         while (answer := await work_queue.merge_answer(bus, asked)) is None:
             await bus.wait_for_change(ANSWER_POLL)
-        outcome = outcome_from_json(answer)
-        await self.tip()  # its objects, for what the worker counts of the merge
-        return outcome
+        return answer

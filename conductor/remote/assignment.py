@@ -26,6 +26,7 @@ from conductor.costs import spend_of
 from conductor.errors import ConductorError
 from conductor.gates import ReviewGate
 from conductor.gates.remote import Fetcher, RemoteGate
+from conductor.jail import unavailable_reason
 from conductor.models import Assignment, ReviewPolicy
 from conductor.plan import parse_plan
 from conductor.prompts import Prompts
@@ -40,9 +41,13 @@ from conductor.run.workstream import WorkstreamTask
 from conductor.store.interface import Storage
 from conductor.worktrees import session_branch
 
+RETRY_AFTER = 30.0  # seconds a worker leaves a run alone after failing to fetch for it
 
-class ForeignRun(ConductorError):
-    """A run of another repository than the worker's (its base commit is not in the clone)."""
+
+class NotForThisWorker(ConductorError):
+    """A run this worker must not run: another repository's (its base commit is not in the
+    clone), or one whose sessions run unsandboxed when the worker was not started with
+    --allow-unsandboxed, or sandboxed where this host cannot make the sandbox."""
 
 
 class TakenWorkstream:
@@ -58,7 +63,11 @@ class TakenWorkstream:
         worker: str,
         host: str | None = None,
         lease_seconds: float = work_queue.LEASE_SECONDS,
+        allow_unsandboxed: bool = False,
     ) -> None:
+        """`allow_unsandboxed`: the person who started the worker allows runs whose settings
+        say `sandbox = false` (their sessions and setup commands run on this host as its
+        user): a run's settings come from the database, not from them."""
         self.store = store
         self.fetcher = fetcher
         self.taken = taken
@@ -67,16 +76,21 @@ class TakenWorkstream:
         self.host = host or socket.gethostname()
         self.lease_seconds = lease_seconds
         self.control = Control()
+        self.allow_unsandboxed = allow_unsandboxed
         self.lease: HeldLease | None = None
-        self.foreign = ""  # why the run is not this worker's to run (another repository)
+        # Why the workstream was let go before its session began, and for how long this
+        # worker should not take that run again (None: never): the worker reads these.
+        self.left = ""
+        self.skip_for: float | None = None
 
     async def run(self) -> Outcome:
         bus = await open_run(self.store, self.taken.run_id)
         outcome = Outcome(self.name)
+        self._started: Outcome | None = None  # the workstream's outcome once it began
         try:
             with self.control.scope:
                 run = await self._rebuild(bus)
-                outcome = run.outcomes[self.name]
+                outcome = self._started = run.outcomes[self.name]
                 workstream = next(w for w in run.plan.workstreams if w.id == self.name)
                 reviews = ReviewGate(
                     bus,
@@ -90,10 +104,13 @@ class TakenWorkstream:
                     tg.start_soon(self._lease(bus).keep)
                     await WorkstreamTask(run, reviews, workstream)()
                     tg.cancel_scope.cancel()
-        except ForeignRun as e:
-            self.foreign = str(e)
-        except ConductorError as e:  # before its session began (a clone that cannot fetch)
-            outcome.state, outcome.detail = "failed", str(e)
+        except NotForThisWorker as e:
+            self.left, self.skip_for = str(e), None
+        except ConductorError as e:
+            if outcome is not self._started:  # before its session began: a fetch that failed
+                self.left, self.skip_for = f"{e}: let go for another worker", RETRY_AFTER
+            else:
+                outcome.state, outcome.detail = "failed", str(e)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._hand_back(bus, outcome)
@@ -110,7 +127,7 @@ class TakenWorkstream:
     def _lease(self, bus: Bus) -> HeldLease:
         if self.lease is None:
             self.lease = HeldLease(
-                bus, self.name, self.worker, seconds=self.lease_seconds, control=self.control
+                bus, self.taken, seconds=self.lease_seconds, control=self.control
             )
         return self.lease
 
@@ -131,10 +148,11 @@ class TakenWorkstream:
             into=spec.get("into"),
             confirm=self._lease(bus).confirm,
         )
+        self._may_run(bus.run_id, config.sandbox)
         await self.fetcher.fetch(gate.branch, branch)  # the tip, and what was pushed of it
         base = bus.run.base_commit
         if base and await gitops.try_rev_parse(f"{base}^{{commit}}", clone) is None:
-            raise ForeignRun(
+            raise NotForThisWorker(
                 f"run {bus.run_id} is not of this worker's repository: its base commit"
                 f" {base[:12]} is not in {clone}"
             )
@@ -171,19 +189,24 @@ class TakenWorkstream:
         run.handoff = handoff
         return run
 
+    def _may_run(self, run_id: str, sandboxed: bool) -> None:
+        """NotForThisWorker unless this worker may run the run's sessions as it says."""
+        if not sandboxed and not self.allow_unsandboxed:
+            raise NotForThisWorker(
+                f"run {run_id} runs its sessions unsandboxed (sandbox = false), and this worker"
+                " was not started with --allow-unsandboxed"
+            )
+        if sandboxed and (why := unavailable_reason()) is not None:
+            raise NotForThisWorker(f"run {run_id} needs the sandbox: {why}")
+
     async def _hand_back(self, bus: Bus, outcome: Outcome) -> None:
         """The end written to the assignment; a stopped one's lease let go instead."""
         with contextlib.suppress(ConductorError):
             if self.lost:
                 return
-            if self.foreign:  # for a worker of its own repository
-                await work_queue.let_go(bus, self.name, self.worker)
-                return
-            if self.control.stopping and outcome.state != "merged":
-                await work_queue.let_go(bus, self.name, self.worker)
+            if self.left or (self.control.stopping and outcome.state != "merged"):
+                await work_queue.let_go(bus, self.taken)  # for another worker, at once
                 return
             if outcome.state == "waiting":  # (an error the workstream's task did not catch)
                 outcome.state = "failed"
-            await work_queue.end(
-                bus, self.name, self.worker, state=outcome.state, outcome=asdict(outcome)
-            )
+            await work_queue.end(bus, self.taken, state=outcome.state, outcome=asdict(outcome))

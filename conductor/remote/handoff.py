@@ -42,12 +42,18 @@ class WorkerHandoff(TurnHandoff):
         self.taken = taken
         self.worker = worker
         self.host = host
+        self._said = False  # the taking is announced in the events once
 
     @property
-    def takeover(self) -> bool:
-        """This worker took the workstream over from another one that went silent."""
+    def taken_again(self) -> bool:
+        """Another taking of the workstream than its first: its last worker went silent or
+        let it go (by this worker's name too: a worker restarted under the same `--id`)."""
+        return self.taken.attempt > 1 and self.taken.previous_worker is not None
+
+    def _how_taken(self) -> str:
         previous = self.taken.previous_worker
-        return previous is not None and previous != self.worker
+        how = "again" if previous == self.worker else f"over from worker {previous}"
+        return f"taken {how} by worker {self.worker} on {self.host}"
 
     async def before_turn(self, name: str) -> None:
         bus = self.bus
@@ -61,20 +67,21 @@ class WorkerHandoff(TurnHandoff):
         await worktrees.collect(self.fetcher.clone, tree, branch)
         await self.fetcher.push(branch, head)
 
-    async def may_end(self, name: str) -> bool:
+    async def still_ours(self, name: str) -> bool:
         with contextlib.suppress(ConductorError):
             return await self.lease.renew()
         return False  # the store cannot say: the next holder ends it
 
     async def opened(self, name: str, *, resume: str, restored: bool) -> None:
-        if not self.takeover:
+        """Said once per taking (a restart of its CLI later in this taking is not one)."""
+        if not self.taken_again or self._said:
             return
-        previous = self.taken.previous_worker
+        self._said = True
         said = (
-            f"took over from worker {previous} on {self.host}: resumed its conversation {resume}"
+            f"{self._how_taken()}: resumed its conversation {resume}"
             if restored
-            else f"took over from worker {previous} on {self.host}: its conversation stayed"
-            " with that worker, so a fresh session starts, told what its branch holds"
+            else f"{self._how_taken()}: its conversation is not on this host, so a fresh"
+            " session starts, told what its branch holds"
         )
         await self.bus.record(
             name,
@@ -86,7 +93,7 @@ class WorkerHandoff(TurnHandoff):
     async def note_takeover(self, name: str, branch: str) -> None:
         """What a fresh session that took the workstream over is told first: who ran it, and
         the commits its branch holds already (fetched from the remote)."""
-        if not self.takeover:
+        if not self.taken_again:
             return
         base = self.bus.run.base_commit or "HEAD"
         clone = self.fetcher.clone
@@ -105,13 +112,11 @@ class WorkerHandoff(TurnHandoff):
             check=False,
         )
         held = listed.text if listed.returncode == 0 else ""
-        self.reattached = (
-            f"Worker {self.taken.previous_worker}, which ran your session, stopped answering:"
-            f" worker {self.worker} on {self.host} took your workstream over."
-        )
+        if self.taken.previous_worker != self.worker:  # (else the stop is what it is told)
+            self.reattached = f"Your workstream was {self._how_taken()}: its last one stopped."
         self.takeover_note = (
-            f"Your workstream was taken over from worker {self.taken.previous_worker}, and its"
-            " conversation stayed with that worker: this is a fresh session. "
+            f"Your workstream was {self._how_taken()}, and your conversation is not on this"
+            " host: this is a fresh session. "
             + (
                 f"Your branch {branch} already holds its commits:\n{held}\nBuild on them: check"
                 " `git status` and `git log`, then carry on with what is left."

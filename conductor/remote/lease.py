@@ -11,7 +11,7 @@ import anyio
 from conductor.bus import Bus
 from conductor.bus import work as work_queue
 from conductor.errors import ConductorError
-from conductor.models import RunState
+from conductor.models import Assignment, RunState
 from conductor.run.control import Control
 
 
@@ -20,18 +20,18 @@ class LeaseLost(ConductorError):
 
 
 class HeldLease:
-    def __init__(
-        self, bus: Bus, name: str, worker: str, *, seconds: float, control: Control
-    ) -> None:
+    def __init__(self, bus: Bus, taken: Assignment, *, seconds: float, control: Control) -> None:
+        """`taken`: the workstream as this worker took it (its attempt is the lease's token:
+        a worker of the same name that took it again later holds another one)."""
         self.bus = bus
-        self.name = name
-        self.worker = worker
+        self.taken = taken
+        self.name = taken.session
         self.seconds = seconds
         self.control = control
         self.lost = False
 
     async def renew(self) -> bool:
-        held = await work_queue.renew(self.bus, self.name, self.worker, self.seconds)
+        held = await work_queue.renew(self.bus, self.taken, self.seconds)
         self.lost = self.lost or not held
         return held
 

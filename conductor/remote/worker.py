@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,9 +59,11 @@ class Worker:
         slots: int = 1,
         worker_id: str | None = None,
         lease_seconds: float = work_queue.LEASE_SECONDS,
+        allow_unsandboxed: bool = False,
         say: Callable[[str], None] = lambda line: None,
     ) -> None:
-        """`say`: a line for the person who started the worker (what it took, how it ended)."""
+        """`say`: a line for the person who started the worker (what it took, how it ended).
+        `allow_unsandboxed`: runs with `sandbox = false` may run here (see TakenWorkstream)."""
         if slots < 1:
             raise InvalidInput("--slots must be at least 1")
         self.store = store
@@ -70,8 +73,11 @@ class Worker:
         self.host = socket.gethostname()
         self.id = worker_id or f"{self.host}-{os.getpid()}"
         self.lease_seconds = lease_seconds
+        self.allow_unsandboxed = allow_unsandboxed
         self.say = say
-        self.foreign_runs: set[str] = set()  # runs of another repository: never taken
+        # Runs this worker leaves alone: run -> until when (None: for good, as another
+        # repository's); a fetch that failed leaves its run to other workers for a while.
+        self.skipped: dict[str, float | None] = {}
         self.taken: dict[tuple[str, str], TakenWorkstream] = {}
         self.stopping = False
 
@@ -92,7 +98,7 @@ class Worker:
                                 self.id,
                                 host=self.host,
                                 lease_seconds=self.lease_seconds,
-                                skip_runs=sorted(self.foreign_runs),
+                                skip_runs=self._skipped(),
                             )
                             if got is not None:
                                 tg.start_soon(self._run, self._taking(fetcher, got))
@@ -117,6 +123,7 @@ class Worker:
             worker=self.id,
             host=self.host,
             lease_seconds=self.lease_seconds,
+            allow_unsandboxed=self.allow_unsandboxed,
         )
         self.taken[(got.run_id, got.session)] = taken  # at once: it fills a slot
         return taken
@@ -129,9 +136,10 @@ class Worker:
             if self.stopping:  # taken as the worker was asked to stop: let it go at once
                 await taken.stop()
             outcome = await taken.run()
-            if taken.foreign:
-                self.foreign_runs.add(got.run_id)
-                self.say(f"{taken.foreign}: left to other workers")
+            if taken.left:
+                until = None if taken.skip_for is None else time.monotonic() + taken.skip_for
+                self.skipped[got.run_id] = until
+                self.say(f"{taken.left}: left to other workers")
             elif taken.lost:
                 self.say(f"{taken.name} of run {got.run_id}: lost (another worker took it over)")
             elif taken.control.stopping and outcome.state != "merged":
@@ -141,6 +149,10 @@ class Worker:
                 self.say(f"{taken.name} of run {got.run_id}: {outcome.state}{detail}")
         finally:
             self.taken.pop((taken.taken.run_id, taken.name), None)
+
+    def _skipped(self) -> list[str]:
+        now = time.monotonic()
+        return sorted(r for r, until in self.skipped.items() if until is None or until > now)
 
     async def _alive(self) -> None:
         await work_queue.alive(

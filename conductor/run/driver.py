@@ -211,6 +211,9 @@ class SessionDriver:
         run = self.run
         if run.control.stopping:  # stop() interrupted it: interrupted, not failed
             return None, None
+        if not await run.handoff.still_ours(self.name):  # a worker that lost it: left as is
+            await run.control.stop()
+            return None, None
         await machine.probe(run.machine_folders(self.tree))  # a disk it died of?
         resume = (await self.bus.session(self.name)).sdk_session_id
         self.restarts += 1

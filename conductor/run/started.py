@@ -51,9 +51,9 @@ class TurnHandoff:
     async def after_turn(self, name: str, tree: Path, branch: str) -> None:
         return None
 
-    async def may_end(self, name: str) -> bool:
-        """Whether this run may write the workstream's end (a worker that lost its lease
-        may not: the worker that took it over carries it on)."""
+    async def still_ours(self, name: str) -> bool:
+        """Whether the workstream is still this run's to drive: to restart its session, to
+        write its end (a worker that lost its lease is not: the one that took it over is)."""
         return True
 
     async def opened(self, name: str, *, resume: str, restored: bool) -> None:

@@ -104,7 +104,7 @@ class WorkstreamTask:
             outcome.state = "failed"
         status = _ENDED_AS.get(outcome.state, SessionStatus.STOPPED)
         with anyio.CancelScope(shield=True):  # stop() cancels the run's tasks
-            if not await run.handoff.may_end(self.name):
+            if not await run.handoff.still_ours(self.name):
                 return
             await run.unless_the_machine(
                 run.bus.update(self.name, status=status, note=outcome.detail or None)

@@ -8,6 +8,8 @@ Code's Bash sandbox and, on Linux, the whole CLI runs in conductor's jail (see j
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from claude_agent_sdk import ClaudeAgentOptions, HookMatcher
@@ -17,6 +19,7 @@ from conductor.credentials import Login, token_env
 from conductor.jail import (
     bundled_cli,
     cli_sandbox,
+    database_names,
     jails_supported,
     session_jail,
     short_tmp,
@@ -24,7 +27,9 @@ from conductor.jail import (
 )
 from conductor.session.config import SessionConfig
 from conductor.session.hooks import JUDGED_TOOLS, ToolHooks
+from conductor.store.interface import without_password
 from conductor.tools import SERVER_NAME
+from conductor.workspace import DB_ENV
 
 
 def sdk_options(
@@ -43,6 +48,7 @@ def sdk_options(
     env["CLAUDE_CONFIG_DIR"] = str(config.config_dir)
     if cli_path is None:  # no jail to show it the login file in
         env.update(token_env(login))
+    env.update(database_env(config.env))
     return ClaudeAgentOptions(
         cwd=str(worktree),
         cli_path=cli_path,
@@ -68,6 +74,17 @@ def sdk_options(
     )
 
 
+def database_env(env: Mapping[str, str]) -> dict[str, str]:
+    """What the CLI's environment says of databases, over this process's own (the SDK starts
+    the CLI with `{**os.environ, **options.env}`, so a name left out would come through):
+    every libpq variable of either empty (the jail takes them out altogether), and
+    CONDUCTOR_DB the session's own without any password, else empty. The session's
+    environment is its model's to read and to commit; it has no use for a password."""
+    cleared = dict.fromkeys(database_names(os.environ, env), "")
+    cleared[DB_ENV] = without_password(env.get(DB_ENV, ""))
+    return cleared
+
+
 def jailed_cli(
     config: SessionConfig, worktree: Path, login: Login | None, *, writes_tree: bool
 ) -> tuple[Path, Path] | None:
@@ -85,6 +102,7 @@ def jailed_cli(
         tmp,
         writes_tree=writes_tree,
         login=login.path if login is not None else None,
+        env=config.env,
     )
     return write_cli_wrapper(jail, bundled_cli(), private / "cli"), tmp
 

@@ -11,6 +11,7 @@ side; here writers never do, so a plain select-and-update is exactly once on bot
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from conductor.events import EventKind, WorkChanged
 from conductor.models import Assignment, MergeRequest, WorkerInfo
@@ -64,6 +65,20 @@ def _worker(row: Row) -> WorkerInfo:
     )
 
 
+def _takeable(now: float, skip_runs: Sequence[str], columns: str) -> tuple[str, tuple[Any, ...]]:
+    """The query for the oldest assignment a worker may take now: of an active run, queued
+    or with its lease run out, and of none of `skip_runs`."""
+    skipped = ", ".join("?" for _ in skip_runs)
+    return (
+        f"SELECT {columns} FROM assignments a JOIN runs r ON r.id = a.run_id"
+        " WHERE r.state = 'active' AND (a.state = 'queued'"
+        " OR (a.state = 'taken' AND a.lease_until <= ?))"
+        + (f" AND a.run_id NOT IN ({skipped})" if skip_runs else "")
+        + " ORDER BY a.queued_at, a.run_id, a.session LIMIT 1",
+        (now, *skip_runs),
+    )
+
+
 class Work(SqliteBase):
     # ------------------------------------------------------------------------ workers
 
@@ -75,7 +90,8 @@ class Work(SqliteBase):
             "INSERT INTO workers (id, host, pid, slots, started_at, heartbeat_at)"
             " VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,"
-            " slots = excluded.slots, stopped_at = NULL",
+            " slots = excluded.slots, host = excluded.host, pid = excluded.pid,"
+            " stopped_at = NULL",
             (worker, host, pid, slots, now, now),
         )
 
@@ -127,16 +143,7 @@ class Work(SqliteBase):
         out (a takeover), now `worker`'s until `lease_seconds` from now unless renewed.
         `skip_runs`: runs this worker cannot work on (another repository's)."""
         now = self.clock()
-        skipped = ", ".join("?" for _ in skip_runs)
-        found = fetch(
-            db,
-            "SELECT a.run_id, a.session FROM assignments a JOIN runs r ON r.id = a.run_id"
-            " WHERE r.state = 'active' AND (a.state = 'queued'"
-            " OR (a.state = 'taken' AND a.lease_until <= ?))"
-            + (f" AND a.run_id NOT IN ({skipped})" if skip_runs else "")
-            + " ORDER BY a.queued_at, a.run_id, a.session LIMIT 1",
-            (now, *skip_runs),
-        )
+        found = fetch(db, *_takeable(now, skip_runs, "a.run_id, a.session"))
         if not found:
             return None
         run_id, session = found[0]["run_id"], found[0]["session"]
@@ -157,34 +164,56 @@ class Work(SqliteBase):
         )  # fmt: skip
         return taken
 
+    @transaction(write=False)
+    def takeable_assignment(self, db: Db, *, skip_runs: Sequence[str] = ()) -> bool:
+        """Whether `take_assignment` would find one now: a read, so that idle workers asking
+        again and again take no write lock (and wake nobody) while there is nothing to take."""
+        return bool(fetch(db, *_takeable(self.clock(), skip_runs, "a.run_id")))
+
     @transaction(write=True)
     def renew_assignment(
-        self, db: Db, run_id: str, session: str, worker: str, *, lease_seconds: float
+        self,
+        db: Db,
+        run_id: str,
+        session: str,
+        worker: str,
+        *,
+        attempt: int,
+        lease_seconds: float,
     ) -> bool:
-        """The lease held on: False when `worker` no longer holds it (it ran out and another
-        worker took it over, or the workstream was ended or queued again)."""
+        """The lease held on: False when this taking (`worker`'s `attempt`) no longer holds it
+        (it ran out and was taken over, even by a worker of the same name, or the workstream
+        was ended or queued again)."""
         return bool(
             fetch(
                 db,
                 "UPDATE assignments SET lease_until = ? WHERE run_id = ? AND session = ?"
-                " AND worker = ? AND state = 'taken' RETURNING session",
-                (self.clock() + lease_seconds, run_id, session, worker),
+                " AND worker = ? AND attempt = ? AND state = 'taken' RETURNING session",
+                (self.clock() + lease_seconds, run_id, session, worker, attempt),
             )
         )
 
     @transaction(write=True)
     def end_assignment(
-        self, db: Db, run_id: str, session: str, worker: str, *, state: str, outcome: str
+        self,
+        db: Db,
+        run_id: str,
+        session: str,
+        worker: str,
+        *,
+        attempt: int,
+        state: str,
+        outcome: str,
     ) -> bool:
         """The workstream's end as its worker saw it (`outcome`, JSON); False (and nothing
-        changed) when `worker` no longer holds it."""
+        changed) when this taking no longer holds it."""
         now = self.clock()
         ended = fetch(
             db,
             "UPDATE assignments SET state = 'ended', outcome = ?, lease_until = NULL"
-            " WHERE run_id = ? AND session = ? AND worker = ? AND state = 'taken'"
-            " RETURNING session",
-            (outcome, run_id, session, worker),
+            " WHERE run_id = ? AND session = ? AND worker = ? AND attempt = ?"
+            " AND state = 'taken' RETURNING session",
+            (outcome, run_id, session, worker, attempt),
         )
         if ended:
             insert_event(

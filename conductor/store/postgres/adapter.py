@@ -19,7 +19,9 @@ An error of theirs is raised there, and rolls the transaction back as it would h
 
 from __future__ import annotations
 
+import contextlib
 import re
+import select
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -45,6 +47,21 @@ _INDEXED_BY = re.compile(r"\s+INDEXED\s+BY\s+\w+", re.IGNORECASE)
 # `a IS NOT ?`: SQLite's null-safe inequality; PostgreSQL's IS NOT takes only NULL/booleans.
 _IS_NOT_PARAM = re.compile(r"\bIS\s+NOT\s+\?", re.IGNORECASE)
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def clock_offset(raw: psycopg.Connection[Any], host_clock: Callable[[], float]) -> float:
+    """How far the server's clock is ahead of `host_clock` (behind: negative), as closely as
+    a round trip can tell: the server read its clock at some moment between the two host
+    readings around the query, so the offset lies between the two differences. The best of
+    three round trips, and in it the value nearest zero (two clocks of one machine: zero)."""
+    low, high = -float("inf"), float("inf")
+    for _ in range(3):
+        before = host_clock()
+        [(server,)] = raw.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchall()
+        after = host_clock()
+        if after - before < high - low:
+            low, high = server - after, server - before
+    return float(min(max(0.0, low), high))
 
 
 def translate(sql: str, named: bool) -> str:
@@ -118,6 +135,44 @@ class Connection:
         self._pending: list[str] = []  # statements whose results nobody reads, not sent yet
         self._in_transaction = False
 
+    def dropped(self) -> bool:
+        """Whether the server has closed this connection since its last statement (a restart,
+        a failover, `pg_terminate_backend`), seen without a round trip: an idle connection
+        that LISTENs to nothing is sent nothing unasked but that goodbye (an error, then the
+        end of the stream), which is read here, so a transaction need not begin on it."""
+        raw = self.raw
+        for _ in range(3):  # (the goodbye, then the end of the stream; a stray notice)
+            if raw.closed:
+                return True
+            try:
+                readable, _, _ = select.select([raw.fileno()], [], [], 0)
+                if not readable:
+                    break
+                raw.pgconn.consume_input()
+            except (OSError, ValueError, psycopg.Error):
+                return True
+        return raw.closed or raw.pgconn.status == psycopg.pq.ConnStatus.BAD
+
+    @property
+    def lost(self) -> bool:
+        """Whether the connection is gone (found so by a statement that failed): whatever
+        transaction was open on it is rolled back by the server, and nothing can be sent."""
+        return self.raw.closed or self.raw.broken
+
+    def forget(self) -> None:
+        """Drop the transaction (what is not sent) without sending anything: for a
+        connection that is `lost`, whose transaction the server has rolled back."""
+        self._in_transaction = False
+        self._begin, self._when_refused, self._pending = None, None, []
+
+    def replace(self, conn: psycopg.Connection[Any]) -> None:
+        """Go on with `conn`, a new connection to the same database, in place of this one's
+        (closed): the store and its aggregates keep this object."""
+        old, self.raw = self.raw, conn
+        self.forget()
+        with contextlib.suppress(psycopg.Error):
+            old.close()
+
     def begin(self, sql: str, when_refused: Refused | None = None) -> None:
         """Begin a transaction with the statements `sql` (BEGIN, and for a write its lock):
         they go with its first statement, in that statement's round trip. When they wait
@@ -143,8 +198,7 @@ class Connection:
     def rollback(self) -> None:
         """Forget what is not sent; ROLLBACK unless no transaction is open (a body that sent
         no statement began none). A connection in doubt is sent one: it says what is wrong."""
-        self._in_transaction = False
-        self._begin, self._when_refused, self._pending = None, None, []
+        self.forget()
         if self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             self._send("ROLLBACK", None)
 

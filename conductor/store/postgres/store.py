@@ -20,6 +20,13 @@ snapshot for all its statements, as SQLite's read transaction) and READ ONLY.
 Every write transaction NOTIFYs the channel `conductor` as it commits; each store opened with
 `open` LISTENs on a connection of its own, in a thread of its own, and wakes its
 `wait_for_change` waiters: a write on another host wakes them at once, with no polling.
+
+Workers on several hosts share the database, so what must hold across hosts is the server's:
+- time: every stored time (a lease's end, above all, compared by other hosts) is read from the
+  server's clock, as this host's clock plus the offset measured when the store connects;
+- the connection: one the server dropped (a restart, a failover) is opened again and the
+  transaction run again, when nothing of it can have committed, for up to `reconnect_timeout`;
+  a server that stays away longer is a StoreFault (a machine's fault: the run stops, resumably).
 """
 
 from __future__ import annotations
@@ -45,16 +52,20 @@ from conductor.store import Store
 from conductor.store.connection import LOCK_SLICE_MS, SqliteBase
 from conductor.store.handoff import Stopped
 from conductor.store.interface import Unreachable, shown
-from conductor.store.postgres.adapter import Connection
+from conductor.store.postgres.adapter import Connection, clock_offset
 from conductor.store.postgres.schema import WRITE_LOCK, migrate, schema_version
 
 T = TypeVar("T")
 
 CHANNEL = "conductor"  # what every write transaction NOTIFYs as it commits
 LISTEN_SLICE = 5.0  # how often an idle listener looks whether its store is closing anyway
-
-
 CONNECT_TIMEOUT = 10  # seconds; libpq's own default is to wait for a silent host forever
+RECONNECT_SECONDS = 30.0  # how long a call waits for a server that dropped its connection
+RETRY_FIRST, RETRY_MOST = 0.05, 1.0  # the back-off between attempts to connect again (s)
+
+# This host's clock, which the server's is measured against (a test skews it before a store
+# is opened; each store keeps the one it was opened with).
+host_clock: Callable[[], float] = time.time
 
 __all__ = ["PostgresStore", "connect", "open_connection", "shown"]
 
@@ -96,36 +107,58 @@ def connect(url: str, *, create: bool) -> Connection:
 class Listener:
     """LISTEN on a connection of its own, in a thread of its own (a blocking wait for a
     notification must not hold a worker thread of the event loop's): each notification calls
-    `wake` in the event loop. Closing sends it a notification of its own to end the wait."""
+    `wake` in the event loop. Closing sends it a notification of its own to end the wait.
+    A connection the server drops is opened again, for as long as the store is open (waiters
+    meanwhile see other hosts' writes at their timeout), and waiters are woken once then:
+    a write may have come while it was away."""
 
     def __init__(self, url: str, wake: Callable[[], None], token: EventLoopToken) -> None:
+        self._url = url
         self._wake = wake
         self._token = token
         self._closing = threading.Event()
         self._stop_channel = f"conductor_closing_{os.getpid()}_{id(self)}"
-        self._conn = open_connection(url)
-        try:
-            self._conn.execute(f"LISTEN {CHANNEL}; LISTEN {self._stop_channel}")
-        except BaseException:
-            self._conn.close()
-            raise
+        self._conn = self._subscribe()
         self._thread = threading.Thread(target=self._listen, name="conductor-listen", daemon=True)
         self._thread.start()
+
+    def _subscribe(self) -> psycopg.Connection[Any]:
+        conn = open_connection(self._url)
+        try:
+            conn.execute(f"LISTEN {CHANNEL}; LISTEN {self._stop_channel}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _listen(self) -> None:
         try:
             while not self._closing.is_set():
-                for note in self._conn.notifies(timeout=LISTEN_SLICE):
-                    if self._closing.is_set():
+                try:
+                    for note in self._conn.notifies(timeout=LISTEN_SLICE):
+                        if self._closing.is_set():
+                            return
+                        if note.channel == CHANNEL:
+                            anyio.from_thread.run_sync(self._wake, token=self._token)
+                except psycopg.Error:
+                    if not self._resubscribe():
                         return
-                    if note.channel == CHANNEL:
-                        anyio.from_thread.run_sync(self._wake, token=self._token)
-        except (psycopg.Error, RuntimeError):
-            # The connection is lost, or the event loop is gone: waiters see other hosts'
-            # writes at their timeout from now on (as SQLite's see other processes').
-            return
+                    anyio.from_thread.run_sync(self._wake, token=self._token)
+        except RuntimeError:
+            return  # the event loop is gone
         finally:
             self._conn.close()
+
+    def _resubscribe(self) -> bool:
+        """Connect and LISTEN again, backing off, until it works (True) or closing (False)."""
+        self._conn.close()
+        delay = RETRY_FIRST
+        while not self._closing.wait(delay):
+            with contextlib.suppress(StoreError, psycopg.Error):
+                self._conn = self._subscribe()
+                return True
+            delay = min(delay * 2, RETRY_MOST)
+        return False
 
     def close(self, db: Connection) -> None:
         """Stop listening (blocks until the thread ends: not from the event loop's thread)."""
@@ -133,6 +166,14 @@ class Listener:
         with contextlib.suppress(psycopg.Error):  # (then it sees `_closing` within a slice)
             db.run(f"NOTIFY {self._stop_channel}")
         self._thread.join()
+
+
+class _Lost(Exception):
+    """The connection was lost in a transaction, and nothing of it can have committed."""
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 # A read: one snapshot for all its statements, and no lock.
@@ -158,6 +199,10 @@ class PostgresBase(SqliteBase):
         self._pg = db
         self.url = url
         self.location = url  # (`path`, SQLite's file, means nothing here and is not used)
+        self.reconnect_timeout = RECONNECT_SECONDS
+        self._host_clock = host_clock
+        self._offset = 0.0  # the server's clock less this host's, measured as it connects
+        self._clock = self._server_time
 
     @classmethod
     @asynccontextmanager
@@ -168,6 +213,7 @@ class PostgresBase(SqliteBase):
         db = await anyio.to_thread.run_sync(functools.partial(connect, url, create=create))
         store = cls(db, url)
         try:
+            await anyio.to_thread.run_sync(store._measure_clock)
             token = anyio.lowlevel.current_token()
             store._listener = await anyio.to_thread.run_sync(Listener, url, store._wake, token)
             yield store
@@ -185,6 +231,7 @@ class PostgresBase(SqliteBase):
         url = str(location)
         store = cls(connect(url, create=create), url, without_loop=True)
         try:
+            store._measure_clock()
             yield store
         finally:
             store._pg.close()
@@ -193,9 +240,21 @@ class PostgresBase(SqliteBase):
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
 
+    def _measure_clock(self) -> None:
+        try:
+            self._offset = clock_offset(self._pg.raw, self._host_clock)
+        except psycopg.Error as err:
+            raise StoreFault(f"the database {shown(self.url)} failed: {_one_line(err)}") from err
+
+    def _server_time(self) -> float:
+        """The server's clock, read without a round trip: this host's and the offset."""
+        return self._host_clock() + self._offset
+
     @property
     def clock(self) -> Callable[[], float]:
-        """The store's clock (injectable). Read in a write transaction before its first
+        """The store's clock: the server's (`_server_time`), so that the times hosts write
+        and compare (a lease's end) are one clock's; injectable (a test assigns its own).
+        Read in a write transaction before its first
         statement, it takes the write lock first (sends what `_in_transaction` deferred), so
         a time read in a write is after every earlier writer's commit, as under SQLite's
         BEGIN IMMEDIATE: a lease expiry judged, an event stamped, as of holding the lock."""
@@ -215,12 +274,61 @@ class PostgresBase(SqliteBase):
         kwargs: dict[str, Any],
         stop: threading.Event | None = None,
     ) -> T:
+        """The transaction (`_attempt`), on a connection opened again when the server has
+        dropped it: found dropped before the transaction begins, or lost in the middle of
+        it (the server has rolled it back), the transaction runs again on a new connection,
+        for up to `reconnect_timeout`. Lost in the middle of a write's COMMIT, it is not run
+        again (it may have committed): a StoreFault, as is a server away for longer."""
+        deadline: float | None = None
+        while True:
+            try:
+                if self._pg.dropped():
+                    raise _Lost("the server closed the connection")
+                return self._attempt(write, body, args, kwargs, stop)
+            except _Lost as lost:
+                if deadline is None:
+                    deadline = time.monotonic() + self.reconnect_timeout
+                self._reconnect(lost, stop, deadline)
+
+    def _reconnect(self, lost: _Lost, stop: threading.Event | None, deadline: float) -> None:
+        """A new connection in place of the lost one, and the clock's offset measured again
+        (the server may be another machine now: a failover), tried at once and then with a
+        growing pause until `deadline`; a caller who stops waiting is heard at each pause."""
+        delay = RETRY_FIRST
+        while True:
+            try:
+                self._pg.replace(open_connection(self.url, cursor_factory=psycopg.ClientCursor))
+                self._offset = clock_offset(self._pg.raw, self._host_clock)
+                return
+            except (StoreError, psycopg.Error) as err:
+                why = _one_line(err)
+            if time.monotonic() + delay > deadline:
+                raise StoreFault(
+                    f"the database {shown(self.url)} dropped the connection ({lost}) and"
+                    f" could not be reached again for {self.reconnect_timeout:g} s: {why}"
+                ) from lost.__cause__
+            if stop is None:
+                time.sleep(delay)
+            elif stop.wait(delay):
+                raise Stopped
+            delay = min(delay * 2, RETRY_MOST)
+
+    def _attempt(
+        self,
+        write: bool,
+        body: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        stop: threading.Event | None,
+    ) -> T:
         """BEGIN, the body, COMMIT; anything raised rolls back, and so does a `stop` that
         came meanwhile. A write first takes the write lock (the advisory lock) and NOTIFYs
         as it commits. BEGIN and the lock are not round trips of their own: they go with the
         body's first statement (`Connection.begin`), before anything it reads or writes (a
-        REPEATABLE READ snapshot is taken at the first statement, not at BEGIN, anyway)."""
+        REPEATABLE READ snapshot is taken at the first statement, not at BEGIN, anyway).
+        The connection lost before COMMIT (or in a read's) is `_Lost`: nothing committed."""
         db = self._pg
+        committing = False
         try:
             if write:
                 deadline = time.monotonic() + self.busy_timeout
@@ -231,9 +339,20 @@ class PostgresBase(SqliteBase):
             result = body(self, db, *args, **kwargs)
             if stop is not None and stop.is_set():
                 raise Stopped
+            committing = write
             db.commit(f"NOTIFY {CHANNEL}; COMMIT" if write else "COMMIT")
             return result
         except BaseException as err:
+            if db.lost:  # (the server rolled back whatever was open; nothing can be sent)
+                db.forget()
+                if not isinstance(err, psycopg.Error):
+                    raise
+                if not committing:
+                    raise _Lost(_one_line(err)) from err
+                raise StoreFault(
+                    f"the database {shown(self.url)} dropped the connection during a COMMIT,"
+                    f" which may or may not have been made: {_one_line(err)}"
+                ) from err
             try:
                 db.rollback()
             except psycopg.Error as failed:
