@@ -36,7 +36,7 @@ from conductor.run import lifecycle
 from conductor.run.accounting import Ledger
 from conductor.run.control import Control
 from conductor.run.lifecycle import refuse_checked_out
-from conductor.run.remote import MergeDesk, publish
+from conductor.run.remote import OnWorkers
 from conductor.run.reviewer import AgentReviewer
 from conductor.run.started import StartedRun
 from conductor.run.summary import NothingToResume, Outcome, RunSummary
@@ -217,12 +217,13 @@ class Supervisor:
         with self.control.scope:
             try:
                 async with anyio.create_task_group() as tg:
-                    if running.on_workers:  # their merges come to this gate
-                        await publish(running)
-                        tg.start_soon(MergeDesk(running).serve)
+                    on_workers = OnWorkers(running) if running.on_workers else None
+                    if on_workers is not None:  # their merges come to this gate
+                        tg.start_soon(on_workers.serve)
                     async with anyio.create_task_group() as workstreams:
                         for workstream in self.plan.workstreams:
-                            workstreams.start_soon(WorkstreamTask(running, reviews, workstream))
+                            task = WorkstreamTask(running, reviews, workstream, on_workers)
+                            workstreams.start_soon(task)
                     tg.cancel_scope.cancel()
             except ExceptionGroup as group:  # from anywhere in the run's tasks
                 faults, rest = group.split(lambda e: machine.fault_in(e) is not None)

@@ -444,6 +444,7 @@ async def test_a_session_on_a_worker_shows_its_host_and_one_here_shows_none(bus:
     assert "Host" not in text  # a run on one host has no Host column
     await work_queue.queue(bus, "A")
     assert doing(await frame(bus), "A") == "waiting for a worker"
+    await work_queue.supervisor_alive(bus)
     await work_queue.take(bus.store, "w1", host="build-7")
     assert doing(await frame(bus), "A") == "starting on worker w1"
     await bus.update("A", status="working")

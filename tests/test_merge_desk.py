@@ -24,7 +24,7 @@ from conductor.plan import parse_plan
 from conductor.prompts import Prompts
 from conductor.run.accounting import Ledger
 from conductor.run.control import Control
-from conductor.run.remote import MergeDesk
+from conductor.run.desk import MergeDesk
 from conductor.run.started import StartedRun
 from conductor.run.summary import Outcome
 from conductor.store import Store
@@ -73,6 +73,7 @@ async def desk(repo: Path, tmp_path: Path) -> AsyncIterator[MergeDesk]:
             on_workers=True,
         )
         await work_queue.queue(bus, "A")
+        await work_queue.supervisor_alive(bus)
         await work_queue.take(store, "w1", host="h")
         yield MergeDesk(run)
 

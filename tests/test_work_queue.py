@@ -26,6 +26,12 @@ backend, storage, other = conformance.backend, conformance.storage, conformance.
 LEASE = 30.0
 
 
+@pytest.fixture(autouse=True)
+async def supervised(storage: Storage) -> None:
+    """The run's supervisor is alive: its work may be taken."""
+    await storage.supervisor_alive(RUN)
+
+
 async def test_a_queued_workstream_is_taken_by_exactly_one_of_many_workers(
     storage: Storage, other: Storage
 ) -> None:
@@ -54,6 +60,7 @@ async def test_a_held_lease_is_not_taken_until_it_runs_out(
     assert await other.take_assignment("w2", host="h2", lease_seconds=LEASE) is None
     now = storage.clock()
     other.clock = lambda: now + LEASE + 1  # the lease ran out: w1 stopped renewing it
+    await other.supervisor_alive(RUN)  # (heard from since)
     over = await other.take_assignment("w2", host="h2", lease_seconds=LEASE)
     assert over is not None
     assert (over.session, over.worker, over.attempt, over.previous_worker) == ("A", "w2", 2, "w1")
@@ -67,6 +74,7 @@ async def test_a_renewed_lease_holds_and_a_lost_one_says_so(
     assert await storage.renew_assignment(RUN, "A", "w1", attempt=1, lease_seconds=LEASE)
     now = storage.clock()
     other.clock = lambda: now + LEASE + 1
+    await other.supervisor_alive(RUN)  # (heard from since)
     assert await other.take_assignment("w2", host="h2", lease_seconds=LEASE) is not None
     # w1 comes back from a pause: its lease is gone, and it cannot end what w2 holds
     assert not await storage.renew_assignment(RUN, "A", "w1", attempt=1, lease_seconds=LEASE)
@@ -148,6 +156,7 @@ async def test_a_lease_is_this_takings_not_the_workers_name(
     await storage.take_assignment("w1", host="h", lease_seconds=LEASE)
     now = storage.clock()
     other.clock = lambda: now + LEASE + 1
+    await other.supervisor_alive(RUN)  # (heard from since)
     again = await other.take_assignment("w1", host="h", lease_seconds=LEASE)
     assert again is not None and again.attempt == 2
     storage.clock = other.clock
@@ -175,3 +184,17 @@ async def test_idle_workers_asking_for_work_wake_nobody(storage: Storage, other:
     await storage.queue_assignment(RUN, "A")
     assert await work_queue.take(storage, "w1", host="h", skip_runs=[RUN]) is None
     assert await work_queue.take(storage, "w1", host="h") is not None
+
+
+async def test_a_silent_supervisors_run_is_not_taken_until_it_is_heard_from(
+    storage: Storage,
+) -> None:
+    """A supervisor killed with SIGKILL leaves its run `active`: nobody would merge its
+    work, so no worker starts any until one supervises it again (`conductor resume`)."""
+    await storage.queue_assignment(RUN, "A")
+    now = storage.clock()
+    storage.clock = lambda: now + 60
+    assert not await storage.takeable_assignment()
+    assert await storage.take_assignment("w1", host="h", lease_seconds=LEASE) is None
+    await storage.supervisor_alive(RUN)
+    assert await storage.take_assignment("w1", host="h", lease_seconds=LEASE) is not None

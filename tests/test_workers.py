@@ -507,6 +507,7 @@ async def _two_workers(db: Path) -> str:
         await work_queue.queue(bus, "A")
         await work_queue.alive(store, "w1", host="build-1", pid=11, slots=2)
         await work_queue.alive(store, "w2", host="build-2", pid=12, slots=1)
+        await work_queue.supervisor_alive(bus)
         await work_queue.take(store, "w1", host="build-1")
         await work_queue.stopped(store, "w2")
         return bus.run_id

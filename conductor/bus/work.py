@@ -30,6 +30,12 @@ async def queue(bus: Bus, name: str) -> Assignment:
     return await bus.store.queue_assignment(bus.run_id, name)
 
 
+async def supervisor_alive(bus: Bus) -> None:
+    """Said every HEARTBEAT_SECONDS by a run's supervisor: workers take its work only while
+    it is heard from (a killed supervisor's run waits for `conductor resume`)."""
+    await bus.store.supervisor_alive(bus.run_id)
+
+
 async def assignment(bus: Bus, name: str) -> Assignment | None:
     return await bus.store.assignment(bus.run_id, name)
 

@@ -15,21 +15,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conductor import gitops, machine
+import anyio
+
+from conductor import gitops
 from conductor.bus import work as work_queue
 from conductor.costs import spend_of
-from conductor.errors import ConductorError, MachineFault
-from conductor.gates import MergeStatus
-from conductor.gates.remote import outcome_to_json
-from conductor.models import MergeRequest, ReviewStatus
+from conductor.models import ReviewStatus
 from conductor.plan import Workstream
-from conductor.run import replay
+from conductor.run.desk import MergeDesk, fetch_branch
 from conductor.run.started import StartedRun
 from conductor.run.summary import Outcome
-from conductor.worktrees import session_branch
 
 POLL = 1.0  # how often the bus is looked at when no write here wakes the supervisor
-_LANDED = (MergeStatus.MERGED, MergeStatus.ALREADY_MERGED)
+_DECIDED = (ReviewStatus.APPROVED, ReviewStatus.REJECTED)
 
 
 async def publish(run: StartedRun) -> None:
@@ -44,20 +42,11 @@ async def publish(run: StartedRun) -> None:
     )
 
 
-async def fetch_branch(run: StartedRun, branch: str) -> bool:
-    """A session's branch from the remote into the repository (the gate's copy); False
-    when the remote has none (its worker never pushed)."""
-    if run.remote is None:
-        return False
-    fetched = await gitops.git(
-        [
-            "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", run.remote,
-            f"+refs/heads/{branch}:refs/heads/{branch}",
-        ],
-        run.repo,
-        check=False,
-    )  # fmt: skip
-    return fetched.returncode == 0
+async def heartbeat(run: StartedRun) -> None:
+    """Until cancelled: the supervisor is alive, for the workers (see bus.work)."""
+    while True:
+        await work_queue.supervisor_alive(run.bus)
+        await anyio.sleep(work_queue.HEARTBEAT_SECONDS)
 
 
 async def refresh_spend(run: StartedRun) -> None:
@@ -67,100 +56,55 @@ async def refresh_spend(run: StartedRun) -> None:
     run.ledger.restore(spend_of(bus.run.spec, await bus.sessions()))
 
 
-async def delegate(run: StartedRun, workstream: Workstream, outcome: Outcome) -> None:
-    """Hand the workstream to the workers, and wait for one to end it."""
-    bus, name = run.bus, workstream.id
-    await work_queue.queue(bus, name)
-    while True:
-        found = await work_queue.assignment(bus, name)
-        if found is not None and found.state == "ended":
-            break
-        await bus.wait_for_change(POLL)
-    ended = json.loads(found.outcome or "{}")
-    if outcome.state != "merged":  # (the desk may have seen it land first)
-        outcome.state = str(ended.get("state") or "failed")
-    outcome.detail = str(ended.get("detail") or outcome.detail)
-    outcome.merge = str(ended.get("merge") or outcome.merge)
-    outcome.commits = int(ended.get("commits") or outcome.commits)
-    rounds = replay.review_rounds(await bus.events())  # whichever worker saw them
-    outcome.review_rounds = rounds.get(name, outcome.review_rounds)
-    branch = (await bus.session(name)).branch
-    if branch:
-        await fetch_branch(run, branch)  # what it did, for the summary's count
-
-
-class MergeDesk:
-    """The supervisor's side of workers' merges: their requests through the one gate, in the
-    order they came, each answered with the gate's outcome."""
+class OnWorkers:
+    """The supervisor's side of a run on workers: `serve()` as a task of the run (the
+    heartbeat, the merge desk, one reader of the workstreams' ends), and `delegate()` for
+    each workstream's task in place of driving its session here."""
 
     def __init__(self, run: StartedRun) -> None:
         self.run = run
+        self._waiting: dict[str, anyio.Event] = {}  # workstream -> set once it may have ended
 
     async def serve(self) -> None:
         """Until cancelled (the run's workstreams are over)."""
+        await publish(self.run)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(heartbeat, self.run)
+            tg.start_soon(MergeDesk(self.run).serve)
+            tg.start_soon(self._watch_ends)
+
+    async def delegate(self, workstream: Workstream, outcome: Outcome) -> None:
+        """Hand the workstream to the workers, and wait for one to end it."""
+        bus, name = self.run.bus, workstream.id
+        await work_queue.queue(bus, name)
+        while True:
+            waiting = self._waiting[name] = anyio.Event()
+            await waiting.wait()
+            found = await work_queue.assignment(bus, name)  # (read before it was queued?)
+            if found is not None and found.state == "ended":
+                break
+        await self._ended(name, json.loads(found.outcome or "{}"), outcome)
+
+    async def _watch_ends(self) -> None:
+        """One read of the run's assignments per wake-up for all the workstreams waiting,
+        not one each: every write of every worker wakes the supervisor (NOTIFY)."""
         bus = self.run.bus
         while True:
-            for request in await work_queue.pending_merges(bus):
-                await self.answer(request)
+            if self._waiting:
+                for found in await work_queue.assignments(bus):
+                    if found.state == "ended" and found.session in self._waiting:
+                        self._waiting.pop(found.session).set()
             await bus.wait_for_change(POLL)
 
-    async def answer(self, request: MergeRequest) -> None:
-        """The gate's outcome for `request`, or a refusal: a request is taken for what the
-        run itself holds to be true (its review, its branch, what others own), never for
-        what the request says, and nothing in one request stops the desk (a refusal the
-        worker may retry, for what a moment's trouble explains)."""
-        run = self.run
-        try:
-            refusal = await self._refusal(request)
-            if refusal is not None:
-                await work_queue.answer_merge(run.bus, request.id, refusal)
-                return
-            workstream = next(w for w in run.plan.workstreams if w.id == request.session)
-            owners = await run.owners(workstream)
-            merged = await run.gate.merge(request.branch, request.commit, owners=owners)
-        except MachineFault:
-            raise  # the machine's, not the request's: the run stops, resumable
-        except (ConductorError, OSError, TimeoutError) as e:
-            answer = refused(f"the merge gate could not take it ({e})", retry=True)
-            await work_queue.answer_merge(run.bus, request.id, answer)
-            return
-        if merged.status is MergeStatus.CHECK_FAILED:  # its fault, or a full disk's?
-            await machine.probe(run.machine_folders())
-        await work_queue.answer_merge(run.bus, request.id, outcome_to_json(merged))
-        outcome = run.outcomes.get(request.session)
-        if merged.status in _LANDED and outcome is not None:
-            # Its dependents start now, not once its worker has shut its session down.
-            outcome.state = "merged"
-            run.finished[request.session].set()
-        if merged.status is MergeStatus.TAMPERED:
-            run.control.tamper(merged.output)
-
-    async def _refusal(self, request: MergeRequest) -> dict[str, Any] | None:
-        """Why `request` is not for the gate (a refusal to answer), or None."""
-        run, bus, name = self.run, self.run.bus, request.session
-        if name not in run.outcomes:
-            return refused(f"{name} is no workstream of this run", retry=False)
-        if request.branch != session_branch(run.run_id, name):
-            return refused(f"{request.branch} is not {name}'s branch", retry=False)
-        taken = await work_queue.assignment(bus, name)
-        if taken is None or taken.state != "taken" or taken.worker != request.worker:
-            return refused(f"worker {request.worker} no longer holds {name}", retry=False)
-        review = await bus.latest_review(name)
-        if review is None or review.commit != request.commit:
-            return refused(f"{request.commit[:12]} is not {name}'s reviewed head", retry=False)
-        if review.status is not ReviewStatus.APPROVED:
-            return refused(f"review #{review.id} of {name} is {review.status.value}", retry=False)
-        if not await fetch_branch(run, request.branch):
-            return refused(f"{request.branch} could not be fetched from {run.remote}", retry=True)
-        if not await gitops.is_merged(run.repo, request.commit, f"refs/heads/{request.branch}"):
-            return refused(
-                f"{request.commit[:12]} is not on {request.branch} as the remote has it",
-                retry=True,
-            )
-        return None
-
-
-def refused(why: str, *, retry: bool) -> dict[str, Any]:
-    """A merge request's answer that is no outcome of the gate: `retry`, push and ask again
-    (what a moment's trouble explains); else the request was wrong, and the workstream fails."""
-    return {"refused": why, "retry": retry}
+    async def _ended(self, name: str, ended: dict[str, Any], outcome: Outcome) -> None:
+        run, bus = self.run, self.run.bus
+        if outcome.state != "merged":  # (the desk may have seen it land first)
+            outcome.state = str(ended.get("state") or "failed")
+        outcome.detail = str(ended.get("detail") or outcome.detail)
+        outcome.merge = str(ended.get("merge") or outcome.merge)
+        outcome.commits = int(ended.get("commits") or outcome.commits)
+        decided = [r for r in await bus.reviews(session=name) if r.requester == name]
+        outcome.review_rounds = sum(r.status in _DECIDED for r in decided)  # on any worker
+        branch = (await bus.session(name)).branch
+        if branch:
+            await fetch_branch(run, branch)  # what it did, for the summary's count

@@ -19,7 +19,7 @@ from conductor.gates import ReviewGate
 from conductor.models import SessionStatus
 from conductor.plan import Workstream
 from conductor.run.driver import drive_session
-from conductor.run.remote import delegate, refresh_spend
+from conductor.run.remote import OnWorkers, refresh_spend
 from conductor.run.started import StartedRun
 from conductor.run.summary import Outcome
 
@@ -27,8 +27,16 @@ _ENDED_AS = {"merged": SessionStatus.DONE, "failed": SessionStatus.FAILED}
 
 
 class WorkstreamTask:
-    def __init__(self, run: StartedRun, reviews: ReviewGate, workstream: Workstream) -> None:
+    def __init__(
+        self,
+        run: StartedRun,
+        reviews: ReviewGate,
+        workstream: Workstream,
+        on_workers: OnWorkers | None = None,
+    ) -> None:
+        """`on_workers`: the run's sessions run on workers: it hands this one to them."""
         self.run = run
+        self.on_workers = on_workers
         self.reviews = reviews
         self.workstream = workstream
         self.name = workstream.id
@@ -52,8 +60,8 @@ class WorkstreamTask:
                 if run.ledger.over_budget():
                     outcome.state, outcome.detail = "budget", "the run's budget was spent"
                     return
-                if run.on_workers:
-                    await delegate(run, self.workstream, outcome)
+                if self.on_workers is not None:
+                    await self.on_workers.delegate(self.workstream, outcome)
                 else:
                     await drive_session(run, self.reviews, self.workstream, outcome)
         except Exception as e:

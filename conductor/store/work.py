@@ -65,17 +65,22 @@ def _worker(row: Row) -> WorkerInfo:
     )
 
 
+SUPERVISOR_SILENT = 15.0  # a run whose supervisor was not heard from for this long waits
+
+
 def _takeable(now: float, skip_runs: Sequence[str], columns: str) -> tuple[str, tuple[Any, ...]]:
-    """The query for the oldest assignment a worker may take now: of an active run, queued
-    or with its lease run out, and of none of `skip_runs`."""
+    """The query for the oldest assignment a worker may take now: of an active run whose
+    supervisor is alive (a killed one leaves its run `active`: nobody would merge the work,
+    so no worker starts any until `conductor resume`), queued or with its lease run out,
+    and of none of `skip_runs`."""
     skipped = ", ".join("?" for _ in skip_runs)
     return (
         f"SELECT {columns} FROM assignments a JOIN runs r ON r.id = a.run_id"
-        " WHERE r.state = 'active' AND (a.state = 'queued'"
+        " WHERE r.state = 'active' AND r.supervisor_seen_at > ? AND (a.state = 'queued'"
         " OR (a.state = 'taken' AND a.lease_until <= ?))"
         + (f" AND a.run_id NOT IN ({skipped})" if skip_runs else "")
         + " ORDER BY a.queued_at, a.run_id, a.session LIMIT 1",
-        (now, *skip_runs),
+        (now - SUPERVISOR_SILENT, now, *skip_runs),
     )
 
 
@@ -102,6 +107,11 @@ class Work(SqliteBase):
     @transaction(write=False)
     def workers(self, db: Db) -> list[WorkerInfo]:
         return [_worker(r) for r in fetch(db, "SELECT * FROM workers ORDER BY started_at, id")]
+
+    @transaction(write=True)
+    def supervisor_alive(self, db: Db, run_id: str) -> None:
+        """The run's supervisor is alive: its workstreams may be taken (see `_takeable`)."""
+        db.execute("UPDATE runs SET supervisor_seen_at = ? WHERE id = ?", (self.clock(), run_id))
 
     # ------------------------------------------------------------------------ assignments
 

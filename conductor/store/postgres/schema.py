@@ -192,6 +192,7 @@ def p002_work_for_workers() -> str:
         );
         CREATE INDEX merge_requests_pending ON merge_requests (run_id, id) WHERE result IS NULL;
         CREATE INDEX assignments_takeable ON assignments (state, queued_at);
+        ALTER TABLE runs ADD COLUMN supervisor_seen_at {TIME};
     """
 
 
