@@ -44,11 +44,22 @@ class HeldLease:
 
     async def keep(self) -> None:
         """Renew every third of the lease; stop the workstream when the lease was lost or
-        the run stopped (Ctrl-C on the supervisor, a fault, an end)."""
+        the run stopped (Ctrl-C on the supervisor, a fault, an end). A renewal the store
+        could not take (a dropped connection) is tried again while the lease has time left;
+        past it, another worker may hold the workstream, so this one stops."""
+        held_until = anyio.current_time() + self.seconds
         while True:
             await anyio.sleep(self.seconds / 3)
-            held = await self.renew()
-            run = await self.bus.refresh()
+            try:
+                held = await self.renew()
+                run = await self.bus.refresh()
+            except ConductorError:
+                if anyio.current_time() < held_until:
+                    continue
+                self.lost = True
+                await self.control.stop()
+                return
+            held_until = anyio.current_time() + self.seconds
             if not held or run.state is not RunState.ACTIVE:
                 await self.control.stop()
                 return

@@ -93,13 +93,7 @@ class Worker:
                 async with anyio.create_task_group() as tg:
                     while not self.stopping:
                         if len(self.taken) < self.slots:
-                            got = await work_queue.take(
-                                self.store,
-                                self.id,
-                                host=self.host,
-                                lease_seconds=self.lease_seconds,
-                                skip_runs=self._skipped(),
-                            )
+                            got = await self._take()
                             if got is not None:
                                 tg.start_soon(self._run, self._taking(fetcher, got))
                                 continue
@@ -135,7 +129,11 @@ class Worker:
         try:
             if self.stopping:  # taken as the worker was asked to stop: let it go at once
                 await taken.stop()
-            outcome = await taken.run()
+            try:
+                outcome = await taken.run()
+            except Exception as e:  # one workstream's trouble is not every slot's
+                self.say(f"{taken.name} of run {got.run_id}: {type(e).__name__}: {e}")
+                return
             if taken.left:
                 until = None if taken.skip_for is None else time.monotonic() + taken.skip_for
                 self.skipped[got.run_id] = until
@@ -150,6 +148,22 @@ class Worker:
         finally:
             self.taken.pop((taken.taken.run_id, taken.name), None)
 
+    async def _take(self) -> Assignment | None:
+        """The next workstream for this worker, or None (none, or the store out of reach
+        for now: the worker asks again, it does not die of it)."""
+        try:
+            return await work_queue.take(
+                self.store,
+                self.id,
+                host=self.host,
+                lease_seconds=self.lease_seconds,
+                skip_runs=self._skipped(),
+            )
+        except ConductorError as e:
+            self.say(f"cannot ask for work now ({e}); asking again")
+            await anyio.sleep(IDLE_POLL)
+            return None
+
     def _skipped(self) -> list[str]:
         now = time.monotonic()
         return sorted(r for r, until in self.skipped.items() if until is None or until > now)
@@ -162,4 +176,5 @@ class Worker:
     async def _heartbeat(self) -> None:
         while True:
             await anyio.sleep(work_queue.HEARTBEAT_SECONDS)
-            await self._alive()
+            with contextlib.suppress(ConductorError):  # a missed beat: the next one counts
+                await self._alive()
