@@ -22,6 +22,7 @@ from conductor.models import SessionKind
 from conductor.store import Store, without_loop
 from conductor.store.connection import transaction
 from conductor.store.postgres import PostgresStore
+from conductor.store.postgres import store as postgres_store
 from conductor.store.postgres.adapter import Connection
 from conductor.store.postgres.schema import PG_SCHEMA_VERSION, WRITE_LOCK
 from conductor.store.rows import Db, IntegrityViolation
@@ -200,14 +201,195 @@ async def test_a_call_cancelled_while_its_transaction_runs_is_rolled_back(
     assert [e for e in await pg.list_events(RUN) if e.kind == "message.sent"] == []
 
 
-async def test_a_lost_connection_is_a_store_fault(pg: PostgresStore, postgres_url: str) -> None:
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
+# --------------------------------------------------------------------------- a dropped connection
+
+
+def _admin(url: str) -> psycopg.Connection[Any]:
+    """A connection to the server's `postgres` database, beside the test's own."""
+    return psycopg.connect(url, dbname="postgres", autocommit=True)
+
+
+def _name(url: str) -> str:
+    return str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
+
+
+def _backends(url: str) -> dict[int, str]:
+    """The server's processes on the database: pid and last query."""
+    with _admin(url) as admin:
+        found = admin.execute(
+            "SELECT pid, query FROM pg_stat_activity WHERE datname = %s", (_name(url),)
+        ).fetchall()
+    return dict(found)
+
+
+def _terminate(url: str, *pids: int) -> None:
+    """The server drops these connections (all on the database, when none are named), as
+    a restart or a failover drops every connection."""
+    with _admin(url) as admin:
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid != pg_backend_pid()"
+            " WHERE datname = %s AND (%s OR pid = ANY(%s))",
+            (_name(url), not pids, list(pids)),
         )
-    with pytest.raises(StoreFault):
+
+
+def _let_in(url: str, allowed: bool) -> None:
+    """Whether the database takes new connections (refused: as if its server were down)."""
+    with _admin(url) as admin:
+        admin.execute(f'ALTER DATABASE "{_name(url)}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+
+
+async def test_a_connection_dropped_between_two_calls_is_opened_again(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    before = pg._pg.raw.info.backend_pid
+    _terminate(postgres_url)
+    assert [r.id for r in await pg.list_runs()] == [RUN]
+    await pg.send_message(RUN, "A", ["B"], "after the drop")
+    assert pg._pg.raw.info.backend_pid != before
+    assert [m.body for m in await pg.inbox(RUN, "B")] == ["after the drop"]
+
+
+async def test_a_transaction_whose_connection_is_lost_midway_runs_again_once(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    runs = []
+
+    @transaction(write=True)
+    def insert_then_lose_the_connection(self: PostgresStore, db: Db) -> None:
+        runs.append(1)
+        db.execute("INSERT INTO t (k) VALUES (?)", (len(runs),))
+        if len(runs) == 1:  # (the server rolls back the insert as the connection ends)
+            db.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+    await insert_then_lose_the_connection(pg)
+    assert len(runs) == 2
+    with psycopg.connect(postgres_url) as admin:
+        assert admin.execute("SELECT k FROM t").fetchall() == [(2,)]
+
+
+async def test_a_write_whose_connection_is_lost_in_its_commit_is_not_run_again(
+    pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It may have committed: a StoreFault, not a second run of it."""
+    plain_commit = Connection.commit
+
+    def dying_commit(self: Connection, sql: str) -> None:
+        plain_commit(self, f"SELECT pg_terminate_backend(pg_backend_pid()); {sql}")
+
+    monkeypatch.setattr(Connection, "commit", dying_commit)
+    with pytest.raises(StoreFault, match="during a COMMIT, which may or may not"):
+        await pg.add_event(RUN, None, "git.commit", "sent once")
+    monkeypatch.setattr(Connection, "commit", plain_commit)
+    assert "sent once" not in [e.summary for e in await pg.list_events(RUN)]
+
+
+async def test_a_server_back_within_the_bound_is_waited_for(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    _let_in(postgres_url, False)
+    _terminate(postgres_url)
+    started = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pg.send_message, RUN, "A", ["B"], "waited for")
+        await anyio.sleep(0.5)
+        _let_in(postgres_url, True)
+    assert time.monotonic() - started >= 0.5
+    assert [m.body for m in await pg.inbox(RUN, "B")] == ["waited for"]
+
+
+async def test_a_server_away_longer_than_the_bound_is_a_store_fault_in_one_line(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    pg.reconnect_timeout = 0.5
+    _let_in(postgres_url, False)
+    _terminate(postgres_url)
+    started = time.monotonic()
+    with pytest.raises(StoreFault, match=r"could not be reached again for 0\.5 s") as fault:
         await pg.list_runs()
+    assert 0.4 <= time.monotonic() - started < 5
+    assert "\n" not in str(fault.value)
+    _let_in(postgres_url, True)  # back: the next call finds it
+    assert [r.id for r in await pg.list_runs()] == [RUN]
+
+
+async def test_a_listener_whose_connection_is_dropped_listens_again(postgres_url: str) -> None:
+    async with PostgresStore.open(postgres_url) as here:
+        [listener] = _listening(postgres_url)
+        _terminate(postgres_url, listener)
+        with anyio.fail_after(10):
+            while not _listening(postgres_url):  # noqa: ASYNC110 (the server's, no event)
+                await anyio.sleep(0.05)
+        with anyio.fail_after(5):  # no poll: the wait is 60 s and the other's write ends it
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(here.wait_for_change, 60)
+                await anyio.wait_all_tasks_blocked()
+                await anyio.to_thread.run_sync(_create_run_elsewhere, postgres_url)
+
+
+def _listening(url: str) -> list[int]:
+    return [pid for pid, query in _backends(url).items() if query.startswith("LISTEN")]
+
+
+def _create_run_elsewhere(url: str) -> None:
+    """A write from another connection (with no listener of its own)."""
+    with PostgresStore.open_blocking(url) as there:
+        without_loop(
+            there.create_run(RUN, goal="", repo_root="/r", base_ref=None, base_commit=None)
+        )
+
+
+# --------------------------------------------------------------------------- the server's clock
+
+
+def _server_time(url: str) -> float:
+    with psycopg.connect(url) as db:
+        [(now,)] = db.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchall()
+    return float(now)
+
+
+def _skewed(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """This host's clock, as stores opened from now on read it, `seconds` off."""
+    monkeypatch.setattr(postgres_store, "host_clock", lambda: time.time() + seconds)
+
+
+async def test_a_store_on_a_host_whose_clock_is_off_reads_the_servers_time(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for skew in (20.0, -20.0):
+        _skewed(monkeypatch, skew)
+        async with PostgresStore.open(postgres_url) as store:
+            assert abs(store.clock() - _server_time(postgres_url)) < 0.5
+        with PostgresStore.open_blocking(postgres_url) as store:
+            assert abs(store.clock() - _server_time(postgres_url)) < 0.5
+
+
+async def test_hosts_whose_clocks_differ_agree_whether_a_lease_has_run_out(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with AsyncExitStack() as stack:
+        _skewed(monkeypatch, -20.0)
+        behind = await stack.enter_async_context(PostgresStore.open(postgres_url))
+        _skewed(monkeypatch, 20.0)
+        ahead = await stack.enter_async_context(PostgresStore.open(postgres_url))
+        lease = dict(pid=None, host=None, lease_seconds=1.0)
+        assert await behind.acquire_lock("git", holder="behind", token="b", **lease)
+        assert await ahead.acquire_lock("git", holder="ahead", token="a", **lease) is None
+        await anyio.sleep(1.2)
+        assert await ahead.acquire_lock("git", holder="ahead", token="a", **lease)
+        assert await behind.acquire_lock("git", holder="behind", token="b", **lease) is None
+
+
+async def test_a_connection_opened_again_measures_the_servers_clock_again(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    """(After a failover the server may be another machine, with a clock of its own.)"""
+    pg._host_clock = lambda: time.time() - 30  # this host's clock stepped back meanwhile
+    _terminate(postgres_url)
+    await pg.list_runs()
+    assert abs(pg.clock() - _server_time(postgres_url)) < 0.5
 
 
 # --------------------------------------------------------------------------- the event log

@@ -302,14 +302,14 @@ class PostgresBase(SqliteBase):
                 return
             except (StoreError, psycopg.Error) as err:
                 why = _one_line(err)
-            if time.monotonic() + delay > deadline:
+            if (remaining := deadline - time.monotonic()) <= 0:
                 raise StoreFault(
                     f"the database {shown(self.url)} dropped the connection ({lost}) and"
                     f" could not be reached again for {self.reconnect_timeout:g} s: {why}"
                 ) from lost.__cause__
             if stop is None:
-                time.sleep(delay)
-            elif stop.wait(delay):
+                time.sleep(min(delay, remaining))
+            elif stop.wait(min(delay, remaining)):
                 raise Stopped
             delay = min(delay * 2, RETRY_MOST)
 
