@@ -21,7 +21,7 @@ from conductor.errors import InvalidInput, StoreError, StoreFault
 from conductor.models import SessionKind
 from conductor.store import Store, without_loop
 from conductor.store.connection import transaction
-from conductor.store.postgres import PostgresStore
+from conductor.store.postgres import PostgresStore, adapter
 from conductor.store.postgres import store as postgres_store
 from conductor.store.postgres.adapter import Connection
 from conductor.store.postgres.schema import PG_SCHEMA_VERSION, WRITE_LOCK
@@ -383,13 +383,32 @@ async def test_hosts_whose_clocks_differ_agree_whether_a_lease_has_run_out(
 
 
 async def test_a_connection_opened_again_measures_the_servers_clock_again(
-    pg: PostgresStore, postgres_url: str
+    pg: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """(After a failover the server may be another machine, with a clock of its own.)"""
-    pg._host_clock = lambda: time.time() - 30  # this host's clock stepped back meanwhile
+    measured: list[float] = []
+    plain_offset = adapter.clock_offset
+
+    def counted(*args: Any) -> float:
+        measured.append(offset := plain_offset(*args))
+        return offset
+
+    monkeypatch.setattr(adapter, "clock_offset", counted)
     _terminate(postgres_url)
     await pg.list_runs()
-    assert abs(pg.clock() - _server_time(postgres_url)) < 0.5
+    assert len(measured) == 1
+
+
+async def test_a_step_of_this_hosts_clock_is_heard_at_the_next_call(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(NTP setting the clock, a machine waking from sleep: no reconnection says so.)"""
+    step = [0.0]
+    monkeypatch.setattr(postgres_store, "host_clock", lambda: time.time() + step[0])
+    async with PostgresStore.open(postgres_url) as store:
+        step[0] = -30.0
+        await store.list_runs()
+        assert abs(store.clock() - _server_time(postgres_url)) < 0.5
 
 
 # --------------------------------------------------------------------------- the event log

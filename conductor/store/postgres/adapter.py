@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import re
 import select
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -49,6 +50,9 @@ _IS_NOT_PARAM = re.compile(r"\bIS\s+NOT\s+\?", re.IGNORECASE)
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
+STEP = 1.0  # seconds: a jump of this host's clock that makes the server's be measured again
+
+
 def clock_offset(raw: psycopg.Connection[Any], host_clock: Callable[[], float]) -> float:
     """How far the server's clock is ahead of `host_clock` (behind: negative), as closely as
     a round trip can tell: the server read its clock at some moment between the two host
@@ -62,6 +66,29 @@ def clock_offset(raw: psycopg.Connection[Any], host_clock: Callable[[], float]) 
         if after - before < high - low:
             low, high = server - after, server - before
     return float(min(max(0.0, low), high))
+
+
+class ServerClock:
+    """The server's clock, read on this host with no round trip: this host's clock and the
+    offset `measure`d between them. Hosts sharing a database compare the times they write
+    (a lease's end), so those times must be one clock's. A step of this host's clock since
+    the measurement (NTP setting it, a machine waking from sleep) shows as a change of its
+    distance from the monotonic clock: then `stepped`, and it is to be measured again."""
+
+    def __init__(self, host: Callable[[], float]) -> None:
+        self.host = host
+        self.offset = 0.0
+        self._host_less_monotonic = 0.0
+
+    def measure(self, raw: psycopg.Connection[Any]) -> None:
+        self.offset = clock_offset(raw, self.host)
+        self._host_less_monotonic = self.host() - time.monotonic()
+
+    def stepped(self) -> bool:
+        return abs(self.host() - time.monotonic() - self._host_less_monotonic) > STEP
+
+    def __call__(self) -> float:
+        return self.host() + self.offset
 
 
 def translate(sql: str, named: bool) -> str:

@@ -21,12 +21,9 @@ Every write transaction NOTIFYs the channel `conductor` as it commits; each stor
 `open` LISTENs on a connection of its own, in a thread of its own, and wakes its
 `wait_for_change` waiters: a write on another host wakes them at once, with no polling.
 
-Workers on several hosts share the database, so what must hold across hosts is the server's:
-- time: every stored time (a lease's end, above all, compared by other hosts) is read from the
-  server's clock, as this host's clock plus the offset measured when the store connects;
-- the connection: one the server dropped (a restart, a failover) is opened again and the
-  transaction run again, when nothing of it can have committed, for up to `reconnect_timeout`;
-  a server that stays away longer is a StoreFault (a machine's fault: the run stops, resumably).
+Hosts share it: every stored time (a lease's end, which other hosts judge) is the server's
+clock's (`ServerClock`); a connection the server dropped (a restart, a failover) is opened
+again, and the transaction run again when nothing of it can have committed (`_in_transaction`).
 """
 
 from __future__ import annotations
@@ -52,7 +49,7 @@ from conductor.store import Store
 from conductor.store.connection import LOCK_SLICE_MS, SqliteBase
 from conductor.store.handoff import Stopped
 from conductor.store.interface import Unreachable, shown
-from conductor.store.postgres.adapter import Connection, clock_offset
+from conductor.store.postgres.adapter import Connection, ServerClock
 from conductor.store.postgres.schema import WRITE_LOCK, migrate, schema_version
 
 T = TypeVar("T")
@@ -63,8 +60,7 @@ CONNECT_TIMEOUT = 10  # seconds; libpq's own default is to wait for a silent hos
 RECONNECT_SECONDS = 30.0  # how long a call waits for a server that dropped its connection
 RETRY_FIRST, RETRY_MOST = 0.05, 1.0  # the back-off between attempts to connect again (s)
 
-# This host's clock, which the server's is measured against (a test skews it before a store
-# is opened; each store keeps the one it was opened with).
+# This host's clock, the server's is measured against (a test skews it: each store keeps its own)
 host_clock: Callable[[], float] = time.time
 
 __all__ = ["PostgresStore", "connect", "open_connection", "shown"]
@@ -200,9 +196,8 @@ class PostgresBase(SqliteBase):
         self.url = url
         self.location = url  # (`path`, SQLite's file, means nothing here and is not used)
         self.reconnect_timeout = RECONNECT_SECONDS
-        self._host_clock = host_clock
-        self._offset = 0.0  # the server's clock less this host's, measured as it connects
-        self._clock = self._server_time
+        self._server_clock = ServerClock(host_clock)
+        self._clock: Callable[[], float] = self._server_clock
 
     @classmethod
     @asynccontextmanager
@@ -242,22 +237,18 @@ class PostgresBase(SqliteBase):
 
     def _measure_clock(self) -> None:
         try:
-            self._offset = clock_offset(self._pg.raw, self._host_clock)
+            self._server_clock.measure(self._pg.raw)
         except psycopg.Error as err:
             raise StoreFault(f"the database {shown(self.url)} failed: {_one_line(err)}") from err
 
-    def _server_time(self) -> float:
-        """The server's clock, read without a round trip: this host's and the offset."""
-        return self._host_clock() + self._offset
-
     @property
     def clock(self) -> Callable[[], float]:
-        """The store's clock: the server's (`_server_time`), so that the times hosts write
+        """The store's clock: the server's (`ServerClock`), so that the times hosts write
         and compare (a lease's end) are one clock's; injectable (a test assigns its own).
-        Read in a write transaction before its first
-        statement, it takes the write lock first (sends what `_in_transaction` deferred), so
-        a time read in a write is after every earlier writer's commit, as under SQLite's
-        BEGIN IMMEDIATE: a lease expiry judged, an event stamped, as of holding the lock."""
+        Read in a write before its first statement, it takes the write lock first (sends
+        what `_in_transaction` deferred), so a time read in a write is after every earlier
+        writer's commit, as under SQLite's BEGIN IMMEDIATE: a lease expiry judged, an event
+        stamped, as of holding the lock."""
         if self._lock_deferred_in == threading.get_ident() and self._pg.begin_pending:
             self._pg.flush()
         return self._clock
@@ -284,11 +275,19 @@ class PostgresBase(SqliteBase):
             try:
                 if self._pg.dropped():
                     raise _Lost("the server closed the connection")
+                if self._server_clock.stepped():
+                    self._measure_again()
                 return self._attempt(write, body, args, kwargs, stop)
             except _Lost as lost:
                 if deadline is None:
                     deadline = time.monotonic() + self.reconnect_timeout
                 self._reconnect(lost, stop, deadline)
+
+    def _measure_again(self) -> None:
+        try:  # (the connection lost: it is measured on the next one)
+            self._server_clock.measure(self._pg.raw)
+        except psycopg.Error as err:
+            raise _Lost(_one_line(err)) from err
 
     def _reconnect(self, lost: _Lost, stop: threading.Event | None, deadline: float) -> None:
         """A new connection in place of the lost one, and the clock's offset measured again
@@ -298,7 +297,7 @@ class PostgresBase(SqliteBase):
         while True:
             try:
                 self._pg.replace(open_connection(self.url, cursor_factory=psycopg.ClientCursor))
-                self._offset = clock_offset(self._pg.raw, self._host_clock)
+                self._server_clock.measure(self._pg.raw)
                 return
             except (StoreError, psycopg.Error) as err:
                 why = _one_line(err)
