@@ -315,6 +315,29 @@ async def test_a_server_away_longer_than_the_bound_is_a_store_fault_in_one_line(
     assert [r.id for r in await pg.list_runs()] == [RUN]
 
 
+async def test_a_call_cancelled_while_the_server_is_away_is_heard_at_once(
+    pg: PostgresStore, postgres_url: str
+) -> None:
+    _let_in(postgres_url, False)
+    _terminate(postgres_url)
+    started = time.monotonic()
+    with anyio.move_on_after(0.2) as waiting:
+        await pg.list_runs()  # (it would wait reconnect_timeout, 30 s)
+    assert waiting.cancelled_caught
+    assert time.monotonic() - started < 2
+    _let_in(postgres_url, True)
+    assert [r.id for r in await pg.list_runs()] == [RUN]
+
+
+def test_a_store_without_an_event_loop_opens_its_connection_again(postgres_url: str) -> None:
+    with PostgresStore.open_blocking(postgres_url) as store:
+        without_loop(
+            store.create_run(RUN, goal="", repo_root="/r", base_ref=None, base_commit=None)
+        )
+        _terminate(postgres_url)
+        assert [r.id for r in without_loop(store.list_runs())] == [RUN]
+
+
 async def test_a_listener_whose_connection_is_dropped_listens_again(postgres_url: str) -> None:
     async with PostgresStore.open(postgres_url) as here:
         [listener] = _listening(postgres_url)
