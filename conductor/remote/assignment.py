@@ -82,11 +82,11 @@ class TakenWorkstream:
         # worker should not take that run again (None: never): the worker reads these.
         self.left = ""
         self.skip_for: float | None = None
+        self._started: Outcome | None = None  # the workstream's outcome, once it began
 
     async def run(self) -> Outcome:
         bus = await open_run(self.store, self.taken.run_id)
         outcome = Outcome(self.name)
-        self._started: Outcome | None = None  # the workstream's outcome once it began
         try:
             with self.control.scope:
                 run = await self._rebuild(bus)
