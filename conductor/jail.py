@@ -16,10 +16,9 @@ Two layers, each sound alone (see the README's enforcement model):
 Merge checks and setup commands, which run code a session wrote, go through the same jail
 with only their own tree writable (they keep the network: a check may need a service).
 
-Neither a session nor a command gets what logs in to a PostgreSQL server (the bus's, with the
-bus in PostgreSQL): no `PG...` variable, no `CONDUCTOR_DB` holding a password, and the files
-libpq reads a password or a client key from shown empty in the jail. What a session can read,
-it can commit, and its worker pushes that and the gate merges it.
+Neither gets what logs in to a PostgreSQL server (the bus's, perhaps): no `PG...` variable, no
+CONDUCTOR_DB with a password, libpq's password files shown empty. What a session can read, it
+can commit, and its worker pushes that and the gate merges it.
 """
 
 from __future__ import annotations
@@ -34,8 +33,8 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,15 +53,8 @@ GIT_PROTECTED = ("config", "hooks", "info", "objects/info")  # inside a session'
 # commands: they run code a session wrote, which has no business with the key.
 CREDENTIAL_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_OAUTH", "CLAUDE_CODE_USE_")
 CREDENTIAL_NAMES = frozenset(
-    {
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_BEARER_TOKEN_BEDROCK",
-        "GOOGLE_APPLICATION_CREDENTIALS",
-        "CLOUD_ML_REGION",
-        "ANTHROPIC_VERTEX_PROJECT_ID",
-    }
+    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK"}
+    | {"GOOGLE_APPLICATION_CREDENTIALS", "CLOUD_ML_REGION", "ANTHROPIC_VERTEX_PROJECT_ID"}
 )
 
 
@@ -142,6 +134,12 @@ class Jail:
             args += ["--chdir", str(self.chdir)]
         return [*args, "--", *command]
 
+    def hiding_databases(self, env: Mapping[str, str], *, keep: Set[str] = frozenset()) -> Jail:
+        """This jail without the database variables of `env` (but those in `keep`) inside,
+        and with the password files `env` names (or libpq's defaults) shown empty."""
+        names = tuple(n for n in database_names(env) if n not in keep)
+        return replace(self, unset=names, hidden=database_secret_files(env))
+
 
 def session_jail(
     worktree: Path,
@@ -174,11 +172,8 @@ def session_jail(
         shown=shown,
         chdir=worktree,
         env={"TMPDIR": str(tmp)},
-        # (CONDUCTOR_DB stays: the CLI is started with the session's own, password-free)
-        unset=tuple(n for n in database_names(started) if n.startswith(DATABASE_PREFIX)),
-        hidden=database_secret_files(started),
         own_processes=False,
-    )
+    ).hiding_databases(started, keep=DATABASE_NAMES)  # the CLI's CONDUCTOR_DB is password-free
 
 
 def _mount_point(path: Path) -> Path:
@@ -210,14 +205,8 @@ def command_jail(tree: Path, tmp: Path) -> Jail:
         writable, protected = (tree, tmp), (git,)
     else:  # a session's own repository: pinned in place, its config and hooks read-only
         writable, protected = (tree, *_pinned(git), tmp), tuple(git / p for p in GIT_PROTECTED)
-    return Jail(
-        writable=writable,
-        read_only=protected,
-        chdir=tree,
-        env={"TMPDIR": str(tmp)},
-        unset=database_names(os.environ),
-        hidden=database_secret_files(os.environ),
-    )
+    jail = Jail(writable=writable, read_only=protected, chdir=tree, env={"TMPDIR": str(tmp)})
+    return jail.hiding_databases(os.environ)
 
 
 # The longest temporary folder the sessions' sockets still fit under: the CLI's sandbox adds
@@ -258,12 +247,8 @@ def empty_file() -> Path:
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444))
     found = os.lstat(path)
-    if (
-        stat.S_ISREG(found.st_mode)
-        and found.st_uid == os.geteuid()
-        and found.st_size == 0
-        and not found.st_mode & 0o222
-    ):
+    ours = stat.S_ISREG(found.st_mode) and found.st_uid == os.geteuid()
+    if ours and found.st_size == 0 and not found.st_mode & 0o222:
         return path
     fd, fresh = tempfile.mkstemp(prefix="conductor-empty-", dir=_short_tmp_root())
     os.close(fd)
