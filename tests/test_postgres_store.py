@@ -270,6 +270,21 @@ async def test_a_transaction_whose_connection_is_lost_midway_runs_again_once(
         assert admin.execute("SELECT k FROM t").fetchall() == [(2,)]
 
 
+async def test_a_transaction_that_loses_each_new_connection_gives_up_at_the_bound(
+    pg: PostgresStore,
+) -> None:
+    @transaction(write=False)
+    def lose_the_connection(self: PostgresStore, db: Db) -> None:
+        db.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    pg.reconnect_timeout = 0.5
+    started = time.monotonic()
+    with pytest.raises(StoreFault, match="each new connection was lost as well"):
+        await lose_the_connection(pg)
+    assert time.monotonic() - started < 5
+    assert [r.id for r in await pg.list_runs()] == [RUN]
+
+
 async def test_a_write_whose_connection_is_lost_in_its_commit_is_not_run_again(
     pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -307,7 +322,7 @@ async def test_a_server_away_longer_than_the_bound_is_a_store_fault_in_one_line(
     _let_in(postgres_url, False)
     _terminate(postgres_url)
     started = time.monotonic()
-    with pytest.raises(StoreFault, match=r"could not be reached again for 0\.5 s") as fault:
+    with pytest.raises(StoreFault, match=r"could not be used again for 0\.5 s") as fault:
         await pg.list_runs()
     assert 0.4 <= time.monotonic() - started < 5
     assert "\n" not in str(fault.value)

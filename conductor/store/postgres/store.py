@@ -292,25 +292,25 @@ class PostgresBase(SqliteBase):
     def _reconnect(self, lost: _Lost, stop: threading.Event | None, deadline: float) -> None:
         """A new connection in place of the lost one, and the clock's offset measured again
         (the server may be another machine now: a failover), tried at once and then with a
-        growing pause until `deadline`; a caller who stops waiting is heard at each pause."""
-        delay = RETRY_FIRST
-        while True:
+        growing pause until `deadline`; a caller who stops waiting is heard at each pause.
+        (`deadline` is the call's: a transaction that loses each new connection gives up too.)"""
+        delay, why = RETRY_FIRST, "each new connection was lost as well"
+        while (remaining := deadline - time.monotonic()) > 0:
             try:
                 self._pg.replace(open_connection(self.url, cursor_factory=psycopg.ClientCursor))
                 self._server_clock.measure(self._pg.raw)
                 return
             except (StoreError, psycopg.Error) as err:
                 why = _one_line(err)
-            if (remaining := deadline - time.monotonic()) <= 0:
-                raise StoreFault(
-                    f"the database {shown(self.url)} dropped the connection ({lost}) and"
-                    f" could not be reached again for {self.reconnect_timeout:g} s: {why}"
-                ) from lost.__cause__
             if stop is None:
                 time.sleep(min(delay, remaining))
             elif stop.wait(min(delay, remaining)):
                 raise Stopped
             delay = min(delay * 2, RETRY_MOST)
+        raise StoreFault(
+            f"the database {shown(self.url)} dropped the connection ({lost}) and could not"
+            f" be used again for {self.reconnect_timeout:g} s: {why}"
+        ) from lost.__cause__
 
     def _attempt(
         self,
