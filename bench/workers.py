@@ -423,6 +423,7 @@ def _start_worker(
         [
             *CONDUCTOR, "worker", "--db", db, "--repo", origin, "--dir", str(home / "work"),
             "--id", name, "--slots", str(slots),
+            "--allow-unsandboxed",  # the bench's runs are unsandboxed on both sides
         ],
         cwd=home,
         env={**env, "HOME": str(home / "home"), "CLAUDE_CONFIG_DIR": str(home / "claude")},
