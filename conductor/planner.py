@@ -38,6 +38,7 @@ from conductor.errors import ConductorError
 from conductor.plan import PLAN_SCHEMA, Plan, PlanInvalid, parse_plan
 from conductor.prompts import Prompts
 from conductor.session import SessionConfig
+from conductor.session.options import database_env
 
 READ_ONLY_TOOLS = ["Read", "Glob", "Grep"]
 PLANNER_MAX_TURNS = 40
@@ -71,6 +72,7 @@ def planner_options(repo: Path, config: SessionConfig) -> ClaudeAgentOptions:
     env = {k: v for k, v in config.env.items() if k != "CLAUDECODE"}
     env["CLAUDE_CONFIG_DIR"] = str(config.config_dir)  # not the user's: its login is handed on
     env.update(token_env(login_for_session(config.env)))
+    env.update(database_env(config.env))  # no database credentials: it has no use for them
     return ClaudeAgentOptions(
         cwd=str(repo),
         env=env,

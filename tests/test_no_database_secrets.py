@@ -187,3 +187,16 @@ def test_the_clis_environment_clears_every_database_variable_of_either_side(
 def test_commands_get_no_database_variable() -> None:
     env = {"PATH": "/bin", "PGPASSWORD": "x", "PGHOSTADDR": "10.0.0.1", "CONDUCTOR_DB": "u"}
     assert scrubbed_env(env) == {"PATH": "/bin"}
+
+
+def test_the_planners_cli_gets_no_database_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conductor.config import Config
+    from conductor.planner import planner_options
+    from conductor.session import worker_config
+
+    monkeypatch.setenv("PGPASSWORD", "hunter2")
+    config = worker_config(Config(), tmp_path, {"PGPASSFILE": "/secret/pgpass"})
+    env = planner_options(tmp_path, config).env
+    assert env["PGPASSWORD"] == "" and env["PGPASSFILE"] == ""
