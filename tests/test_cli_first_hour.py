@@ -198,6 +198,8 @@ READ_NO_RUN = {
     "run",
     "demo",
     "runs",  # every run
+    "worker",  # every run of the database
+    "workers",
     "doctor",
     "git-status",
     "git-diff",
