@@ -421,3 +421,16 @@ SESSION_READERS = [
 def test_every_command_naming_an_unknown_session_is_one_line(team: Cli, args: list[str]) -> None:
     team.ok("message", "A", "a message #1 to reply to", "--from", "B")
     assert "'Z'" in one_line_error(team.fails(*args))
+
+
+def test_the_commands_load_without_the_sdk() -> None:
+    """Every command is registered on every full-app call: a module that imports the SDK
+    (about a second) at its top would make each of them that much slower."""
+    probe = (
+        "import sys\n"
+        "from conductor.cli import _register_commands\n"
+        "_register_commands()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'claude_agent_sdk')[:3])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 import typer
@@ -16,9 +16,11 @@ from conductor.bus import work as work_queue
 from conductor.cli.common import JsonOpt, app, open_store, out, print_json, run_async
 from conductor.cli.plumbing import EXIT_INTERRUPTED
 from conductor.models import Assignment, WorkerInfo
-from conductor.remote import Worker
 from conductor.store import shown
 from conductor.workspace import locate
+
+if TYPE_CHECKING:  # the worker brings the SDK (about a second): only `conductor worker` loads it
+    from conductor.remote import Worker
 
 SILENT_AFTER = 3 * work_queue.HEARTBEAT_SECONDS  # a worker not heard from for this long
 
@@ -54,6 +56,8 @@ def worker(
 ) -> None:
     """Run sessions of the runs in a shared database on this host, `--slots` at a time,
     until Ctrl-C (which lets their workstreams go to another worker at once)."""
+
+    from conductor.remote import Worker
 
     async def go() -> None:
         ws = await locate(Path.cwd(), db or ctx.obj.db)
