@@ -39,6 +39,15 @@ def _assignment(row: Row) -> Assignment:
     )
 
 
+def _find(db: Db, run_id: str, session: str) -> Assignment | None:
+    found = fetch(
+        db,
+        f"SELECT {_ASSIGNMENT} FROM assignments WHERE run_id = ? AND session = ?",
+        (run_id, session),
+    )
+    return _assignment(found[0]) if found else None
+
+
 def _merge_request(row: Row) -> MergeRequest:
     return MergeRequest(
         id=row["id"],
@@ -137,7 +146,9 @@ class Work(SqliteBase):
                 f"{session} waits for a worker", WorkChanged(),
             )  # fmt: skip
             return _assignment(found[0])
-        return self._assignment(db, run_id, session)
+        held = _find(db, run_id, session)
+        assert held is not None  # (the insert's conflict was on this very row)
+        return held
 
     @transaction(write=True)
     def take_assignment(
@@ -235,20 +246,7 @@ class Work(SqliteBase):
 
     @transaction(write=False)
     def assignment(self, db: Db, run_id: str, session: str) -> Assignment | None:
-        found = fetch(
-            db,
-            f"SELECT {_ASSIGNMENT} FROM assignments WHERE run_id = ? AND session = ?",
-            (run_id, session),
-        )
-        return _assignment(found[0]) if found else None
-
-    def _assignment(self, db: Db, run_id: str, session: str) -> Assignment:
-        found = fetch(
-            db,
-            f"SELECT {_ASSIGNMENT} FROM assignments WHERE run_id = ? AND session = ?",
-            (run_id, session),
-        )
-        return _assignment(found[0])
+        return _find(db, run_id, session)
 
     @transaction(write=False)
     def assignments(self, db: Db, run_id: str | None = None) -> list[Assignment]:
