@@ -12,7 +12,7 @@ $(BIN)/conductor: pyproject.toml
 
 # The session sandbox needs bubblewrap and socat (Linux; macOS has its own sandbox).
 # Installed with apt-get where it is there and we may use it; otherwise a line says what to do.
-.PHONY: demo test test-postgres lint sandbox postgres
+.PHONY: demo test test-postgres lint sandbox postgres browser
 sandbox:
 	@if [ "$$(uname)" = Linux ] && ! { command -v bwrap && command -v socat; } >/dev/null; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
@@ -33,11 +33,22 @@ postgres:
 		fi; \
 	fi
 
+# The browser view's tests drive Debian's chromium through its chromedriver (selenium, from
+# the test extra). Only the tests need them, not the demo or `conductor serve`.
+browser:
+	@if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+		else \
+			echo "install chromium and chromium-driver for the browser tests (apt-get install chromium chromium-driver)"; \
+		fi; \
+	fi
+
 # DEMO: options for it, e.g. make demo DEMO=--keep
 demo: sandbox $(BIN)/conductor
 	$(BIN)/conductor demo $(DEMO)
 
-test: sandbox postgres $(BIN)/conductor
+test: sandbox postgres browser $(BIN)/conductor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check --quiet .
 	$(BIN)/mypy

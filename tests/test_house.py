@@ -44,8 +44,20 @@ LAYERS: list[tuple[str, ...]] = [
     ("session", "gates", "planner"),
     # the run; workers on other hosts, which run its workstreams
     ("run", "supervisor", "remote"),
-    # views and tools built on the run: the read model, its renderings, doctor, demo
-    ("readmodel", "view", "live", "dashboard", "doctor", "demo", "standin"),
+    # views and tools built on the run: the read model, its renderings (terminal, report, web),
+    # notifications, doctor, demo
+    (
+        "readmodel",
+        "view",
+        "live",
+        "dashboard",
+        "doctor",
+        "demo",
+        "standin",
+        "notify",
+        "report",
+        "web",
+    ),
     # the command line
     ("cli", "__main__"),
 ]

@@ -41,6 +41,8 @@ def _register_commands() -> None:
         worker,
         standin,
         watch,
+        report,
+        serve,
     )
     # isort: on
 

@@ -12,6 +12,7 @@ class EventKind(StrEnum):
     RUN_STATE = "run.state"
     RUN_FAULT = "run.fault"
     RUN_LEFTOVERS = "run.leftovers"
+    RUN_STOP_ASKED = "run.stop_asked"  # `conductor stop` or the browser: the supervisor stops
 
     SESSION_REGISTERED = "session.registered"
     SESSION_UPDATED = "session.updated"

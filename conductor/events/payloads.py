@@ -49,6 +49,7 @@ class Nothing(Payload):
     kinds = (
         EventKind.RUN_CREATED,
         EventKind.RUN_FAULT,
+        EventKind.RUN_STOP_ASKED,
         EventKind.SESSION_CLOSED,
         EventKind.SESSION_INTERRUPTED,
         EventKind.SESSION_STALLED,

@@ -1,0 +1,1 @@
+"""`conductor report RUN`: one self-contained HTML file of a run, with an SVG timeline."""

@@ -1,0 +1,1 @@
+"""`conductor serve`: the repository's runs in a browser, live by server-sent events."""
