@@ -43,6 +43,7 @@ def _register_commands() -> None:
         watch,
         report,
         serve,
+        web,
     )
     # isort: on
 

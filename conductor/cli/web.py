@@ -1,0 +1,61 @@
+"""`conductor serve`: the repository's runs in a browser (see `conductor.web`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from conductor.cli.common import Globals, app, fail, run_async, say
+from conductor.cli.plumbing import check_acting_as
+from conductor.workspace import locate
+
+DEFAULT_PORT = 8765
+
+
+@app.command("serve", rich_help_panel="Watch")
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="The address to listen on. Any other than loopback needs the token printed at"
+            " start on every request.",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", help="The port (0: any free one, printed).", min=0, max=65535)
+    ] = DEFAULT_PORT,
+) -> None:
+    """Watch and steer the runs in a browser: live pages, transcripts, review diffs with
+    approve and reject, stop and resume, each run's report. Ctrl-C stops the server, not
+    the runs."""
+    g: Globals = ctx.obj
+    # It acts as `human` (approving reviews) and for every run: never a session's to start.
+    check_acting_as(g, ctx.command_path, None)
+
+    async def go() -> None:
+        from conductor.web.app import Served
+        from conductor.web.server import access_for, bind, serve
+
+        ws = await locate(Path.cwd(), g.db)
+        if ws.repo_root is None:
+            fail("conductor serve runs in a git repository (the runs of its database)")
+        access = access_for(host)
+        sock = bind(host, port)
+        served = Served(ws.location, ws.repo_root, access)
+
+        def started(url: str) -> None:
+            say(f"serving the runs of {ws.repo_root} at {url}")
+            if not access.loopback:
+                say(f"every request needs the token {access.token} (the URL carries it once)")
+            say("Ctrl-C stops the server; the runs go on")
+
+        await serve(served, sock, started=started, host=host)
+
+    try:
+        run_async(go)
+    except KeyboardInterrupt:
+        say("stopped serving")

@@ -1,0 +1,266 @@
+"""The browser view as a starlette app: a repository's runs, a run's live page, a session's
+transcript, a review's diff with approve and reject, stop and resume, the run's report.
+
+Everything is read through the bus, as the terminal commands read it, from one store the app
+opens when the database exists (a repository with no runs yet gets a page that says so, and
+no database is made by looking). `access.Gate` sits in front of every route.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from conductor.bus import Bus, open_run
+from conductor.bus import list_runs as stored_runs
+from conductor.costs import spend_of
+from conductor.errors import ConductorError, UnknownReview, UnknownRun, UnknownSession
+from conductor.readmodel import real_sessions, transcript_lines
+from conductor.store import NoDatabase, Store
+from conductor.store.interface import without_password
+from conductor.text import clock
+from conductor.web import actions, pages
+from conductor.web.access import Access, Gate
+from conductor.web.state import cost_text
+from conductor.web.stream import first_page, run_updates
+
+UNKNOWN = (UnknownRun, UnknownSession, UnknownReview)
+COMMENT_LIMIT = 20_000  # characters of a verdict's comment
+
+
+@dataclass
+class Served:
+    """What every request shares: the database (opened once it exists), the repository, the
+    server's access rules and the environment a resumed run starts with."""
+
+    location: str
+    repo: Path
+    access: Access
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    _store: Store | None = None
+    _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    _opening: anyio.Lock = field(default_factory=anyio.Lock)
+
+    async def store(self) -> Store | None:
+        """The store, or None while there is no database yet."""
+        async with self._opening:
+            if self._store is None:
+                try:
+                    self._store = await self._stack.enter_async_context(
+                        Store.open(self.location, create=False)
+                    )
+                except NoDatabase:
+                    return None
+            return self._store
+
+    async def bus(self, run_id: str) -> Bus:
+        store = await self.store()
+        if store is None:
+            raise UnknownRun(f"unknown run {run_id!r}: there are no runs here yet")
+        return await open_run(store, run_id)
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+
+def make_app(served: Served) -> Gate:
+    """The app behind its gate. The store is closed when the server stops."""
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                await served.close()
+
+    routes = [
+        Route("/", _runs_page),
+        Route("/static/{name}", _static),
+        Route("/runs/{run_id}", _run_page),
+        Route("/runs/{run_id}/stream", _stream),
+        Route("/runs/{run_id}/report", _report),
+        Route("/runs/{run_id}/sessions/{name}", _session_page),
+        Route("/runs/{run_id}/reviews/{review_id:int}", _review_page),
+        Route("/runs/{run_id}/reviews/{review_id:int}/{verdict}", _decide, methods=["POST"]),
+        Route("/runs/{run_id}/stop", _stop, methods=["POST"]),
+        Route("/runs/{run_id}/resume", _resume, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ConductorError: _refused},
+    )
+    app.state.served = served
+    return Gate(app, served.access)
+
+
+def _served(request: Request) -> Served:
+    served: Served = request.app.state.served
+    return served
+
+
+def _page(request: Request, template: str, **values: Any) -> HTMLResponse:
+    served = _served(request)
+    return HTMLResponse(
+        pages.render(
+            template,
+            token=served.access.token,
+            where=f"{served.repo} · {without_password(served.location)}",
+            **values,
+        ),
+        headers={"cache-control": "no-store"},
+    )
+
+
+async def _refused(request: Request, error: Exception) -> Response:
+    """A domain error in one line: 404 for what does not exist, 409 for what is refused."""
+    status = 404 if isinstance(error, UNKNOWN) else 409
+    if request.method == "POST":
+        return JSONResponse({"error": str(error)}, status_code=status)
+    return PlainTextResponse(str(error) + "\n", status_code=status)
+
+
+async def _static(request: Request) -> Response:
+    found = pages.static(request.path_params["name"])
+    if found is None:
+        return PlainTextResponse("not found\n", status_code=404)
+    body, kind = found
+    return Response(body, media_type=kind)
+
+
+async def _runs_page(request: Request) -> Response:
+    store = await _served(request).store()
+    rows = []
+    for run in await stored_runs(store) if store is not None else []:
+        bus = Bus(store, run)  # type: ignore[arg-type]
+        every = await bus.sessions()
+        spent = spend_of(run.spec, every)
+        rows.append(
+            {
+                "id": run.id,
+                "goal": run.goal,
+                "state": await bus.seen_state(),
+                "sessions": len(real_sessions(every)),
+                "cost": cost_text(sum(s.cost_usd for s in spent.values())),
+                "started": clock(run.created_at),
+            }
+        )
+    rows.reverse()  # the newest first
+    return _page(request, "runs.html", runs=rows)
+
+
+async def _run_page(request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    bus = await _served(request).bus(run_id)
+    state, lines = await first_page(bus.store, run_id)  # type: ignore[arg-type]
+    after = lines[-1]["id"] if lines else 0
+    return _page(request, "run.html", state=state, lines=lines, after=after)
+
+
+async def _stream(request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    bus = await _served(request).bus(run_id)  # an unknown run: 404 before the stream opens
+    given = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+    after = int(given) if given.isdigit() else 0
+    updates = run_updates(
+        bus.store,  # type: ignore[arg-type]
+        run_id,
+        after=after,
+        disconnected=request.is_disconnected,
+    )
+    return StreamingResponse(
+        updates,
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
+
+
+async def _session_page(request: Request) -> Response:
+    run_id, name = request.path_params["run_id"], request.path_params["name"]
+    bus = await _served(request).bus(run_id)
+    session = await bus.session(name)
+    lines = transcript_lines(await bus.events(session=name))
+    return _page(request, "session.html", run_id=run_id, name=name, session=session, lines=lines)
+
+
+async def _review_page(request: Request) -> Response:
+    run_id, review_id = request.path_params["run_id"], request.path_params["review_id"]
+    bus = await _served(request).bus(run_id)
+    review = await bus.review(review_id)
+    return _page(
+        request,
+        "review.html",
+        run_id=run_id,
+        review=review,
+        diff=pages.diff_lines(review.diff),
+        decidable=actions.waits_on_person(review, actions.review_policy(bus)),
+    )
+
+
+async def _decide(request: Request) -> Response:
+    run_id, review_id = request.path_params["run_id"], request.path_params["review_id"]
+    verdict = request.path_params["verdict"]
+    if verdict not in ("approve", "reject"):
+        return JSONResponse({"error": f"no such verdict {verdict!r}"}, status_code=404)
+    body = await _json_body(request)
+    comment = body.get("comment", "")
+    if not isinstance(comment, str) or len(comment) > COMMENT_LIMIT:
+        return JSONResponse({"error": "comment must be text"}, status_code=400)
+    bus = await _served(request).bus(run_id)
+    review = await actions.decide(bus, review_id, approve=verdict == "approve", comment=comment)
+    status = review.status.value
+    return JSONResponse(
+        {"message": f"review #{review.id} {status} by {review.decided_by}", "status": status}
+    )
+
+
+async def _stop(request: Request) -> Response:
+    bus = await _served(request).bus(request.path_params["run_id"])
+    return JSONResponse({"message": await actions.stop(bus)})
+
+
+async def _resume(request: Request) -> Response:
+    served = _served(request)
+    bus = await served.bus(request.path_params["run_id"])
+    resuming = await actions.resume(bus, repo=served.repo, location=served.location, env=served.env)
+    said = f"resuming run {bus.run_id} (pid {resuming.pid}; its output: {resuming.log})"
+    return JSONResponse(
+        {
+            "message": said,
+            "pid": resuming.pid,
+            "log": str(resuming.log),
+        }
+    )
+
+
+async def _report(request: Request) -> Response:
+    bus = await _served(request).bus(request.path_params["run_id"])
+    from conductor.report import render_report  # type: ignore[attr-defined]
+
+    return HTMLResponse(await render_report(bus), headers={"cache-control": "no-store"})
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    with contextlib.suppress(ValueError):
+        body = await request.json()
+        if isinstance(body, dict):
+            return body
+    return {}
