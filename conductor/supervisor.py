@@ -39,6 +39,7 @@ from conductor.run.lifecycle import refuse_checked_out
 from conductor.run.remote import OnWorkers
 from conductor.run.reviewer import AgentReviewer
 from conductor.run.started import StartedRun
+from conductor.run.stop_watch import StopWatch, since
 from conductor.run.summary import NothingToResume, Outcome, RunSummary
 from conductor.run.workstream import WorkstreamTask
 from conductor.store import Store
@@ -97,6 +98,7 @@ class Supervisor:
         self.run_id: str | None = None  # the run's, once it exists
         self.running: StartedRun | None = None  # the run once taken, for its parts
         self._resumed: Bus | None = None  # a run to continue (for_run), or None: a new one
+        self._stops_after = 0  # a stop asked after this event id is this supervisor's
 
     @classmethod
     async def for_run(
@@ -155,6 +157,7 @@ class Supervisor:
             workers=self.workers,
         )
         self.run_id = bus.run_id
+        self._stops_after = await since(bus)  # an earlier supervisor's stop is not ours
         lease = await lifecycle.take(bus)
         self.started.set()
         try:
@@ -173,7 +176,8 @@ class Supervisor:
 
     async def stop(self) -> None:
         """Ctrl-C: interrupt every session, end the run's tasks, and leave the run
-        `interrupted` with each session's conversation and worktree ready for resume."""
+        `interrupted` with each session's conversation and worktree ready for resume. (A
+        stop asked from elsewhere, `Bus.ask_stop`, comes to the same through `StopWatch`.)"""
         await self.control.stop()
 
     async def summary(self) -> RunSummary:
@@ -217,6 +221,7 @@ class Supervisor:
         with self.control.scope:
             try:
                 async with anyio.create_task_group() as tg:
+                    tg.start_soon(StopWatch(running.bus, self.control, after=self._stops_after))
                     on_workers = OnWorkers(running) if running.on_workers else None
                     if on_workers is not None:  # their merges come to this gate
                         tg.start_soon(on_workers.serve)

@@ -13,6 +13,7 @@ from conductor import paths
 from conductor.bus.base import text, token
 from conductor.bus.lock import LockDoor
 from conductor.bus.reviews import ReviewDoor
+from conductor.bus.stopping import StopDoor
 from conductor.errors import InvalidInput
 from conductor.models import (
     BROADCAST,
@@ -28,7 +29,7 @@ from conductor.models import (
 )
 
 
-class Bus(ReviewDoor, LockDoor):
+class Bus(ReviewDoor, StopDoor, LockDoor):
     # --------------------------------------------------------------------------- sessions
 
     async def register(

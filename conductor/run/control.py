@@ -1,4 +1,5 @@
-"""Stopping a run: Ctrl-C, a failing machine, an integration branch moved under the gate.
+"""Stopping a run: Ctrl-C, a stop asked from elsewhere (`conductor stop`, the browser: see
+`stop_watch`), a failing machine, an integration branch moved under the gate.
 
 One `Control` per supervisor, made before the run starts (Ctrl-C may come during setup): it
 holds the scope every run task lives in, the sessions live now (to interrupt them), and why
@@ -22,6 +23,7 @@ class Control:
         self.scope = anyio.CancelScope()  # the run's tasks: cancelled to stop them
         self.live: dict[str, HeadlessSession] = {}  # name -> a session with a process now
         self.stopping = False  # stop() was called: sessions stay as they are, for resume
+        self.asked_by = ""  # who asked for the stop from elsewhere ("stop asked by ..."), if so
         self.tampered = ""  # set when the integration branch moved outside the gate
         self.fault = ""  # set when the machine failed (MachineFault): the run is interrupted
 
@@ -30,10 +32,19 @@ class Control:
         """The run ends resumable: stopped by a person or by the machine."""
         return self.stopping or bool(self.fault)
 
-    async def stop(self) -> None:
+    @property
+    def stop_note(self) -> str:
+        """What the run's `interrupted` state says when it was stopped (not by the machine):
+        by whom, when the stop was asked from elsewhere."""
+        asked = f" ({self.asked_by})" if self.asked_by else ""
+        return f"stopped{asked}: resumable"
+
+    async def stop(self, asked_by: str = "") -> None:
         """Interrupt every session, end the run's tasks, and leave each session's
-        conversation and worktree as they are, for resume."""
+        conversation and worktree as they are, for resume. `asked_by`: the summary of the
+        `run.stop_asked` event that asked for it, when it came from elsewhere."""
         self.stopping = True
+        self.asked_by = self.asked_by or asked_by
         try:
             with anyio.move_on_after(INTERRUPT_WAIT):
                 for session in list(self.live.values()):

@@ -55,3 +55,17 @@ class EventLog(SqliteBase):
         )
         events = [rows.event(r) for r in found]
         return events[::-1] if newest else events
+
+    @transaction(write=False)
+    def first_event(self, db: Db, run_id: str, kind: str, *, after: int = 0) -> Event | None:
+        """The run's first event of `kind` after the id `after`, if any: what a long-lived
+        watcher asks again and again (a stop asked of the supervisor), moving `after` on to
+        the newest id it has seen, so that each look reads only the events since the last."""
+        found = fetch(
+            db,
+            "SELECT e.id, e.run_id, s.name AS session, e.kind, e.summary, e.payload,"
+            " e.created_at FROM events e LEFT JOIN sessions s ON s.id = e.session_id"
+            " WHERE e.run_id = ? AND e.id > ? AND e.kind = ? ORDER BY e.id LIMIT 1",
+            (run_id, after, kind),
+        )
+        return rows.event(found[0]) if found else None

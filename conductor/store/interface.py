@@ -198,6 +198,7 @@ class EventStorage(Protocol):
         limit: int | None = None,
         newest: bool = False,
     ) -> Awaitable[list[Event]]: ...
+    def first_event(self, run_id: str, kind: str, *, after: int = 0) -> Awaitable[Event | None]: ...
 
 
 class WorkStorage(Protocol):
