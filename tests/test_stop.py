@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -211,12 +212,13 @@ def test_a_session_may_not_stop_its_own_run(team: Cli) -> None:
     assert "you may not run 'conductor stop'" in line
 
 
-def _supervised_here(repo: Path) -> Bus:
-    """A run in `repo`'s database, supervised by this process (where `cli` runs too)."""
+def _supervised_here(repo: Path, db: str | None = None, **holder: Any) -> Bus:
+    """A run in `repo`'s database (or `db`), supervised by this process (where `cli` runs
+    too) or the holder given (`host`, `pid`)."""
 
     async def make() -> Bus:
-        async with Store.open(repo / ".conductor" / "conductor.db") as store:
-            return await _supervised(store)
+        async with Store.open(db or repo / ".conductor" / "conductor.db") as store:
+            return await _supervised(store, **holder)
 
     return anyio.run(make)
 
@@ -230,6 +232,23 @@ def test_stop_without_waiting_says_whom_it_asked(cli: Cli, repo: Path) -> None:
     asked = json.loads(cli.ok("logs", "--json").out.splitlines()[-1])  # one event a line
     assert asked["kind"] == EventKind.RUN_STOP_ASKED
     assert asked["summary"].endswith("(conductor stop): a test")
+
+
+def test_stop_as_json_gives_the_run_the_stop_and_the_resume_command(cli: Cli, repo: Path) -> None:
+    bus = _supervised_here(repo)
+    said = cli.ok("stop", "--no-wait", "--json").json()
+    assert said["run"] == bus.run_id and said["asked"] > 0
+    assert said["supervisor"] == "pid here" and not said["stopped"]
+    assert said["resume"].endswith(f"conductor resume {bus.run_id}")
+
+
+def test_stop_on_postgresql_of_a_supervisor_on_another_host(
+    cli: Cli, repo: Path, postgres_url: str
+) -> None:
+    bus = _supervised_here(repo, postgres_url, host="elsewhere.invalid", pid=4321)
+    said = cli.ok("--db", postgres_url, "stop", bus.run_id, "--no-wait").out
+    assert f"stop asked of run {bus.run_id} (pid 4321 on elsewhere.invalid)" in said
+    assert f"--db {shlex.quote(postgres_url)} resume {bus.run_id}" in said  # where --db said
 
 
 def test_stop_that_is_not_honoured_in_time_exits_1(cli: Cli, repo: Path) -> None:
