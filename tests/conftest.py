@@ -17,7 +17,7 @@ from conductor.store import Store
 
 # Fixtures for tests that drive real git and the real command: repo, cli, team; and a real
 # PostgreSQL server, started for the session when a test asks for one: postgres_url.
-pytest_plugins = ["support", "postgres"]
+pytest_plugins = ["support", "postgres", "browser"]
 
 
 @pytest.fixture
