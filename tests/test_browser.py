@@ -51,10 +51,12 @@ window.seenOfA = [];
 const note = () => {
   const cell = document.querySelector('#sessions tr[data-session="A"] .doing');
   const text = cell ? cell.textContent : null;
-  if (text !== null && window.seenOfA[window.seenOfA.length - 1] !== text) window.seenOfA.push(text);
+  const last = window.seenOfA[window.seenOfA.length - 1];
+  if (text !== null && last !== text) window.seenOfA.push(text);
 };
 note();
-new MutationObserver(note).observe(document.getElementById("sessions"), {childList: true, subtree: true});
+new MutationObserver(note).observe(
+  document.getElementById("sessions"), {childList: true, subtree: true});
 """
 
 
