@@ -75,12 +75,16 @@ def stop(
     run: Annotated[str | None, typer.Argument(help="The run (default: the newest).")] = None,
     wait: Annotated[
         float,
-        typer.Option("--wait", help="Seconds to wait for the run to stop.", min=0.0),
+        typer.Option(
+            "--wait", help="Seconds to wait for the run to stop.", min=0.0, metavar="SECONDS"
+        ),
     ] = STOP_WAIT,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Ask for the stop and return at once.")
     ] = False,
-    why: Annotated[str, typer.Option("--why", help="Why, for the run's history.")] = "",
+    why: Annotated[
+        str, typer.Option("--why", help="Why, for the run's history.", metavar="TEXT")
+    ] = "",
     _run: RunOpt = None,
     json_: JsonOpt = False,
 ) -> None:
