@@ -19,8 +19,8 @@ _templates = Environment(
 )
 
 
-def render(name: str, **values: Any) -> str:
-    return _templates.get_template(name).render(**values)
+def render(template: str, **values: Any) -> str:
+    return _templates.get_template(template).render(**values)
 
 
 def static(name: str) -> tuple[bytes, str] | None:

@@ -1,0 +1,324 @@
+"""`conductor serve` as a real process, asked over real HTTP: who may reach it, what its
+actions accept, and that what sessions wrote is text on every page.
+
+(The whole view against a live run, in a real browser, is tests/test_browser.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser import serving
+from support import clean_env, make_repo
+
+from conductor.bus import Bus, create_run, supervisor_lock
+from conductor.models import HUMAN_REVIEWER, ReviewStatus, RunState
+from conductor.store import Store
+from conductor.web.access import host_name, is_loopback
+
+pytestmark = pytest.mark.anyio
+
+HOSTILE = '<img src=x onerror="window.pwned=1">'
+ESCAPED = "&lt;img src=x onerror="
+FILE = "a<b onmouseover=alert(1)>.py"
+DIFF = (
+    f"diff --git a/{FILE} b/{FILE}\nnew file mode 100644\n--- /dev/null\n+++ b/{FILE}\n"
+    f"@@ -0,0 +1 @@\n+print('{HOSTILE}')\n"
+).encode()
+SPEC = {
+    "plan": {"workstreams": [{"id": "A", "name": "a", "task": "a"}]},
+    "config": {"review": "human"},
+}
+
+
+class Answer:
+    def __init__(self, status: int, headers: Any, body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def ask(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+) -> Answer:
+    """One HTTP request, its answer whatever the status (no redirect followed)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=10) as response:
+            return Answer(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as e:
+        return Answer(e.code, e.headers, e.read())
+
+
+def first_events(url: str, kinds: set[str]) -> tuple[Any, dict[str, Any]]:
+    """Read a server-sent stream until an event of each kind came: its headers and, per
+    kind, the first event's data."""
+    events: dict[str, Any] = {}
+    with urllib.request.urlopen(url, timeout=10) as response:
+        kind = ""
+        while not kinds <= events.keys():
+            line = response.readline().decode().rstrip("\n")
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: ") and kind not in events:
+                events[kind] = json.loads(line.removeprefix("data: "))
+        return response.headers, events
+
+
+def token_of(page: str) -> str:
+    return page.split('name="conductor-token" content="', 1)[1].split('"', 1)[0]
+
+
+async def hostile_run(repo: Path) -> tuple[Path, str, int, int]:
+    """A run whose goal, session note, message, prompt and review all carry HTML: its
+    database, its id, a review waiting on a person and one assigned to a peer."""
+    db = repo / ".conductor" / "conductor.db"
+    async with Store.open(db) as store:
+        bus = await create_run(
+            store,
+            goal=f"ship {HOSTILE}",
+            repo_root=repo,
+            base_ref="main",
+            base_commit=None,
+            sessions=[("A", "a"), ("B", "b"), (HUMAN_REVIEWER, "a person")],
+            spec=SPEC,
+        )
+        await bus.update("A", status="blocked", note=f"stuck on {HOSTILE}")
+        await bus.send("A", "B", f"look at {HOSTILE}")
+        await bus.record("A", "session.prompt", "prompt", {"prompt": f"do {HOSTILE}"})
+        mine = await bus.request_review(
+            "A", commit="a" * 40, diff=DIFF, reviewer=HUMAN_REVIEWER, note=HOSTILE
+        )
+        peers = await bus.request_review("B", commit="b" * 40, diff=DIFF, reviewer="A")
+        return db, bus.run_id, mine.id, peers.id
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture
+def loopback(repo: Path) -> Iterator[str]:
+    with serving(repo, clean_env()) as (url, _):
+        yield url
+
+
+async def test_every_page_shows_what_sessions_wrote_as_text(repo: Path) -> None:
+    _, run_id, review, _ = await hostile_run(repo)
+    with serving(repo, clean_env()) as (url, _):
+        pages = {
+            "runs": ask(url),
+            "run": ask(f"{url}runs/{run_id}"),
+            "session": ask(f"{url}runs/{run_id}/sessions/A"),
+            "review": ask(f"{url}runs/{run_id}/reviews/{review}"),
+        }
+    for name, page in pages.items():
+        assert page.status == 200, name
+        assert "<img" not in page.text and "<b onmouseover" not in page.text, name
+        assert ESCAPED in page.text, name
+    assert "&lt;b onmouseover=alert(1)&gt;.py" in pages["review"].text
+
+
+async def test_the_stream_sends_the_runs_data_as_json_text(repo: Path) -> None:
+    _, run_id, _, _ = await hostile_run(repo)
+    with serving(repo, clean_env()) as (url, _):
+        headers, events = first_events(f"{url}runs/{run_id}/stream?after=0", {"state", "lines"})
+    assert headers["content-type"].startswith("text/event-stream")
+    assert events["state"]["goal"] == f"ship {HOSTILE}"
+    a = next(s for s in events["state"]["sessions"] if s["name"] == "A")
+    assert a["status"] == "blocked" and a["waiting"]
+    assert any(HOSTILE in line["text"] for line in events["lines"])
+
+
+async def test_loopback_answers_only_a_loopback_host(loopback: str) -> None:
+    """DNS rebinding: a page of evil.example resolved to 127.0.0.1 would be same-origin."""
+    assert ask(loopback).status == 200
+    port = loopback.rsplit(":", 1)[1].strip("/")
+    assert ask(loopback, headers={"Host": f"localhost:{port}"}).status == 200
+    refused = ask(loopback, headers={"Host": f"evil.example:{port}"})
+    assert refused.status == 403 and "loopback Host" in refused.text
+
+
+async def test_an_action_without_the_pages_token_is_refused_on_loopback(repo: Path) -> None:
+    """CSRF: another site's form can post to 127.0.0.1, but cannot read or send the token."""
+    _, run_id, review, _ = await hostile_run(repo)
+    with serving(repo, clean_env()) as (url, _):
+        token = token_of(ask(url).text)
+        approve = f"{url}runs/{run_id}/reviews/{review}/approve"
+        bare = ask(approve, method="POST", body={})
+        wrong = ask(approve, method="POST", body={}, headers={"X-Conductor-Token": "nope"})
+        foreign = ask(
+            approve,
+            method="POST",
+            body={},
+            headers={"X-Conductor-Token": token, "Origin": "http://evil.example"},
+        )
+        assert [bare.status, wrong.status, foreign.status] == [403, 403, 403]
+        async with Store.open(repo / ".conductor" / "conductor.db") as store:
+            assert (await store.get_review(run_id, review)).status is ReviewStatus.PENDING
+        done = ask(
+            approve, method="POST", body={"comment": "ok"}, headers={"X-Conductor-Token": token}
+        )
+        assert done.status == 200, done.text
+    async with Store.open(repo / ".conductor" / "conductor.db") as store:
+        decided = await store.get_review(run_id, review)
+    assert decided.status is ReviewStatus.APPROVED and decided.decided_by == HUMAN_REVIEWER
+
+
+async def test_another_bind_needs_the_token_on_every_request(repo: Path) -> None:
+    await hostile_run(repo)
+    with serving(repo, clean_env(), host="0.0.0.0") as (url, _):
+        assert "?token=" in url
+        token = url.split("?token=", 1)[1]
+        port = url.split("?", 1)[0].rstrip("/").rsplit(":", 1)[1]
+        base = f"http://127.0.0.1:{port}/"
+        for path in ("", "static/page.js", "runs/x/stream"):
+            refused = ask(base + path)
+            assert refused.status == 401 and "token" in refused.text, path
+        assert ask(base, headers={"Authorization": "Bearer wrong"}).status == 401
+        assert ask(base, headers={"Authorization": f"Bearer {token}"}).status == 200
+        traded = ask(f"{base}?token={token}")
+        assert traded.status == 303 and traded.headers["location"] == "/"
+        cookie = traded.headers["set-cookie"].split(";", 1)[0]
+        assert "HttpOnly" in traded.headers["set-cookie"]
+        assert ask(base, headers={"Cookie": cookie}).status == 200
+
+
+async def test_the_browser_decides_only_a_review_waiting_on_a_person(repo: Path) -> None:
+    _, run_id, _, peers = await hostile_run(repo)
+    with serving(repo, clean_env()) as (url, _):
+        token = token_of(ask(url).text)
+        refused = ask(
+            f"{url}runs/{run_id}/reviews/{peers}/approve",
+            method="POST",
+            body={},
+            headers={"X-Conductor-Token": token},
+        )
+        page = ask(f"{url}runs/{run_id}/reviews/{peers}")
+    assert refused.status == 409 and "not waiting on a person" in refused.text
+    assert 'id="approve"' not in page.text  # no buttons where the person has no say
+
+
+async def test_stop_from_the_browser_asks_the_runs_supervisor(repo: Path) -> None:
+    db, run_id, _, _ = await hostile_run(repo)
+    with serving(repo, clean_env()) as (url, _):
+        token = token_of(ask(url).text)
+        stop = f"{url}runs/{run_id}/stop"
+        nobody = ask(stop, method="POST", body={}, headers={"X-Conductor-Token": token})
+        assert nobody.status == 409 and "no supervisor running" in nobody.text
+        async with Store.open(db) as store:
+            bus = Bus(store, await store.get_run(run_id))
+            lease = await bus.acquire_lock(
+                "the test's supervisor", name=supervisor_lock(run_id), lease_seconds=600
+            )
+            asked = ask(stop, method="POST", body={}, headers={"X-Conductor-Token": token})
+            assert asked.status == 200, asked.text
+            event = await bus.stop_asked(after=0)
+            await bus.release_lock(lease)
+    assert event is not None and "browser" in event.summary
+
+
+async def test_resume_from_the_browser_is_refused_for_a_finished_run(repo: Path) -> None:
+    db, run_id, _, _ = await hostile_run(repo)
+    async with Store.open(db) as store:
+        await store.set_run_state(run_id, RunState.FINISHED)
+    with serving(repo, clean_env()) as (url, _):
+        token = token_of(ask(url).text)
+        page = ask(f"{url}runs/{run_id}")
+        refused = ask(
+            f"{url}runs/{run_id}/resume",
+            method="POST",
+            body={},
+            headers={"X-Conductor-Token": token},
+        )
+    assert 'id="resume" data-action="resume" hidden' in page.text
+    assert refused.status == 409 and "nothing to resume" in refused.text
+
+
+async def test_an_unknown_run_is_a_404_of_one_line(loopback: str) -> None:
+    missing = ask(f"{loopback}runs/nope")
+    assert missing.status == 404 and missing.text.count("\n") == 1
+
+
+def test_serve_is_refused_inside_a_supervised_session(repo: Path) -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "conductor", "serve", "--port", "0"],
+        cwd=repo,
+        env=clean_env(CONDUCTOR_SUPERVISED="r-1", CONDUCTOR_SESSION="A"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "you may not run" in done.stderr
+
+
+def test_a_port_in_use_is_one_line(repo: Path) -> None:
+    import subprocess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "conductor", "serve", "--port", str(port)],
+            cwd=repo,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == 2 and done.stderr.startswith(
+        f"error: cannot listen on 127.0.0.1:{port}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "loop"),
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("127.3.4.5", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.4", False),
+        ("evil.example", False),
+    ],
+)
+def test_which_binds_are_loopback(host: str, loop: bool) -> None:
+    assert is_loopback(host) is loop
+
+
+def test_a_host_headers_name_drops_its_port() -> None:
+    assert host_name("[::1]:8080") == "::1"
+    assert host_name("LocalHost:80") == "localhost"
+    assert host_name("127.0.0.1") == "127.0.0.1"
