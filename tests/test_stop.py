@@ -114,6 +114,44 @@ async def test_a_supervisor_on_another_host_is_taken_at_its_word(storage: Storag
     assert await bus.ask_stop("ann") > 0
 
 
+async def _on_workers(store: Storage, *, seen_since_take: float | None) -> Bus:
+    """A run on workers whose supervisor took it on another host 60 s ago, and said it was
+    alive `seen_since_take` seconds after (None: never)."""
+    now = store.clock()
+    store.clock = lambda: now - 60
+    bus = await _run(store, spec={**SPEC, "workers": True})
+    await store.acquire_lock(
+        supervisor_lock(bus.run_id),
+        holder="pid 4321 on elsewhere.invalid",
+        token="t",
+        pid=4321,
+        host="elsewhere.invalid",
+        lease_seconds=3600,
+        run_id=bus.run_id,
+    )
+    if seen_since_take is not None:
+        store.clock = lambda: now - 60 + seen_since_take
+        await store.supervisor_alive(bus.run_id)
+    store.clock = lambda: now
+    return bus
+
+
+async def test_a_run_on_workers_whose_supervisor_beats_on_another_host_is_stopped(
+    storage: Storage,
+) -> None:
+    bus = await _on_workers(storage, seen_since_take=55)
+    assert await bus.ask_stop("ann") > 0
+
+
+@pytest.mark.parametrize("seen_since_take", [None, 30])
+async def test_a_run_on_workers_whose_supervisor_fell_silent_is_refused(
+    storage: Storage, seen_since_take: float | None
+) -> None:
+    bus = await _on_workers(storage, seen_since_take=seen_since_take)
+    with pytest.raises(InvalidInput, match="has no supervisor running"):
+        await bus.ask_stop("ann")
+
+
 async def test_a_run_nobody_supervises_is_refused_as_resumable_already(storage: Storage) -> None:
     bus = await _run(storage)
     with pytest.raises(InvalidInput) as refused:

@@ -6,11 +6,14 @@ another host through the shared database, and it stays in the run's history."""
 
 from __future__ import annotations
 
+import os
+
 from conductor.bus.base import BusBase
 from conductor.bus.lock import holder_is_dead, supervisor_lock
 from conductor.errors import InvalidInput
 from conductor.events import EventKind
 from conductor.models import Event, Lease, RunState
+from conductor.store.work import SUPERVISOR_SILENT
 from conductor.text import one_line
 
 ASKER_LIMIT = 200  # characters of who asked and why, kept in the event's summary
@@ -48,10 +51,19 @@ class StopDoor(BusBase):
 
     async def supervisor(self) -> Lease | None:
         """The lease of the supervisor driving the run now (its holder says which process on
-        which host), or None: nobody holds the run, or its holder died on this host. (A
-        holder on another host is taken at its word: only its own host can see it die.)"""
+        which host), or None: nobody holds the run, or its holder is gone. On this host a
+        holder is gone when its process is; on another host only a run on workers tells,
+        by its supervisor's heartbeat falling silent (see `conductor.run.remote`): any
+        other holder there is taken at its word."""
         lease = await self.store.get_lock(supervisor_lock(self.run_id))
-        return None if lease is None or holder_is_dead(lease) else lease
+        if lease is None or holder_is_dead(lease):
+            return None
+        if lease.host != os.uname().nodename and (self.run.spec or {}).get("workers"):
+            seen = await self.store.supervisor_seen(self.run_id)
+            heard = max(lease.acquired_at, seen or 0.0)  # from its take, before it beats
+            if self.now() - heard > SUPERVISOR_SILENT:
+                return None
+        return lease
 
     async def stop_asked(self, *, after: int) -> Event | None:
         """The first stop asked after the event id `after`, if any."""

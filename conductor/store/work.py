@@ -122,6 +122,12 @@ class Work(SqliteBase):
         """The run's supervisor is alive: its workstreams may be taken (see `_takeable`)."""
         db.execute("UPDATE runs SET supervisor_seen_at = ? WHERE id = ?", (self.clock(), run_id))
 
+    @transaction(write=False)
+    def supervisor_seen(self, db: Db, run_id: str) -> float | None:
+        """When the run's supervisor last said it was alive (a run on workers), if ever."""
+        found = fetch(db, "SELECT supervisor_seen_at FROM runs WHERE id = ?", (run_id,))
+        return float(found[0][0]) if found and found[0][0] is not None else None
+
     # ------------------------------------------------------------------------ assignments
 
     @transaction(write=True)
