@@ -4,10 +4,15 @@ Unknown keys, wrong types and numbers out of range are errors that name the key 
 nearest known one, or the range), so a typo never silently falls back to a default (a budget
 is no place for silent defaults).
 
-One key is not a run setting: `db`, where the database is (a SQLite file, or a PostgreSQL
-URL for a team across hosts). Every command needs it, before any run is chosen, so
-`workspace.locate` reads it; it is checked here only so that the file stays strict, and it
-is never stored with a run (it may hold a password).
+Two keys are not a run's settings:
+- `db`, where the database is (a SQLite file, or a PostgreSQL URL for a team across hosts).
+  Every command needs it, before any run is chosen, so `workspace.locate` reads it; it is
+  checked here only so that the file stays strict, and it is never stored with a run (it may
+  hold a password).
+- `[notify]`, where notifications of what needs a person go (`Notify`). The supervising
+  process reads it from the file each time it starts (`load_notify`: a run and its resume
+  alike), so it is never stored with a run either: a webhook's URL often is its secret, and
+  the store is readable by the run's sessions.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from conductor.errors import InvalidInput
 from conductor.models import ReviewPolicy
@@ -83,6 +89,16 @@ allowed_domains = []
 # across hosts (needs the postgres extra). Keep the password out of this file: libpq reads
 # PGPASSWORD or ~/.pgpass. --db and CONDUCTOR_DB win over it.
 # db = "postgresql://conductor@db.example.com/conductor"
+
+# Notifications when a person is needed (a human review waiting, a blocked session, a failed
+# workstream, the run's end), each as JSON: on the stdin of `command` (an argument list, or a
+# command line split as a shell would) and/or POSTed to `webhook`. `on`: which to send (all
+# by default); `timeout`: seconds a delivery may take (a command is killed after it).
+# [notify]
+# command = ["sh", "-c", "notify-send conductor \"$(jq -r .text)\""]
+# webhook = "https://example.com/hooks/conductor"
+# on = ["review.waiting", "session.blocked", "workstream.failed", "run.finished"]
+# timeout = 10
 
 # Extra environment for every session (shared resources: give each its own port, say).
 [env]
@@ -196,26 +212,124 @@ class Config:
 
 # How each setting is read and checked, by name.
 SETTINGS: dict[str, Reader] = readers(Config)
+
+
+# ------------------------------------------------------------------------------ [notify]
+
+# What a notification can be about, by its stable name (the `kind` of its JSON, and what
+# [notify]'s `on` chooses from): conductor.notify.what makes each from the run's events.
+NOTIFICATIONS = (
+    "review.waiting",  # a review assigned to `human` waits for a person's verdict
+    "session.blocked",  # a session said it is blocked, and why
+    "workstream.failed",  # a workstream's session ended failed
+    "run.finished",  # the run ended: everything merged
+    "run.failed",  # the run ended: not everything merged
+    "run.interrupted",  # the run stopped (Ctrl-C, `conductor stop`, a machine fault): resumable
+    "run.stopped",  # a run marked stopped
+)
+NOTIFY_TIMEOUT = 10.0
+MAX_NOTIFY_TIMEOUT = 300.0
+
+
+def _argv(field: Field, value: Any) -> tuple[str, ...]:
+    """A program and its arguments: a list, or a command line split as a shell would (run
+    without a shell either way)."""
+    if isinstance(value, str):
+        argv = tuple(shlex.split(_command(field, value)))
+    else:
+        what = 'an argument list such as ["notify-send", "conductor"], or a command line'
+        argv = field.strings(value, what)
+    if not argv:
+        field.expected("a program and its arguments", value)
+    return argv
+
+
+def _webhook(field: Field, value: Any) -> str:
+    url = field.string(value, "an http:// or https:// URL", non_empty=True)
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is no number, a bracketed host that is no address
+        ok = False
+    if not ok:
+        field.expected("an http:// or https:// URL with a host", url)
+    return url
+
+
+def _notifications(field: Field, value: Any) -> tuple[str, ...]:
+    items = field.items(value, "a list of notification names", non_empty=True)
+    return tuple(field.index(n).one_of(v, NOTIFICATIONS) for n, v in enumerate(items))
+
+
+@shape
+class Notify:
+    """`[notify]`: where notifications of what needs a person go (conductor.notify sends
+    them). Neither `command` nor `webhook`: none are sent (no [notify] at all)."""
+
+    command: tuple[str, ...] = declared(default=(), read=_argv)  # gets the JSON on stdin
+    webhook: str = declared(default="", read=_webhook)  # gets it POSTed
+    on: tuple[str, ...] = declared(default=NOTIFICATIONS, read=_notifications)
+    timeout: float = declared(
+        default=NOTIFY_TIMEOUT,
+        read=_number("a number of seconds", above=0, maximum=MAX_NOTIFY_TIMEOUT),
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.command or self.webhook)
+
+
+NOTIFY_SETTINGS: dict[str, Reader] = readers(Notify)
+
+
+def _notify(field: Field, value: Any) -> Notify:
+    table = field.mapping(value, "a table: [notify] with command and/or webhook")
+    field.known_keys(table, NOTIFY_SETTINGS, "key of [notify]")
+    notify = Notify(**{k: NOTIFY_SETTINGS[k](field.key(k), v) for k, v in table.items()})
+    if not notify.enabled:
+        field.fail("names no command and no webhook: give one of them, or leave [notify] out")
+    return notify
+
+
 # Keys conductor.toml may hold that are not a run's settings (see the module's docstring):
 # checked, then left out of the Config. (The key's name is workspace.DB_KEY.)
 NOT_SETTINGS: dict[str, Reader] = {
-    "db": lambda f, v: f.string(v, "a SQLite file's path or a postgresql:// URL", non_empty=True)
+    "db": lambda f, v: f.string(v, "a SQLite file's path or a postgresql:// URL", non_empty=True),
+    "notify": _notify,
 }
 
 
-def load_config(repo: Path) -> Config:
+def _read_toml(repo: Path) -> tuple[str, dict[str, Any]] | None:
+    """(where, what) of the repository's conductor.toml, or None without one."""
     path = repo / CONFIG_NAME
     if not path.exists():
-        return Config()
+        return None
     try:
-        data = tomllib.loads(path.read_text())
+        return str(path), tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise InvalidInput(f"{path} is not valid TOML: {e}") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{path} is not valid TOML: it is not UTF-8 text") from None
     except OSError as e:
         raise InvalidInput(f"cannot read {path}: {e.strerror}") from None
-    return parse_config(data, source=str(path))
+
+
+def load_config(repo: Path) -> Config:
+    found = _read_toml(repo)
+    if found is None:
+        return Config()
+    source, data = found
+    return parse_config(data, source=source)
+
+
+def load_notify(repo: Path) -> Notify:
+    """conductor.toml's [notify] as it is now (a resumed run reads it again); no [notify]:
+    `Notify()`, which sends nothing."""
+    found = _read_toml(repo)
+    if found is None or "notify" not in found[1]:
+        return Notify()
+    source, data = found
+    return _notify(Field(source).key("notify"), data["notify"])
 
 
 def parse_config(data: Mapping[str, Any], *, source: str = CONFIG_NAME) -> Config:

@@ -1,4 +1,9 @@
-"""Running a supervisor in the foreground: the live view beside it, and what Ctrl-C does.
+"""Running a supervisor in the foreground: the live view and the notifications beside it,
+and what Ctrl-C does.
+
+Notifications ([notify] in conductor.toml, conductor.notify) follow the run's events in a
+task of their own: a receiver never holds up the run, and when the run ends what is still
+to be delivered gets a few seconds (`notify.follow.GRACE`), never more.
 
 Ctrl-C once asks the supervisor to stop: its sessions are interrupted, the run is marked
 `interrupted`, and the command that resumes it is printed. Ctrl-C again exits at once; the
@@ -18,8 +23,11 @@ from rich.console import Console
 from conductor.bus import database_location, keep_checkpointed
 from conductor.cli import hints
 from conductor.cli.plumbing import EXIT_INTERRUPTED
+from conductor.config import Notify, load_notify
 from conductor.errors import ConductorError
 from conductor.live import watch_run
+from conductor.notify.deliver import receivers
+from conductor.notify.follow import Notifier
 from conductor.supervisor import RunSummary, Supervisor
 
 
@@ -33,7 +41,9 @@ async def supervise(
 ) -> RunSummary:
     """The supervisor's run, watched on `console` (live, or one line per notable event after
     event id `after`, so that a resumed run does not print its history again). Without
-    `resumable` (the demo, whose stand-in model goes when it exits) Ctrl-C is left alone."""
+    `resumable` (the demo, whose stand-in model goes when it exits) Ctrl-C is left alone.
+    A [notify] in conductor.toml that is wrong is refused before the run starts."""
+    notify = load_notify(supervisor.repo)
     # Everything imported so far (the SDK, mcp, pydantic: a few hundred thousand objects)
     # lives as long as the process: moved out of the collector's sight, the run's full
     # collections do not walk it again and again, and the interpreter's exit does not
@@ -41,17 +51,24 @@ async def supervise(
     gc.freeze()
     summary: RunSummary | None = None
     error: ConductorError | None = None
-    async with anyio.create_task_group() as tg:
-        if resumable:
-            tg.start_soon(_on_signals, supervisor, console)
-        tg.start_soon(_watch, supervisor, console, live, after)
-        tg.start_soon(keep_checkpointed, supervisor.store)  # no commit of the run pays for one
+    ended = anyio.Event()
+    async with anyio.create_task_group() as notifying:  # waits for the notifications' grace
+        if notify.enabled:
+            notifying.start_soon(_notify, supervisor, notify, console, ended, after)
         try:
-            summary = await supervisor.run()
-        except ConductorError as e:  # raised out of the group it would come wrapped
-            error = e
+            async with anyio.create_task_group() as tg:
+                if resumable:
+                    tg.start_soon(_on_signals, supervisor, console)
+                tg.start_soon(_watch, supervisor, console, live, after)
+                tg.start_soon(keep_checkpointed, supervisor.store)  # no commit pays for one
+                try:
+                    summary = await supervisor.run()
+                except ConductorError as e:  # raised out of the group it would come wrapped
+                    error = e
+                finally:
+                    tg.cancel_scope.cancel()
         finally:
-            tg.cancel_scope.cancel()
+            ended.set()
     if error is not None:
         raise error
     assert summary is not None
@@ -73,6 +90,42 @@ async def _watch(supervisor: Supervisor, console: Console, live: bool, after: in
             soft_wrap=True,
             markup=False,
         )
+
+
+async def _notify(
+    supervisor: Supervisor, notify: Notify, console: Console, ended: anyio.Event, after: int
+) -> None:
+    """The run's notifications, from when it exists until it ended (and the grace after).
+    `after`: the last event before this process took the run (a resume's)."""
+    await _first(supervisor.started, ended)
+    if not supervisor.started.is_set() or supervisor.run_id is None:
+        return  # it ended before this process held the run: nothing of it is this one's
+
+    def say(line: str) -> None:
+        console.print(line, soft_wrap=True, markup=False)
+
+    notifier = Notifier(
+        supervisor.store,
+        supervisor.run_id,
+        receivers(notify, supervisor.repo),
+        wording=lambda *words: _command(supervisor, *words),
+        kinds=notify.on,
+        history_end=after,
+        say=say,
+    )
+    await notifier.run(ended)
+
+
+async def _first(*events: anyio.Event) -> None:
+    """Until the first of `events` is set."""
+    async with anyio.create_task_group() as tg:
+
+        async def until(event: anyio.Event) -> None:
+            await event.wait()
+            tg.cancel_scope.cancel()
+
+        for event in events:
+            tg.start_soon(until, event)
 
 
 async def _on_signals(supervisor: Supervisor, console: Console) -> None:

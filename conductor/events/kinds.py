@@ -58,6 +58,11 @@ class EventKind(StrEnum):
     GIT_PUSH = "git.push"
     HOOK_DENIED = "hook.denied"
 
+    # A notification of what needs a person (conductor.notify) delivered to a receiver, or
+    # given up on: each once per receiver, so a resumed run does not send it again.
+    NOTIFY_SENT = "notify.sent"
+    NOTIFY_FAILED = "notify.failed"
+
     # The session's stream, one event per SDK message (`sdk.system.<subtype>` for system
     # messages: only `init` is read back; other subtypes are kept, shown, and not parsed).
     SDK_SYSTEM_INIT = "sdk.system.init"

@@ -233,6 +233,18 @@ class ToolDenied(Payload):
     reason: str = ""
 
 
+class NotifyDelivered(Payload):
+    """A notification (`notification`: its name, e.g. `review.waiting`) made of the event
+    `event_id`, delivered to `receiver` (`command` or `webhook`), or given up on (`error`)."""
+
+    kinds = (EventKind.NOTIFY_SENT, EventKind.NOTIFY_FAILED)
+    omitted_when_none = frozenset({"error"})
+    event_id: int = 0
+    receiver: str = ""
+    notification: str = ""
+    error: str | None = None
+
+
 # The session's stream: the payload is the SDK message as the SDK's dataclass dumps it (plus
 # `type`, and conductor's `cost_usd` on a result). These types read what conductor uses of it.
 
@@ -314,6 +326,7 @@ PAYLOADS: dict[EventKind, type[Payload]] = {
         CommitMade,
         Pushed,
         ToolDenied,
+        NotifyDelivered,
         SdkInit,
         SdkAssistant,
         SdkUser,
