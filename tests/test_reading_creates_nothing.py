@@ -29,6 +29,8 @@ READING = [
     ("lock", "show"),
     ("merge-ok", "A"),
     ("resume",),
+    ("report",),
+    ("report", "--out", "-"),
 ]
 GIT_READING = [("git-status",), ("git-log",), ("git-diff",)]
 

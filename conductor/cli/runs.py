@@ -136,7 +136,7 @@ def run_goal(
         again = hints.command("run", goal, "--plan", saved.absolute(), *options, db=_db_option(g))
         say(f"plan saved to {saved}; run it with: {again}")
         return
-    _report(summary, json_, db=_db_option(g))
+    _report(summary, json_, g)
 
 
 @app.command("resume", rich_help_panel="Runs")
@@ -166,7 +166,7 @@ def resume(
     if isinstance(summary, str):
         say(summary)
         raise typer.Exit(0)
-    _report(summary, json_, db=_db_option(g))
+    _report(summary, json_, g)
 
 
 def _db_option(g: Globals) -> str | None:
@@ -197,10 +197,17 @@ async def _supervise(
     )
 
 
-def _report(summary: RunSummary, json_: bool, *, db: str | None) -> None:
-    resume = hints.command("resume", summary.run_id, db=db)
+def _report(summary: RunSummary, json_: bool, g: Globals) -> None:
+    from conductor.cli.report import run_report
+
+    resume = hints.command("resume", summary.run_id, db=_db_option(g))
+    report, why_not = run_report(summary.run_id, g.db)  # `conductor report`'s file
+    report_line = f"report: {report}" if report else f"report: not written: {why_not}"
     if json_:
-        print_json({**dataclasses.asdict(summary), "ok": summary.ok})
+        shown = str(report) if report else None
+        print_json({**dataclasses.asdict(summary), "ok": summary.ok, "report": shown})
+        if report is None:
+            err.print(report_line, soft_wrap=True, markup=False)
         if summary.interrupted and not (summary.fault or summary.tampered):  # as below
             err.print(f"interrupted: continue with: {resume}", soft_wrap=True, markup=False)
     else:
@@ -217,6 +224,7 @@ def _report(summary: RunSummary, json_: bool, *, db: str | None) -> None:
             say(f"interrupted: continue with: {resume}")
         else:
             say("everything merged" if summary.ok else "not everything merged: see the table above")
+        say(report_line)
     if summary.fault:  # the machine's, not the work's: one line, and how to go on
         err.print(
             f"interrupted: {summary.fault}; once that is fixed: {resume}",

@@ -1,0 +1,414 @@
+"""`conductor report`: a run as one self-contained HTML file with an SVG timeline.
+
+The fold is tested on events recorded through a real store and bus as conductor records them
+(the bus's own review and message doors, the session's own recording of SDK messages), on a
+clock that ticks a second per write, so every phase's bounds are known. The page is parsed
+back with the standard library's HTML parser: what a session wrote must come out as text,
+never as an element. One end-to-end test runs `conductor run` through the stand-in.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from claude_agent_sdk import ResultMessage
+from support import Cli, clean_env, git, one_line_error
+from test_sandbox_mode import SCRIPT, Standin, conductor_run, prepare
+
+from conductor import bus as bus_module
+from conductor.bus import Bus, open_run
+from conductor.cli.report import run_report
+from conductor.events import (
+    COST_KEY,
+    MERGE_OUTCOMES,
+    EventKind,
+    MergeGateOutcome,
+    MergeQueued,
+    PromptSent,
+)
+from conductor.models import RunState, SessionKind, SessionStatus
+from conductor.report import read, render_report, report_path, write_report
+from conductor.report.gate import GateFold, quoted_output
+from conductor.report.timeline import Timeline, fold
+from conductor.session import _describe, _payload
+from conductor.store import Store
+
+pytestmark = pytest.mark.anyio
+
+COMMIT = "c0ffee" * 6 + "abcd"
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+# ------------------------------------------------------------------------------ recording
+
+
+def tick(store: Store) -> None:
+    """The store's clock: 1000.0, 1001.0, ... one second each time it is read."""
+    seconds = itertools.count(1000)
+    store.clock = lambda: float(next(seconds))
+
+
+async def times(bus: Bus, kind: str, session: str | None = None) -> list[float]:
+    """When events of `kind` (of `session`) were recorded, in order."""
+    return [
+        e.created_at
+        for e in await bus.events()
+        if e.kind == kind and (session is None or e.session == session)
+    ]
+
+
+async def prompt(bus: Bus, name: str, text: str = "do the work") -> None:
+    """A turn starts, as `ClaudeSession.turn` records it."""
+    await bus.record(name, EventKind.SESSION_PROMPT, text[:80], PromptSent(text))
+    await bus.update(name, status="working")
+
+
+async def result(bus: Bus, name: str, said: str = "Done.", cost: float = 0.01) -> None:
+    """A turn's end, as `ClaudeSession._record` records the SDK's result message."""
+    message = ResultMessage("success", 900, 150, False, 2, "sid", total_cost_usd=cost, result=said)
+    kind, summary = _describe(message, cost)
+    payload = _payload(message)
+    payload[COST_KEY] = cost
+    await bus.record(name, kind, summary, payload)
+    await bus.update(name, status="idle")
+
+
+async def merge(bus: Bus, name: str, outcome: str, **given: Any) -> None:
+    """The merge gate's outcome, as `AfterTurn._merge` records it."""
+    branch = f"conductor/{bus.run_id}-{name}"
+    await bus.record(name, EventKind.MERGE_QUEUED, "queued", MergeQueued(branch, COMMIT))
+    summary = f"{branch} ({COMMIT[:12]}): {outcome.replace('_', ' ')}"
+    payload = MergeGateOutcome(branch=branch, commit=COMMIT, **given).to_json()
+    await bus.record(name, EventKind.merge_outcome(outcome), summary, payload)
+
+
+async def events_of(bus: Bus) -> Timeline:
+    names = {s.id: s.name for s in await bus.sessions()}
+    return fold(await bus.events(), names, start=bus.run.created_at)
+
+
+def phases(timeline: Timeline, name: str) -> list[tuple[str, float, float]]:
+    return [(p.kind, p.start, p.end) for p in timeline.lanes[name].phases]
+
+
+@pytest.fixture
+async def ticking(store: Store, tmp_path: Path) -> Bus:
+    """A run of A, B and C on a clock that ticks a second at each read."""
+    tick(store)
+    return await bus_module.create_run(
+        store,
+        goal="test",
+        repo_root=tmp_path,
+        base_ref="main",
+        base_commit=None,
+        sessions=[("A", "frontend"), ("B", "backend"), ("C", "infra")],
+    )
+
+
+# ------------------------------------------------------------------------------ the fold
+
+
+async def test_every_session_that_works_has_a_lane_and_human_and_auto_none(ticking: Bus) -> None:
+    await ticking.register([("auto", "auto reviews")], kind=SessionKind.REVIEWER)
+    await ticking.register([("human", "human reviews")], kind=SessionKind.HUMAN)
+    review = await ticking.request_review("A", commit=COMMIT, diff=b"+x\n", reviewer="human")
+    await ticking.decide(review.id, "human", approve=True)
+    timeline = await events_of(ticking)
+    assert list(timeline.lanes) == ["A", "B", "C"]
+
+
+async def test_a_turn_is_a_working_phase_from_its_prompt_to_its_result(ticking: Bus) -> None:
+    await prompt(ticking, "A", "build words()")
+    await result(ticking, "A", "words() is ready")
+    await prompt(ticking, "A")
+    await ticking.record("A", EventKind.SESSION_DIED, "its CLI died", {"error": "exit 1"})
+    timeline = await events_of(ticking)
+    starts = await times(ticking, EventKind.SESSION_PROMPT)
+    ends = await times(ticking, EventKind.SDK_RESULT) + await times(ticking, "session.died")
+    working = [p for p in timeline.lanes["A"].phases if p.kind == "working"]
+    assert [(p.start, p.end) for p in working] == list(zip(starts, ends, strict=True))
+    assert "build words()" in working[0].what and "words() is ready" in working[0].what
+    assert "died: exit 1" in working[1].what
+    (registered,) = await times(ticking, EventKind.SESSION_REGISTERED, "A")
+    assert phases(timeline, "A")[0] == ("waiting", registered, starts[0])  # not started yet
+    assert [m.kind for m in timeline.marks] == ["died"]
+
+
+async def test_a_review_from_its_request_to_its_verdict_is_a_review_phase(ticking: Bus) -> None:
+    await prompt(ticking, "A")
+    await result(ticking, "A")
+    review = await ticking.request_review("A", commit=COMMIT, diff=b"+x\n", reviewer="B")
+    await ticking.decide(review.id, "B", approve=False, comment="needs a test")
+    timeline = await events_of(ticking)
+    (shown,) = [p for p in timeline.lanes["A"].phases if p.kind == "review"]
+    (asked,) = await times(ticking, EventKind.REVIEW_REQUESTED)
+    (decided,) = await times(ticking, EventKind.REVIEW_REJECTED)
+    assert (shown.start, shown.end) == (asked, decided)
+    assert f"review #{review.id}" in shown.what and "needs a test" in shown.what
+    (mark,) = timeline.marks
+    assert (mark.session, mark.kind, mark.at) == ("A", "rejected", decided)
+    assert timeline.verdicts == {review.id: "rejected"}
+
+
+async def test_a_review_asked_within_a_turn_begins_when_the_turn_ends(ticking: Bus) -> None:
+    await prompt(ticking, "A")  # 1003
+    await ticking.request_review("A", commit=COMMIT, diff=b"+x\n", reviewer="B")
+    await result(ticking, "A")
+    kinds = [k for k, _, _ in phases(await events_of(ticking), "A")]
+    assert kinds == ["waiting", "working", "review"]
+
+
+async def test_a_message_is_an_arrow_from_when_it_was_sent_to_when_it_was_read(
+    ticking: Bus,
+) -> None:
+    await ticking.send("A", "B", "words() is in words.py")
+    await ticking.send("A", "C", "never read")
+    await ticking.take_unread("B", via="sync")
+    timeline = await events_of(ticking)
+    sent = await times(ticking, EventKind.MESSAGE_SENT)
+    (read_at,) = await times(ticking, EventKind.MESSAGE_READ)
+    first, second = timeline.arrows
+    assert (first.sender, first.recipient, first.text) == ("A", "B", "words() is in words.py")
+    assert (first.sent_at, first.read_at) == (sent[0], read_at)
+    assert (second.recipient, second.sent_at, second.read_at) == ("C", sent[1], None)
+    assert not first.review
+
+
+async def test_a_review_carried_as_a_message_is_an_arrow_marked_as_a_review(ticking: Bus) -> None:
+    await ticking.request_review("A", commit=COMMIT, diff=b"+x\n", reviewer="B")
+    (arrow,) = (await events_of(ticking)).arrows
+    assert (arrow.sender, arrow.recipient, arrow.review) == ("A", "B", True)
+
+
+async def test_the_merge_gate_is_a_merge_phase_and_its_outcomes_marks(ticking: Bus) -> None:
+    await merge(ticking, "A", "check_failed", check="pytest -q")
+    await merge(ticking, "A", "conflict", conflicts=["README.md"])
+    await merge(ticking, "A", "merged")
+    await ticking.update("A", status=SessionStatus.DONE)  # its lane ends
+    await ticking.set_state(RunState.FINISHED, "everything merged")
+    timeline = await events_of(ticking)
+    queued = await times(ticking, EventKind.MERGE_QUEUED)
+    out = [e for e in await ticking.events() if e.kind in MERGE_OUTCOMES]
+    merges = [(s, e) for k, s, e in phases(timeline, "A") if k == "merge"]
+    assert merges == list(zip(queued, [e.created_at for e in out], strict=True))
+    assert [(m.kind, m.at) for m in timeline.marks] == list(
+        zip(["check-failed", "conflict", "merged"], [e.created_at for e in out], strict=True)
+    )
+    (done,) = [e.created_at for e in await ticking.events() if e.summary == "status=done"]
+    assert phases(timeline, "A")[-1][2] == done  # nothing after its work ended
+    assert timeline.ended_at == timeline.end
+
+
+async def test_a_failed_checks_output_comes_from_the_prompt_that_quoted_it(ticking: Bus) -> None:
+    await merge(ticking, "A", "check_failed", check="pytest -q")
+    told = "The checks failed on the merged result (`pytest -q`):\n\n```\nFAILED x\n```\nFix it."
+    await prompt(ticking, "A", told)
+    gate = GateFold()
+    for event in await ticking.events():
+        gate.apply(event)
+    (failed,) = gate.failed_checks()
+    assert (failed.check, failed.output) == ("pytest -q", "FAILED x")
+
+
+async def test_a_failed_checks_output_kept_in_its_event_is_taken_from_there(ticking: Bus) -> None:
+    payload = {**MergeGateOutcome(branch="b", commit=COMMIT, check="make").to_json()}
+    await ticking.record("A", EventKind.MERGE_CHECK_FAILED, "failed", {**payload, "output": "E1"})
+    await prompt(ticking, "A", "```\nsomething else\n```")
+    gate = GateFold()
+    for event in await ticking.events():
+        gate.apply(event)
+    assert [o.output for o in gate.failed_checks()] == ["E1"]
+
+
+def test_output_with_fences_of_its_own_is_kept_whole() -> None:
+    told = "failed (`t`):\n\n```\na\n```inner```\nb\n```\nFix it."
+    assert quoted_output(told, "t") == "a\n```inner```\nb"
+    assert quoted_output("no fence here", "t") == "no fence here"
+
+
+async def test_a_long_run_is_read_in_pages_and_every_event_folded(
+    ticking: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read, "PAGE", 3)
+    for _ in range(4):
+        await prompt(ticking, "B")
+        await result(ticking, "B")
+    report = await read.read_report(ticking)
+    assert report.events == len(await ticking.events())
+    assert [p.kind for p in report.timeline.lanes["B"].phases].count("working") == 4
+
+
+# ------------------------------------------------------------------------------ the page
+
+
+class Elements(HTMLParser):
+    """The elements of a page and the text inside each `<title>`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.titles: list[str] = []
+        self.text: list[str] = []
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_title = tag == "title"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._in_title:
+            self.titles.append(data)
+
+
+def elements(html: str) -> Elements:
+    parsed = Elements()
+    parsed.feed(html)
+    parsed.close()
+    return parsed
+
+
+async def written_run(store: Store, tmp_path: Path, said: str = HOSTILE) -> Bus:
+    """A run with every kind of text a session or a person writes, each ending in `said`."""
+    bus = await bus_module.create_run(
+        store,
+        goal=f"Goal {said}",
+        repo_root=tmp_path,
+        base_ref="main",
+        base_commit=None,
+        sessions=[("A", "words"), ("B", "counts")],
+        spec={"plan": {"workstreams": [{"id": "A", "name": f"w {said}"}, {"id": "B"}]}},
+    )
+    await bus.update("A", status="blocked", note=f"note {said}")
+    await prompt(bus, "A")
+    await bus.send("A", "B", f"body {said}")
+    await result(bus, "A")
+    review = await bus.request_review("A", commit=COMMIT, diff=b"+x\n", reviewer="B")
+    await bus.decide(review.id, "B", approve=False, comment=f"comment {said}")
+    await merge(bus, "A", "conflict", conflicts=[f"<u>{said}.py"])
+    await merge(bus, "A", "check_failed", check=f"check {said}")
+    await prompt(bus, "A", f"(`check {said}`):\n```\noutput {said}\n```\n")
+    return bus
+
+
+async def test_the_page_refers_to_nothing_outside_itself(store: Store, tmp_path: Path) -> None:
+    html = await render_report(await written_run(store, tmp_path, "plain words"))
+    assert not re.search(r"https?:|src=|href=|<link|<script|@import|url\((?!#)", html)
+    tags = {tag for tag, _ in elements(html).tags}
+    assert {"svg", "rect", "path", "line", "title", "style"} <= tags
+    assert not tags & {"script", "img", "link", "iframe", "object", "embed", "image"}
+
+
+async def test_what_sessions_wrote_comes_out_as_text_in_the_page_and_its_svg(
+    store: Store, tmp_path: Path
+) -> None:
+    html = await render_report(await written_run(store, tmp_path))
+    assert "<script" not in html and "<img" not in html and "<u>" not in html
+    page = elements(html)
+    assert not {tag for tag, _ in page.tags} & {"script", "img", "u"}
+    text = "".join(page.text)
+    for said in ("Goal", "note", "body", "comment", "output", "check", "<u>"):
+        assert f"{said} {HOSTILE}" in text or f"{said}{HOSTILE}" in text, said
+    titles = "\n".join(page.titles)
+    assert f"body {HOSTILE}" in titles  # the message's arrow
+    assert f"comment {HOSTILE}" in titles  # the review's phase, and its rejection's mark
+    assert f"<u>{HOSTILE}.py" in titles  # the conflict's mark
+
+
+async def test_the_page_shows_costs_reviews_and_the_failed_checks_output(
+    store: Store, tmp_path: Path
+) -> None:
+    bus = await written_run(store, tmp_path)
+    report = await read.read_report(bus)
+    assert [(c.name, c.role, c.turns) for c in report.costs] == [("A", "workers", 2)]
+    assert report.roles["workers"].cost_usd == pytest.approx(0.01)
+    (rounds,) = report.reviews.values()
+    assert [(r.reviewer, r.comment) for r in rounds] == [("B", f"comment {HOSTILE}")]
+    (failed,) = [o for o in report.gate if o.check_failed]
+    assert failed.output == f"output {HOSTILE}"
+    assert [(w.name, w.outcome) for w in report.workstreams] == [("A", "working"), ("B", "pending")]
+    page = elements(await render_report(bus))
+    lanes = [a["data-session"] for tag, a in page.tags if a.get("class") == "lane"]
+    assert lanes == ["A", "B"]
+    classes = {a.get("class") for _, a in page.tags}
+    assert {"phase working", "phase waiting", "phase review", "phase merge"} <= classes
+    assert {"message unread", "mark rejected", "mark conflict", "mark check-failed"} <= classes
+
+
+async def test_write_report_writes_the_file_whole(store: Store, tmp_path: Path) -> None:
+    bus = await written_run(store, tmp_path)
+    path = await write_report(bus, report_path(tmp_path, bus.run_id))
+    assert path == tmp_path / ".conductor" / "reports" / f"{bus.run_id}.html"
+    assert path.read_text().startswith("<!DOCTYPE html>")
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
+
+
+# ------------------------------------------------------------------------------ the command
+
+
+def test_a_bad_run_id_is_one_line_and_exit_2(team: Cli) -> None:
+    line = one_line_error(team.fails("report", "no-such-run"))
+    assert line == "error: unknown run 'no-such-run'"
+
+
+def test_the_report_goes_to_the_state_folder_and_its_path_is_printed(team: Cli, repo: Path) -> None:
+    run_id = team.ok("show", "--json").json()["run"]["id"]
+    printed = team.ok("report").out.strip()
+    path = repo / ".conductor" / "reports" / f"{run_id}.html"
+    assert printed == str(path)
+    assert 'data-session="A"' in path.read_text()
+    assert git(repo, "status", "--porcelain") == ""  # ignored, with the rest of .conductor
+
+
+def test_out_writes_where_asked_and_dash_to_stdout(team: Cli, repo: Path) -> None:
+    assert team.ok("report", "--out", "r.html").out.strip() == "r.html"
+    assert '<svg id="timeline"' in (repo / "r.html").read_text()
+    printed = team.ok("report", "--out", "-").out
+    assert printed.startswith("<!DOCTYPE html>") and 'data-session="C"' in printed
+
+
+def test_a_report_that_cannot_be_written_is_one_line_and_exit_2(team: Cli, repo: Path) -> None:
+    (repo / "file").write_text("")
+    line = one_line_error(team.fails("report", "--out", "file/r.html"))
+    assert line.startswith(f"error: cannot write the report to file{'/'}r.html")
+
+
+def test_at_the_end_of_a_run_a_report_not_written_is_said_not_raised(
+    team: Cli, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = team.ok("show", "--json").json()["run"]["id"]
+    (repo / ".conductor" / "reports").write_text("in the way")
+    monkeypatch.chdir(repo)
+    path, why = run_report(run_id, None)
+    assert path is None and why
+    (repo / ".conductor" / "reports").unlink()
+    path, why = run_report(run_id, None)
+    assert path == repo / ".conductor" / "reports" / f"{run_id}.html" and why == ""
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+async def test_a_run_ends_by_saying_where_its_report_is(standin: Standin) -> None:
+    async with standin(SCRIPT) as offline:
+        prepare(offline.repo, "sandbox = false\n")
+        code, out, err = await conductor_run(offline.repo, {**clean_env(), **offline.env})
+        assert code == 0, out + err
+        (line,) = [line for line in out.splitlines() if line.startswith("report: ")]
+        path = Path(line.removeprefix("report: "))
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            run_id = (await open_run(store)).run_id
+        assert path == offline.repo / ".conductor" / "reports" / f"{run_id}.html"
+        page = elements(path.read_text())
+        lanes = [a["data-session"] for _, a in page.tags if a.get("class") == "lane"]
+        assert lanes == ["A"]
+        classes = {a.get("class") for _, a in page.tags}
+        assert {"phase working", "phase merge", "mark merged"} <= classes
