@@ -9,6 +9,7 @@ HTML in them) must reach the page as text only.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,19 @@ note();
 new MutationObserver(note).observe(
   document.getElementById("sessions"), {childList: true, subtree: true});
 """
+
+
+def timeline_of(driver: Any) -> dict[str, Any]:
+    """What the report's timeline shows: its lanes (sessions that worked) and merge marks."""
+    from selenium.webdriver.common.by import By
+
+    svg = wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "svg#timeline"), what="svg")
+    lanes = svg[0].find_elements(By.CSS_SELECTOR, "g.lane")
+    return {
+        "lanes": [lane.get_attribute("data-session") for lane in lanes],
+        "merged": len(svg[0].find_elements(By.CSS_SELECTOR, ".mark.merged")),
+        "title": driver.title,
+    }
 
 
 def pwned(driver: Any) -> Any:
@@ -130,6 +144,9 @@ async def test_a_person_watches_the_run_live_and_approves_its_review_by_clicking
                     seen["waiting_box"] = driver.find_element(By.ID, "waiting-box").is_displayed()
                     screenshot(driver, "finished")
                     seen["pwned"].append(pwned(driver))
+                    driver.find_element(By.ID, "report-link").click()
+                    seen["served_report"] = timeline_of(driver)
+                    screenshot(driver, "report")
 
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(anyio.to_thread.run_sync, person)
@@ -148,6 +165,23 @@ async def test_a_person_watches_the_run_live_and_approves_its_review_by_clicking
             assert "<script>window.pwned=3</script> core is in" in seen["lines"]
             assert FILE in seen["diff"] and f"{HOSTILE} please look" in seen["note"]
             assert seen["pwned"] == [None, None]  # no markup a session wrote ever ran
+            assert seen["served_report"]["lanes"] == ["A"]
+            assert seen["served_report"]["merged"] >= 1
             review = (await store.list_reviews(summary.run_id, session="A"))[-1]
             assert review.status is ReviewStatus.APPROVED
             assert review.decided_by == "human" and review.comment == "clear enough <b>ship</b>"
+
+        # The report as `conductor report` writes it opens from its file, offline.
+        out = repo.parent / "report.html"
+        written = await anyio.run_process(
+            [sys.executable, "-m", "conductor", "report", summary.run_id, "--out", str(out)],
+            cwd=repo,
+            env=env,
+            check=False,
+        )
+        assert written.returncode == 0, written.stderr.decode()
+        browser.get(out.as_uri())
+        from_file = timeline_of(browser)
+        screenshot(browser, "report-file")
+        assert from_file["lanes"] == ["A"] and from_file["merged"] >= 1
+        assert from_file["title"] and pwned(browser) is None

@@ -33,6 +33,7 @@ from conductor.bus import list_runs as stored_runs
 from conductor.costs import spend_of
 from conductor.errors import ConductorError, UnknownReview, UnknownRun, UnknownSession
 from conductor.readmodel import real_sessions, transcript_lines
+from conductor.report import render_report
 from conductor.store import NoDatabase, Store
 from conductor.store.interface import without_password
 from conductor.text import clock
@@ -253,8 +254,6 @@ async def _resume(request: Request) -> Response:
 
 async def _report(request: Request) -> Response:
     bus = await _served(request).bus(request.path_params["run_id"])
-    from conductor.report import render_report  # type: ignore[attr-defined]
-
     return HTMLResponse(await render_report(bus), headers={"cache-control": "no-store"})
 
 
