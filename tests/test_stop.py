@@ -148,8 +148,15 @@ async def test_a_run_on_workers_whose_supervisor_fell_silent_is_refused(
     storage: Storage, seen_since_take: float | None
 ) -> None:
     bus = await _on_workers(storage, seen_since_take=seen_since_take)
-    with pytest.raises(InvalidInput, match="has no supervisor running"):
+    with pytest.raises(InvalidInput) as refused:
         await bus.ask_stop("ann")
+    silent = 60 - (seen_since_take or 0)
+    assert str(refused.value) == (
+        f"run {bus.run_id}'s supervisor (pid 4321 on elsewhere.invalid) has not been heard"
+        f" from for {silent} s: it is gone, and nothing would stop the run; it is resumable"
+        f" as it is, on elsewhere.invalid: conductor resume {bus.run_id}"
+    )
+    assert await bus.supervisor() is None
 
 
 async def test_a_run_nobody_supervises_is_refused_as_resumable_already(storage: Storage) -> None:

@@ -40,10 +40,18 @@ class StopDoor(BusBase):
             raise InvalidInput(
                 f"run {run.id} is {run.state.value}, not active: nothing to stop{then}"
             )
-        if await self.supervisor() is None:
+        lease = await self.store.get_lock(supervisor_lock(run.id))
+        if lease is None or holder_is_dead(lease):
             raise InvalidInput(
                 f"run {run.id} has no supervisor running (it was killed or has exited):"
                 f" nothing to stop; it is resumable as it is: conductor resume {run.id}"
+            )
+        silent = await self._silent_for(lease)
+        if silent is not None:  # its host alone can see it died, and reclaim the run
+            raise InvalidInput(
+                f"run {run.id}'s supervisor ({lease.holder}) has not been heard from for"
+                f" {silent:.0f} s: it is gone, and nothing would stop the run; it is"
+                f" resumable as it is, on {lease.host}: conductor resume {run.id}"
             )
         reason = one_line(why, ASKER_LIMIT)
         summary = f"stop asked by {who}" + (f": {reason}" if reason else "")
@@ -56,14 +64,19 @@ class StopDoor(BusBase):
         by its supervisor's heartbeat falling silent (see `conductor.run.remote`): any
         other holder there is taken at its word."""
         lease = await self.store.get_lock(supervisor_lock(self.run_id))
-        if lease is None or holder_is_dead(lease):
+        if lease is None or holder_is_dead(lease) or await self._silent_for(lease) is not None:
             return None
-        if lease.host != os.uname().nodename and (self.run.spec or {}).get("workers"):
-            seen = await self.store.supervisor_seen(self.run_id)
-            heard = max(lease.acquired_at, seen or 0.0)  # from its take, before it beats
-            if self.now() - heard > SUPERVISOR_SILENT:
-                return None
         return lease
+
+    async def _silent_for(self, lease: Lease) -> float | None:
+        """How long the supervisor holding `lease` on another host has not been heard from,
+        when that says it is gone (a run on workers, whose supervisor says it is alive every
+        few seconds, silent for over SUPERVISOR_SILENT), else None."""
+        if lease.host == os.uname().nodename or not (self.run.spec or {}).get("workers"):
+            return None
+        seen = await self.store.supervisor_seen(self.run_id)
+        silent = self.now() - max(lease.acquired_at, seen or 0.0)  # from its take, till it beats
+        return silent if silent > SUPERVISOR_SILENT else None
 
     async def stop_asked(self, *, after: int) -> Event | None:
         """The first stop asked after the event id `after`, if any."""
