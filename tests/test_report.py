@@ -10,19 +10,23 @@ never as an element. One end-to-end test runs `conductor run` through the stand-
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from claude_agent_sdk import ResultMessage
 from support import Cli, clean_env, git, one_line_error
 from test_sandbox_mode import SCRIPT, Standin, conductor_run, prepare
 
 from conductor import bus as bus_module
 from conductor.bus import Bus, open_run
+from conductor.cli.plumbing import Globals
 from conductor.cli.report import run_report
+from conductor.cli.runs import _report
 from conductor.events import (
     COST_KEY,
     MERGE_OUTCOMES,
@@ -35,6 +39,7 @@ from conductor.models import RunState, SessionKind, SessionStatus
 from conductor.report import read, render_report, report_path, write_report
 from conductor.report.gate import GateFold, quoted_output
 from conductor.report.timeline import Timeline, fold
+from conductor.run.summary import RunSummary
 from conductor.session import _describe, _payload
 from conductor.store import Store
 
@@ -392,6 +397,42 @@ def test_at_the_end_of_a_run_a_report_not_written_is_said_not_raised(
     (repo / ".conductor" / "reports").unlink()
     path, why = run_report(run_id, None)
     assert path == repo / ".conductor" / "reports" / f"{run_id}.html" and why == ""
+
+
+def summary_printed(
+    run_id: str, json_: bool, capsys: pytest.CaptureFixture[str]
+) -> tuple[str, str]:
+    """What `conductor run` prints at its end for a run that merged everything."""
+    with pytest.raises(typer.Exit) as ended:
+        _report(RunSummary(run_id, f"conductor/{run_id}", "0" * 40), json_, Globals())
+    assert ended.value.exit_code == 0
+    printed = capsys.readouterr()
+    return printed.out, printed.err
+
+
+def test_the_runs_summary_ends_with_where_its_report_is(
+    team: Cli, repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = team.ok("show", "--json").json()["run"]["id"]
+    monkeypatch.chdir(repo)
+    out, _ = summary_printed(run_id, False, capsys)
+    path = repo / ".conductor" / "reports" / f"{run_id}.html"
+    assert out.splitlines()[-2:] == ["everything merged", f"report: {path}"]
+    out, _ = summary_printed(run_id, True, capsys)
+    assert json.loads(out)["report"] == str(path)
+
+
+def test_a_report_not_written_is_one_line_and_the_json_stays_json(
+    team: Cli, repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = team.ok("show", "--json").json()["run"]["id"]
+    (repo / ".conductor" / "reports").write_text("in the way")
+    monkeypatch.chdir(repo)
+    out, _ = summary_printed(run_id, False, capsys)
+    assert out.splitlines()[-1].startswith("report: not written: ")
+    out, err = summary_printed(run_id, True, capsys)
+    assert json.loads(out)["report"] is None
+    assert err.startswith("report: not written: ") and len(err.splitlines()) == 1
 
 
 # ------------------------------------------------------------------------------ end to end

@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 import conductor
 from conductor.costs import PLANNER
-from conductor.models import ReviewStatus, SessionKind
+from conductor.models import Review, SessionKind
 from conductor.report.format import clock, duration, moment, money
 from conductor.report.read import RunReport
 from conductor.report.svg import timeline_svg
@@ -69,7 +69,7 @@ def render_page(report: RunReport, *, written: float | None = None) -> str:
         failed=failed,
         others=len(report.workstreams) - merged - failed,
         reviews=len(reviews),
-        rejected=sum(1 for review in reviews if review.status is ReviewStatus.REJECTED),
+        rejected=sum(1 for review in reviews if _verdict(report, review) == "rejected"),
         failed_checks=[o for o in report.gate if o.check_failed],
         messages=[a for a in report.timeline.arrows if not a.review and a.sender in lanes],
         sessions=session_rows(report),
@@ -95,3 +95,9 @@ def session_rows(report: RunReport) -> list[SessionRow]:
         role = cost.role if cost else ("reviewers" if s.kind is SessionKind.REVIEWER else "workers")
         rows.append(SessionRow(s.name, role, s.status.value, s.turns, s.cost_usd, s.note))
     return rows
+
+
+def _verdict(report: RunReport, review: Review) -> str:
+    """A review's verdict, as its events said it (a later request makes its row say only
+    `superseded`), else its row's status (pending, or superseded undecided)."""
+    return report.timeline.verdicts.get(review.id, review.status.value)

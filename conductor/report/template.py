@@ -132,7 +132,7 @@ PAGE = """<!DOCTYPE html>
 <h2>Workstreams</h2>
 {% if r.workstreams %}
 <table>
-<tr><th>workstream</th><th></th><th>outcome</th><th class="num">review rounds</th>
+<tr><th>workstream</th><th>name</th><th>outcome</th><th class="num">review rounds</th>
 <th class="num">merge attempts</th><th>note</th></tr>
 {% for w in r.workstreams %}
 <tr><td><code>{{ w.name }}</code></td><td>{{ w.title }}</td>
