@@ -1,11 +1,12 @@
-"""`conductor serve` (the browser view) and `conductor stop` (a run stopped from anywhere)."""
+"""`conductor stop`: a run stopped from anywhere, not only by Ctrl-C on its supervisor (the
+browser view, `conductor serve`, stops runs the same way: see cli/web.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -35,7 +36,7 @@ STOP_WAIT = 30.0  # seconds `conductor stop` waits for the run to stop, by defau
 STOP_POLL = 0.2  # how often it looks (another process's writes wake nothing here)
 
 
-@dataclass
+@dataclasses.dataclass
 class Stopped:
     """What `conductor stop` saw: the run, the stop it asked (its event id), who supervised
     the run, and the run's state when it stopped waiting ("" when it did not wait)."""
@@ -105,7 +106,7 @@ def stop(
     stopped = run_async(go)
     resume = hints.command("resume", stopped.run, db=database_location(g.db) if g.db else None)
     if json_:
-        print_json({**stopped.__dict__, "resume": resume})
+        print_json({**dataclasses.asdict(stopped), "resume": resume})
     elif no_wait:
         say(
             f"stop asked of run {stopped.run} ({stopped.supervisor}): it stops within a few"
