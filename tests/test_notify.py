@@ -424,38 +424,50 @@ async def test_a_failing_command_is_recorded_with_what_it_said(
     assert "exited with 3" in events[0].summary
 
 
+async def test_a_command_that_is_not_there_is_one_line(store: Store) -> None:
+    bus = await a_run(store)
+    command = CommandReceiver(["no-such-notifier-here", "x"], timeout=5)
+    async with notifying(bus, [command]) as said:
+        await human_review(bus)
+        await until(lambda: bool(said))
+    (failed,) = await delivered(bus)
+    assert failed.error == "no-such-notifier-here: No such file or directory"
+
+
 async def test_a_hanging_command_holds_up_neither_the_webhook_nor_the_run(
     store: Store, tmp_path: Path
 ) -> None:
     """The command hangs (with a child of its own) past its timeout; the webhook gets each
-    notification at once, the run's loop keeps its pace, and the command's whole process
-    group is killed at its timeout."""
+    notification long before that, the run's writes keep their pace, and at the timeout the
+    command's whole process group is killed."""
     bus = await a_run(store)
     pids = tmp_path / "pids"
-    hanging = ["sh", "-c", f"sleep 60 & echo $! > {pids}; cat > /dev/null; wait"]
+    hanging = ["sh", "-c", f"sleep 60 & echo $! >> {pids}; cat > /dev/null; wait"]
     with webhook_server() as hook:
         receivers: list[Receiver] = [
-            CommandReceiver(hanging, timeout=3),
+            CommandReceiver(hanging, timeout=5),
             WebhookReceiver(hook.url, timeout=5),
         ]
         async with notifying(bus, receivers, grace=0.5) as said:
             started = time.monotonic()
-            ticks: list[float] = []
+            took: list[float] = []
             for step in (
                 human_review(bus),
                 bus.update("B", status=SessionStatus.BLOCKED, note="waiting"),
                 bus.update("A", status=SessionStatus.FAILED, note="checks failed"),
             ):
+                before = time.monotonic()
                 await step
-                ticks.append(time.monotonic())
-            await until(lambda: len(hook.posts) == 3, timeout=2)
-            assert time.monotonic() - started < 1.5
-            assert max(b - a for a, b in zip([started, *ticks], ticks, strict=False)) < 0.5
-            await until(lambda: bool(said), timeout=6)  # the first command's timeout
-            child = int(pids.read_text())
-            await until(lambda: not alive(child), timeout=2)  # the group was killed
-            assert "took more than 3s: killed" in said[0]
-    assert any(d.receiver == "webhook" for d in await delivered(bus))
+                took.append(time.monotonic() - before)
+            await until(lambda: len(hook.posts) == 3, timeout=4)
+            assert time.monotonic() - started < 4  # the command's first try hangs for 5 s
+            assert max(took) < 1.0
+            assert said == []
+            await until(lambda: bool(said), timeout=8)  # the command's timeout
+            child = int(pids.read_text().split()[0])  # the first try's
+            await until(lambda: not alive(child), timeout=2)  # its whole group was killed
+            assert "review.waiting" in said[0] and "took more than 5s: killed" in said[0]
+    assert [d.receiver for d in await delivered(bus)].count("webhook") == 3
 
 
 def alive(pid: int) -> bool:
@@ -482,7 +494,7 @@ async def test_a_hanging_webhook_holds_up_neither_the_command_nor_the_run(
             await human_review(bus)
             await bus.update("B", status=SessionStatus.BLOCKED, note="waiting")
             await until(lambda: len(received(tmp_path)) == 2, timeout=5)
-            assert time.monotonic() - started < 3
+            assert time.monotonic() - started < 5  # the webhook's first try hangs for 30 s
             assert len(hook.posts) == 1  # the first, still unanswered
 
 
