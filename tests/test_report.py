@@ -38,6 +38,7 @@ from conductor.events import (
 from conductor.models import RunState, SessionKind, SessionStatus
 from conductor.report import read, render_report, report_path, write_report
 from conductor.report.gate import GateFold, quoted_output
+from conductor.report.svg import timeline_svg
 from conductor.report.timeline import Timeline, fold
 from conductor.run.summary import RunSummary
 from conductor.session import _describe, _payload
@@ -207,6 +208,27 @@ async def test_the_merge_gate_is_a_merge_phase_and_its_outcomes_marks(ticking: B
     (done,) = [e.created_at for e in await ticking.events() if e.summary == "status=done"]
     assert phases(timeline, "A")[-1][2] == done  # nothing after its work ended
     assert timeline.ended_at == timeline.end
+
+
+async def test_a_workstream_not_started_waits_for_those_it_depends_on(ticking: Bus) -> None:
+    await prompt(ticking, "A")
+    names = {s.id: s.name for s in await ticking.sessions()}
+    timeline = fold(await ticking.events(), names, depends={"B": ["A"], "C": []})
+    assert timeline.lanes["B"].phases[0].what == "waiting for A"
+    assert timeline.lanes["C"].phases[0].what == "waiting to start"
+
+
+async def test_the_runs_state_changes_are_moments_drawn_across_the_lanes(ticking: Bus) -> None:
+    await ticking.set_state(RunState.INTERRUPTED, "Ctrl-C")
+    await ticking.set_state(RunState.ACTIVE, "resumed")
+    await ticking.set_state(RunState.FINISHED, "everything merged")
+    timeline = await events_of(ticking)
+    assert [m.state for m in timeline.moments] == ["interrupted", "active", "finished"]
+    assert timeline.moments[0].what == "run interrupted: Ctrl-C"
+    svg = timeline_svg(timeline, ["A", "B", "C"])
+    classes = [a.get("class") for _, a in elements(svg).tags]
+    assert classes.count("run-state interrupted") == 1
+    assert classes.count("run-state finished") == 1
 
 
 async def test_a_failed_checks_output_comes_from_the_prompt_that_quoted_it(ticking: Bus) -> None:

@@ -73,6 +73,7 @@ def render_page(report: RunReport, *, written: float | None = None) -> str:
         failed_checks=[o for o in report.gate if o.check_failed],
         messages=[a for a in report.timeline.arrows if not a.review and a.sender in lanes],
         sessions=session_rows(report),
+        titles={w.name: w.title for w in report.workstreams},
         version=conductor.__version__,
         written=written if written is not None else time.time(),
     )

@@ -95,7 +95,8 @@ async def read_report(bus: Bus, *, now: float | None = None) -> RunReport:
     state = await bus.seen_state()
     rows = await bus.sessions()
     names = {s.id: s.name for s in rows}
-    timeline, gate = TimelineFold(names, start=run.created_at), GateFold()
+    timeline = TimelineFold(names, start=run.created_at, depends=depends(run.spec))
+    gate = GateFold()
     cursor = count = 0
     while True:
         page = await bus.events(after=cursor, limit=PAGE)
@@ -190,12 +191,24 @@ def workstreams(
     return found
 
 
-def _planned(spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """The plan's workstreams as (id, name), in its order; none for a run without a plan."""
+def depends(spec: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    """Workstream -> those it depends on, as the plan says (a run without a plan: none)."""
+    return {
+        str(w["id"]): [str(d) for d in w.get("depends_on") or ()]
+        for w in _plan(spec)
+        if isinstance(w.get("depends_on") or (), list)
+    }
+
+
+def _plan(spec: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    """The plan's workstreams, each with an id, in its order."""
     plan = (spec or {}).get("plan")
     listed = plan.get("workstreams") if isinstance(plan, Mapping) else None
-    return [
-        (str(w["id"]), str(w.get("name") or ""))
-        for w in (listed if isinstance(listed, list) else ())
-        if isinstance(w, Mapping) and w.get("id")
-    ]
+    if not isinstance(listed, list):
+        return []
+    return [w for w in listed if isinstance(w, Mapping) and w.get("id")]
+
+
+def _planned(spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The plan's workstreams as (id, name), in its order; none for a run without a plan."""
+    return [(str(w["id"]), str(w.get("name") or "")) for w in _plan(spec)]

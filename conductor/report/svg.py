@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from conductor.report.format import attr, clock, duration, elapsed
-from conductor.report.timeline import Arrow, Mark, Phase, Timeline
+from conductor.report.timeline import Arrow, Mark, Phase, RunMoment, Timeline
 
 WIDTH = 1000.0  # the picture's own units; the page scales it to its width
 LABEL = 130.0  # the lane names' column
@@ -63,6 +63,7 @@ def timeline_svg(timeline: Timeline, lanes: Sequence[str]) -> str:
         marks.setdefault(mark.session, []).append(mark)
     for name in shown:
         parts.append(_lane(name, timeline.lanes[name].phases, marks.get(name, []), scale))
+    parts += [_moment(m, scale, height) for m in timeline.moments]
     parts.append('<g class="messages">')
     parts += [_arrow(a, scale) for a in timeline.arrows if a.sender in scale.rows]
     parts.append("</g></svg>")
@@ -137,6 +138,16 @@ def _mark(mark: Mark, x: float, y: float) -> str:
     d = shapes.get(mark.kind, cross)
     title = f"{mark.session} {mark.kind} at {clock(mark.at)}: {mark.what}"
     return f'<path class="mark {attr(mark.kind)}" d="{d}"><title>{attr(title)}</title></path>'
+
+
+def _moment(moment: RunMoment, scale: Scale, height: float) -> str:
+    """The run's state changed (interrupted, resumed, finished): a line across the lanes."""
+    x = scale.x(moment.at)
+    title = f"{clock(moment.at)}: {moment.what}"
+    return (
+        f'<g class="run-state {attr(moment.state)}"><title>{attr(title)}</title>'
+        f'<line x1="{x:.2f}" y1="{AXIS - 10:.1f}" x2="{x:.2f}" y2="{height - BOTTOM:.1f}"/></g>'
+    )
 
 
 def _arrow(arrow: Arrow, scale: Scale) -> str:

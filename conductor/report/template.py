@@ -52,6 +52,8 @@ pre { background: var(--soft); padding: 10px 12px; overflow-x: auto; white-space
 #timeline .message.unread line { stroke-dasharray: 4 3; }
 #timeline .message:hover line { stroke-width: 2.6; }
 #timeline .arrowhead { fill: #2b2f36; }
+#timeline .run-state line { stroke: #2b2f36; stroke-width: 1; stroke-dasharray: 2 3; }
+#timeline .run-state:hover line { stroke-width: 2.5; }
 #timeline .mark { stroke-width: 2; }
 #timeline .mark.merged { fill: var(--good); stroke: #fff; }
 #timeline .mark.rejected, #timeline .mark.refused { fill: none; stroke: var(--bad); }
@@ -120,6 +122,7 @@ PAGE = """<!DOCTYPE html>
 <span><span class="swatch review"></span>in review</span>
 <span><span class="swatch merge"></span>in the merge gate</span>
 <span>&rarr; message (dashed: never read)</span>
+<span>&#8942; the run's state changed</span>
 <span class="sym-merged">&#9679; merged</span>
 <span class="sym-rejected">&#10005; review rejected</span>
 <span class="sym-check-failed">&#9660; check failed</span>
@@ -170,7 +173,7 @@ PAGE = """<!DOCTYPE html>
 <section id="reviews">
 <h2>Reviews</h2>
 {% for author, rounds in r.reviews.items() %}
-<h3>{{ author }}</h3>
+<h3><code>{{ author }}</code>{% if titles.get(author) %} {{ titles[author] }}{% endif %}</h3>
 <ol>
 {% for review in rounds %}
 <li class="round" data-review="{{ review.id }}">review #{{ review.id }} of

@@ -13,7 +13,7 @@ session whose CLI has closed or whose work has ended shows no phase until it wor
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from conductor.events import (
@@ -104,6 +104,16 @@ class Timeline:
     marks: list[Mark]
     ended_at: float | None  # when the run last moved to a state other than active
     verdicts: dict[int, str]  # review id -> approved or rejected (a row later says superseded)
+    moments: list[RunMoment] = field(default_factory=list)  # the run's state changes
+
+
+@dataclass(frozen=True)
+class RunMoment:
+    """The run moved to `state` (interrupted, active again on a resume, finished, ...)."""
+
+    at: float
+    state: str
+    what: str
 
 
 @dataclass
@@ -118,6 +128,7 @@ class _LaneState:
     reviews: dict[int, str] = field(default_factory=dict)  # pending review id -> in words
     merging: str = ""  # the commit in the merge gate, in words ("" when none)
     status: str = NOT_STARTED  # what a waiting phase says
+    not_started: str = NOT_STARTED  # what it says before the first turn
     open: tuple[str, float, str] | None = None  # the phase going on: kind, start, what
     # How a phase of a kind ended, added to its words when it closes (an ending said of a
     # phase that was not the one going on is dropped at the next close).
@@ -161,7 +172,8 @@ class TimelineFold:
     """Fold events into a `Timeline`: `apply` each event in id order, then `finish`.
 
     `names`: session row id -> name (a message's event names its recipients by row id).
-    `start`: when the run was created (default: its first event)."""
+    `start`: when the run was created (default: its first event). `depends`: workstream ->
+    those it waits for (the plan's), to say what a workstream not started waits for."""
 
     def __init__(
         self,
@@ -169,8 +181,10 @@ class TimelineFold:
         *,
         start: float | None = None,
         hidden: Collection[str] = NOT_SESSIONS,
+        depends: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.names = names
+        self.depends = depends or {}
         self.start = start
         self.last = start or 0.0
         self.hidden = frozenset(hidden)
@@ -180,10 +194,13 @@ class TimelineFold:
         self.unread: dict[tuple[int, str], tuple[str, float, str, bool]] = {}
         self.ended_at: float | None = None
         self.verdicts: dict[int, str] = {}
+        self.moments: list[RunMoment] = []
 
     def lane(self, name: str) -> _LaneState:
         if name not in self.states:
-            self.states[name] = _LaneState(Lane(name))
+            waits = self.depends.get(name)
+            status = f"waiting for {', '.join(waits)}" if waits else NOT_STARTED
+            self.states[name] = _LaneState(Lane(name), status=status, not_started=status)
         return self.states[name]
 
     def apply(self, event: Event) -> None:
@@ -197,6 +214,10 @@ class TimelineFold:
         payload = parsed.payload
         if isinstance(payload, RunStateChanged) and payload.state:
             self.ended_at = None if payload.state == RunState.ACTIVE else at
+            what = f"run {payload.state}" + (
+                f": {event.summary}" if event.summary and event.summary != payload.state else ""
+            )
+            self.moments.append(RunMoment(at, payload.state, one_line(what, TEXT_LIMIT)))
         self._messages(event, payload)
         self._about_others(event, payload)
         name = event.session
@@ -216,7 +237,7 @@ class TimelineFold:
                 state.endings[WORKING] = "ended without a result"
                 state.close(at)
             state.alive, state.turn, state.turns = True, True, state.turns + 1
-            if state.status == NOT_STARTED:
+            if state.status == state.not_started:
                 state.status = "idle"  # what it is between its turns, until it says otherwise
             state.turn_what = f"turn {state.turns}: {one_line(payload.prompt, TEXT_LIMIT)}"
         elif isinstance(payload, SdkResult):
@@ -316,7 +337,16 @@ class TimelineFold:
         self.unread.clear()
         self.arrows.sort(key=lambda a: (a.sent_at, a.message_id))
         lanes = {name: state.lane for name, state in self.states.items()}
-        return Timeline(start, stop, lanes, self.arrows, self.marks, self.ended_at, self.verdicts)
+        return Timeline(
+            start,
+            stop,
+            lanes,
+            self.arrows,
+            self.marks,
+            self.ended_at,
+            self.verdicts,
+            self.moments,
+        )
 
 
 def _outcome_words(outcome: str, payload: MergeGateOutcome) -> str:
@@ -332,10 +362,14 @@ def _outcome_words(outcome: str, payload: MergeGateOutcome) -> str:
 
 
 def fold(
-    events: Iterable[Event], names: Mapping[int, str], *, start: float | None = None
+    events: Iterable[Event],
+    names: Mapping[int, str],
+    *,
+    start: float | None = None,
+    depends: Mapping[str, Sequence[str]] | None = None,
 ) -> Timeline:
     """The timeline of `events` at once (tests, and runs read in one go)."""
-    folding = TimelineFold(names, start=start)
+    folding = TimelineFold(names, start=start, depends=depends)
     for event in events:
         folding.apply(event)
     return folding.finish()
