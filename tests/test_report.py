@@ -24,6 +24,7 @@ from test_sandbox_mode import SCRIPT, Standin, conductor_run, prepare
 
 from conductor import bus as bus_module
 from conductor.bus import Bus, open_run
+from conductor.bus import work as work_queue
 from conductor.cli.plumbing import Globals
 from conductor.cli.report import run_report
 from conductor.cli.runs import _report
@@ -216,6 +217,17 @@ async def test_a_workstream_not_started_waits_for_those_it_depends_on(ticking: B
     timeline = fold(await ticking.events(), names, depends={"B": ["A"], "C": []})
     assert timeline.lanes["B"].phases[0].what == "waiting for A"
     assert timeline.lanes["C"].phases[0].what == "waiting to start"
+
+
+async def test_on_workers_a_workstream_waits_for_one_then_says_which_took_it(
+    ticking: Bus,
+) -> None:
+    await work_queue.queue(ticking, "A")
+    await work_queue.supervisor_alive(ticking)
+    await work_queue.take(ticking.store, "w1", host="build-7")
+    await prompt(ticking, "A")
+    words = [p.what for p in (await events_of(ticking)).lanes["A"].phases]
+    assert words[-3:-1] == ["waiting for a worker", "taken by worker w1 on build-7"]
 
 
 async def test_the_runs_state_changes_are_moments_drawn_across_the_lanes(ticking: Bus) -> None:

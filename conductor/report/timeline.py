@@ -30,6 +30,7 @@ from conductor.events import (
     SdkResult,
     SessionFailed,
     SessionUpdated,
+    WorkChanged,
     parse,
 )
 from conductor.models import AUTO_REVIEWER, HUMAN_SESSION, Event, RunState, SessionStatus
@@ -255,6 +256,11 @@ class TimelineFold:
             state.turn, state.alive = False, False
         elif isinstance(payload, SessionUpdated) and payload.status:
             self._status(state, payload)
+        elif kind == EventKind.WORK_QUEUED:  # a run on workers: it waits for one to take it
+            state.alive, state.status = True, "waiting for a worker"
+        elif isinstance(payload, WorkChanged) and kind == EventKind.WORK_TAKEN:
+            host = f" on {payload.host}" if payload.host else ""
+            state.status = f"taken by worker {payload.worker or '?'}{host}"
         elif isinstance(payload, ReviewRequested) and payload.review_id:
             for old in payload.supersedes:
                 state.reviews.pop(old, None)
