@@ -23,9 +23,12 @@ LANE = 30.0
 BAR = 16.0
 BOTTOM = 10.0
 MARK = 6.0  # a mark's half size
-# Tick steps in seconds, the first giving at most MAX_TICKS ticks wins.
+# Tick steps in seconds: the first giving at most a tick per TICK_SPACING pixels wins.
 STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200)
-MAX_TICKS = 10
+TICK_SPACING = 90
+# The picture is at least as wide as the page, and wider (scrolled sideways) for a run whose
+# busiest lane has many phases, so each stays wide enough to see and point at.
+MIN_WIDTH, PER_PHASE, MAX_WIDTH = 720, 8, 16000
 
 
 class Scale:
@@ -49,14 +52,17 @@ def timeline_svg(timeline: Timeline, lanes: Sequence[str]) -> str:
     shown = [name for name in lanes if name in timeline.lanes]
     scale = Scale(timeline, shown)
     height = AXIS + LANE * max(len(shown), 1) + BOTTOM
+    busiest = max((len(timeline.lanes[name].phases) for name in shown), default=0)
+    least = min(max(MIN_WIDTH, busiest * PER_PHASE), MAX_WIDTH)  # a long run scrolls sideways
     parts = [
         f'<svg id="timeline" viewBox="0 0 {WIDTH:.0f} {height:.0f}" width="100%"'
+        f' style="min-width: {least}px"'
         f' role="img" aria-label="timeline of the run, a lane per session">',
         "<defs>"
         '<marker id="arrowhead" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7"'
         ' markerHeight="7" orient="auto-start-reverse">'
         '<path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker></defs>',
-        _axis(timeline, scale, height),
+        _axis(timeline, scale, height, most=max(least // TICK_SPACING, 2)),
     ]
     marks: dict[str, list[Mark]] = {}
     for mark in timeline.marks:
@@ -70,9 +76,10 @@ def timeline_svg(timeline: Timeline, lanes: Sequence[str]) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def _axis(timeline: Timeline, scale: Scale, height: float) -> str:
+def _axis(timeline: Timeline, scale: Scale, height: float, *, most: int) -> str:
+    """Ticks at a round step (at most `most` of them), labelled with the time since the start."""
     span = timeline.end - timeline.start
-    step = next((s for s in STEPS if span / s <= MAX_TICKS), STEPS[-1])
+    step = next((s for s in STEPS if span / s <= most), STEPS[-1])
     ticks = ['<g class="axis">']
     ticks.append(
         f'<line class="axis-line" x1="{LABEL:.1f}" y1="{AXIS - 6:.1f}"'
