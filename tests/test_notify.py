@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import sys
 import threading
 import time
@@ -575,45 +576,75 @@ roles:
 """
 
 
-async def test_a_human_run_tells_a_person_of_the_review_and_of_its_end(
+@asynccontextmanager
+async def conductor(repo: Path, env: dict[str, str], log: Path, *words: str) -> AsyncIterator[Any]:
+    """`conductor WORDS` as a real process in `repo`, its output into `log`; killed if the
+    body fails (a supervisor waiting for a person would wait for ever)."""
+    with log.open("ab") as output:
+        process = await anyio.open_process(
+            [sys.executable, "-m", "conductor", *words],
+            cwd=repo,
+            env=env,
+            stdout=output,
+            stderr=output,
+        )
+    async with process:
+        try:
+            yield process
+        except BaseException:
+            process.kill()
+            raise
+
+
+async def recorded(repo: Path, kind: str, summary: str = "") -> bool:
+    """Whether the repository's run recorded an event of `kind` (whose summary has `summary`)."""
+    async with Store.open(repo / ".conductor" / "conductor.db") as store:
+        bus = await bus_module.open_run(store)
+        return any(e.kind == kind and summary in e.summary for e in await bus.events())
+
+
+async def eventually(check: Any, timeout: float = 60.0) -> None:
+    with anyio.fail_after(timeout):
+        while not await check():  # noqa: ASYNC110 (another process's doing)
+            await anyio.sleep(0.1)
+
+
+async def test_a_human_run_tells_a_person_of_the_review_and_of_its_end_once(
     standin: Any, tmp_path: Path
 ) -> None:
     """`conductor run` as a real process, the real CLI against the stand-in: the notify
-    command gets review.waiting, the person pastes its `answer`, and run.finished comes,
-    each exactly once."""
+    command gets review.waiting; the supervisor is SIGKILLed and `conductor resume` takes the
+    run, without sending it again; the person pastes its `answer`, and run.finished comes."""
     out = tmp_path / "notes"
     out.mkdir()
+    log = tmp_path / "run.log"
     async with standin(SCRIPT) as offline:
         repo = offline.repo
         core = {"id": "A", "name": "core", "task": "core", "owns": ["core.py"]}
         (repo / "plan.json").write_text(json.dumps({"workstreams": [core]}))
-        argv = json.dumps(recorder(out))
         (repo / "conductor.toml").write_text(
-            f'review = "human"\nmodel = "{STANDIN_MODEL}"\nchecks = []\n'
-            f"[notify]\ncommand = {argv}\n"
+            f'review = "human"\nmodel = "{STANDIN_MODEL}"\n'
+            f"[notify]\ncommand = {json.dumps(recorder(out))}\n"
         )
         git(repo, "add", "-A")
         git(repo, "commit", "-qm", "plan and config")
         env = {**clean_env(), **offline.env}
-        run = ["run", "core", "--plan", "plan.json", "--no-live"]
-        log = tmp_path / "run.log"
-        with anyio.fail_after(120), log.open("wb") as output:
-            process = await anyio.open_process(
-                [sys.executable, "-m", "conductor", *run],
-                cwd=repo,
-                env=env,
-                stdout=output,
-                stderr=output,
-            )
-            async with process:
-                await until(lambda: received(out) or process.returncode is not None, timeout=90)
+        with anyio.fail_after(100):
+            async with conductor(repo, env, log, "run", "core", "--plan", "plan.json") as first:
+                await until(lambda: received(out) or first.returncode is not None, timeout=90)
+                await eventually(lambda: recorded(repo, EventKind.NOTIFY_SENT))
+                first.send_signal(signal.SIGKILL)
+                assert await first.wait() == -signal.SIGKILL
+            async with conductor(repo, env, log, "resume", "--no-live") as resumed:
+                await eventually(lambda: recorded(repo, EventKind.RUN_STATE, "resumed"))
+                await anyio.sleep(2)  # its notifications have caught up: nothing to send
                 (waiting,) = received(out)
                 assert waiting["kind"] == "review.waiting", log.read_text()
                 answered = await anyio.run_process(
                     ["sh", "-c", waiting["answer"]], cwd=repo, env=env, check=False
                 )
                 assert answered.returncode == 0, answered.stderr.decode()
-                assert await process.wait() == 0, log.read_text()
+                assert await resumed.wait() == 0, log.read_text()
         got = received(out)
         assert [g["kind"] for g in got] == ["review.waiting", "run.finished"], log.read_text()
         assert got[1]["run_id"] == waiting["run_id"]
