@@ -117,7 +117,7 @@ async def test_each_event_that_needs_a_person_makes_its_notification(store: Stor
     assert blocked.answer == f"conductor message B 'your answer' --from human --run {run}"
     assert failed.text.startswith("workstream A failed: checks failed") and failed.answer is None
     assert interrupted.answer == f"conductor resume {run}"
-    assert interrupted.text.startswith(f"run {run} interrupted: stopped: resumable")
+    assert interrupted.text == f"run {run} interrupted: stopped: resumable ({bus.run.goal})"
 
 
 async def test_the_json_names_what_it_is_the_run_the_event_and_the_time(store: Store) -> None:
@@ -128,8 +128,7 @@ async def test_the_json_names_what_it_is_the_run_the_event_and_the_time(store: S
     sent = json.loads(finished.body())
     assert sent == {
         "kind": "run.finished",
-        "text": f"run {bus.run_id} finished: everything merged (run {bus.run_id}:"
-        " Build a <b>greeter</b>)",
+        "text": f"run {bus.run_id} finished: everything merged (Build a <b>greeter</b>)",
         "run_id": bus.run_id,
         "goal": "Build a <b>greeter</b>",
         "session": None,
@@ -648,5 +647,5 @@ async def test_a_human_run_tells_a_person_of_the_review_and_of_its_end_once(
         got = received(out)
         assert [g["kind"] for g in got] == ["review.waiting", "run.finished"], log.read_text()
         assert got[1]["run_id"] == waiting["run_id"]
-        assert got[1]["text"].endswith(f"(run {waiting['run_id']}: core)")
+        assert got[1]["text"] == f"run {waiting['run_id']} finished: everything merged (core)"
         assert "notification" not in log.read_text()  # nothing failed, nothing left behind

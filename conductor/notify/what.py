@@ -108,9 +108,12 @@ def notification_of(event: Event, run: RunFacts, wording: Wording) -> Notificati
     if made is None:
         return None
     kind, text, answer, review_id = made
+    goal = printable(run.goal, GOAL_LIMIT)
+    # (a run.* text names the run already)
+    about = goal if kind.startswith("run.") else f"run {run.run_id}: {goal}"
     return Notification(
         kind=kind,
-        text=f"{text} (run {run.run_id}: {printable(run.goal, GOAL_LIMIT)})",
+        text=f"{text} ({about})",
         run_id=run.run_id,
         goal=run.goal,
         session=event.session,
