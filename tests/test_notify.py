@@ -5,6 +5,7 @@ whole `conductor run` under the human policy telling a person, through the real 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
@@ -22,10 +23,12 @@ from typing import Any
 
 import anyio
 import pytest
+from rich.console import Console
 from support import clean_env, git
 
 from conductor import bus as bus_module
 from conductor.bus import Bus
+from conductor.cli.supervising import supervise
 from conductor.config import (
     NOTIFICATIONS,
     Config,
@@ -558,6 +561,57 @@ async def test_the_command_gets_no_credentials(
     assert "NOTIFY_TEST_MARK=kept" in seen
     for secret in ("pg-secret", "url-secret", "api-secret", "PGPASSWORD"):
         assert secret not in seen
+
+
+class _Supervisor:
+    """Stands in for a supervisor on a real store: its run asks a person for a review, and
+    is then interrupted (the notifications beside it are under test, not the run)."""
+
+    def __init__(self, repo: Path, bus: Bus) -> None:
+        self.started = anyio.Event()
+        self.run_id: str | None = bus.run_id
+        self.repo = repo
+        self.store = bus.store
+        self.bus = bus
+
+    async def run(self) -> str:
+        self.started.set()
+        await human_review(self.bus)
+        await self.bus.set_state(RunState.INTERRUPTED, "stopped: resumable")
+        return "the summary"
+
+
+async def test_supervise_sends_the_notifications_of_its_run_with_commands_to_paste(
+    store: Store, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "conductor.toml").write_text(f"[notify]\ncommand = {json.dumps(recorder(tmp_path))}\n")
+    bus = await a_run(store)
+    await bus.set_state(RunState.INTERRUPTED, "an earlier supervisor's end")
+    after = (await bus.events())[-1].id
+    said = io.StringIO()
+    console = Console(file=said, width=200)
+    summary = await supervise(
+        _Supervisor(repo, bus), console=console, live=False, after=after, resumable=False
+    )
+    assert summary == "the summary"
+    waiting, interrupted = received(tmp_path)
+    db = shlex.quote(bus.db_location)
+    assert waiting["answer"].endswith(
+        f"--db {db} review approve {waiting['review_id']} --from human --run {bus.run_id}"
+    )
+    assert interrupted["kind"] == "run.interrupted"
+    assert interrupted["answer"].endswith(f"--db {db} resume {bus.run_id}")
+
+
+async def test_a_wrong_notify_stops_supervise_before_the_run(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "conductor.toml").write_text("[notify]\ncommand = 'x'\non = ['everything']\n")
+    bus = await a_run(store)
+    supervisor = _Supervisor(tmp_path, bus)
+    with pytest.raises(InvalidInput, match=r"notify\.on\[0\]: expected one of"):
+        await supervise(supervisor, console=Console(file=io.StringIO()), live=False)
+    assert not supervisor.started.is_set()
 
 
 # ------------------------------------------------------------------------------ a whole run
