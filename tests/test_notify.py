@@ -268,6 +268,7 @@ class Hook:
     url: str
     posts: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    retry_after: str | None = None  # sent with a 429
     hang: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
 
@@ -285,6 +286,8 @@ def webhook_server() -> Iterator[Hook]:
                 return
             status = hook.statuses.pop(0) if hook.statuses else 200
             self.send_response(status)
+            if status == 429 and hook.retry_after is not None:
+                self.send_header("retry-after", hook.retry_after)
             self.send_header("content-length", "0")
             self.end_headers()
 
@@ -389,6 +392,38 @@ async def test_a_webhook_is_tried_again_with_back_off_after_a_500(store: Store) 
         assert len({p["event_id"] for _, p in hook.posts}) == 1
     (done,) = await delivered(bus)
     assert done.error is None
+
+
+async def test_a_webhook_that_asks_to_wait_is_tried_again_after_its_retry_after(
+    store: Store,
+) -> None:
+    bus = await a_run(store)
+    with webhook_server() as hook:
+        hook.statuses = [429]
+        hook.retry_after = "0.5"
+        async with notifying(bus, [WebhookReceiver(hook.url, timeout=5, backoff=0.01)]):
+            await human_review(bus)
+            await until(lambda: len(hook.posts) == 2)
+        (first, _), (second, _) = hook.posts
+        assert second - first >= 0.5
+    (done,) = await delivered(bus)
+    assert done.error is None
+
+
+async def test_a_webhook_nobody_listens_on_is_tried_a_bounded_number_of_times(
+    store: Store,
+) -> None:
+    with webhook_server() as hook:
+        url = hook.url  # a port that was just free, and is closed again below
+    bus = await a_run(store)
+    webhook = WebhookReceiver(url, timeout=2, attempts=3, backoff=0.05)
+    async with notifying(bus, [webhook]) as said:
+        started = time.monotonic()
+        await human_review(bus)
+        await until(lambda: bool(said))
+        assert time.monotonic() - started < 3
+    (failed,) = await delivered(bus)
+    assert failed.error == "the webhook failed 3 times, last: ConnectError"
 
 
 async def test_a_webhook_that_refuses_is_not_asked_again_and_the_failure_is_recorded(

@@ -37,6 +37,7 @@ from conductor.events.payloads import NotifyDelivered
 from conductor.models import Event
 from conductor.notify.deliver import DeliveryFailed, Receiver
 from conductor.notify.what import Notification, RunFacts, Wording, answers, notification_of
+from conductor.readmodel.words import printable
 from conductor.store import Store
 
 PAGE = 500  # events per read
@@ -213,7 +214,7 @@ class Notifier:
         except DeliveryFailed as e:
             error = str(e)
         except Exception as e:  # a receiver's own bug must not stop the others
-            error = f"{type(e).__name__}: {e}"
+            error = printable(f"{type(e).__name__}: {e}")
         what = f"{notification.kind} (event {notification.event_id}) to the {receiver.name}"
         if error is not None:
             self.say(f"notification {what} failed: {error}")
