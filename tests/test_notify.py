@@ -611,6 +611,7 @@ class _Supervisor:
 
     async def run(self) -> str:
         self.started.set()
+        await anyio.sleep(0.5)  # the notifications' first read: the earlier end, unanswered
         await human_review(self.bus)
         await self.bus.set_state(RunState.INTERRUPTED, "stopped: resumable")
         return "the summary"
@@ -631,7 +632,7 @@ async def test_supervise_sends_the_notifications_of_its_run_with_commands_to_pas
         _Supervisor(repo, bus), console=console, live=False, after=after, resumable=False
     )
     assert summary == "the summary"
-    waiting, interrupted = received(tmp_path)
+    waiting, interrupted = received(tmp_path)  # not the earlier end
     db = shlex.quote(bus.db_location)
     assert waiting["answer"].endswith(
         f"--db {db} review approve {waiting['review_id']} --from human --run {bus.run_id}"
@@ -665,17 +666,13 @@ roles:
 
 
 @asynccontextmanager
-async def conductor(repo: Path, env: dict[str, str], log: Path, *words: str) -> AsyncIterator[Any]:
-    """`conductor WORDS` as a real process in `repo`, its output into `log`; killed if the
-    body fails (a supervisor waiting for a person would wait for ever)."""
+async def running(
+    repo: Path, env: dict[str, str], log: Path, argv: list[str]
+) -> AsyncIterator[Any]:
+    """`argv` as a real process in `repo`, its output into `log`; killed if the body fails
+    (a supervisor waiting for a person would wait for ever)."""
     with log.open("ab") as output:
-        process = await anyio.open_process(
-            [sys.executable, "-m", "conductor", *words],
-            cwd=repo,
-            env=env,
-            stdout=output,
-            stderr=output,
-        )
+        process = await anyio.open_process(argv, cwd=repo, env=env, stdout=output, stderr=output)
     async with process:
         try:
             yield process
@@ -684,11 +681,11 @@ async def conductor(repo: Path, env: dict[str, str], log: Path, *words: str) -> 
             raise
 
 
-async def recorded(repo: Path, kind: str, summary: str = "") -> bool:
-    """Whether the repository's run recorded an event of `kind` (whose summary has `summary`)."""
+async def count(repo: Path, kind: str, summary: str = "") -> int:
+    """The events of `kind` (whose summary has `summary`) the repository's run recorded."""
     async with Store.open(repo / ".conductor" / "conductor.db") as store:
         bus = await bus_module.open_run(store)
-        return any(e.kind == kind and summary in e.summary for e in await bus.events())
+        return sum(e.kind == kind and summary in e.summary for e in await bus.events())
 
 
 async def eventually(check: Any, timeout: float = 60.0) -> None:
@@ -701,8 +698,10 @@ async def test_a_human_run_tells_a_person_of_the_review_and_of_its_end_once(
     standin: Any, tmp_path: Path
 ) -> None:
     """`conductor run` as a real process, the real CLI against the stand-in: the notify
-    command gets review.waiting; the supervisor is SIGKILLed and `conductor resume` takes the
-    run, without sending it again; the person pastes its `answer`, and run.finished comes."""
+    command gets review.waiting. The supervisor is SIGKILLed; `conductor resume` takes the
+    run without sending it again. Ctrl-C stops that one: run.interrupted comes, and its
+    `answer` pasted resumes the run, again sending nothing twice. The person pastes the
+    review's `answer`, and run.finished comes."""
     out = tmp_path / "notes"
     out.mkdir()
     log = tmp_path / "run.log"
@@ -717,24 +716,43 @@ async def test_a_human_run_tells_a_person_of_the_review_and_of_its_end_once(
         git(repo, "add", "-A")
         git(repo, "commit", "-qm", "plan and config")
         env = {**clean_env(), **offline.env}
+        conductor = [sys.executable, "-m", "conductor"]
+
+        async def resumed(times: int) -> None:
+            """Until the run was resumed `times` times and its notifications caught up."""
+            await eventually(lambda: _is(count(repo, EventKind.RUN_STATE, "resumed"), times))
+            await anyio.sleep(2)  # (the follower's first read is at once: nothing to send)
+
         with anyio.fail_after(100):
-            async with conductor(repo, env, log, "run", "core", "--plan", "plan.json") as first:
+            run = [*conductor, "run", "core", "--plan", "plan.json"]
+            async with running(repo, env, log, run) as first:
                 await until(lambda: received(out) or first.returncode is not None, timeout=90)
-                await eventually(lambda: recorded(repo, EventKind.NOTIFY_SENT))
+                await eventually(lambda: _is(count(repo, EventKind.NOTIFY_SENT), 1))
                 first.send_signal(signal.SIGKILL)
                 assert await first.wait() == -signal.SIGKILL
-            async with conductor(repo, env, log, "resume", "--no-live") as resumed:
-                await eventually(lambda: recorded(repo, EventKind.RUN_STATE, "resumed"))
-                await anyio.sleep(2)  # its notifications have caught up: nothing to send
-                (waiting,) = received(out)
-                assert waiting["kind"] == "review.waiting", log.read_text()
+            async with running(repo, env, log, [*conductor, "resume", "--no-live"]) as second:
+                await resumed(1)
+                assert [g["kind"] for g in received(out)] == ["review.waiting"]
+                second.send_signal(signal.SIGINT)
+                assert await second.wait() == 130, log.read_text()
+            waiting, interrupted = received(out)
+            run_id = waiting["run_id"]
+            assert interrupted["kind"] == "run.interrupted"
+            assert interrupted["answer"].endswith(f" resume {run_id}")
+            async with running(repo, env, log, ["sh", "-c", interrupted["answer"]]) as third:
+                await resumed(2)
+                assert len(received(out)) == 2
                 answered = await anyio.run_process(
                     ["sh", "-c", waiting["answer"]], cwd=repo, env=env, check=False
                 )
                 assert answered.returncode == 0, answered.stderr.decode()
-                assert await resumed.wait() == 0, log.read_text()
+                assert await third.wait() == 0, log.read_text()
         got = received(out)
-        assert [g["kind"] for g in got] == ["review.waiting", "run.finished"], log.read_text()
-        assert got[1]["run_id"] == waiting["run_id"]
-        assert got[1]["text"] == f"run {waiting['run_id']} finished: everything merged (core)"
+        kinds = [g["kind"] for g in got]
+        assert kinds == ["review.waiting", "run.interrupted", "run.finished"], log.read_text()
+        assert got[2]["text"] == f"run {run_id} finished: everything merged (core)"
         assert "notification" not in log.read_text()  # nothing failed, nothing left behind
+
+
+async def _is(counted: Any, expected: int) -> bool:
+    return bool(await counted == expected)
