@@ -634,6 +634,7 @@ async def test_supervise_sends_the_notifications_of_its_run_with_commands_to_pas
     assert summary == "the summary"
     waiting, interrupted = received(tmp_path)  # not the earlier end
     db = shlex.quote(bus.db_location)
+    assert waiting["answer"].startswith(f"cd {shlex.quote(str(repo))} && ")  # from anywhere
     assert waiting["answer"].endswith(
         f"--db {db} review approve {waiting['review_id']} --from human --run {bus.run_id}"
     )
@@ -739,11 +740,12 @@ async def test_a_human_run_tells_a_person_of_the_review_and_of_its_end_once(
             run_id = waiting["run_id"]
             assert interrupted["kind"] == "run.interrupted"
             assert interrupted["answer"].endswith(f" resume {run_id}")
-            async with running(repo, env, log, ["sh", "-c", interrupted["answer"]]) as third:
+            pasted = ["sh", "-c", interrupted["answer"]]  # in another directory: it says where
+            async with running(tmp_path, env, log, pasted) as third:
                 await resumed(2)
                 assert len(received(out)) == 2
                 answered = await anyio.run_process(
-                    ["sh", "-c", waiting["answer"]], cwd=repo, env=env, check=False
+                    ["sh", "-c", waiting["answer"]], cwd=tmp_path, env=env, check=False
                 )
                 assert answered.returncode == 0, answered.stderr.decode()
                 assert await third.wait() == 0, log.read_text()

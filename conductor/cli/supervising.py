@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+from pathlib import Path
 
 import anyio
 from rich.console import Console
@@ -108,7 +109,7 @@ async def _notify(
         supervisor.store,
         supervisor.run_id,
         receivers(notify, supervisor.repo),
-        wording=lambda *words: _command(supervisor, *words),
+        wording=lambda *words: _command(supervisor, *words, cd=supervisor.repo),
         kinds=notify.on,
         history_end=after,
         say=say,
@@ -148,8 +149,8 @@ async def _on_signals(supervisor: Supervisor, console: Console) -> None:
                     tg.start_soon(supervisor.stop)
 
 
-def _command(supervisor: Supervisor, *args: str) -> str:
-    """A command on the supervisor's run, to paste (see hints.py)."""
-    return hints.command(
-        *args, db=hints.db_unless_default(database_location(supervisor.store), supervisor.repo)
-    )
+def _command(supervisor: Supervisor, *args: str, cd: Path | None = None) -> str:
+    """A command on the supervisor's run, to paste (see hints.py); `cd`: in that directory
+    (a notification is read anywhere)."""
+    db = hints.db_unless_default(database_location(supervisor.store), supervisor.repo)
+    return hints.command(*args, db=db, cd=cd)
