@@ -225,7 +225,6 @@ NOTIFICATIONS = (
     "run.finished",  # the run ended: everything merged
     "run.failed",  # the run ended: not everything merged
     "run.interrupted",  # the run stopped (Ctrl-C, `conductor stop`, a machine fault): resumable
-    "run.stopped",  # a run marked stopped
 )
 NOTIFY_TIMEOUT = 10.0
 MAX_NOTIFY_TIMEOUT = 300.0

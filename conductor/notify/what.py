@@ -7,7 +7,7 @@ names it for good: a receiver that gets one twice (see follow.py for when) can t
     review.requested, assigned to `human`   -> review.waiting     (answer: review approve)
     session.updated to `blocked`            -> session.blocked    (answer: message it)
     session.updated to `failed`, a workstream's session -> workstream.failed
-    run.state finished / failed / interrupted / stopped -> run.<state>   (interrupted: resume)
+    run.state finished / failed / interrupted -> run.<state>   (interrupted: resume)
 
 An event that comes later may answer a notification before it went out (a review decided, a
 session no longer blocked, the run resumed): `answers` says so, and a notification caught up
@@ -36,7 +36,8 @@ from conductor.readmodel.words import printable
 
 GOAL_LIMIT = 80  # characters of the goal in a notification's text
 NOTE_LIMIT = 160  # of what a session said (why it is blocked, why it failed)
-ENDS = frozenset({RunState.FINISHED, RunState.FAILED, RunState.INTERRUPTED, RunState.STOPPED})
+# How a supervised run ends (`stopped` is a state no supervisor sets: a stop is `interrupted`).
+ENDS = frozenset({RunState.FINISHED, RunState.FAILED, RunState.INTERRUPTED})
 
 # Words -> a conductor command line to paste (`hints.command` of the supervising process,
 # which names this conductor and a database that is not the default one, never a password).
