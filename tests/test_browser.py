@@ -9,6 +9,7 @@ HTML in them) must reach the page as text only.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -185,3 +186,90 @@ async def test_a_person_watches_the_run_live_and_approves_its_review_by_clicking
         screenshot(browser, "report-file")
         assert from_file["lanes"] == ["A"] and from_file["merged"] >= 1
         assert from_file["title"] and pwned(browser) is None
+
+
+async def test_a_person_stops_the_run_and_resumes_it_from_its_page(
+    tmp_path: Path, browser: Any, screenshot: Callable[[Any, str], Path]
+) -> None:
+    """Stop asks the supervisor (in its own process) to stop; the page then offers Resume,
+    which starts `conductor resume` in a process of its own that finishes the run."""
+    from selenium.webdriver.common.by import By
+    from support import git
+    from test_stop import PLAN as STOP_PLAN
+    from test_stop import SCRIPT as STOP_SCRIPT
+    from test_stop import TOML, _conductor, _exit, _log
+
+    from conductor.models import RunState
+    from conductor.standin.harness import offline as offline_repo
+
+    async with offline_repo(STOP_SCRIPT, tmp_path / "stop") as off:
+        (off.repo / "conductor.toml").write_text(TOML)
+        plan = off.repo.parent / "plan.json"
+        plan.write_text(json.dumps(STOP_PLAN))
+        git(off.repo, "add", "conductor.toml")
+        git(off.repo, "commit", "-qm", "conductor settings")
+        run = await _conductor(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
+        seen: dict[str, Any] = {}
+        with serving(off.repo, clean_env(**off.env)) as (url, _):
+
+            def person() -> None:
+                driver = browser
+                driver.get(url)
+                link = wait_until(
+                    lambda: (
+                        driver.find_elements(By.CSS_SELECTOR, "#runs tbody a") or driver.refresh()
+                    ),
+                    what="the run in the runs list",
+                )
+                link[0].click()
+                wait_until(
+                    lambda: (
+                        "Write"
+                        in driver.find_element(
+                            By.CSS_SELECTOR, '#sessions tr[data-session="A"] .doing'
+                        ).text
+                        or "Bash" in driver.find_element(By.ID, "lines").text
+                        or driver.find_element(
+                            By.CSS_SELECTOR, '#sessions tr[data-session="A"] .status'
+                        ).text
+                        == "working"
+                    ),
+                    what="A at work",
+                )
+                driver.find_element(By.ID, "stop").click()
+                driver.switch_to.alert.accept()
+                resume = wait_until(
+                    lambda: [b for b in driver.find_elements(By.ID, "resume") if b.is_displayed()],
+                    timeout=60,
+                    what="Resume offered",
+                )
+                seen["stopped"] = driver.find_element(By.ID, "state").text
+                screenshot(driver, "stopped")
+                resume[0].click()
+                seen["notice"] = wait_until(
+                    lambda: (
+                        (text := driver.find_element(By.ID, "notice").text)
+                        and not text.startswith("asked run")
+                        and text
+                    ),
+                    what="the resume's notice",
+                )
+                wait_until(
+                    lambda: driver.find_element(By.ID, "state").text == "finished",
+                    timeout=90,
+                    what="the run finished, live",
+                )
+                screenshot(driver, "resumed")
+
+            await anyio.to_thread.run_sync(person)
+        assert await _exit(run, 30) == 130, _log(off, "run.log")
+        assert seen["stopped"].startswith("interrupted"), seen
+        assert seen["notice"].startswith("resuming run"), seen
+        db = off.repo / ".conductor" / "conductor.db"
+        async with Store.open(db) as store:
+            latest = await store.latest_run()
+            assert latest is not None and latest.state is RunState.FINISHED
+            asked = await store.list_events(latest.id)
+        assert any(e.kind == "run.stop_asked" and "browser" in e.summary for e in asked)
+        tree = git(off.repo, "ls-tree", "--name-only", f"conductor/{latest.id}").split()
+        assert "core.py" in tree
