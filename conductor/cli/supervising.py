@@ -28,7 +28,7 @@ from conductor.config import Notify, load_notify
 from conductor.errors import ConductorError
 from conductor.live import watch_run
 from conductor.notify.deliver import receivers
-from conductor.notify.follow import Notifier
+from conductor.notify.follow import Notifier, Say
 from conductor.supervisor import RunSummary, Supervisor
 
 
@@ -55,7 +55,7 @@ async def supervise(
     ended = anyio.Event()
     async with anyio.create_task_group() as notifying:  # waits for the notifications' grace
         if notify.enabled:
-            notifying.start_soon(_notify, supervisor, notify, console, ended, after)
+            notifying.start_soon(_notify, supervisor, notify, console, ended, after, resumable)
         try:
             async with anyio.create_task_group() as tg:
                 if resumable:
@@ -94,10 +94,15 @@ async def _watch(supervisor: Supervisor, console: Console, live: bool, after: in
 
 
 async def _notify(
-    supervisor: Supervisor, notify: Notify, console: Console, ended: anyio.Event, after: int
+    supervisor: Supervisor,
+    notify: Notify,
+    console: Console,
+    ended: anyio.Event,
+    after: int,
+    resumable: bool,
 ) -> None:
-    """The run's notifications, from when it exists until it ended (and the grace after).
-    `after`: the last event before this process took the run (a resume's)."""
+    """The run's notifications, from when it exists until it ended (and the grace after:
+    Ctrl-C cuts it short). `after`: the last event before this process took the run."""
     await _first(supervisor.started, ended)
     if not supervisor.started.is_set() or supervisor.run_id is None:
         return  # it ended before this process held the run: nothing of it is this one's
@@ -114,7 +119,22 @@ async def _notify(
         history_end=after,
         say=say,
     )
-    await notifier.run(ended)
+    async with anyio.create_task_group() as tg:
+        if resumable:
+            tg.start_soon(_cut_short_by_a_signal, ended, tg.cancel_scope, say)
+        await notifier.run(ended)
+        tg.cancel_scope.cancel()
+
+
+async def _cut_short_by_a_signal(ended: anyio.Event, scope: anyio.CancelScope, say: Say) -> None:
+    """Once the run ended (Ctrl-C is then no longer the run's): a Ctrl-C or SIGTERM during
+    the notifications' grace ends it at once, rather than the command with a traceback."""
+    await ended.wait()
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            say("not waiting for the notifications still to go")
+            scope.cancel()
+            return
 
 
 async def _first(*events: anyio.Event) -> None:

@@ -150,15 +150,14 @@ class Notifier:
                 for queue in self.queues:
                     queue.send.close()  # each delivery task ends once its queue is empty
             left = sum(q.busy + q.receive.statistics().current_buffer_used for q in self.queues)
-            for queue in self.queues:
-                queue.receive.close()
             if left:
-                self.say(
-                    f"notifications: {left} not delivered within {self.grace:g}s of the run's"
-                    " end (a conductor resume sends what is still unanswered)"
-                )
+                self.say(f"notifications: {left} not delivered within {self.grace:g}s of the end")
         except Exception as e:  # whatever it was, it must not end the run
             self.say(f"notifications stopped ({type(e).__name__}: {e}); the run goes on")
+        finally:  # (cancelled too: a Ctrl-C during the grace)
+            for queue in self.queues:
+                queue.send.close()
+                queue.receive.close()
 
     async def _follow(self) -> None:
         while True:
