@@ -17,9 +17,11 @@ A supervisor that starts (a new run, or `conductor resume` after a stop, a crash
 SIGKILL) reads the run's events from the first, and sends only what no such event says was
 handled and no later event answered (a review decided, a session no longer blocked: see
 `what.answers`); the run's own earlier end is never sent again (it is being resumed). So
-whenever the process dies, nothing is lost and nothing recorded goes twice; what can go
-twice is a delivery in flight (or done and not yet recorded) at the instant of death: at
-most one per receiver. That is why a notification carries its `event_id`.
+whenever the process dies, nothing still waiting for a person is lost, and nothing recorded
+goes twice. What can go twice is a delivery in flight (or done and not yet recorded) at the
+instant of death: at most one per receiver. That is why a notification carries its
+`event_id`. What can be lost is the end of a run whose process died before delivering it
+(a SIGKILLed supervisor records no end at all); the next supervisor's end is sent.
 """
 
 from __future__ import annotations
