@@ -200,6 +200,7 @@ READ_NO_RUN = {
     "runs",  # every run
     "worker",  # every run of the database
     "workers",
+    "serve",  # every run, in a browser
     "doctor",
     "git-status",
     "git-diff",

@@ -27,6 +27,7 @@ from conductor.text import clock, escape_controls, one_line
 MERGE = "merge."  # the prefix of every merge outcome's kind
 NOTABLE: frozenset[str] = frozenset(
     {
+        EventKind.RUN_STOP_ASKED,
         EventKind.MESSAGE_SENT,
         EventKind.HOOK_DENIED,
         EventKind.REVIEW_REQUESTED,

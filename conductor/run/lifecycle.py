@@ -208,7 +208,7 @@ async def store_the_end(run: StartedRun, ok: bool) -> None:
             RunState.INTERRUPTED, f"{control.fault}: resumable once that is fixed"
         )
     elif control.stopping:
-        await run.bus.set_state(RunState.INTERRUPTED, "stopped: resumable")
+        await run.bus.set_state(RunState.INTERRUPTED, control.stop_note)
     elif ok:
         await run.bus.set_state(RunState.FINISHED, "everything merged")
     else:
