@@ -12,6 +12,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,24 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class Served:
+    """A running `conductor serve`: its base address and its token."""
+
+    def __init__(self, printed: str) -> None:
+        self.base, _, self.token = printed.partition("?token=")
+        assert self.token, printed
+
+    def ask(self, path: str = "", **kw: Any) -> Answer:
+        """A request with the token, as a script sends it."""
+        headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}
+        return ask(self.base + path, headers=headers, **kw)
+
+    def act(self, path: str, **kw: Any) -> Answer:
+        """An action, as the page sends it: the token in its header too."""
+        headers = {"X-Conductor-Token": self.token, **kw.pop("headers", {})}
+        return self.ask(path, method="POST", body=kw.pop("body", {}), headers=headers, **kw)
+
+
 def ask(
     url: str,
     *,
@@ -73,11 +92,14 @@ def ask(
         return Answer(e.code, e.headers, e.read())
 
 
-def first_events(url: str, kinds: set[str]) -> tuple[Any, dict[str, Any]]:
+def first_events(served: Served, path: str, kinds: set[str]) -> tuple[Any, dict[str, Any]]:
     """Read a server-sent stream until an event of each kind came: its headers and, per
     kind, the first event's data."""
     events: dict[str, Any] = {}
-    with urllib.request.urlopen(url, timeout=10) as response:
+    request = urllib.request.Request(
+        served.base + path, headers={"Authorization": f"Bearer {served.token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
         kind = ""
         while not kinds <= events.keys():
             line = response.readline().decode().rstrip("\n")
@@ -86,10 +108,6 @@ def first_events(url: str, kinds: set[str]) -> tuple[Any, dict[str, Any]]:
             elif line.startswith("data: ") and kind not in events:
                 events[kind] = json.loads(line.removeprefix("data: "))
         return response.headers, events
-
-
-def token_of(page: str) -> str:
-    return page.split('name="conductor-token" content="', 1)[1].split('"', 1)[0]
 
 
 async def hostile_run(repo: Path) -> tuple[Path, str, int, int]:
@@ -121,20 +139,26 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
 
 
+@contextmanager
+def served(repo: Path, host: str = "127.0.0.1") -> Iterator[Served]:
+    with serving(repo, clean_env(), host=host) as (url, _):
+        yield Served(url)
+
+
 @pytest.fixture
-def loopback(repo: Path) -> Iterator[str]:
-    with serving(repo, clean_env()) as (url, _):
-        yield url
+def loopback(repo: Path) -> Iterator[Served]:
+    with served(repo) as server:
+        yield server
 
 
 async def test_every_page_shows_what_sessions_wrote_as_text(repo: Path) -> None:
     _, run_id, review, _ = await hostile_run(repo)
-    with serving(repo, clean_env()) as (url, _):
+    with served(repo) as server:
         pages = {
-            "runs": ask(url),
-            "run": ask(f"{url}runs/{run_id}"),
-            "session": ask(f"{url}runs/{run_id}/sessions/A"),
-            "review": ask(f"{url}runs/{run_id}/reviews/{review}"),
+            "runs": server.ask(),
+            "run": server.ask(f"runs/{run_id}"),
+            "session": server.ask(f"runs/{run_id}/sessions/A"),
+            "review": server.ask(f"runs/{run_id}/reviews/{review}"),
         }
     for name, page in pages.items():
         assert page.status == 200, name
@@ -145,8 +169,8 @@ async def test_every_page_shows_what_sessions_wrote_as_text(repo: Path) -> None:
 
 async def test_the_stream_sends_the_runs_data_as_json_text(repo: Path) -> None:
     _, run_id, _, _ = await hostile_run(repo)
-    with serving(repo, clean_env()) as (url, _):
-        headers, events = first_events(f"{url}runs/{run_id}/stream?after=0", {"state", "lines"})
+    with served(repo) as server:
+        headers, events = first_events(server, f"runs/{run_id}/stream?after=0", {"state", "lines"})
     assert headers["content-type"].startswith("text/event-stream")
     assert events["state"]["goal"] == f"ship {HOSTILE}"
     a = next(s for s in events["state"]["sessions"] if s["name"] == "A")
@@ -154,88 +178,99 @@ async def test_the_stream_sends_the_runs_data_as_json_text(repo: Path) -> None:
     assert any(HOSTILE in line["text"] for line in events["lines"])
 
 
-async def test_loopback_answers_only_a_loopback_host(loopback: str) -> None:
+async def test_every_request_needs_the_token_on_loopback_too(repo: Path) -> None:
+    """Code a session wrote runs on this host (a merge check has the network): a loopback
+    port is open to it, so loopback is no proof of being the person."""
+    _, run_id, review, _ = await hostile_run(repo)
+    with served(repo) as server:
+        for path in ("", "static/page.js", f"runs/{run_id}", f"runs/{run_id}/stream", "x"):
+            refused = ask(server.base + path)
+            assert refused.status == 401 and "token" in refused.text, path
+        wrong = ask(server.base, headers={"Authorization": "Bearer wrong"})
+        assert wrong.status == 401
+        approve = ask(
+            f"{server.base}runs/{run_id}/reviews/{review}/approve",
+            method="POST",
+            body={},
+            headers={"X-Conductor-Token": "guess"},
+        )
+        assert approve.status == 401
+        assert server.ask().status == 200
+
+
+async def test_the_token_in_the_printed_address_becomes_a_cookie_of_this_server(
+    loopback: Served,
+) -> None:
+    traded = ask(f"{loopback.base}?token={loopback.token}")
+    assert traded.status == 303 and traded.headers["location"] == "/"  # dropped from the URL
+    set_cookie = traded.headers["set-cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+    port = loopback.base.rstrip("/").rsplit(":", 1)[1]
+    name, _, value = set_cookie.split(";", 1)[0].partition("=")
+    assert name == f"conductor_token_{port}" and value == loopback.token  # one per server
+    assert ask(loopback.base, headers={"Cookie": f"{name}={value}"}).status == 200
+    assert ask(loopback.base, headers={"Cookie": f"conductor_token_1={value}"}).status == 401
+
+
+async def test_loopback_answers_only_a_loopback_host(loopback: Served) -> None:
     """DNS rebinding: a page of evil.example resolved to 127.0.0.1 would be same-origin."""
-    assert ask(loopback).status == 200
-    port = loopback.rsplit(":", 1)[1].strip("/")
-    assert ask(loopback, headers={"Host": f"localhost:{port}"}).status == 200
-    refused = ask(loopback, headers={"Host": f"evil.example:{port}"})
+    port = loopback.base.rstrip("/").rsplit(":", 1)[1]
+    assert loopback.ask(headers={"Host": f"localhost:{port}"}).status == 200
+    refused = loopback.ask(headers={"Host": f"evil.example:{port}"})
     assert refused.status == 403 and "loopback Host" in refused.text
 
 
-async def test_an_action_without_the_pages_token_is_refused_on_loopback(repo: Path) -> None:
-    """CSRF: another site's form can post to 127.0.0.1, but cannot read or send the token."""
-    _, run_id, review, _ = await hostile_run(repo)
-    with serving(repo, clean_env()) as (url, _):
-        token = token_of(ask(url).text)
-        approve = f"{url}runs/{run_id}/reviews/{review}/approve"
-        bare = ask(approve, method="POST", body={})
-        wrong = ask(approve, method="POST", body={}, headers={"X-Conductor-Token": "nope"})
-        foreign = ask(
-            approve,
-            method="POST",
-            body={},
-            headers={"X-Conductor-Token": token, "Origin": "http://evil.example"},
-        )
+async def test_an_action_needs_the_pages_token_header_and_no_foreign_origin(repo: Path) -> None:
+    """CSRF: another site's form posts with the browser's cookie, but cannot read the
+    page's token or send a header; its Origin gives it away too."""
+    db, run_id, review, _ = await hostile_run(repo)
+    approve = f"runs/{run_id}/reviews/{review}/approve"
+    with served(repo) as server:
+        bare = server.ask(approve, method="POST", body={})  # the cookie or bearer alone
+        wrong = server.act(approve, headers={"X-Conductor-Token": "nope"})
+        foreign = server.act(approve, headers={"Origin": "http://evil.example"})
         assert [bare.status, wrong.status, foreign.status] == [403, 403, 403]
-        async with Store.open(repo / ".conductor" / "conductor.db") as store:
+        async with Store.open(db) as store:
             assert (await store.get_review(run_id, review)).status is ReviewStatus.PENDING
-        done = ask(
-            approve, method="POST", body={"comment": "ok"}, headers={"X-Conductor-Token": token}
-        )
+        done = server.act(approve, body={"comment": "ok"})
         assert done.status == 200, done.text
-    async with Store.open(repo / ".conductor" / "conductor.db") as store:
+    async with Store.open(db) as store:
         decided = await store.get_review(run_id, review)
     assert decided.status is ReviewStatus.APPROVED and decided.decided_by == HUMAN_REVIEWER
 
 
-async def test_another_bind_needs_the_token_on_every_request(repo: Path) -> None:
+async def test_another_bind_is_served_with_the_token_and_any_host(repo: Path) -> None:
     await hostile_run(repo)
-    with serving(repo, clean_env(), host="0.0.0.0") as (url, _):
-        assert "?token=" in url
-        token = url.split("?token=", 1)[1]
-        port = url.split("?", 1)[0].rstrip("/").rsplit(":", 1)[1]
+    with served(repo, host="0.0.0.0") as server:
+        port = server.base.rstrip("/").rsplit(":", 1)[1]
         base = f"http://127.0.0.1:{port}/"
-        for path in ("", "static/page.js", "runs/x/stream"):
-            refused = ask(base + path)
-            assert refused.status == 401 and "token" in refused.text, path
-        assert ask(base, headers={"Authorization": "Bearer wrong"}).status == 401
-        assert ask(base, headers={"Authorization": f"Bearer {token}"}).status == 200
-        traded = ask(f"{base}?token={token}")
-        assert traded.status == 303 and traded.headers["location"] == "/"
-        cookie = traded.headers["set-cookie"].split(";", 1)[0]
-        assert "HttpOnly" in traded.headers["set-cookie"]
-        assert ask(base, headers={"Cookie": cookie}).status == 200
+        assert ask(base).status == 401
+        named = ask(
+            base, headers={"Host": f"box.example:{port}", "Authorization": f"Bearer {server.token}"}
+        )
+        assert named.status == 200
 
 
 async def test_the_browser_decides_only_a_review_waiting_on_a_person(repo: Path) -> None:
     _, run_id, _, peers = await hostile_run(repo)
-    with serving(repo, clean_env()) as (url, _):
-        token = token_of(ask(url).text)
-        refused = ask(
-            f"{url}runs/{run_id}/reviews/{peers}/approve",
-            method="POST",
-            body={},
-            headers={"X-Conductor-Token": token},
-        )
-        page = ask(f"{url}runs/{run_id}/reviews/{peers}")
+    with served(repo) as server:
+        refused = server.act(f"runs/{run_id}/reviews/{peers}/approve")
+        page = server.ask(f"runs/{run_id}/reviews/{peers}")
     assert refused.status == 409 and "not waiting on a person" in refused.text
     assert 'id="approve"' not in page.text  # no buttons where the person has no say
 
 
 async def test_stop_from_the_browser_asks_the_runs_supervisor(repo: Path) -> None:
     db, run_id, _, _ = await hostile_run(repo)
-    with serving(repo, clean_env()) as (url, _):
-        token = token_of(ask(url).text)
-        stop = f"{url}runs/{run_id}/stop"
-        nobody = ask(stop, method="POST", body={}, headers={"X-Conductor-Token": token})
+    with served(repo) as server:
+        nobody = server.act(f"runs/{run_id}/stop")
         assert nobody.status == 409 and "no supervisor running" in nobody.text
         async with Store.open(db) as store:
             bus = Bus(store, await store.get_run(run_id))
             lease = await bus.acquire_lock(
                 "the test's supervisor", name=supervisor_lock(run_id), lease_seconds=600
             )
-            asked = ask(stop, method="POST", body={}, headers={"X-Conductor-Token": token})
+            asked = server.act(f"runs/{run_id}/stop")
             assert asked.status == 200, asked.text
             event = await bus.stop_asked(after=0)
             await bus.release_lock(lease)
@@ -246,21 +281,15 @@ async def test_resume_from_the_browser_is_refused_for_a_finished_run(repo: Path)
     db, run_id, _, _ = await hostile_run(repo)
     async with Store.open(db) as store:
         await store.set_run_state(run_id, RunState.FINISHED)
-    with serving(repo, clean_env()) as (url, _):
-        token = token_of(ask(url).text)
-        page = ask(f"{url}runs/{run_id}")
-        refused = ask(
-            f"{url}runs/{run_id}/resume",
-            method="POST",
-            body={},
-            headers={"X-Conductor-Token": token},
-        )
+    with served(repo) as server:
+        page = server.ask(f"runs/{run_id}")
+        refused = server.act(f"runs/{run_id}/resume")
     assert 'id="resume" data-action="resume" hidden' in page.text
     assert refused.status == 409 and "nothing to resume" in refused.text
 
 
-async def test_an_unknown_run_is_a_404_of_one_line(loopback: str) -> None:
-    missing = ask(f"{loopback}runs/nope")
+async def test_an_unknown_run_is_a_404_of_one_line(loopback: Served) -> None:
+    missing = loopback.ask("runs/nope")
     assert missing.status == 404 and missing.text.count("\n") == 1
 
 

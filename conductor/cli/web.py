@@ -21,8 +21,8 @@ def serve_command(
         str,
         typer.Option(
             "--host",
-            help="The address to listen on. Any other than loopback needs the token printed at"
-            " start on every request.",
+            help="The address to listen on (loopback by default). Every request needs the"
+            " token the printed address carries.",
         ),
     ] = "127.0.0.1",
     port: Annotated[
@@ -49,9 +49,10 @@ def serve_command(
 
         def started(url: str) -> None:
             say(f"serving the runs of {ws.repo_root} at {url}")
-            if not access.loopback:
-                say(f"every request needs the token {access.token} (the URL carries it once)")
-            say("Ctrl-C stops the server; the runs go on")
+            say(
+                "open that address (it carries the token every request needs, or send"
+                " Authorization: Bearer TOKEN); Ctrl-C stops the server, not the runs"
+            )
 
         await serve(served, sock, started=started, host=host)
 

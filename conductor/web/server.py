@@ -35,13 +35,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def url_of(sock: socket.socket, host: str, access: Access) -> str:
-    """The address to open: with the token on a bind other than loopback."""
+    """The address to open, carrying the token once."""
     port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     if host in ("0.0.0.0", "::"):
         shown = socket.gethostname()
-    url = f"http://{shown}:{port}/"
-    return url if access.loopback else f"{url}?token={access.token}"
+    return f"http://{shown}:{port}/?token={access.token}"
 
 
 async def serve(
