@@ -114,6 +114,9 @@ async def test_the_demo_shows_a_conflict_sent_back_and_resolved(demo: Demo) -> N
 async def test_the_demo_shows_a_failing_check_fixed(demo: Demo) -> None:
     told = [p for p in prompts_of(demo.events, "C") if "The checks failed" in p]
     assert told and "5 characters" in told[0]  # the failing assertion, as the check printed it
+    # The merge gate's own event keeps the output too (the report shows it from there).
+    (failed,) = [e for e in demo.events if e.kind == "merge.check_failed"]
+    assert "5 characters" in (failed.payload or {}).get("output", "")
 
 
 async def test_the_demos_cost_is_what_was_served_in_every_view(demo: Demo) -> None:

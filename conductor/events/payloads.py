@@ -193,6 +193,7 @@ class MergeGateOutcome(Payload):
     """What the merge gate made of a reviewed commit (the kind says which outcome)."""
 
     kinds = tuple(sorted(MERGE_OUTCOMES))
+    omitted_when_none = frozenset({"output"})
     branch: str = ""
     commit: str = ""
     integration_head: str | None = None
@@ -200,6 +201,7 @@ class MergeGateOutcome(Payload):
     foreign: dict[str, str] = field(default_factory=dict)  # path -> the workstream owning it
     check: str | None = None  # the check that failed
     commits: int = 0  # what it delivered, counted when it landed
+    output: str | None = None  # a failed check's output, its tail (gates/checks bounds it)
 
 
 class LockChanged(Payload):

@@ -158,6 +158,7 @@ class AfterTurn:
                 foreign=merged.foreign,
                 check=merged.check,
                 commits=landed,
+                output=merged.output if status is MergeStatus.CHECK_FAILED else None,
             ).to_json(),
         )
 
