@@ -94,11 +94,13 @@ def test_the_demo_kept_says_where_and_how_to_look(tmp_path: Path, fake_demo: lis
     repo = root / "textstats"
     assert list((tmp_path / "tmp").iterdir()) == [root] and repo.is_dir()
     conductor_ = f"{sys.executable} -m conductor"
-    assert shown.splitlines()[-5:] == [
+    assert shown.splitlines()[-7:] == [
         f"The demo's repository is kept in {repo}. Look at it:",
         f"  git -C {repo} log --graph --oneline conductor/r1",
         f"  cd {repo} && {conductor_} dashboard",
         f"  cd {repo} && {conductor_} transcript B",
+        f"  cd {repo} && {conductor_} report   (one HTML file, with a timeline)",
+        f"  cd {repo} && {conductor_} serve   (the run in a browser)",
         f"Remove it with: rm -rf {root}",
     ]
     subprocess.run(["sh", "-c", shown.splitlines()[-1].split(": ", 1)[1]], check=True)
