@@ -7,8 +7,10 @@ actions accept, and that what sessions wrote is text on every page.
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from browser import serving
 from support import clean_env, make_repo
@@ -351,3 +354,24 @@ def test_a_host_headers_name_drops_its_port() -> None:
     assert host_name("[::1]:8080") == "::1"
     assert host_name("LocalHost:80") == "localhost"
     assert host_name("127.0.0.1") == "127.0.0.1"
+
+
+def test_ctrl_c_stops_the_server_at_once_with_live_pages_open(repo: Path) -> None:
+    _, run_id, _, _ = anyio.run(hostile_run, repo)
+    with serving(repo, clean_env()) as (url, process):
+        server = Served(url)
+        first_events(server, f"runs/{run_id}/stream", {"state"})  # one page has come and gone
+        request = urllib.request.Request(
+            f"{server.base}runs/{run_id}/stream",
+            headers={"Authorization": f"Bearer {server.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as live:  # and one is open
+            live.readline()
+            began = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=10)
+            took = time.monotonic() - began
+        assert process.stdout is not None
+        said = process.stdout.read()
+    assert took < 4, took
+    assert "Traceback" not in said and "ERROR" not in said, said

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +55,9 @@ class Served:
     repo: Path
     access: Access
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # Whether the server is stopping (Ctrl-C): open live pages end their streams then, so
+    # the server stops at once instead of waiting for them.
+    stopping: Callable[[], bool] = lambda: False
     _store: Store | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     _opening: anyio.Lock = field(default_factory=anyio.Lock)
@@ -181,12 +184,12 @@ async def _stream(request: Request) -> Response:
     bus = await _served(request).bus(run_id)  # an unknown run: 404 before the stream opens
     given = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
     after = int(given) if given.isdigit() else 0
-    updates = run_updates(
-        bus.store,  # type: ignore[arg-type]
-        run_id,
-        after=after,
-        disconnected=request.is_disconnected,
-    )
+    served = _served(request)
+
+    async def gone() -> bool:
+        return served.stopping() or await request.is_disconnected()
+
+    updates = run_updates(bus.store, run_id, after=after, gone=gone)  # type: ignore[arg-type]
     return StreamingResponse(
         updates,
         media_type="text/event-stream",

@@ -55,6 +55,7 @@ async def serve(
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
     )
     server = uvicorn.Server(config)
+    served.stopping = lambda: server.should_exit
     started(url_of(sock, host, served.access))
     await server.serve(sockets=[sock])
 

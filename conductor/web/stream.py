@@ -10,7 +10,7 @@ itself, sending `Last-Event-ID`) gets the lines it missed and none twice.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -37,16 +37,16 @@ async def run_updates(
     run_id: str,
     *,
     after: int,
-    disconnected: Callable[[], Any],
+    gone: Callable[[], Awaitable[bool]],
     poll: float = POLL,
 ) -> AsyncIterator[bytes]:
-    """The stream of one run's page until the client goes. `after`: the last event id the
-    page has (its lines up to there are on it already)."""
+    """The stream of one run's page until `gone` (the client left, or the server stops).
+    `after`: the last event id the page has (its lines up to there are on it already)."""
     snapshot = Snapshot(run_id)
     last: dict[str, Any] | None = None
     reviews: list[Review] = []
     quiet = 0.0
-    while not await disconnected():
+    while not await gone():
         cursor = snapshot.cursor
         await snapshot.update(store)
         bus = _bus_of(snapshot)
