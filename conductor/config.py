@@ -37,12 +37,26 @@ MAX_TURNS = 10_000
 MAX_RETRIES = 20
 MAX_BACKOFF = 600.0  # the pause's own ceiling: it doubles up to 10 minutes
 DAY = 86_400.0
+WEEK = 7 * DAY
+USAGE_WAIT = 5 * 3600.0  # a usage window's reset is waited for up to this long by default
 
 DEFAULT_TOML = """\
 # conductor.toml — how `conductor run` behaves in this repository. Flags override these.
 
 # Model for every session (an alias such as "sonnet", or a full model id). Empty: the CLI's.
 model = ""
+
+# A model per role; empty: the same as `model`. The planner; the agent reviewers; and the
+# turn that resolves a merge conflict (the author's own session, switched to this model for
+# that turn, then back). A workstream may also name its own model in the plan ("model").
+planner_model = ""
+reviewer_model = ""
+resolver_model = ""
+
+# A reviewer on another model than its author: the reviewer model must then differ from
+# `model` (refused at the start otherwise), and a workstream whose own model is the
+# reviewer model is reviewed on `model` instead.
+cross_review = false
 
 # At most this many sessions work at once, and at most this many workstreams in a plan
 # (each 1 to 100).
@@ -72,6 +86,12 @@ retries = 2
 # 0, at most 600 seconds), doubling each time (at most 10 minutes, 8 times in a row), instead
 # of failing it.
 backoff_seconds = 15.0
+
+# A 429 that says when the usage limit resets pauses the session until then (every session
+# that hits the same limit waits for the same time), at most this long (0 to 604800
+# seconds) per wait; past it, the wait is this long and the session tries again. 0: such a
+# 429 is waited out like any other (backoff_seconds, doubling).
+max_usage_wait = 18000
 
 # Files git ignores that each new worktree needs, copied from this checkout (e.g. ".env"),
 # and a command run in each new worktree before its session starts (e.g. "npm ci").
@@ -165,6 +185,16 @@ class Config:
     model: str = declared(
         default="", read=lambda f, v: f.string(v, 'a model name such as "sonnet"')
     )
+    planner_model: str = declared(
+        default="", read=lambda f, v: f.string(v, 'a model name such as "opus"')
+    )
+    reviewer_model: str = declared(
+        default="", read=lambda f, v: f.string(v, 'a model name such as "opus"')
+    )
+    resolver_model: str = declared(
+        default="", read=lambda f, v: f.string(v, 'a model name such as "opus"')
+    )
+    cross_review: bool = declared(default=False, read=lambda f, v: f.boolean(v))
     max_parallel: int = declared(
         default=3, read=_whole("a whole number of sessions", minimum=1, maximum=MAX_SESSIONS)
     )
@@ -192,6 +222,9 @@ class Config:
     )
     backoff_seconds: float = declared(
         default=15.0, read=_number("a number of seconds", above=0, maximum=MAX_BACKOFF)
+    )
+    max_usage_wait: float = declared(
+        default=USAGE_WAIT, read=_number("a number of seconds", minimum=0, maximum=WEEK)
     )
     copy_files: tuple[str, ...] = declared(
         default=(), read=lambda f, v: f.strings(v, "a list of paths")

@@ -71,6 +71,27 @@ def run_goal(
         str | None, typer.Option("--into", help="Merge into this branch (default conductor/RUN).")
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model for the sessions.")] = None,
+    planner_model: Annotated[
+        str | None, typer.Option("--planner-model", help="Model for the planner (default --model).")
+    ] = None,
+    reviewer_model: Annotated[
+        str | None,
+        typer.Option("--reviewer-model", help="Model for the agent reviewers (default --model)."),
+    ] = None,
+    resolver_model: Annotated[
+        str | None,
+        typer.Option(
+            "--resolver-model",
+            help="Model for the turn that resolves a merge conflict (default the session's).",
+        ),
+    ] = None,
+    cross_review: Annotated[
+        bool | None,
+        typer.Option(
+            "--cross-review/--no-cross-review",
+            help="Review each workstream on a model other than its author's.",
+        ),
+    ] = None,
     workers: Annotated[
         bool,
         typer.Option(
@@ -97,6 +118,10 @@ def run_goal(
         max_parallel=max_parallel,
         review=review,
         model=model,
+        planner_model=planner_model,
+        reviewer_model=reviewer_model,
+        resolver_model=resolver_model,
+        cross_review=cross_review,
         workers=workers,
     )
     console = err if json_ else out
@@ -107,7 +132,7 @@ def run_goal(
             console=console,
             live=console.is_terminal and not (no_live or json_),
             max_sessions=config.max_sessions,
-            model=config.model,
+            model=config.planner_model or config.model,
         )
 
     async def drive(supervisor: Supervisor, after: int) -> RunSummary:
@@ -130,9 +155,13 @@ def run_goal(
             "--review": review,
             "--into": into,
             "--model": model,
+            "--reviewer-model": reviewer_model,
+            "--resolver-model": resolver_model,
         }
         options = [str(word) for flag, v in given.items() if v is not None for word in (flag, v)]
         options += ["--workers"] if workers else []
+        if cross_review is not None:
+            options.append("--cross-review" if cross_review else "--no-cross-review")
         again = hints.command("run", goal, "--plan", saved.absolute(), *options, db=_db_option(g))
         say(f"plan saved to {saved}; run it with: {again}")
         return

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from conductor import gitops, worktrees
@@ -26,7 +26,7 @@ from conductor.jail import refuse_root_planner, refuse_root_unsandboxed, require
 from conductor.models import ReviewPolicy, Run
 from conductor.plan import Plan, load_plan, save_plan
 from conductor.planner import Planned, Planning, make_plan
-from conductor.session import worker_config
+from conductor.session import refuse_same_review_model, role_model, worker_config
 from conductor.store import Store
 from conductor.supervisor import NothingToResume, RunSummary, Supervisor, refuse_checked_out
 from conductor.workspace import ensure_state_dir, locate, refuse_uncommitted
@@ -51,6 +51,10 @@ class RunAsked:
     max_parallel: int | None = None
     review: str | None = None
     model: str | None = None
+    planner_model: str | None = None
+    reviewer_model: str | None = None
+    resolver_model: str | None = None
+    cross_review: bool | None = None
     workers: bool = False  # the sessions run on `conductor worker`s (conductor.run.remote)
 
 
@@ -81,7 +85,12 @@ async def start_run(
         max_parallel=asked.max_parallel,
         review=asked.review,
         model=asked.model,
+        planner_model=asked.planner_model,
+        reviewer_model=asked.reviewer_model,
+        resolver_model=asked.resolver_model,
+        cross_review=asked.cross_review,
     )
+    refuse_same_review_model(config)  # before planning spends anything
     if not asked.plan_only:
         require_sandbox(config.sandbox)
         refuse_root_unsandboxed(config.sandbox, config.env)
@@ -102,7 +111,7 @@ async def start_run(
     if asked.plan_file is not None:
         plan = load_plan(asked.plan_file, repo, max_sessions=config.max_sessions)
     else:
-        session = worker_config(config, state, {})
+        session = replace(worker_config(config, state, {}), model=role_model(config, "planner"))
         planned = await show_planning(
             lambda on_step: make_plan(
                 asked.goal, repo, session, max_sessions=config.max_sessions, on_step=on_step

@@ -6,7 +6,15 @@ mail during a turn), `stream` (each SDK message as an event), `headless` (its li
 turns, close). Everything importers use is importable from here.
 """
 
-from conductor.session.config import SessionConfig, TurnResult, worker_config
+from conductor.session.config import (
+    SessionConfig,
+    TurnResult,
+    author_model,
+    refuse_same_review_model,
+    reviewer_model,
+    role_model,
+    worker_config,
+)
 from conductor.session.headless import (
     DISCONNECT_TIMEOUT,
     LOST_CONVERSATION,
@@ -31,5 +39,9 @@ __all__ = [
     "TurnResult",
     "_describe",
     "_payload",
+    "author_model",
+    "refuse_same_review_model",
+    "reviewer_model",
+    "role_model",
     "worker_config",
 ]

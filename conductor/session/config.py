@@ -10,9 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from conductor.config import Config
 from conductor.enforce import WORKER_TOOLS
+from conductor.errors import InvalidInput
+
+Role = Literal["planner", "reviewer", "resolver"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,42 @@ def worker_config(settings: Config, private_dir: Path, env: Mapping[str, str]) -
         allowed_domains=settings.allowed_domains,
         private_dir=private_dir,
     )
+
+
+def role_model(settings: Config, role: Role) -> str | None:
+    """The model a role runs on: its own setting, else `model`, else None (the CLI's own)."""
+    own = {
+        "planner": settings.planner_model,
+        "reviewer": settings.reviewer_model,
+        "resolver": settings.resolver_model,
+    }[role]
+    return own or settings.model or None
+
+
+def author_model(settings: Config, own: str) -> str | None:
+    """The model of a workstream's session: the plan's `own` for it, else `model`."""
+    return own or settings.model or None
+
+
+def reviewer_model(settings: Config, author: str | None) -> str | None:
+    """The model of an agent reviewer of a session on `author`. With cross_review, never
+    the author's: the reviewer model, or (for an author on that very model, a workstream
+    that named it) the sessions' `model`, which `refuse_same_review_model` made differ."""
+    model = role_model(settings, "reviewer")
+    if settings.cross_review and model == author:
+        return settings.model or None
+    return model
+
+
+def refuse_same_review_model(settings: Config) -> None:
+    """cross_review with a reviewer model that is the sessions' model: refused at the start,
+    in one line, before anything is spent (no silent fallback to a same-model review)."""
+    if settings.cross_review and role_model(settings, "reviewer") == (settings.model or None):
+        same = settings.model or "the CLI's default model"
+        raise InvalidInput(
+            f"cross_review: the reviewers would run on {same}, like the sessions: set"
+            " reviewer_model (or --reviewer-model) to another model, or turn cross_review off"
+        )
 
 
 @dataclass(frozen=True)
