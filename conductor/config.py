@@ -37,6 +37,9 @@ MAX_TURNS = 10_000
 MAX_RETRIES = 20
 MAX_BACKOFF = 600.0  # the pause's own ceiling: it doubles up to 10 minutes
 DAY = 86_400.0
+# What a run does when its cost reaches max_cost: wait to be resumed with a higher ceiling,
+# or end there.
+ON_MAX_COST = ("pause", "stop")
 WEEK = 7 * DAY
 USAGE_WAIT = 5 * 3600.0  # a usage window's reset is waited for up to this long by default
 
@@ -76,6 +79,14 @@ review = "agent"
 max_turns = 200
 max_usd_per_session = 5.0
 max_usd_per_run = 20.0
+
+# A hard ceiling on the whole run's cost (planner, sessions, reviewers), in dollars; 0: none.
+# A warning at 80 %; at 100 % every session pauses at its next tool call and nothing new
+# starts. on_max_cost: "pause" (the run waits for conductor resume RUN --max-cost HIGHER) or
+# "stop" (the run ends there). Unlike max_usd_per_run, which lets sessions wrap up, nothing
+# more is spent past it but the API call each live session had in flight.
+max_cost = 0
+on_max_cost = "pause"
 
 # A session with no event for this long (1 to 86400 seconds) is stalled; a dead one is
 # resumed up to `retries` times (0 to 20).
@@ -214,6 +225,10 @@ class Config:
     max_usd_per_run: float = declared(
         default=20.0, read=_number("an amount in US dollars", above=0)
     )
+    max_cost: float = declared(
+        default=0.0, read=_number("an amount in US dollars (0: no ceiling)", minimum=0)
+    )
+    on_max_cost: str = declared(default=ON_MAX_COST[0], read=lambda f, v: f.one_of(v, ON_MAX_COST))
     stall_seconds: float = declared(
         default=600.0, read=_number("a number of seconds", minimum=1, maximum=DAY)
     )
