@@ -196,16 +196,6 @@ class Config:
     model: str = declared(
         default="", read=lambda f, v: f.string(v, 'a model name such as "sonnet"')
     )
-    planner_model: str = declared(
-        default="", read=lambda f, v: f.string(v, 'a model name such as "opus"')
-    )
-    reviewer_model: str = declared(
-        default="", read=lambda f, v: f.string(v, 'a model name such as "opus"')
-    )
-    resolver_model: str = declared(
-        default="", read=lambda f, v: f.string(v, 'a model name such as "opus"')
-    )
-    cross_review: bool = declared(default=False, read=lambda f, v: f.boolean(v))
     max_parallel: int = declared(
         default=3, read=_whole("a whole number of sessions", minimum=1, maximum=MAX_SESSIONS)
     )
@@ -238,6 +228,16 @@ class Config:
     backoff_seconds: float = declared(
         default=15.0, read=_number("a number of seconds", above=0, maximum=MAX_BACKOFF)
     )
+    planner_model: str = declared(
+        default="", read=lambda f, v: f.string(v, 'a model name such as "opus"')
+    )
+    reviewer_model: str = declared(
+        default="", read=lambda f, v: f.string(v, 'a model name such as "opus"')
+    )
+    resolver_model: str = declared(
+        default="", read=lambda f, v: f.string(v, 'a model name such as "opus"')
+    )
+    cross_review: bool = declared(default=False, read=lambda f, v: f.boolean(v))
     max_usage_wait: float = declared(
         default=USAGE_WAIT, read=_number("a number of seconds", minimum=0, maximum=WEEK)
     )
