@@ -92,6 +92,13 @@ class Workstream:
         default="",
         description="what it promises the others (functions, endpoints)",
     )
+    # The model its session runs on, when not the run's `model` (conductor.toml, --model):
+    # a stronger one for the hard part, a cheaper one for the routine. Empty: the run's.
+    model: str = declared(
+        lambda f, v: f.string(v, 'a model name such as "opus" (quote it)').strip(),
+        default="",
+        description="the model for this workstream's session; empty: the run's model",
+    )
 
 
 @shape

@@ -178,7 +178,7 @@ def test_the_planners_plan_is_refused_with_every_error_for_its_retry(tmp_path: P
     assert str(caught.value).startswith("the plan is not valid: workstreams[0].colour: unknown")
     assert caught.value.errors == [
         "workstreams[0].colour: unknown key of a workstream (known: id, name, task, owns,"
-        " depends_on, interface)",
+        " depends_on, interface, model)",
     ]
 
 
