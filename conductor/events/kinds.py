@@ -13,6 +13,9 @@ class EventKind(StrEnum):
     RUN_FAULT = "run.fault"
     RUN_LEFTOVERS = "run.leftovers"
     RUN_STOP_ASKED = "run.stop_asked"  # `conductor stop` or the browser: the supervisor stops
+    RUN_COST_WARNING = "run.cost_warning"  # the run's spend passed 80 % of its max_cost
+    RUN_COST_CEILING = "run.cost_ceiling"  # it reached max_cost: sessions pause, nothing starts
+    RUN_MAX_COST = "run.max_cost"  # `conductor resume --max-cost`: a new, higher ceiling
 
     SESSION_REGISTERED = "session.registered"
     SESSION_UPDATED = "session.updated"
@@ -22,6 +25,7 @@ class EventKind(StrEnum):
     SESSION_INTERRUPTED = "session.interrupted"
     SESSION_RESTARTED = "session.restarted"
     SESSION_PAUSED = "session.paused"
+    SESSION_MODEL = "session.model"  # its next turns run on another model (a conflict's turn)
     SESSION_STALLED = "session.stalled"
     SESSION_TIDIED = "session.tidied"
 

@@ -61,6 +61,15 @@ class RunStateChanged(Payload):
     state: str = ""
 
 
+class CostCeiling(Payload):
+    """The run's spend against its hard ceiling (max_cost), in dollars: passed 80 % of it,
+    reached it, or a new ceiling set on resume."""
+
+    kinds = (EventKind.RUN_COST_WARNING, EventKind.RUN_COST_CEILING, EventKind.RUN_MAX_COST)
+    spent_usd: float = 0.0
+    max_cost: float = 0.0
+
+
 class LeftoversEnded(Payload):
     """The session processes a dead supervisor left, ended by the next one."""
 
@@ -104,12 +113,14 @@ class SessionRestarted(Payload):
 
 
 class SessionPaused(Payload):
-    """The API answered `status` (overloaded, rate limited): the session waits `seconds`."""
+    """The API answered `status` (overloaded, rate limited): the session waits `seconds`.
+    `until`: a usage window's reset it waits for (ISO 8601, UTC), when the API said one."""
 
     kinds = (EventKind.SESSION_PAUSED,)
     status: int | None = None
     seconds: float = 0.0
     pause: int = 0
+    until: str | None = None
 
 
 class SessionTidied(Payload):
@@ -306,6 +317,7 @@ PAYLOADS: dict[EventKind, type[Payload]] = {
     for payload in (
         Nothing,
         RunStateChanged,
+        CostCeiling,
         LeftoversEnded,
         SessionRegistered,
         SessionUpdated,
