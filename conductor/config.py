@@ -116,6 +116,12 @@ setup = ""
 sandbox = true
 allowed_domains = []
 
+# When everything merged, push the integration branch to the repository's remote and open a
+# pull request into the branch the run started from, with GitHub's CLI (`gh pr create`):
+# the goal is its title, the run's summary its body. Without gh or a remote, one line says
+# so and the branch stays. The same as `conductor run --pr`.
+pr = false
+
 # The database, when not .conductor/conductor.db: a SQLite file, or PostgreSQL for a team
 # across hosts (needs the postgres extra). Keep the password out of this file: libpq reads
 # PGPASSWORD or ~/.pgpass. --db and CONDUCTOR_DB win over it.
@@ -247,6 +253,7 @@ class Config:
     setup: str = declared(default="", read=_command)
     sandbox: bool = declared(default=True, read=lambda f, v: f.boolean(v))
     allowed_domains: tuple[str, ...] = declared(default=(), read=_domains)
+    pr: bool = declared(default=False, read=lambda f, v: f.boolean(v))
     env: dict[str, str] = field(default_factory=dict, metadata={READ: _env})
 
     @property
