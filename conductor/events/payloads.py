@@ -123,6 +123,14 @@ class SessionPaused(Payload):
     until: str | None = None
 
 
+class SessionModelChanged(Payload):
+    """Its next turns run on `model` (None: the CLI's default): a merge conflict's turn on
+    the resolver model, and back."""
+
+    kinds = (EventKind.SESSION_MODEL,)
+    model: str | None = None
+
+
 class SessionTidied(Payload):
     kinds = (EventKind.SESSION_TIDIED,)
     removed: list[str] = field(default_factory=list)
@@ -325,6 +333,7 @@ PAYLOADS: dict[EventKind, type[Payload]] = {
         SessionFailed,
         SessionRestarted,
         SessionPaused,
+        SessionModelChanged,
         SessionTidied,
         MessageSent,
         MessagesRead,
