@@ -12,7 +12,7 @@ import typer
 
 from conductor import dashboard, gitops, worktrees
 from conductor.bus import Bus
-from conductor.cli import hints
+from conductor.cli import hints, pull_request
 from conductor.cli.common import (
     Globals,
     JsonOpt,
@@ -37,6 +37,7 @@ from conductor.workspace import Workspace, database_location
 if TYPE_CHECKING:
     from conductor.config import Config
     from conductor.planner import Planned, Planning
+    from conductor.run.delivery import Delivery
     from conductor.supervisor import RunSummary, Supervisor
 
 NoLiveOpt = Annotated[
@@ -100,6 +101,7 @@ def run_goal(
             " and the origin remote) instead of here.",
         ),
     ] = False,
+    pr: pull_request.PrOpt = None,
     no_live: NoLiveOpt = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -123,6 +125,7 @@ def run_goal(
         resolver_model=resolver_model,
         cross_review=cross_review,
         workers=workers,
+        pr=pr,
     )
     console = err if json_ else out
 
@@ -160,12 +163,13 @@ def run_goal(
         }
         options = [str(word) for flag, v in given.items() if v is not None for word in (flag, v)]
         options += ["--workers"] if workers else []
+        options += [] if pr is None else ["--pr" if pr else "--no-pr"]
         if cross_review is not None:
             options.append("--cross-review" if cross_review else "--no-cross-review")
         again = hints.command("run", goal, "--plan", saved.absolute(), *options, db=_db_option(g))
         say(f"plan saved to {saved}; run it with: {again}")
         return
-    _report(summary, json_, g)
+    _report(summary, json_, g, pull_request.deliver(summary, pr, g.db))
 
 
 @app.command("resume", rich_help_panel="Runs")
@@ -173,6 +177,7 @@ def resume(
     ctx: typer.Context,
     run: Annotated[str | None, typer.Argument(help="The run (default: the newest).")] = None,
     _run: RunOpt = None,
+    pr: pull_request.PrOpt = None,
     no_live: NoLiveOpt = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -193,9 +198,9 @@ def resume(
 
     summary = run_async(go)
     if isinstance(summary, str):
-        say(summary)
+        pull_request.finished(summary, pr=pr, db=g.db, run=run or g.run, json_=json_)
         raise typer.Exit(0)
-    _report(summary, json_, g)
+    _report(summary, json_, g, pull_request.deliver(summary, pr, g.db))
 
 
 def _db_option(g: Globals) -> str | None:
@@ -226,15 +231,15 @@ async def _supervise(
     )
 
 
-def _report(summary: RunSummary, json_: bool, g: Globals) -> None:
+def _report(summary: RunSummary, json_: bool, g: Globals, pr: Delivery | None = None) -> None:
     from conductor.cli.report import run_report
 
     resume = hints.command("resume", summary.run_id, db=_db_option(g))
     report, why_not = run_report(summary.run_id, g.db)  # `conductor report`'s file
     report_line = f"report: {report}" if report else f"report: not written: {why_not}"
     if json_:
-        shown = str(report) if report else None
-        print_json({**dataclasses.asdict(summary), "ok": summary.ok, "report": shown})
+        shown = {"report": str(report) if report else None, **pull_request.as_json(pr)}
+        print_json({**dataclasses.asdict(summary), "ok": summary.ok, **shown})
         if report is None:
             err.print(report_line, soft_wrap=True, markup=False)
         if summary.interrupted and not (summary.fault or summary.tampered):  # as below
@@ -254,6 +259,7 @@ def _report(summary: RunSummary, json_: bool, g: Globals) -> None:
         else:
             say("everything merged" if summary.ok else "not everything merged: see the table above")
         say(report_line)
+    pull_request.tell(pr, json_)  # delivery's line: it never changes the exit status
     if summary.fault:  # the machine's, not the work's: one line, and how to go on
         err.print(
             f"interrupted: {summary.fault}; once that is fixed: {resume}",

@@ -56,6 +56,7 @@ class RunAsked:
     resolver_model: str | None = None
     cross_review: bool | None = None
     workers: bool = False  # the sessions run on `conductor worker`s (conductor.run.remote)
+    pr: bool | None = None  # deliver it as a pull request once everything merged
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ async def start_run(
         reviewer_model=asked.reviewer_model,
         resolver_model=asked.resolver_model,
         cross_review=asked.cross_review,
+        pr=asked.pr,
     )
     refuse_same_review_model(config)  # before planning spends anything
     if not asked.plan_only:
