@@ -149,9 +149,7 @@ async def deliver_bus(bus: Bus, repo: Path, ended: RunSummary | None = None) -> 
         )
     head = ended.integration_head if ended is not None else ""
     head = head or await gitops.rev_parse(f"refs/heads/{branch}", repo)
-    record = RunRecord(
-        run, branch, head, await bus.sessions(), await bus.reviews(), await bus.events()
-    )
+    record = RunRecord(run, branch, head, await bus.sessions(), await bus.events())
     asked.body_file.parent.mkdir(parents=True, exist_ok=True)
     asked.body_file.write_text(body_of(record), encoding="utf-8")
     return await deliver(asked, env=os.environ)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conductor.costs import PLANNER, Spend, spend_of
-from conductor.events import EventKind, MergeGateOutcome, parse_all
+from conductor.events import EventKind, MergeGateOutcome, ReviewDecided, parse_all
 from conductor.events.kinds import MERGE_OUTCOMES
-from conductor.models import Event, Review, ReviewStatus, Run, Session, SessionKind
+from conductor.models import Event, Run, Session, SessionKind
 
 TITLE_LENGTH = 72  # what a pull request list shows of a title without cutting it
 COMMENT_LENGTH = 160  # of a reviewer's comment, quoted in the body
@@ -71,6 +71,38 @@ def landings(events: Iterable[Event]) -> dict[str, Landing]:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """One decided review round: its verdict, who gave it, what they said."""
+
+    approved: bool
+    decider: str
+    comment: str
+
+    def __str__(self) -> str:
+        """`approved by X`, or `rejected by X: "comment"` (folded to one line, cut)."""
+        text = f"{'approved' if self.approved else 'rejected'} by {self.decider}"
+        comment = " ".join(self.comment.split())
+        if len(comment) > COMMENT_LENGTH:
+            comment = comment[: COMMENT_LENGTH - 1].rstrip() + "…"
+        return text + (f': "{comment}"' if comment else "")
+
+
+def verdicts(events: Iterable[Event]) -> dict[str, list[Verdict]]:
+    """Each author's decided review rounds, oldest first, from the verdicts' events (a
+    review's row reads `superseded` once its author asks again, whatever its verdict was)."""
+    found: dict[str, list[Verdict]] = {}
+    for parsed in parse_all(events):
+        decided = parsed.payload
+        if isinstance(decided, ReviewDecided) and decided.requester:
+            approved = parsed.kind == EventKind.REVIEW_APPROVED
+            decider = parsed.event.session or "a person"
+            found.setdefault(decided.requester, []).append(
+                Verdict(approved, decider, decided.comment)
+            )
+    return found
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """What the body is made of, as the store has it."""
 
@@ -78,7 +110,6 @@ class RunRecord:
     branch: str  # the integration branch (the pull request's head)
     head: str  # its tip
     sessions: Sequence[Session]
-    reviews: Sequence[Review]
     events: Sequence[Event]
 
 
@@ -88,7 +119,7 @@ def body_of(record: RunRecord) -> str:
     planned = _workstreams(run.spec)
     lands = landings(record.events)
     spent = spend_of(run.spec, record.sessions)
-    decided = _decided(record.reviews)
+    decided = verdicts(record.events)
     parts = [
         _header(record, len(planned)),
         _workstreams_table(planned, lands, spent, decided),
@@ -118,7 +149,7 @@ def _workstreams_table(
     planned: Sequence[tuple[str, str]],
     lands: Mapping[str, Landing],
     spent: Mapping[str, Spend],
-    decided: Mapping[str, list[Review]],
+    decided: Mapping[str, list[Verdict]],
 ) -> str:
     rows = [
         "## Workstreams",
@@ -138,28 +169,16 @@ def _workstreams_table(
     return "\n".join(rows)
 
 
-def _reviews(planned: Sequence[tuple[str, str]], decided: Mapping[str, list[Review]]) -> str:
+def _reviews(planned: Sequence[tuple[str, str]], decided: Mapping[str, list[Verdict]]) -> str:
     lines = ["## Reviews", ""]
     for wid, name in planned:
         rounds = decided.get(wid, [])
         if not rounds:
             lines.append(f"- {_named(wid, name)}: no review round recorded")
             continue
-        said = [f"{n}. {_verdict(r)}" for n, r in enumerate(rounds, 1)]
+        said = [f"{n}. {verdict}" for n, verdict in enumerate(rounds, 1)]
         lines.append(f"- {_named(wid, name)}: " + "; ".join(said))
     return "\n".join(lines)
-
-
-def _verdict(review: Review) -> str:
-    """`approved by X` or `rejected by X: "comment"` for one decided round."""
-    who = f" by {review.decided_by}" if review.decided_by else ""
-    text = f"{review.status.value}{who}"
-    comment = " ".join(review.comment.split())
-    if comment:
-        if len(comment) > COMMENT_LENGTH:
-            comment = comment[: COMMENT_LENGTH - 1].rstrip() + "…"
-        text += f': "{comment}"'
-    return text
 
 
 def _checks(
@@ -219,15 +238,6 @@ def _cost(
         + (f" ({each})" if each else "")
         + "."
     )
-
-
-def _decided(reviews: Iterable[Review]) -> dict[str, list[Review]]:
-    """The decided rounds (approved or rejected) of each author, oldest first."""
-    found: dict[str, list[Review]] = {}
-    for review in sorted(reviews, key=lambda r: r.id):
-        if review.status in (ReviewStatus.APPROVED, ReviewStatus.REJECTED):
-            found.setdefault(review.requester, []).append(review)
-    return found
 
 
 def _workstreams(spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
