@@ -34,6 +34,7 @@ from conductor.plan import Plan, parse_plan
 from conductor.prompts import Prompts
 from conductor.run import lifecycle
 from conductor.run.accounting import Ledger
+from conductor.run.ceiling import CostWatch
 from conductor.run.control import Control
 from conductor.run.lifecycle import refuse_checked_out
 from conductor.run.remote import OnWorkers
@@ -42,6 +43,7 @@ from conductor.run.started import StartedRun
 from conductor.run.stop_watch import StopWatch, since
 from conductor.run.summary import NothingToResume, Outcome, RunSummary
 from conductor.run.workstream import WorkstreamTask
+from conductor.session.hooks import tool_boundary
 from conductor.store import Store
 
 __all__ = [
@@ -218,10 +220,18 @@ class Supervisor:
             stall_seconds=self.config.stall_seconds,
             agent=AgentReviewer(running).review,
         )
-        with self.control.scope:
+        cost = CostWatch(running.bus, self.control, self.config)
+        await cost.begin()
+        boundary = (
+            tool_boundary(running.run_id, cost.at_tool_boundary)
+            if cost.enabled
+            else contextlib.nullcontext()
+        )
+        with self.control.scope, boundary:
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(StopWatch(running.bus, self.control, after=self._stops_after))
+                    tg.start_soon(cost)  # the cost ceiling, between tool boundaries too
                     on_workers = OnWorkers(running) if running.on_workers else None
                     if on_workers is not None:  # their merges come to this gate
                         tg.start_soon(on_workers.serve)

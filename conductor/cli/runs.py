@@ -93,6 +93,21 @@ def run_goal(
             help="Review each workstream on a model other than its author's.",
         ),
     ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost",
+            min=0,
+            help="A hard ceiling on the run's cost in USD (planner, sessions, reviewers): at it,"
+            " sessions pause at their next tool call (0: none).",
+        ),
+    ] = None,
+    confirm: Annotated[
+        bool,
+        typer.Option(
+            "--confirm", help="Show the plan and its estimate, then ask: run, edit or quit."
+        ),
+    ] = False,
     workers: Annotated[
         bool,
         typer.Option(
@@ -106,10 +121,14 @@ def run_goal(
     json_: JsonOpt = False,
 ) -> None:
     """Plan GOAL into workstreams and run them, hands-off, to merged and checked code."""
+    from conductor.cli.approval import approver, refuse_without_tty
+    from conductor.cli.estimate import print_estimate
     from conductor.cli.planning import plan_shown
     from conductor.run.launch import RunAsked, start_run
 
     g: Globals = ctx.obj
+    if confirm:
+        refuse_without_tty()  # before anything is planned or spent
     asked = RunAsked(
         goal,
         plan_only=plan_only,
@@ -126,6 +145,7 @@ def run_goal(
         cross_review=cross_review,
         workers=workers,
         pr=pr,
+        max_cost=max_cost,
     )
     console = err if json_ else out
 
@@ -142,14 +162,27 @@ def run_goal(
         return await _supervise(supervisor, no_live=no_live, json_=json_, after=after)
 
     launched = run_async(
-        lambda: start_run(asked, cwd=Path.cwd(), db=g.db, show_planning=show_planning, drive=drive)
+        lambda: start_run(
+            asked,
+            cwd=Path.cwd(),
+            db=g.db,
+            show_planning=show_planning,
+            drive=drive,
+            approve=approver(console) if confirm else None,
+        )
     )
     plan, saved, summary = launched.plan, launched.saved_to, launched.summary
+    if summary is None and launched.quit:  # --confirm, answered quit: the plan is kept
+        again = hints.command("run", goal, "--plan", saved.absolute(), db=_db_option(g))
+        say(f"nothing started; the plan is kept in {saved}; run it with: {again}")
+        return
     if summary is None:
         if json_:
-            print_json({**plan.to_json(), "saved_to": str(saved)})
+            print_json({**plan.to_json(), "saved_to": str(saved)})  # a plan file, as it is
+            print_estimate(err, launched)
             return
         out.print(dashboard.plan_table(plan))
+        print_estimate(out, launched)
         # The same run as asked for, from this plan: every option it was given that a run
         # with --plan still reads.
         given = {
@@ -160,6 +193,7 @@ def run_goal(
             "--model": model,
             "--reviewer-model": reviewer_model,
             "--resolver-model": resolver_model,
+            "--max-cost": max_cost,
         }
         options = [str(word) for flag, v in given.items() if v is not None for word in (flag, v)]
         options += ["--workers"] if workers else []
@@ -178,6 +212,15 @@ def resume(
     run: Annotated[str | None, typer.Argument(help="The run (default: the newest).")] = None,
     _run: RunOpt = None,
     pr: pull_request.PrOpt = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost",
+            min=0,
+            help="A new cost ceiling in USD for the run (one that paused at its ceiling):"
+            " more than it has spent.",
+        ),
+    ] = None,
     no_live: NoLiveOpt = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -192,7 +235,9 @@ def resume(
 
     async def go() -> RunSummary | str:
         try:
-            return await resume_run(run or g.run, cwd=Path.cwd(), db=g.db, drive=drive)
+            return await resume_run(
+                run or g.run, cwd=Path.cwd(), db=g.db, drive=drive, max_cost=max_cost
+            )
         except NothingToResume as done:  # `run || resume` reads as success
             return str(done)
 

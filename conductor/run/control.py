@@ -26,11 +26,14 @@ class Control:
         self.asked_by = ""  # who asked for the stop from elsewhere ("stop asked by ..."), if so
         self.tampered = ""  # set when the integration branch moved outside the gate
         self.fault = ""  # set when the machine failed (MachineFault): the run is interrupted
+        # Set when the run ends failed, saying why, rather than interrupted: a stop that is
+        # the end (the cost ceiling reached, with on_max_cost = "stop").
+        self.ended = ""
 
     @property
     def interrupted(self) -> bool:
-        """The run ends resumable: stopped by a person or by the machine."""
-        return self.stopping or bool(self.fault)
+        """The run ends resumable: stopped by a person or by the machine (not `ended`)."""
+        return (self.stopping or bool(self.fault)) and not self.ended
 
     @property
     def stop_note(self) -> str:

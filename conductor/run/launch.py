@@ -14,6 +14,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from conductor import gitops, worktrees
 from conductor.bus import Bus, new_run_id, open_run
@@ -26,6 +27,8 @@ from conductor.jail import refuse_root_planner, refuse_root_unsandboxed, require
 from conductor.models import ReviewPolicy, Run
 from conductor.plan import Plan, load_plan, save_plan
 from conductor.planner import Planned, Planning, make_plan
+from conductor.run.ceiling import resumed_config
+from conductor.run.estimate import Estimate, estimate
 from conductor.session import refuse_same_review_model, role_model, worker_config
 from conductor.store import Store
 from conductor.supervisor import NothingToResume, RunSummary, Supervisor, refuse_checked_out
@@ -57,22 +60,64 @@ class RunAsked:
     cross_review: bool | None = None
     workers: bool = False  # the sessions run on `conductor worker`s (conductor.run.remote)
     pr: bool | None = None  # deliver it as a pull request once everything merged
+    max_cost: float | None = None  # the run's hard cost ceiling in USD (0: none)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A plan put to a person before it runs (`--confirm`): where it is saved, what it may
+    cost, and how the file is read again once they edited it."""
+
+    plan: Plan
+    path: Path
+    config: Config
+    planner: Spend | None
+    reread: Callable[[], Plan]  # the file's plan, checked (InvalidInput says why not)
+
+    def estimate(self, plan: Plan) -> Estimate:
+        return estimate(plan, self.config, self.planner)
+
+
+# Asks a person about a proposal: the plan to run (as edited), or None to start nothing.
+Approve = Callable[[Proposal], Awaitable[Plan | None]]
 
 
 @dataclass(frozen=True)
 class Launched:
-    """A run's plan and where it was saved; `summary`: how the run ended (None: plan only)."""
+    """A run's plan and where it was saved; `summary`: how the run ended (None: plan only,
+    or `quit`: --confirm was answered quit)."""
 
     plan: Plan
     saved_to: Path
     summary: RunSummary | None
+    config: Config | None = None
+    planner: Spend | None = None
+    quit: bool = False
+
+    @property
+    def estimate(self) -> Estimate | None:
+        """What the plan may cost (None: no settings to say it by)."""
+        if self.config is None:
+            return None
+        return estimate(self.plan, self.config, self.planner)
+
+    def estimate_json(self) -> dict[str, Any]:
+        found = self.estimate
+        return {"estimate": found.to_json()} if found is not None else {}
 
 
 async def start_run(
-    asked: RunAsked, *, cwd: Path, db: str | None, show_planning: ShowPlanning, drive: Drive
+    asked: RunAsked,
+    *,
+    cwd: Path,
+    db: str | None,
+    show_planning: ShowPlanning,
+    drive: Drive,
+    approve: Approve | None = None,
 ) -> Launched:
     """Check what can be checked before anything is spent, plan (or read the plan file),
-    save the plan, and, unless only the plan was asked for, run it to its end."""
+    save the plan, and, unless only the plan was asked for, run it to its end. `approve`
+    (--confirm): the plan is put to a person first, who may edit it or start nothing."""
     if not asked.goal.strip():
         raise InvalidInput('the goal is empty: say what to build (conductor run "A CLI for X")')
     ws = await locate(cwd, db)
@@ -91,6 +136,7 @@ async def start_run(
         resolver_model=asked.resolver_model,
         cross_review=asked.cross_review,
         pr=asked.pr,
+        max_cost=asked.max_cost,
     )
     refuse_same_review_model(config)  # before planning spends anything
     if not asked.plan_only:
@@ -124,7 +170,25 @@ async def start_run(
     target = asked.save_to or state / "plans" / f"{new_run_id()}.json"
     save_plan(plan, target)
     if asked.plan_only:
-        return Launched(plan, target, None)
+        return Launched(plan, target, None, config, planner)
+    if config.max_cost and planner is not None and planner.cost_usd >= config.max_cost:
+        raise InvalidInput(
+            f"planning spent ${planner.cost_usd:.2f}, the whole of --max-cost"
+            f" ${config.max_cost:.2f}: nothing started; the plan is in {target}"
+        )
+    if approve is not None:
+        approved = await approve(
+            Proposal(
+                plan,
+                target,
+                config,
+                planner,
+                lambda: load_plan(target, repo, max_sessions=config.max_sessions),
+            )
+        )
+        if approved is None:
+            return Launched(plan, target, None, config, planner, quit=True)
+        plan = approved
     remote = "origin" if "origin" in await gitops.remotes(repo) else None
     async with Store.open(ws.location) as store:
         supervisor = Supervisor(
@@ -142,8 +206,16 @@ async def start_run(
         return Launched(plan, target, await drive(supervisor, 0))
 
 
-async def resume_run(run_id: str | None, *, cwd: Path, db: str | None, drive: Drive) -> RunSummary:
-    """Continue a run from what the store kept; NothingToResume when it had finished."""
+async def resume_run(
+    run_id: str | None,
+    *,
+    cwd: Path,
+    db: str | None,
+    drive: Drive,
+    max_cost: float | None = None,
+) -> RunSummary:
+    """Continue a run from what the store kept; NothingToResume when it had finished.
+    `max_cost`: a new cost ceiling (higher than what the run spent; 0: none)."""
     ws = await locate(cwd, db)
     if ws.repo_root is None:
         raise InvalidInput("conductor resume works inside the run's git repository")
@@ -151,7 +223,9 @@ async def resume_run(run_id: str | None, *, cwd: Path, db: str | None, drive: Dr
         supervisor = await Supervisor.for_run(ws.repo_root, store, run_id, env={})
         need_credentials(supervisor.config.env)
         assert supervisor.run_id is not None
-        last = await (await open_run(store, supervisor.run_id)).last_event()
+        bus = await open_run(store, supervisor.run_id)
+        supervisor.config = await resumed_config(bus, supervisor.config, max_cost)
+        last = await bus.last_event()
         return await drive(supervisor, last.id if last is not None else 0)
 
 
@@ -175,9 +249,11 @@ async def clean_run(bus: Bus, repo: Path, *, force: bool) -> worktrees.CleanRepo
 
 
 __all__ = [
+    "Approve",
     "Drive",
     "Launched",
     "NothingToResume",
+    "Proposal",
     "RunAsked",
     "ShowPlanning",
     "clean_run",

@@ -207,6 +207,8 @@ async def store_the_end(run: StartedRun, ok: bool) -> None:
         await run.bus.set_state(
             RunState.INTERRUPTED, f"{control.fault}: resumable once that is fixed"
         )
+    elif control.ended:
+        await run.bus.set_state(RunState.FAILED, control.ended)
     elif control.stopping:
         await run.bus.set_state(RunState.INTERRUPTED, control.stop_note)
     elif ok:

@@ -4,12 +4,17 @@
 its worktree, a `git push`) and tells the model why; `PostToolUse` hands the model any message
 that arrived during its turn, marking it read exactly once. The OS boundary and the merge
 gate hold without them: these are the fast refusal the model can learn from.
+
+Both are also the session's tool boundary, where its run may hold it (the cost ceiling,
+`conductor.run.ceiling`): a run in this process puts its `Boundary` here by run id
+(`tool_boundary`) for as long as it runs, and each hook awaits it first. PostToolUse follows
+every tool, before the next API call: holding there keeps a session from spending more.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +32,22 @@ from conductor.tools import describe
 JUDGED_TOOLS = "|".join([*WRITE_TOOLS, "Bash"])
 
 Owners = Callable[[str], Awaitable[tuple[str, str] | None]]  # path -> (owner, what it owns)
+# A run's tool boundary: (session) -> None, go on; or why the session must stop here (it is
+# awaited first, so it may hold the call as long as it needs).
+Boundary = Callable[[str], Awaitable[str | None]]
+_BOUNDARIES: dict[str, Boundary] = {}  # run id -> its boundary, while its supervisor runs
+
+
+@contextlib.contextmanager
+def tool_boundary(run_id: str, boundary: Boundary) -> Iterator[None]:
+    """Every session of run `run_id` in this process awaits `boundary` at its tool calls
+    while in this block."""
+    _BOUNDARIES[run_id] = boundary
+    try:
+        yield
+    finally:
+        if _BOUNDARIES.get(run_id) is boundary:
+            del _BOUNDARIES[run_id]
 
 
 class ToolHooks:
@@ -44,6 +65,17 @@ class ToolHooks:
     ) -> SyncHookJSONOutput:
         data: Mapping[str, Any] = dict(hook_input)
         tool_name = str(data.get("tool_name", ""))
+        halt = await self.held()
+        if halt is not None:
+            return {
+                "continue_": False,
+                "stopReason": halt,
+                "hookSpecificOutput": {
+                    "hookEventName": "PreToolUse",
+                    "permissionDecision": "deny",
+                    "permissionDecisionReason": halt,
+                },
+            }
         try:
             reason = await self.denial(tool_name, data.get("tool_input") or {})
         except Exception as e:  # a hook that errs would let the call through: deny it
@@ -65,6 +97,16 @@ class ToolHooks:
                 "permissionDecisionReason": reason,
             }
         }
+
+    async def held(self) -> str | None:
+        """The run's tool boundary, awaited: why the session must stop here, or None."""
+        boundary = _BOUNDARIES.get(self.bus.run_id)
+        if boundary is None:
+            return None
+        try:
+            return await boundary(self.name)
+        except ConductorError:  # the store's trouble: the next boundary looks again
+            return None
 
     async def denial(self, tool_name: str, tool_input: Mapping[str, Any]) -> str | None:
         """Why this call may not run, or None: it may."""
@@ -95,6 +137,9 @@ class ToolHooks:
     async def post_tool_use(
         self, hook_input: HookInput, tool_use_id: str | None, context: HookContext
     ) -> SyncHookJSONOutput:
+        halt = await self.held()
+        if halt is not None:  # before the next API call: the session spends no more
+            return {"continue_": False, "stopReason": halt}
         try:  # after every tool call: no write transaction unless there is mail
             if not await self.bus.has_unread(self.name):
                 return {}

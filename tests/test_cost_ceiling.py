@@ -1,0 +1,226 @@
+"""Cost before and during a run (issue 18, point 2) and the plan put to a person first
+(point 5): the estimate `--plan-only` prints, `max_cost` read and checked, the ceiling's
+watch (a warning at 80 %, the run stopped at 100 %, turns in flight counted at list price),
+a resume that raises the ceiling, and `--confirm`'s run / edit / quit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from support import Cli
+
+from conductor.bus import Bus, create_run
+from conductor.config import Config, parse_config
+from conductor.costs import Spend, usage_cost
+from conductor.errors import InvalidInput
+from conductor.events import CostCeiling, EventKind, read
+from conductor.plan import parse_plan
+from conductor.run.ceiling import CostWatch, resumed_config
+from conductor.run.control import Control
+from conductor.run.estimate import TYPICAL_CALLS, call_cost, estimate
+from conductor.store import Store
+
+TWO = {
+    "workstreams": [
+        {"id": "A", "name": "a", "task": "do a", "owns": ["a"]},
+        {"id": "B", "name": "b", "task": "do b", "owns": ["b"], "depends_on": ["A"]},
+    ]
+}
+
+
+def plan_of(data: dict[str, Any], tmp_path: Path) -> Any:
+    return parse_plan(data, tmp_path)
+
+
+# ------------------------------------------------------------------------------ settings
+
+
+def test_max_cost_is_off_by_default_and_pauses_when_set() -> None:
+    assert Config().max_cost == 0 and Config().on_max_cost == "pause"
+    read = parse_config({"max_cost": 12.5, "on_max_cost": "stop"})
+    assert (read.max_cost, read.on_max_cost) == (12.5, "stop")
+
+
+@pytest.mark.parametrize(
+    ("data", "complaint"),
+    [
+        ({"max_cost": -1}, "max_cost: expected an amount in US dollars (0: no ceiling), 0 or"),
+        ({"max_cost": "5"}, "max_cost: expected an amount in US dollars"),
+        ({"on_max_cost": "halt"}, "on_max_cost: expected one of pause, stop, got 'halt'"),
+    ],
+)
+def test_a_wrong_ceiling_setting_is_named(data: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(InvalidInput, match=r".*") as refused:
+        parse_config(data)
+    assert complaint in str(refused.value)
+
+
+# ------------------------------------------------------------------------------ the estimate
+
+
+def test_the_estimate_is_a_range_from_typical_to_max_turns(tmp_path: Path) -> None:
+    config = Config(model="sonnet", review="human", max_turns=100, max_usd_per_session=1000)
+    found = estimate(plan_of(TWO, tmp_path), config)
+    per_call, priced = call_cost("sonnet")
+    assert priced == "sonnet"
+    assert found.low == pytest.approx(2 * TYPICAL_CALLS * per_call)
+    assert found.high == pytest.approx(2 * 100 * per_call)
+    assert (found.calls_low, found.calls_high) == (2 * TYPICAL_CALLS, 200)
+
+
+def test_the_estimate_says_what_it_assumes(tmp_path: Path) -> None:
+    found = estimate(plan_of(TWO, tmp_path), Config(max_turns=77), Spend(3, 0.25))
+    said = "\n".join(found.assumptions)
+    assert "max_turns (77) calls per session" in said
+    assert f"low: {TYPICAL_CALLS} calls per workstream" in said
+    assert "planning: $0.25, what the planner spent" in said
+    assert "at list price (sonnet $" in said  # an empty model is priced as the CLI's default
+
+
+def test_agent_reviews_and_a_stronger_model_cost_more(tmp_path: Path) -> None:
+    plan = plan_of(TWO, tmp_path)
+    by_person = estimate(plan, Config(review="human"))
+    by_agent = estimate(plan, Config(review="agent"))
+    assert by_agent.low > by_person.low and by_agent.high > by_person.high
+    on_opus = dict(
+        TWO, workstreams=[dict(TWO["workstreams"][0], model="opus"), TWO["workstreams"][1]]
+    )
+    assert estimate(plan_of(on_opus, tmp_path), Config(review="human")).low > by_person.low
+
+
+def test_the_ceiling_caps_the_high_end_and_says_so(tmp_path: Path) -> None:
+    found = estimate(plan_of(TWO, tmp_path), Config(max_cost=2.0))
+    assert found.high == 2.0 and found.capped_by == "max_cost $2.00"
+    assert "the high end is the run's limit, max_cost $2.00" in found.assumptions
+
+
+def test_plan_only_prints_the_plan_and_its_estimate(cli: Cli, repo: Path) -> None:
+    (repo / "plan.json").write_text(json.dumps(TWO))
+    printed = cli.ok("run", "goal", "--plan-only", "--plan", "plan.json", "--max-cost", "50").out
+    lines = printed.splitlines()
+    estimate_line = next(line for line in lines if line.startswith("estimate: $"))
+    assert "API calls), assuming:" in estimate_line
+    assert any("max_turns (200) calls per session" in line for line in lines)
+    assert any("planning: nothing, the plan was given" in line for line in lines)
+    assert "--max-cost 50.0" in printed  # the hint to run it keeps the ceiling
+    assert not (repo / ".conductor" / "conductor.db").exists()  # nothing started
+
+
+# ------------------------------------------------------------------------------ the watch
+
+
+async def _run(tmp_path: Path, store: Store, planner: float = 0.0) -> Bus:
+    spec: dict[str, Any] = {"plan": TWO, "config": {}}
+    if planner:
+        spec["planner"] = Spend(1, planner).to_json()
+    bus = await create_run(
+        store, goal="g", repo_root=tmp_path, base_ref=None, base_commit=None, spec=spec
+    )
+    await bus.register([("A", "a"), ("B", "b")])
+    return bus
+
+
+def _response(message_id: str, input_tokens: int) -> dict[str, Any]:
+    """An assistant message's payload as the CLI streams it: the response's usage so far."""
+    usage = {"input_tokens": input_tokens, "output_tokens": 1}
+    return {
+        "content": [],
+        "model": "claude-sonnet-4-5",
+        "usage": usage,
+        "message_id": message_id,
+    }
+
+
+async def _kinds(bus: Bus, kind: EventKind) -> list[CostCeiling]:
+    return [p for e in await bus.events() if e.kind == kind if (p := read(e, CostCeiling))]
+
+
+@pytest.mark.anyio
+async def test_turns_in_flight_count_warn_at_80_and_stop_the_run_at_100(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "c.db") as store:
+        bus = await _run(tmp_path, store, planner=0.05)
+        control = Control()
+        watch = CostWatch(bus, control, Config(max_cost=1.0))
+        await watch.begin()
+        call = usage_cost("claude-sonnet-4-5", {"input_tokens": 100_000, "output_tokens": 1})
+        assert call is not None and call == pytest.approx(0.300015)
+        await bus.record("A", EventKind.SESSION_PROMPT, "go")
+        await bus.record("A", EventKind.SDK_ASSISTANT, "x", _response("m1", 100_000))
+        await bus.record("A", EventKind.SDK_ASSISTANT, "y", _response("m1", 100_000))  # same one
+        assert not await watch.look() and watch.spent == pytest.approx(0.05 + call)
+        await bus.record("B", EventKind.SDK_ASSISTANT, "z", _response("m2", 100_000))
+        assert not await watch.look()  # 0.65 spent: under 80 %
+        assert not await _kinds(bus, EventKind.RUN_COST_WARNING)
+        await bus.record("B", EventKind.SDK_ASSISTANT, "z", _response("m3", 100_000))
+        assert not await watch.look()  # 0.95 spent: warned, not reached
+        warned = await _kinds(bus, EventKind.RUN_COST_WARNING)
+        assert len(warned) == 1 and warned[0].max_cost == 1.0
+        assert not control.stopping
+        await bus.record("A", EventKind.SDK_ASSISTANT, "w", _response("m4", 100_000))
+        assert await watch.look()
+        assert control.stopping and control.scope.cancel_called
+        assert control.asked_by == "cost ceiling $1.00 reached"
+        assert len(await _kinds(bus, EventKind.RUN_COST_WARNING)) == 1  # once
+        reached = await _kinds(bus, EventKind.RUN_COST_CEILING)
+        assert len(reached) == 1 and reached[0].spent_usd >= 1.0
+
+
+@pytest.mark.anyio
+async def test_a_turns_result_replaces_its_estimate(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "c.db") as store:
+        bus = await _run(tmp_path, store)
+        watch = CostWatch(bus, Control(), Config(max_cost=10.0))
+        await watch.begin()
+        await bus.record("A", EventKind.SESSION_PROMPT, "go")
+        await bus.record("A", EventKind.SDK_ASSISTANT, "x", _response("m1", 100_000))
+        await watch.look()
+        result = {"num_turns": 1, "cost_usd": 0.5, "is_error": False, "subtype": "success"}
+        await bus.record("A", EventKind.SDK_RESULT, "ok", result)
+        await watch.look()
+        assert watch.spent == pytest.approx(0.5)
+
+
+@pytest.mark.anyio
+async def test_on_max_cost_stop_ends_the_run_failed_not_interrupted(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "c.db") as store:
+        bus = await _run(tmp_path, store, planner=2.0)
+        control = Control()
+        watch = CostWatch(bus, control, Config(max_cost=1.0, on_max_cost="stop"))
+        await watch.begin()
+        assert await watch.look()
+        assert control.ended == "cost ceiling $1.00 reached (on_max_cost = stop)"
+        assert not control.interrupted
+
+
+@pytest.mark.anyio
+async def test_a_watch_without_a_ceiling_never_looks(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "c.db") as store:
+        bus = await _run(tmp_path, store, planner=50.0)
+        control = Control()
+        watch = CostWatch(bus, control, Config())
+        with anyio.fail_after(5):
+            await watch()  # returns at once
+        assert not await watch.look() and not control.stopping
+
+
+# ------------------------------------------------------------------------------ resume
+
+
+@pytest.mark.anyio
+async def test_resume_needs_a_ceiling_above_what_was_spent(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "c.db") as store:
+        bus = await _run(tmp_path, store, planner=3.0)
+        config = Config(max_cost=2.0)
+        with pytest.raises(InvalidInput, match=r"has spent \$3.00, its whole cost ceiling"):
+            await resumed_config(bus, config, None)
+        with pytest.raises(InvalidInput, match=r"--max-cost \$3.00 is not more than run"):
+            await resumed_config(bus, config, 3.0)
+        raised = await resumed_config(bus, config, 4.0)
+        assert raised.max_cost == 4.0
+        # A later resume without --max-cost keeps the ceiling set last.
+        assert (await resumed_config(bus, config, None)).max_cost == 4.0
+        assert (await resumed_config(bus, config, 0)).max_cost == 0  # 0: no ceiling
