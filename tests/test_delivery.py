@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
-from support import commit_file, git, make_repo
+from support import clean_env, commit_file, git, make_repo
 
 from conductor.bus import Bus, create_run
 from conductor.config import parse_config
@@ -24,6 +25,7 @@ from conductor.models import RunState, SessionKind
 from conductor.run.delivery import Asked, deliver, deliver_run, wanted
 from conductor.run.pr_body import TITLE_LENGTH, title_of
 from conductor.run.summary import Outcome, RunSummary
+from conductor.standin.harness import STANDIN_MODEL
 from conductor.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -336,3 +338,84 @@ def test_the_title_is_the_goals_first_line_cut_at_a_word() -> None:
     assert len(cut) <= TITLE_LENGTH and cut.endswith("…")
     assert long.startswith(cut[:-1]) and long[len(cut) - 1] == " "  # cut between words
     assert len(title_of("x" * 200)) == TITLE_LENGTH
+
+
+# ------------------------------------------------------------------------ end to end
+
+ONE_STREAM = """
+roles:
+  A:
+    - - tool: Write
+        input: {file_path: "${cwd}/core.py", content: "def greet():\\n    return 'hello'\\n"}
+      - tool: Bash
+        input: {command: "git add -A && git commit -qm 'core: greet'"}
+      - tool: mcp__bus__request_review
+        input: {note: "core is ready"}
+      - text: "A is done."
+"""
+
+
+async def _conductor(repo: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    with anyio.fail_after(180):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "conductor", *args], cwd=repo, env=env, check=False
+        )
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+async def test_conductor_run_pr_opens_a_pull_request_and_resume_pr_again(
+    standin: Any, tmp_path: Path
+) -> None:
+    """`conductor run GOAL --pr --json` as a process, its session the real CLI against the
+    stand-in: the integration branch lands on the bare origin at the run's head, gh gets
+    base main, head the integration branch, the goal as title, a body naming the workstream
+    and the run's cost; the JSON carries the URL. `conductor resume RUN --pr` of the
+    finished run delivers it again (gh would name the pull request already open)."""
+    async with standin(ONE_STREAM) as offline:
+        repo = offline.repo
+        origin = tmp_path / "origin.git"
+        origin.mkdir()
+        git(origin, "init", "-q", "--bare", "-b", "main")
+        core = {"id": "A", "name": "core", "task": "core", "owns": ["core.py"]}
+        (repo / "plan.json").write_text(json.dumps({"workstreams": [core]}))
+        (repo / "conductor.toml").write_text(
+            f'review = "auto"\nmodel = "{STANDIN_MODEL}"\nchecks = []\n'
+        )
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "plan and config")
+        git(repo, "remote", "add", "origin", str(origin))
+        git(repo, "push", "-q", "origin", "main")
+        bin_dir, log = tmp_path / "bin", tmp_path / "gh.jsonl"
+        fake_gh(bin_dir, log, stdout=f"{URL}\n")
+        env = {**clean_env(), **offline.env}
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+        code, out, err = await _conductor(
+            repo, env, "run", "Greet from core", "--plan", "plan.json", "--pr", "--json"
+        )
+        assert code == 0, err
+        summary = json.loads(out)
+        assert summary["ok"] and summary["pull_request"]["url"] == URL, summary
+        assert summary["pull_request"]["state"] == "opened"
+        branch, head = summary["integration_branch"], summary["integration_head"]
+        assert git(origin, "rev-parse", f"refs/heads/{branch}") == head
+        [call] = calls(log)
+        assert call["args"][:5] == [
+            "pr",
+            "create",
+            "--base=main",
+            f"--head={branch}",
+            "--title=Greet from core",
+        ]
+        assert "| A (core) | merged" in call["body"]
+        spent = [o["cost_usd"] for o in summary["outcomes"]]
+        spent += [s["cost_usd"] for s in summary["others"].values()]
+        assert sum(spent) > 0 and f"${sum(spent):.4f} in total" in call["body"]
+        assert not {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"} & set(call["env"])
+
+        code, out, err = await _conductor(repo, env, "resume", summary["run_id"], "--pr")
+        assert code == 0, err
+        assert out.splitlines()[-2:] == [
+            f"run {summary['run_id']} finished: everything merged, nothing to resume",
+            f"pull request: {URL}",
+        ]
+        assert len(calls(log)) == 2
