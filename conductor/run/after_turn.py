@@ -49,9 +49,13 @@ class AfterTurn:
         self.name = workstream.id
         self.outcome = outcome
         self.branch = branch
+        # Whether the prompt last given is a merge conflict to resolve: that turn may run on
+        # another model (resolver_model).
+        self.resolving = False
 
     async def next_prompt(self) -> str | None:
         """The next prompt for the session, or None when its workstream is over."""
+        self.resolving = False
         me = await self.bus.session(self.name)
         if me.status is SessionStatus.BLOCKED:
             await self._wait_for_mail()
@@ -182,6 +186,7 @@ class AfterTurn:
             run.control.tamper(merged.output)
             return None
         foreign = [f"{p} (owned by {o})" for p, o in merged.foreign.items()]
+        self.resolving = merged.status is MergeStatus.CONFLICT
         return run.prompts.render(
             "conflict.md.j2",
             branch=self.branch,

@@ -21,7 +21,7 @@ from conductor.run.after_turn import AfterTurn
 from conductor.run.started import StartedRun
 from conductor.run.summary import Outcome
 from conductor.run.turns import resume_prompt, watched_turn
-from conductor.session import HeadlessSession, SessionDied, TurnResult
+from conductor.session import HeadlessSession, SessionDied, TurnResult, author_model
 from conductor.tools import reviewer_tools
 from conductor.worktrees import Bootstrap, PreparedTree
 
@@ -77,7 +77,9 @@ class SessionDriver:
         self.outcome = outcome
         self.tree, self.branch, self.created = tree.path, tree.branch, tree.created
         self.follow = AfterTurn(run, reviews, workstream, outcome, tree.branch)
-        self.config = run.session_config(self.name)
+        self.config = run.session_config(self.name, author_model(run.config, workstream.model))
+        # A merge conflict's turn runs on the resolver model, when one is set.
+        self.resolver = run.config.resolver_model or None
         self.first_prompt = run.prompts.render(
             "session.md.j2",
             workstream=workstream,
@@ -165,6 +167,8 @@ class SessionDriver:
         share = self.run.share
         handoff = self.run.handoff
         await handoff.before_turn(self.name)
+        resolving = self.follow.resolving and self.resolver is not None
+        await session.use_model(self.resolver if resolving else self.config.model)
         with share.in_turn(self.tree):  # before it is shown: no tip is missed
             await share.show(self.tree)
             result = await watched_turn(self.run, session, prompt)

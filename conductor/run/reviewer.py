@@ -19,7 +19,7 @@ from conductor.models import Review, ReviewStatus
 from conductor.plan import Workstream
 from conductor.run import backoff
 from conductor.run.started import StartedRun
-from conductor.session import HeadlessSession, SessionDied
+from conductor.session import HeadlessSession, SessionDied, author_model, reviewer_model
 from conductor.tools import reviewer_tools
 
 READ_ONLY_TOOLS = ("Read", "Glob", "Grep")
@@ -37,7 +37,8 @@ class AgentReviewer:
         await ensure_reviewer(bus, workstream.id, name)
         review = await bus.review(review_id)
         author = await bus.session(workstream.id)
-        config = replace(run.session_config(name), tools=READ_ONLY_TOOLS)
+        model = reviewer_model(run.config, author_model(run.config, workstream.model))
+        config = replace(run.session_config(name, model), tools=READ_ONLY_TOOLS)
         prompt = review_prompt = run.prompts.render(
             "reviewer.md.j2",
             role=name,

@@ -106,9 +106,10 @@ class StartedRun:
     def run_id(self) -> str:
         return self.bus.run_id
 
-    def session_config(self, name: str) -> SessionConfig:
+    def session_config(self, name: str, model: str | None = None) -> SessionConfig:
         """Sessions can use the hand commands too (`conductor sync`) and find the
-        integration branch (to bring their branch up to date after a conflict)."""
+        integration branch (to bring their branch up to date after a conflict). `model`:
+        the session's role's (None: the run's `model`)."""
         env = {
             **self.env,
             "CONDUCTOR_RUN": self.run_id,
@@ -119,8 +120,10 @@ class StartedRun:
             OWNER_ENV: owner_marker(),  # this process's: only it ends what the session leaves
         }
         private = self.repo / STATE_DIR / "sessions" / self.run_id / name
+        launch = worker_config(self.config, private, env)
         return replace(
-            worker_config(self.config, private, env),
+            launch,
+            model=model or launch.model,
             append_system_prompt=self.prompts.render("claude-md.md.j2"),
         )
 

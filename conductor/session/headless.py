@@ -29,7 +29,7 @@ from conductor.bus import Bus
 from conductor.costs import CostMeter, restored_total
 from conductor.credentials import login_for_session
 from conductor.errors import ConductorError
-from conductor.events import COST_KEY, EventKind, PromptSent, SessionFailed
+from conductor.events import COST_KEY, EventKind, PromptSent, SessionFailed, SessionModelChanged
 from conductor.leftovers import anyones, end_leftovers, owned_by
 from conductor.models import Review, SessionStatus
 from conductor.session.config import SessionConfig, TurnResult
@@ -87,6 +87,7 @@ class HeadlessSession:
         self.config = config
         self.resume = resume
         self.session_id: str | None = resume
+        self.model = config.model  # what its turns run on (`use_model` changes it)
         self._client: ClaudeSDKClient | None = None
         self._tmp: Path | None = None
         self._meter = CostMeter()
@@ -221,6 +222,26 @@ class HeadlessSession:
         if session.status is SessionStatus.WORKING:
             await self.bus.update(self.name, status=SessionStatus.IDLE)
         return result
+
+    async def use_model(self, model: str | None) -> None:
+        """Run its next turns on `model` (None: the CLI's default), in the same conversation:
+        the turn that resolves a merge conflict may run on another model than the rest."""
+        if self._client is None:
+            raise RuntimeError("the session is not connected")
+        if model == self.model:
+            return
+        try:
+            await self._client.set_model(model)
+        except ClaudeSDKError as e:
+            await self._died(one_line(str(e)), str(e))
+            raise SessionDied(f"session {self.name}: the CLI failed to change model: {e}") from e
+        self.model = model
+        await self.bus.record(
+            self.name,
+            EventKind.SESSION_MODEL,
+            f"its next turns run on {model or 'the default model'}",
+            SessionModelChanged(model=model).to_json(),
+        )
 
     async def interrupt(self) -> None:
         if self._client is not None:

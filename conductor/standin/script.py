@@ -56,11 +56,14 @@ FAULT_STATUSES = range(400, 600)
 @dataclass(frozen=True)
 class Fault:
     """Answer a step with an HTTP error (529, 500, 429, ...) or by dropping the connection.
-    `times`: only the first N answers to that step fault (None: every one)."""
+    `times`: only the first N answers to that step fault (None: every one). `resets_in`:
+    a 429 that says when the usage limit resets, this many seconds after the answer (the
+    headers the Messages API sends with a usage limit: `anthropic-ratelimit-unified-*`)."""
 
     status: int | None = None
     drop: bool = False
     times: int | None = None
+    resets_in: float | None = None
 
     def __post_init__(self) -> None:
         # parse_script says which field is wrong; this holds for a Script built in Python
@@ -72,6 +75,8 @@ class Fault:
             raise InvalidInput(f"a fault's status is from 400 to 599, not {status!r}")
         if (status is None) == (not self.drop):
             raise InvalidInput("a fault has a status or drop: true (one of them)")
+        if self.resets_in is not None and status != 429:
+            raise InvalidInput("a fault's resets_in goes with status 429 (a usage limit)")
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,7 @@ STEP_KEYS = (
     "fault",
     "usage",
 )
-FAULT_KEYS = ("status", "drop", "times")
+FAULT_KEYS = ("status", "drop", "times", "resets_in")
 BRANCH_KEYS = ("contains", "goto")
 USAGE_KEYS = ("input_tokens", "output_tokens")
 ROLE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -345,4 +350,11 @@ def _fault(data: Any, where: Field) -> Fault:
         if data.get("times") is not None
         else None
     )
-    return Fault(status=status, drop=drop, times=times)
+    resets_in = (
+        where.key("resets_in").number(data["resets_in"], "a number of seconds", minimum=0)
+        if data.get("resets_in") is not None
+        else None
+    )
+    if resets_in is not None and status != 429:
+        where.key("resets_in").fail("goes with status 429 (a usage limit that resets)")
+    return Fault(status=status, drop=drop, times=times, resets_in=resets_in)

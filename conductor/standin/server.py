@@ -50,6 +50,7 @@ class Reply:
     drop: bool = False
     delay: float = 0.0
     label: str = ""  # role/chapter/step, for the log
+    resets_at: float | None = None  # a 429's usage limit resets then (epoch seconds)
 
 
 @dataclass
@@ -134,7 +135,7 @@ class StandIn:
         if reply.delay:
             await anyio.sleep(reply.delay)
         if reply.status != 200:
-            await _send_json(conn, stream, reply.status, _error_body(reply))
+            await _send_json(conn, stream, reply.status, _error_body(reply), _limit(reply))
         elif isinstance(body, dict) and body.get("stream"):
             await self._stream(conn, stream, body, reply)
         else:
@@ -177,6 +178,8 @@ class StandIn:
     def answer(self, body: Mapping[str, Any], headers: Mapping[str, str]) -> Reply:
         """The reply a request gets, from the request alone (and, for `times` faults, how often
         this very step was answered with its fault before)."""
+        if _model_check(body):
+            return Reply(content=({"type": "text", "text": "Hi"},), label="model check")
         conv = read_conversation(body)
         role = self.script.role_for(conv.first_prompt, conv.schema)
         if role is None:
@@ -198,11 +201,13 @@ class StandIn:
         fault = self._fault(step.fault, (session, role, chapter_no, len(conv.results)))
         usage = Usage(**step.usage) if step.usage else self.script.usage
         if fault is not None and fault.status:
+            resets = None if fault.resets_in is None else time.time() + fault.resets_in
             return Reply(
                 status=fault.status,
                 error=f"scripted {fault.status} at {where}",
                 delay=step.delay,
                 label=f"{where}: fault {fault.status}",
+                resets_at=resets,
             )
         try:
             content = _content(step, role, chapter_no, len(conv.results), conv)
@@ -233,6 +238,21 @@ class StandIn:
             return None
         self._faults[key] += 1
         return fault if fault.times is None or self._faults[key] <= fault.times else None
+
+
+def _model_check(body: Mapping[str, Any]) -> bool:
+    """The one-token "Hi" the CLI sends to try a model it was switched to (`set_model`):
+    answered as the API would, whatever the script's roles."""
+    messages = body.get("messages")
+    if body.get("max_tokens") != 1 or not isinstance(messages, list) or len(messages) != 1:
+        return False
+    content = messages[0].get("content") if isinstance(messages[0], dict) else None
+    texts = (
+        [b.get("text") for b in content if isinstance(b, dict)]
+        if isinstance(content, list)
+        else [content]
+    )
+    return texts == ["Hi"]
 
 
 def _content(
@@ -352,12 +372,32 @@ async def _read_request(
             return None, b""
 
 
+def _limit(reply: Reply) -> list[tuple[str, str]]:
+    """The headers of a usage limit that resets at `reply.resets_at`, as the Messages API
+    sends them with a 429 (none without a reset)."""
+    if reply.resets_at is None:
+        return []
+    seconds = max(1, round(reply.resets_at - time.time()))
+    return [
+        ("retry-after", str(seconds)),
+        ("anthropic-ratelimit-unified-status", "rejected"),
+        ("anthropic-ratelimit-unified-reset", str(round(reply.resets_at))),
+        ("anthropic-ratelimit-unified-representative-claim", "five_hour"),
+    ]
+
+
 async def _send_json(
-    conn: h11.Connection, stream: SocketStream, status: int, data: Mapping[str, Any]
+    conn: h11.Connection,
+    stream: SocketStream,
+    status: int,
+    data: Mapping[str, Any],
+    extra: list[tuple[str, str]] | None = None,
 ) -> None:
     payload = json.dumps(data).encode()
     headers = [("content-type", "application/json"), ("content-length", str(len(payload)))]
-    if status == 429:
+    if extra:
+        headers += extra
+    elif status == 429:
         headers.append(("retry-after", "1"))
     await stream.send(conn.send(h11.Response(status_code=status, headers=headers)))
     await stream.send(conn.send(h11.Data(data=payload)))
