@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
-from support import clean_env, commit_file, git, make_repo
+from support import Cli, clean_env, commit_file, git, make_repo
 
 from conductor.bus import Bus, create_run
 from conductor.config import parse_config
@@ -419,3 +419,11 @@ async def test_conductor_run_pr_opens_a_pull_request_and_resume_pr_again(
             f"pull request: {URL}",
         ]
         assert len(calls(log)) == 2
+
+
+def test_a_plan_only_run_names_pr_in_the_command_that_runs_it(cli: Cli, repo: Path) -> None:
+    (repo / "plan.json").write_text(json.dumps(PLAN))
+    said = cli.ok("run", "goal", "--plan-only", "--plan", "plan.json", "--pr").out
+    assert said.rstrip().endswith(" --pr"), said
+    said = cli.ok("run", "goal", "--plan-only", "--plan", "plan.json", "--no-pr").out
+    assert said.rstrip().endswith(" --no-pr"), said
