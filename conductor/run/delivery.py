@@ -125,8 +125,8 @@ async def deliver_bus(bus: Bus, repo: Path, ended: RunSummary | None = None) -> 
     if ended is not None and (ended.interrupted or ended.fault):
         return Delivery(
             "not_opened",
-            "pull request: not opened yet: the run did not finish; resuming it opens one once"
-            " everything merged",
+            f"pull request: not opened yet: the run did not finish; conductor resume {run.id}"
+            " --pr opens one once everything merged",
             branch=branch,
         )
     merged = ended.ok if ended is not None else run.state is RunState.FINISHED
