@@ -17,12 +17,32 @@ SESSION_COLUMNS = ("ID", "Workstream", "Status", "Branch", "Unread", "Last seen"
 # C0 controls but tab and newline, DEL, C1 controls: what a terminal acts on instead of showing
 # (an ANSI escape in a message body would recolour, move or retitle the reader's terminal).
 _CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)] if c not in (9, 10)}
+# What reorders or hides text as it is shown: bidi embeddings, overrides and isolates, the
+# direction marks, zero-width spaces, the BOM (not the joiners: emoji and scripts need them).
+# A diff or a note holding them can read otherwise than it is ("Trojan Source",
+# CVE-2021-42574): they are written out (`\u202e`).
+_INVISIBLE = {
+    c: f"\\u{c:04x}"
+    for c in [
+        *(0x061C, 0x200B, 0x200E, 0x200F, 0x2060, 0xFEFF),
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+}
+_CONTROLS.update(_INVISIBLE)
 
 
 def escape_controls(text: str) -> str:
     """`text` with the characters a terminal would act on written out (`\\x1b`), so what
-    someone else wrote (a message, a note, a diff) is shown, never executed by the terminal."""
+    someone else wrote (a message, a note, a diff) is shown, never executed by the terminal;
+    and those that reorder or hide text (`escape_invisible`)."""
     return text.translate(_CONTROLS)
+
+
+def escape_invisible(text: str) -> str:
+    """`text` with what reorders or hides characters as shown written out (`\\u202e`): for
+    a browser, which acts on no terminal control but does on these."""
+    return text.translate(_INVISIBLE)
 
 
 def one_line(text: str, limit: int = 80) -> str:

@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,24 @@ CHROMIUM_FLAGS = (
 SERVE_START = 30.0
 
 
+@dataclass(frozen=True)
+class Serving:
+    """A `conductor serve` started by a test: the sign-in address and the scripts' token it
+    printed, and its process."""
+
+    url: str
+    api: str
+    process: subprocess.Popen[str]
+
+    @property
+    def base(self) -> str:
+        """Its pages' root, `http://127.0.0.1:PORT/PREFIX/`."""
+        return self.url.split("?", 1)[0]
+
+
 @contextmanager
-def serving(
-    cwd: Path, env: Mapping[str, str], *, host: str = "127.0.0.1"
-) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`conductor serve --port 0` in `cwd`: the URL it printed, and the process (stopped with
-    SIGINT, as Ctrl-C, at the end)."""
+def serving(cwd: Path, env: Mapping[str, str], *, host: str = "127.0.0.1") -> Iterator[Serving]:
+    """`conductor serve --port 0` in `cwd` (stopped with SIGINT, as Ctrl-C, at the end)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "conductor", "serve", "--host", host, "--port", "0"],
         cwd=cwd,
@@ -57,17 +70,19 @@ def serving(
     try:
         assert process.stdout is not None
         deadline = time.monotonic() + SERVE_START
-        url = ""
+        url = api = ""
         printed = []
-        while not url and time.monotonic() < deadline:
+        while not (url and api) and time.monotonic() < deadline:
             line = process.stdout.readline()
             if not line:
                 break
             printed.append(line)
             if " at http://" in line:
                 url = line.split(" at ", 1)[1].split()[0]
-        assert url, f"conductor serve printed no address: {''.join(printed)}"
-        yield url, process
+            if "Bearer " in line:
+                api = line.split("Bearer ", 1)[1].split()[0].rstrip(".")
+        assert url and api, f"conductor serve printed no address: {''.join(printed)}"
+        yield Serving(url, api, process)
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -91,7 +91,8 @@ async def test_a_person_watches_the_run_live_and_approves_its_review_by_clicking
             supervisor = supervisor_for(offline, store, PLAN, review="human")
             supervisor.goal = f"greet {HOSTILE} the world"
             env = clean_env(CONDUCTOR_DB=str(db))
-            with serving(repo, env) as (url, _):
+            with serving(repo, env) as server:
+                url = server.url
                 seen: dict[str, Any] = {}
 
                 def person() -> None:
@@ -210,7 +211,8 @@ async def test_a_person_stops_the_run_and_resumes_it_from_its_page(
         git(off.repo, "commit", "-qm", "conductor settings")
         run = await _conductor(off, "run", "x", "--plan", str(plan), "--no-live", log="run.log")
         seen: dict[str, Any] = {}
-        with serving(off.repo, clean_env(**off.env)) as (url, _):
+        with serving(off.repo, clean_env(**off.env)) as server:
+            url = server.url
 
             def person() -> None:
                 driver = browser

@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio
 import pytest
-from browser import serving
+from browser import Serving, serving
 from support import clean_env, make_repo
 
 from conductor.bus import Bus, create_run, supervisor_lock
@@ -52,26 +52,32 @@ class Answer:
         return self.body.decode()
 
 
+def page_token(page: str) -> str:
+    return page.split('name="conductor-token" content="', 1)[1].split('"', 1)[0]
+
+
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
 
 
 class Served:
-    """A running `conductor serve`: its base address and its token."""
+    """A running `conductor serve`: its pages' root, its sign-in address, the scripts' token,
+    and the action token its pages carry."""
 
-    def __init__(self, printed: str) -> None:
-        self.base, _, self.token = printed.partition("?token=")
-        assert self.token, printed
+    def __init__(self, server: Serving) -> None:
+        self.base, self.url, self.api = server.base, server.url, server.api
+        self.process = server.process
+        self.action = page_token(self.ask().text)
 
     def ask(self, path: str = "", **kw: Any) -> Answer:
-        """A request with the token, as a script sends it."""
-        headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}
+        """A request with the scripts' token."""
+        headers = {"Authorization": f"Bearer {self.api}", **kw.pop("headers", {})}
         return ask(self.base + path, headers=headers, **kw)
 
     def act(self, path: str, **kw: Any) -> Answer:
-        """An action, as the page sends it: the token in its header too."""
-        headers = {"X-Conductor-Token": self.token, **kw.pop("headers", {})}
+        """An action, as the page sends it: the page's token in its header too."""
+        headers = {"X-Conductor-Token": self.action, **kw.pop("headers", {})}
         return self.ask(path, method="POST", body=kw.pop("body", {}), headers=headers, **kw)
 
 
@@ -100,7 +106,7 @@ def first_events(served: Served, path: str, kinds: set[str]) -> tuple[Any, dict[
     kind, the first event's data."""
     events: dict[str, Any] = {}
     request = urllib.request.Request(
-        served.base + path, headers={"Authorization": f"Bearer {served.token}"}
+        served.base + path, headers={"Authorization": f"Bearer {served.api}"}
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         kind = ""
@@ -144,8 +150,8 @@ def repo(tmp_path: Path) -> Path:
 
 @contextmanager
 def served(repo: Path, host: str = "127.0.0.1") -> Iterator[Served]:
-    with serving(repo, clean_env(), host=host) as (url, _):
-        yield Served(url)
+    with serving(repo, clean_env(), host=host) as server:
+        yield Served(server)
 
 
 @pytest.fixture
@@ -181,38 +187,65 @@ async def test_the_stream_sends_the_runs_data_as_json_text(repo: Path) -> None:
     assert any(HOSTILE in line["text"] for line in events["lines"])
 
 
-async def test_every_request_needs_the_token_on_loopback_too(repo: Path) -> None:
+async def test_every_request_needs_a_sign_in_on_loopback_too(repo: Path) -> None:
     """Code a session wrote runs on this host (a merge check has the network): a loopback
     port is open to it, so loopback is no proof of being the person."""
     _, run_id, review, _ = await hostile_run(repo)
     with served(repo) as server:
         for path in ("", "static/page.js", f"runs/{run_id}", f"runs/{run_id}/stream", "x"):
             refused = ask(server.base + path)
-            assert refused.status == 401 and "token" in refused.text, path
+            assert refused.status == 401 and "sign in" in refused.text, path
         wrong = ask(server.base, headers={"Authorization": "Bearer wrong"})
-        assert wrong.status == 401
+        action_as_bearer = ask(server.base, headers={"Authorization": f"Bearer {server.action}"})
+        assert wrong.status == action_as_bearer.status == 401
         approve = ask(
             f"{server.base}runs/{run_id}/reviews/{review}/approve",
             method="POST",
             body={},
-            headers={"X-Conductor-Token": "guess"},
+            headers={"X-Conductor-Token": server.action},
         )
         assert approve.status == 401
         assert server.ask().status == 200
 
 
-async def test_the_token_in_the_printed_address_becomes_a_cookie_of_this_server(
+async def test_the_pages_live_under_a_secret_prefix(loopback: Served) -> None:
+    root = loopback.base.split("/", 3)
+    outside = f"{root[0]}//{root[2]}/"
+    auth = {"Authorization": f"Bearer {loopback.api}"}
+    assert ask(outside, headers=auth).status == 404
+    assert ask(outside + "runs/x", headers=auth).status == 404
+    assert loopback.ask().status == 200
+
+
+async def test_the_printed_address_signs_one_browser_in_once(loopback: Served) -> None:
+    """The sign-in link a browser keeps in its history opens nothing once used."""
+    signed = ask(loopback.url)
+    prefix = "/" + loopback.base.split("/", 3)[3]
+    assert signed.status == 303 and signed.headers["location"] == prefix  # the token dropped
+    set_cookie = signed.headers["set-cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+    assert f"Path={prefix}" in set_cookie  # never sent to another port's pages
+    port = loopback.base.split("/")[2].rsplit(":", 1)[1]
+    name, _, value = set_cookie.split(";", 1)[0].partition("=")
+    assert name == f"conductor_{port}"
+    assert ask(loopback.base, headers={"Cookie": f"{name}={value}"}).status == 200
+    assert ask(loopback.base, headers={"Cookie": f"{name}=guess"}).status == 401
+    again = ask(loopback.url)
+    assert again.status == 401 and "used already" in again.text
+    login = loopback.url.split("?login=", 1)[1]
+    assert ask(loopback.base, headers={"Authorization": f"Bearer {login}"}).status == 401
+
+
+async def test_every_answer_forbids_framing_and_the_pages_run_only_their_own_script(
     loopback: Served,
 ) -> None:
-    traded = ask(f"{loopback.base}?token={loopback.token}")
-    assert traded.status == 303 and traded.headers["location"] == "/"  # dropped from the URL
-    set_cookie = traded.headers["set-cookie"]
-    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
-    port = loopback.base.rstrip("/").rsplit(":", 1)[1]
-    name, _, value = set_cookie.split(";", 1)[0].partition("=")
-    assert name == f"conductor_token_{port}" and value == loopback.token  # one per server
-    assert ask(loopback.base, headers={"Cookie": f"{name}={value}"}).status == 200
-    assert ask(loopback.base, headers={"Cookie": f"conductor_token_1={value}"}).status == 401
+    page = loopback.ask()
+    refused = ask(loopback.base)
+    for answer in (page, refused):
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
 
 
 async def test_loopback_answers_only_a_loopback_host(loopback: Served) -> None:
@@ -242,14 +275,15 @@ async def test_an_action_needs_the_pages_token_header_and_no_foreign_origin(repo
     assert decided.status is ReviewStatus.APPROVED and decided.decided_by == HUMAN_REVIEWER
 
 
-async def test_another_bind_is_served_with_the_token_and_any_host(repo: Path) -> None:
+async def test_another_bind_is_served_with_a_sign_in_and_any_host(repo: Path) -> None:
     await hostile_run(repo)
-    with served(repo, host="0.0.0.0") as server:
-        port = server.base.rstrip("/").rsplit(":", 1)[1]
-        base = f"http://127.0.0.1:{port}/"
+    with serving(repo, clean_env(), host="0.0.0.0") as server:
+        _, _, hostport, prefix = server.base.split("/", 3)
+        port = hostport.rsplit(":", 1)[1]
+        base = f"http://127.0.0.1:{port}/{prefix}"
         assert ask(base).status == 401
         named = ask(
-            base, headers={"Host": f"box.example:{port}", "Authorization": f"Bearer {server.token}"}
+            base, headers={"Host": f"box.example:{port}", "Authorization": f"Bearer {server.api}"}
         )
         assert named.status == 200
 
@@ -358,12 +392,12 @@ def test_a_host_headers_name_drops_its_port() -> None:
 
 def test_ctrl_c_stops_the_server_at_once_with_live_pages_open(repo: Path) -> None:
     _, run_id, _, _ = anyio.run(hostile_run, repo)
-    with serving(repo, clean_env()) as (url, process):
-        server = Served(url)
+    with serving(repo, clean_env()) as started:
+        server, process = Served(started), started.process
         first_events(server, f"runs/{run_id}/stream", {"state"})  # one page has come and gone
         request = urllib.request.Request(
             f"{server.base}runs/{run_id}/stream",
-            headers={"Authorization": f"Bearer {server.token}"},
+            headers={"Authorization": f"Bearer {server.api}"},
         )
         with urllib.request.urlopen(request, timeout=10) as live:  # and one is open
             live.readline()

@@ -50,8 +50,8 @@ def serve_command(
         def started(url: str) -> None:
             say(f"serving the runs of {ws.repo_root} at {url}")
             say(
-                "open that address (it carries the token every request needs, or send"
-                " Authorization: Bearer TOKEN); Ctrl-C stops the server, not the runs"
+                "that address signs one browser in, once; scripts send"
+                f" Authorization: Bearer {access.api}. Ctrl-C stops the server, not the runs"
             )
 
         await serve(served, sock, started=started, host=host)

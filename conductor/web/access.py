@@ -1,17 +1,25 @@
 """Who may use the browser view: the ASGI gate in front of every route.
 
-The view can approve reviews as `human`, stop runs and resume them, so reaching it is power:
-- **Every request needs the server's token**, on loopback too: code a session wrote runs on
-  this host (a merge check has the network), and a loopback port is open to every process
-  here. The URL printed at start carries it once (`?token=`, traded for an HttpOnly,
-  SameSite=Strict cookie and dropped from the address bar); a script sends
-  `Authorization: Bearer TOKEN`. It is never written anywhere else.
-- **Every action (POST)** also carries the token in `X-Conductor-Token`: the pages read it
-  from their own markup, which a page of another origin cannot, and a form of another origin
-  cannot set a header (CSRF: the cookie alone would go with another site's post). A request
-  whose `Origin` is another site is refused as well.
+The view can approve reviews as `human`, stop runs and resume them, so reaching it is power,
+and code a session wrote runs on this host (a merge check has the network and reads the file
+system): a loopback port is no proof of being the person. So:
+- **Every request is authenticated**, on loopback too, with secrets made at start and kept
+  in memory only:
+  - the **login** link printed at start works once: `?login=` is traded for a session cookie
+    and dropped from the address. Once used it is dead, so the copy a browser keeps in its
+    history opens nothing;
+  - the **session cookie** is HttpOnly, SameSite=Strict, and its Path is the server's own
+    **secret path prefix** (every page lives under it): a page served on another port of
+    this host (cookies keep no ports apart) is never sent it;
+  - scripts send `Authorization: Bearer API_TOKEN` (printed at start, on its own line).
+- **Every action (POST)** also carries the page's own action token in `X-Conductor-Token`:
+  the pages read it from their markup, which a page of another origin cannot, and a form of
+  another origin cannot set a header (CSRF). A request whose `Origin` is another site (or
+  `null`) is refused as well.
 - **On loopback the `Host` must be a loopback name**: a DNS name of an attacker's that points
   at 127.0.0.1 (DNS rebinding) would otherwise make its pages same-origin with this one.
+- Every answer forbids framing (clickjacking from a page on another port, which counts as
+  the same site) and sniffing.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,11 +39,17 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-COOKIE = "conductor_token"
+COOKIE = "conductor"
 HEADER = "x-conductor-token"
-QUERY = "token"
+LOGIN = "login"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+# On every answer: no framing (clickjacking), no sniffing, no referrer to anywhere.
+GUARD_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
 
 
 def new_token() -> str:
@@ -55,24 +69,51 @@ def is_loopback(host: str) -> bool:
 
 def host_name(header: str) -> str:
     """The name of a Host header, without its port (`[::1]:8080` -> `::1`)."""
-    return (urlsplit(f"//{header}").hostname or "").lower()
+    try:
+        return (urlsplit(f"//{header}").hostname or "").lower()
+    except ValueError:  # a bracketed name that is no address
+        return ""
 
 
-@dataclass(frozen=True)
+def _same(given: str | None, secret: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), secret.encode())
+
+
+@dataclass
 class Access:
-    """The rules for one server: its token, and whether it listens on loopback only (then
-    only a loopback Host is answered)."""
+    """The secrets of one server, made at its start and kept in memory only."""
 
     loopback: bool
-    token: str = field(default_factory=new_token)
+    prefix: str = field(default_factory=lambda: secrets.token_urlsafe(12))  # the path's
+    login: str = field(default_factory=new_token)  # the printed link's: one use
+    api: str = field(default_factory=new_token)  # scripts' bearer token
+    action: str = field(default_factory=new_token)  # the pages' token for actions
+    sessions: set[str] = field(default_factory=set)  # cookies given out
+    login_used: bool = False
 
-    def matches(self, given: str | None) -> bool:
-        return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
+    @property
+    def base(self) -> str:
+        """The path every page lives under: `/PREFIX`."""
+        return f"/{self.prefix}"
+
+    def signed_in(self, cookie: str | None, bearer: str | None) -> bool:
+        if _same(bearer, self.api):
+            return True
+        return cookie is not None and any(_same(cookie, s) for s in self.sessions)
+
+    def use_login(self, given: str | None) -> str | None:
+        """A new session's secret for the printed login token, the first time only."""
+        if self.login_used or not _same(given, self.login):
+            return None
+        self.login_used = True
+        session = new_token()
+        self.sessions.add(session)
+        return session
 
 
 class Gate:
-    """ASGI middleware: refuses what `Access` does not allow, with one line of text (403 or
-    401); lets everything else through untouched, streams included."""
+    """ASGI middleware: refuses what `Access` does not allow, with one line of text (401, 403
+    or 404); lets everything else through (streams included), guard headers added."""
 
     def __init__(self, app: App, access: Access) -> None:
         self.app = app
@@ -82,58 +123,68 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        guarded = _guarding(send)
         headers = _headers(scope)
-        method = scope["method"]
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        cookie = cookie_name(scope)
-        refusal = self._refusal(headers, method, query, cookie)
-        if refusal is not None:
-            status, text = refusal
-            await _plain(send, status, text)
-            return
-        if QUERY in query and method in SAFE_METHODS:
-            await self._trade_for_cookie(scope, send, query, cookie)
-            return
-        await self.app(scope, receive, send)
-
-    def _refusal(
-        self, headers: dict[str, str], method: str, query: dict[str, str], cookie: str
-    ) -> tuple[int, str] | None:
+        path: str = scope.get("path", "/")
         access = self.access
-        if access.loopback and not is_loopback(host_name(headers.get("host", ""))):
+        if not (path == access.base or path.startswith(access.base + "/")):
+            await _plain(guarded, 404, "not found")
+            return
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            await _plain(guarded, *refusal)
+            return
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        if LOGIN in query and scope["method"] in SAFE_METHODS:
+            await self._log_in(scope, guarded, query)
+            return
+        if not access.signed_in(_cookie(headers, self._cookie_name(scope)), _bearer(headers)):
+            await _plain(guarded, 401, "sign in with the address conductor serve printed")
+            return
+        if scope["method"] not in SAFE_METHODS and not _same(headers.get(HEADER), access.action):
+            await _plain(guarded, 403, f"an action needs the page's token in {HEADER}")
+            return
+        await self.app(scope, receive, guarded)
+
+    def _refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
+        if self.access.loopback and not is_loopback(host_name(headers.get("host", ""))):
             return 403, "this server answers only to a loopback Host (127.0.0.1, localhost)"
         origin = headers.get("origin")
         if origin is not None and not _same_origin(origin, headers):  # `null` included
             return 403, "requests from another site are refused"
-        if not any(
-            access.matches(given)
-            for given in (
-                _cookie(headers, cookie),
-                _bearer(headers),
-                headers.get(HEADER),
-                query.get(QUERY),
-            )
-        ):
-            return 401, "this server needs its token: open the URL it printed at start"
-        if method not in SAFE_METHODS and not access.matches(headers.get(HEADER)):
-            return 403, f"an action needs the page's token in the {HEADER} header"
         return None
 
-    async def _trade_for_cookie(
-        self, scope: Scope, send: Send, query: dict[str, str], name: str
-    ) -> None:
-        """`?token=` once: the token goes into a cookie for this site only, and the browser
-        is sent to the same address without it (so it is not left in history or logs)."""
-        rest = urlencode({k: v for k, v in query.items() if k != QUERY})
-        location = scope.get("path", "/") + (f"?{rest}" if rest else "")
-        cookie = f"{name}={self.access.token}; Path=/; HttpOnly; SameSite=Strict"
+    def _cookie_name(self, scope: Scope) -> str:
+        """One per server port: two servers on a host must not overwrite each other's."""
+        server = scope.get("server") or ("", 0)
+        return f"{COOKIE}_{server[1]}"
+
+    async def _log_in(self, scope: Scope, send: Send, query: dict[str, str]) -> None:
+        """`?login=` once: a session cookie for this server's path only, and the browser sent
+        to the same address without the token (so it is not left in history or logs)."""
+        session = self.access.use_login(query.get(LOGIN))
+        if session is None:
+            await _plain(
+                send,
+                401,
+                "this login link was used already (or is wrong): restart conductor serve"
+                " for a new one",
+            )
+            return
+        base = self.access.base
+        rest = {k: v for k, v in query.items() if k != LOGIN}
+        path = quote(scope.get("path", base), safe="/")
+        location = path + (
+            "?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in rest.items()) if rest else ""
+        )
+        cookie = f"{self._cookie_name(scope)}={session}; Path={base}/; HttpOnly; SameSite=Strict"
         await send(
             {
                 "type": "http.response.start",
                 "status": 303,
                 "headers": [
-                    (b"location", location.encode("latin-1")),
-                    (b"set-cookie", cookie.encode("latin-1")),
+                    (b"location", location.encode("ascii")),
+                    (b"set-cookie", cookie.encode("ascii")),
                     (b"cache-control", b"no-store"),
                     (b"content-length", b"0"),
                 ],
@@ -142,22 +193,24 @@ class Gate:
         await send({"type": "http.response.body", "body": b""})
 
 
+def _guarding(send: Send) -> Send:
+    async def guarded(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *GUARD_HEADERS]
+        await send(message)
+
+    return guarded
+
+
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-
-
-def cookie_name(scope: Scope) -> str:
-    """The cookie of the server at this port: cookies keep no port apart, and two servers on
-    one host (two repositories) must not overwrite each other's."""
-    server = scope.get("server") or ("", 0)
-    return f"{COOKIE}_{server[1]}"
 
 
 def _cookie(headers: dict[str, str], name: str) -> str | None:
     jar: SimpleCookie = SimpleCookie()
     try:
         jar.load(headers.get("cookie", ""))
-    except Exception:  # a malformed Cookie header carries no token
+    except Exception:  # a malformed Cookie header carries no session
         return None
     morsel = jar.get(name)
     return morsel.value if morsel is not None else None
@@ -170,8 +223,11 @@ def _bearer(headers: dict[str, str]) -> str | None:
 
 def _same_origin(origin: str, headers: dict[str, str]) -> bool:
     """An Origin header names this server: the same host and port as the Host it asked."""
-    parts = urlsplit(origin)
-    return parts.netloc.lower() == headers.get("host", "").lower()
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:
+        return False
+    return netloc.lower() == headers.get("host", "").lower()
 
 
 async def _plain(send: Send, status: int, text: str) -> None:

@@ -6,6 +6,7 @@ one. Each is what the command line does (`review approve --from human`, `conduct
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import anyio
 
-from conductor.bus import Bus
+from conductor.bus import Bus, pid_alive
 from conductor.errors import InvalidInput
 from conductor.models import HUMAN_REVIEWER, Review, ReviewStatus, RunState
 from conductor.workspace import ensure_state_dir
@@ -67,10 +68,22 @@ class Resuming:
     log: Path
 
 
-async def resume(bus: Bus, *, repo: Path, location: str, env: Mapping[str, str]) -> Resuming:
+async def resume(
+    bus: Bus,
+    *,
+    repo: Path,
+    location: str,
+    env: Mapping[str, str],
+    pending: dict[str, int],
+) -> Resuming:
     """`conductor resume RUN` in a process of its own that outlives the browser view (its
     output to a log under .conductor/logs). Refused, as resume refuses, for a finished run or
-    one a supervisor drives now; a resume that fails at once says why in one line."""
+    one a supervisor drives now, and while a resume this server started is still on its way
+    (`pending`: run id -> its pid; two clicks start one); a resume that fails at once says
+    why in one line."""
+    started = pending.get(bus.run_id)
+    if started is not None and pid_alive(started):
+        raise InvalidInput(f"run {bus.run_id} is being resumed already (pid {started})")
     run = await bus.refresh()
     seen = await bus.seen_state()
     if run.spec is None:
@@ -81,7 +94,7 @@ async def resume(bus: Bus, *, repo: Path, location: str, env: Mapping[str, str])
         raise InvalidInput(f"run {run.id} is being supervised already")
     logs = ensure_state_dir(repo) / "logs"
     logs.mkdir(exist_ok=True)
-    log = logs / f"resume-{run.id}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log = logs / f"resume-{run.id}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     # The database by the environment, not the argument list: a URL's password would show
     # in the process list.
     child_env = {**env, DB_ENV: location}
@@ -97,6 +110,7 @@ async def resume(bus: Bus, *, repo: Path, location: str, env: Mapping[str, str])
             start_new_session=True,  # a Ctrl-C of the server is not the run's
         )
         process = await anyio.to_thread.run_sync(spawn)
+    pending[run.id] = process.pid
     # Not waited for: it outlives this request and the server. (Popen reaps a child it
     # dropped when it next starts one; the process group is the run's own.)
     with anyio.move_on_after(RESUME_SETTLE):

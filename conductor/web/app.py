@@ -26,24 +26,36 @@ from starlette.responses import (
     Response,
     StreamingResponse,
 )
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from conductor.bus import Bus, open_run
 from conductor.bus import list_runs as stored_runs
 from conductor.costs import spend_of
 from conductor.errors import ConductorError, UnknownReview, UnknownRun, UnknownSession
 from conductor.readmodel import real_sessions, transcript_lines
-from conductor.report import render_report
+from conductor.report import read_report, render_page
 from conductor.store import NoDatabase, Store
 from conductor.store.interface import without_password
 from conductor.text import clock
 from conductor.web import actions, pages
 from conductor.web.access import Access, Gate
+from conductor.web.live_runs import BACKLOG, LiveRuns
 from conductor.web.state import cost_text
-from conductor.web.stream import first_page, run_updates
+from conductor.web.stream import run_updates
 
 UNKNOWN = (UnknownRun, UnknownSession, UnknownReview)
 COMMENT_LIMIT = 20_000  # characters of a verdict's comment
+BIGGEST_ID = 2**62  # an id past this names nothing (and would overflow the database's integers)
+# The pages load only their own script and stylesheet, talk only to this server, and are
+# framed by nobody; the report, which has no script, gets its inline stylesheet alone.
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+    " connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+REPORT_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none';"
+    " form-action 'none'; frame-ancestors 'none'"
+)
 
 
 @dataclass
@@ -58,6 +70,8 @@ class Served:
     # Whether the server is stopping (Ctrl-C): open live pages end their streams then, so
     # the server stops at once instead of waiting for them.
     stopping: Callable[[], bool] = lambda: False
+    live: LiveRuns = field(default_factory=LiveRuns)  # the runs pages are open on
+    resuming: dict[str, int] = field(default_factory=dict)  # run id -> the resume's pid
     _store: Store | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     _opening: anyio.Lock = field(default_factory=anyio.Lock)
@@ -108,7 +122,7 @@ def make_app(served: Served) -> Gate:
         Route("/runs/{run_id}/resume", _resume, methods=["POST"]),
     ]
     app = Starlette(
-        routes=routes,
+        routes=[Mount(served.access.base, routes=routes)],
         lifespan=lifespan,
         exception_handlers={ConductorError: _refused},
     )
@@ -126,12 +140,21 @@ def _page(request: Request, template: str, **values: Any) -> HTMLResponse:
     return HTMLResponse(
         pages.render(
             template,
-            token=served.access.token,
+            token=served.access.action,
+            base=served.access.base,
             where=f"{served.repo} · {without_password(served.location)}",
             **values,
         ),
-        headers={"cache-control": "no-store"},
+        headers={"cache-control": "no-store", "content-security-policy": PAGE_POLICY},
     )
+
+
+def _id(request: Request, name: str) -> int:
+    """A whole-number path parameter, or UnknownReview (404) past any real id."""
+    value: int = request.path_params[name]
+    if value > BIGGEST_ID:
+        raise UnknownReview(f"unknown review #{value}")
+    return value
 
 
 async def _refused(request: Request, error: Exception) -> Response:
@@ -173,23 +196,31 @@ async def _runs_page(request: Request) -> Response:
 
 async def _run_page(request: Request) -> Response:
     run_id = request.path_params["run_id"]
-    bus = await _served(request).bus(run_id)
-    state, lines = await first_page(bus.store, run_id)  # type: ignore[arg-type]
+    served = _served(request)
+    bus = await served.bus(run_id)
+    live = await served.live.of(bus.store, run_id)  # type: ignore[arg-type]
+    lines = live.lines_after(0)[-BACKLOG:]
     after = lines[-1]["id"] if lines else 0
-    return _page(request, "run.html", state=state, lines=lines, after=after)
+    return _page(request, "run.html", state=live.state, lines=lines, after=after)
 
 
 async def _stream(request: Request) -> Response:
     run_id = request.path_params["run_id"]
-    bus = await _served(request).bus(run_id)  # an unknown run: 404 before the stream opens
-    given = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-    after = int(given) if given.isdigit() else 0
     served = _served(request)
+    bus = await served.bus(run_id)  # an unknown run: 404 before the stream opens
+    given = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+    after = int(given) if given.isascii() and given.isdecimal() and len(given) < 19 else 0
 
     async def gone() -> bool:
         return served.stopping() or await request.is_disconnected()
 
-    updates = run_updates(bus.store, run_id, after=after, gone=gone)  # type: ignore[arg-type]
+    updates = run_updates(
+        served.live,
+        bus.store,  # type: ignore[arg-type]
+        run_id,
+        after=after,
+        gone=gone,
+    )
     return StreamingResponse(
         updates,
         media_type="text/event-stream",
@@ -206,7 +237,7 @@ async def _session_page(request: Request) -> Response:
 
 
 async def _review_page(request: Request) -> Response:
-    run_id, review_id = request.path_params["run_id"], request.path_params["review_id"]
+    run_id, review_id = request.path_params["run_id"], _id(request, "review_id")
     bus = await _served(request).bus(run_id)
     review = await bus.review(review_id)
     return _page(
@@ -220,7 +251,7 @@ async def _review_page(request: Request) -> Response:
 
 
 async def _decide(request: Request) -> Response:
-    run_id, review_id = request.path_params["run_id"], request.path_params["review_id"]
+    run_id, review_id = request.path_params["run_id"], _id(request, "review_id")
     verdict = request.path_params["verdict"]
     if verdict not in ("approve", "reject"):
         return JSONResponse({"error": f"no such verdict {verdict!r}"}, status_code=404)
@@ -244,7 +275,9 @@ async def _stop(request: Request) -> Response:
 async def _resume(request: Request) -> Response:
     served = _served(request)
     bus = await served.bus(request.path_params["run_id"])
-    resuming = await actions.resume(bus, repo=served.repo, location=served.location, env=served.env)
+    resuming = await actions.resume(
+        bus, repo=served.repo, location=served.location, env=served.env, pending=served.resuming
+    )
     said = f"resuming run {bus.run_id} (pid {resuming.pid}; its output: {resuming.log})"
     return JSONResponse(
         {
@@ -257,7 +290,12 @@ async def _resume(request: Request) -> Response:
 
 async def _report(request: Request) -> Response:
     bus = await _served(request).bus(request.path_params["run_id"])
-    return HTMLResponse(await render_report(bus), headers={"cache-control": "no-store"})
+    report = await read_report(bus)
+    # A long run's page takes seconds to draw: in a thread, so live pages do not wait.
+    html = await anyio.to_thread.run_sync(render_page, report)
+    return HTMLResponse(
+        html, headers={"cache-control": "no-store", "content-security-policy": REPORT_POLICY}
+    )
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

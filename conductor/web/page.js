@@ -3,6 +3,7 @@
 "use strict";
 (function () {
   const token = document.querySelector('meta[name="conductor-token"]').content;
+  const root = document.querySelector('meta[name="conductor-base"]').content;
 
   function notice(text, bad) {
     const box = document.getElementById("notice");
@@ -40,7 +41,7 @@
 
   function runPage(section) {
     const run = section.dataset.run;
-    const base = "/runs/" + encodeURIComponent(run);
+    const base = root + "/runs/" + encodeURIComponent(run);
     const live = document.getElementById("live");
 
     function drawState(s) {
@@ -117,7 +118,7 @@
   }
 
   function reviewPage(form) {
-    const url = "/runs/" + encodeURIComponent(form.dataset.run) + "/reviews/" + form.dataset.review + "/";
+    const url = root + "/runs/" + encodeURIComponent(form.dataset.run) + "/reviews/" + form.dataset.review + "/";
     for (const verdict of ["approve", "reject"]) {
       document.getElementById(verdict).addEventListener("click", async () => {
         const comment = document.getElementById("comment").value;

@@ -8,14 +8,23 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from conductor.text import escape_invisible
+
 HERE = Path(__file__).parent
 STATIC = {"page.js": "text/javascript; charset=utf-8", "page.css": "text/css; charset=utf-8"}
+
+
+def _shown(value: Any) -> Any:
+    """Every value a template prints, its invisible characters written out (then escaped)."""
+    return escape_invisible(value) if isinstance(value, str) else value
+
 
 _templates = Environment(
     loader=FileSystemLoader(HERE),
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    finalize=_shown,
 )
 
 

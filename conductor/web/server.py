@@ -35,12 +35,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def url_of(sock: socket.socket, host: str, access: Access) -> str:
-    """The address to open, carrying the token once."""
+    """The address to open, carrying the one-use login token."""
     port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     if host in ("0.0.0.0", "::"):
         shown = socket.gethostname()
-    return f"http://{shown}:{port}/?token={access.token}"
+    return f"http://{shown}:{port}{access.base}/?login={access.login}"
 
 
 async def serve(
