@@ -21,6 +21,7 @@ from conductor.run.after_turn import AfterTurn
 from conductor.run.started import StartedRun
 from conductor.run.summary import Outcome
 from conductor.run.turns import resume_prompt, watched_turn
+from conductor.run.usage_window import wait_for_window
 from conductor.session import HeadlessSession, SessionDied, TurnResult, author_model
 from conductor.tools import reviewer_tools
 from conductor.worktrees import Bootstrap, PreparedTree
@@ -198,7 +199,13 @@ class SessionDriver:
         return await self.follow.next_prompt()
 
     async def _wait_out(self, result: TurnResult) -> str | None:
-        """A busy API: a pause, or the end after too many in a row."""
+        """A busy API: a pause, or the end after too many in a row; a usage limit that
+        resets: a wait until then, which counts toward no end."""
+        run = self.run
+        until = run.usage.reset_for(result) if run.config.max_usage_wait > 0 else None
+        if until is not None:
+            self.rounds -= 1
+            return await wait_for_window(self.bus, self.name, until, run.config.max_usage_wait)
         self.pauses += 1
         if not backoff.may_pause(self.pauses):
             self.outcome.state = "failed"

@@ -19,6 +19,7 @@ from conductor.models import Review, ReviewStatus
 from conductor.plan import Workstream
 from conductor.run import backoff
 from conductor.run.started import StartedRun
+from conductor.run.usage_window import wait_for_window
 from conductor.session import HeadlessSession, SessionDied, author_model, reviewer_model
 from conductor.tools import reviewer_tools
 
@@ -91,6 +92,10 @@ class AgentReviewer:
             review = await bus.review(review_id, with_diff=False)
             if review.status is not ReviewStatus.PENDING:
                 return review
+            until = run.usage.reset_for(result) if run.config.max_usage_wait > 0 else None
+            if until is not None:  # a usage limit: wait for its window, which fails nothing
+                prompt = await wait_for_window(bus, session.name, until, run.config.max_usage_wait)
+                continue
             if backoff.busy(result) and backoff.may_pause(pauses + 1):
                 pauses += 1
                 prompt = await backoff.pause(

@@ -31,6 +31,7 @@ from conductor.run.accounting import Ledger
 from conductor.run.control import Control
 from conductor.run.sharing import IntegrationShare
 from conductor.run.summary import Outcome
+from conductor.run.usage_window import UsageWindow
 from conductor.session import SessionConfig, worker_config
 from conductor.workspace import OWNER_ENV, STATE_DIR, SUPERVISED_ENV
 
@@ -101,6 +102,7 @@ class StartedRun:
         self.limiter = anyio.CapacityLimiter(config.max_parallel)
         self.share = IntegrationShare(gate)
         self.handoff = TurnHandoff()  # a worker on another host sets its own
+        self.usage = UsageWindow()  # a usage limit's reset, which every session waits for
 
     @property
     def run_id(self) -> str:

@@ -101,6 +101,9 @@ class TurnResult:
     result: str | None
     api_error_status: int | None
     subtype: str = "success"  # error_max_turns, error_max_budget_usd, error_during_execution
+    # When a usage limit the turn hit resets (epoch seconds), as the CLI reported it in a
+    # rate-limit event (a subscription's login); None: it did not say.
+    resets_at: float | None = None
 
     @property
     def hit_budget(self) -> bool:

@@ -20,6 +20,7 @@ from claude_agent_sdk import (
     ClaudeAgentOptions,
     ClaudeSDKClient,
     ClaudeSDKError,
+    RateLimitEvent,
     ResultMessage,
     SdkMcpTool,
     SystemMessage,
@@ -35,7 +36,7 @@ from conductor.models import Review, SessionStatus
 from conductor.session.config import SessionConfig, TurnResult
 from conductor.session.hooks import Owners, ToolHooks
 from conductor.session.options import jailed_cli, sdk_options
-from conductor.session.stream import describe, payload, turn_result
+from conductor.session.stream import describe, payload, rejected_until, turn_result
 from conductor.text import one_line
 from conductor.tools import coordination_server
 from conductor.workspace import OWNER_ENV, SUPERVISED_ENV
@@ -202,13 +203,16 @@ class HeadlessSession:
         if not session.status.ended:
             await self.bus.update(self.name, status=SessionStatus.WORKING)
         result: TurnResult | None = None
+        resets_at: float | None = None  # a usage limit it hit, when the CLI says its reset
         try:
             await self._client.query(prompt)
             async for message in self._client.receive_response():
                 cost = None
+                if isinstance(message, RateLimitEvent):
+                    resets_at = rejected_until(message) or resets_at
                 if isinstance(message, ResultMessage):
                     cost = self._meter.turn(message.total_cost_usd)
-                    result = turn_result(message, cost)
+                    result = turn_result(message, cost, resets_at)
                 await self._record(message, cost)
         except ClaudeSDKError as e:
             await self._died(one_line(str(e)), str(e))

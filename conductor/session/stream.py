@@ -13,6 +13,7 @@ from typing import Any
 
 from claude_agent_sdk import (
     AssistantMessage,
+    RateLimitEvent,
     ResultMessage,
     SystemMessage,
     TextBlock,
@@ -26,9 +27,20 @@ from conductor.session.config import TurnResult
 from conductor.text import one_line
 
 
-def turn_result(message: ResultMessage, cost: float) -> TurnResult:
-    """What a turn gave back; `cost`: that turn's own cost (the CLI's figure is a total)."""
+def rejected_until(event: RateLimitEvent) -> float | None:
+    """When a usage limit that refused the session resets (epoch seconds); None when the
+    event is no refusal or names no reset."""
+    info = event.rate_limit_info
+    if info.status != "rejected" or not info.resets_at:
+        return None
+    return float(info.resets_at)
+
+
+def turn_result(message: ResultMessage, cost: float, resets_at: float | None = None) -> TurnResult:
+    """What a turn gave back; `cost`: that turn's own cost (the CLI's figure is a total);
+    `resets_at`: a usage limit's reset the turn was told of."""
     return TurnResult(
+        resets_at=resets_at,
         session_id=message.session_id,
         is_error=message.is_error,
         num_turns=message.num_turns,

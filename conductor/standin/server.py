@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +205,7 @@ class StandIn:
             resets = None if fault.resets_in is None else time.time() + fault.resets_in
             return Reply(
                 status=fault.status,
-                error=f"scripted {fault.status} at {where}",
+                error=f"scripted {fault.status} at {where}" + _resets(resets),
                 delay=step.delay,
                 label=f"{where}: fault {fault.status}",
                 resets_at=resets,
@@ -370,6 +371,14 @@ async def _read_request(
             return request, bytes(body)
         elif isinstance(event, h11.ConnectionClosed):
             return None, b""
+
+
+def _resets(at: float | None) -> str:
+    """What a usage limit's error says of its reset (the CLI passes the API's message on)."""
+    if at is None:
+        return ""
+    stamp = datetime.fromtimestamp(round(at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f": usage limit reached · resets at {stamp}"
 
 
 def _limit(reply: Reply) -> list[tuple[str, str]]:

@@ -1,0 +1,149 @@
+"""A 429 that says when the usage limit resets: the session waits until then, says when it
+resumes, and the run goes on (no doubling back-off toward a failure)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+
+import anyio
+import pytest
+from claude_agent_sdk import RateLimitEvent
+from claude_agent_sdk.types import RateLimitInfo
+from test_supervisor import ONE, supervisor_for
+
+from conductor.bus import Bus
+from conductor.errors import InvalidInput
+from conductor.run.usage_window import UsageWindow, reset_of, resumes_at, wait_for_window
+from conductor.session import TurnResult
+from conductor.session.stream import rejected_until
+from conductor.standin.harness import Offline
+from conductor.standin.script import parse_script
+from conductor.store import Store
+
+Standin = Callable[[str], AbstractAsyncContextManager[Offline]]
+
+NOW = 1_764_770_000.0  # 2025-12-03T13:53:20Z
+
+
+def limited(text: str = "", resets_at: float | None = None, status: int = 429) -> TurnResult:
+    return TurnResult(
+        session_id="s",
+        is_error=True,
+        num_turns=1,
+        cost_usd=0.0,
+        result=f"API Error: Request rejected ({status}) · {text}",
+        api_error_status=status,
+        resets_at=resets_at,
+    )
+
+
+# ------------------------------------------------------------------------------ fast
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "usage limit reached · resets at 2025-12-03T14:00:00Z",
+        "usage limit reached · resets at 2025-12-03T14:00:00+00:00",
+        "usage limit reached · resets at 2025-12-03T14:00",  # no zone: UTC
+        "Claude AI usage limit reached|1764770400",
+        "limit reached, resets 1764770400",
+    ],
+)
+def test_the_reset_is_read_from_what_the_api_said(text: str) -> None:
+    assert reset_of(limited(text)) == 1_764_770_400.0
+
+
+def test_a_429_that_names_no_reset_and_other_errors_are_no_usage_limit() -> None:
+    assert reset_of(limited("rate limited, slow down")) is None
+    assert reset_of(limited("resets at 2025-12-03T14:00:00Z", status=529)) is None
+
+
+def test_the_clis_rate_limit_event_gives_the_reset() -> None:
+    assert reset_of(limited("whatever", resets_at=NOW + 60)) == NOW + 60
+    rejected = RateLimitEvent(RateLimitInfo(status="rejected", resets_at=1_764_770_400), "u", "s")
+    allowed = RateLimitEvent(RateLimitInfo(status="allowed", resets_at=1_764_770_400), "u", "s")
+    assert rejected_until(rejected) == 1_764_770_400.0
+    assert rejected_until(allowed) is None
+
+
+def test_sessions_that_hit_the_same_limit_wait_for_the_same_time() -> None:
+    window = UsageWindow()
+    assert window.reset_for(limited("resets at 2025-12-03T14:00:00Z"), now=NOW) == NOW + 400
+    # Another session's 429 names no reset, or an earlier one: it waits as long.
+    assert window.reset_for(limited("rate limited"), now=NOW + 10) == NOW + 400
+    assert window.reset_for(limited("resets 1764770100"), now=NOW + 10) == NOW + 400
+    # Once the window has passed, a plain 429 is backed off as usual.
+    assert window.reset_for(limited("rate limited"), now=NOW + 401) is None
+    assert window.reset_for(limited("overloaded", status=529), now=NOW) is None
+
+
+def test_the_resume_time_is_on_this_hosts_clock() -> None:
+    soon = time.time() + 30
+    assert resumes_at(soon) == datetime.fromtimestamp(soon).astimezone().strftime("%H:%M:%S")
+    later = time.time() + 3600
+    assert resumes_at(later) == datetime.fromtimestamp(later).astimezone().strftime("%H:%M")
+
+
+def test_a_scripts_resets_in_goes_with_a_429() -> None:
+    step = "{text: hi, fault: {status: 429, resets_in: 3}}"
+    fault = parse_script(f"roles: {{A: [[{step}]]}}").roles["A"][0][0].fault
+    assert fault is not None and fault.resets_in == 3
+    with pytest.raises(InvalidInput, match="resets_in: goes with status 429"):
+        parse_script("roles: {A: [[{text: hi, fault: {status: 529, resets_in: 3}}]]}")
+
+
+# ------------------------------------------------------------------------------ a real run
+
+
+@pytest.mark.anyio
+async def test_a_429_with_a_reset_waits_until_then_and_the_run_finishes(
+    standin: Standin,
+) -> None:
+    script = """
+roles:
+  A:
+    - - tool: Write
+        input: {file_path: "${cwd}/core.py", content: "def greet():\\n    return 'hello'\\n"}
+        fault: {status: 429, times: 1, resets_in: 4}
+      - tool: Bash
+        input: {command: "git add -A && git commit -qm core"}
+      - tool: mcp__bus__request_review
+        input: {}
+      - text: "Asked for review."
+"""
+    async with standin(script) as offline:
+        async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
+            # backoff_seconds as long as the test may take: only the window's reset ends the wait
+            supervisor = supervisor_for(offline, store, ONE, backoff_seconds=600.0)
+            with anyio.fail_after(120):
+                summary = await supervisor.run()
+            events = await store.list_events(summary.run_id, session="A")
+        assert summary.ok, summary.outcomes
+        paused = [e for e in events if e.kind == "session.paused"]
+        assert len(paused) == 1, [e.summary for e in paused]
+        until = datetime.fromisoformat(paused[0].payload["until"]).timestamp()
+        assert paused[0].summary == f"waiting for the usage window: resumes at {resumes_at(until)}"
+        assert paused[0].payload["status"] == 429
+        refused = next(r for r in offline.server.requests if r.status == 429)
+        after = [r for r in offline.server.requests if r.at > refused.at]
+        assert after and after[0].at >= until  # not before the reset
+        assert until > refused.at  # a reset ahead of the refusal, waited for
+
+
+@pytest.mark.anyio
+async def test_a_reset_later_than_max_usage_wait_is_waited_for_that_long_then_tried(
+    bus: Bus,
+) -> None:
+    until = time.time() + 3 * 3600
+    with anyio.fail_after(10):
+        prompt = await wait_for_window(bus, "A", until, 0.2)
+    assert "waited for it to reset" in prompt
+    paused = [e for e in await bus.events(session="A") if e.kind == "session.paused"]
+    assert paused[-1].payload["seconds"] == pytest.approx(0.2, abs=0.05)
+    assert paused[-1].summary.endswith(
+        f"(the limit resets at {resumes_at(until)}, after max_usage_wait: trying then)"
+    )
