@@ -23,7 +23,7 @@ from conductor.events import EventKind, MergeGateOutcome
 from conductor.gates import integration_branch
 from conductor.models import RunState, SessionKind
 from conductor.run.delivery import Asked, deliver, deliver_run, wanted
-from conductor.run.pr_body import TITLE_LENGTH, title_of
+from conductor.run.pr_body import TITLE_LENGTH, literal, title_of
 from conductor.run.summary import Outcome, RunSummary
 from conductor.standin.harness import STANDIN_MODEL
 from conductor.store import Store
@@ -175,11 +175,12 @@ async def test_a_finished_run_is_pushed_and_opened_as_a_pull_request(
     body = call["body"]
     assert body == body_file.read_text()  # the body gh read is the one kept
     assert "> Add a widgets CLI\n>\n> with a core module" in body  # the goal, whole
-    assert "| A (core) | merged `a2a2a2a2a2a2` | 1 | 2 | 2 | 3 | $0.2500 |" in body
-    assert "| B (cli) | merged `b1b1b1b1b1b1` | 1 | 1 | 1 | 3 | $0.1250 |" in body
-    assert '1. rejected by A-reviewer: "core.greet has no test"; 2. approved by A-reviewer' in body
-    assert "- B (cli): 1. approved by auto" in body
-    assert f"- `{CHECK}`" in body and f"A (core): `{CHECK}`" in body  # ran, and failed once
+    assert "| `A (core)` | merged `a2a2a2a2a2a2` | 1 | 2 | 2 | 3 | $0.2500 |" in body
+    assert "| `B (cli)` | merged `b1b1b1b1b1b1` | 1 | 1 | 1 | 3 | $0.1250 |" in body
+    rounds = "1. rejected by `A-reviewer`: `core.greet has no test`; 2. approved by `A-reviewer`"
+    assert f"- `A (core)`: {rounds}" in body
+    assert "- `B (cli)`: 1. approved by `auto`" in body
+    assert f"- `{CHECK}`" in body and f"`A (core)`: `{CHECK}`" in body  # ran, and failed once
     assert "$0.4375 in total over 9 turns" in body  # A + B + A's reviewer
     assert "workstreams $0.3750, reviewers $0.0625" in body
 
@@ -330,6 +331,14 @@ def test_pr_is_a_setting_and_the_flag_wins_over_it() -> None:
     assert wanted({"config": {}}, True) and not wanted(None, None)
 
 
+def test_what_models_wrote_is_inline_code_in_the_body() -> None:
+    """No mention, issue reference or closing keyword from a model's words: GitHub reads
+    none in code. Backticks in them cannot end the code early."""
+    assert literal("ping @octocat, fixes #12") == "`ping @octocat, fixes #12`"
+    assert literal("a `b` ``c``") == "``` a `b` ``c`` ```"
+    assert literal(" two\n lines ") == "`two lines`" and literal("") == ""
+
+
 def test_the_title_is_the_goals_first_line_cut_at_a_word() -> None:
     assert title_of("Add a CLI\n\nmore words") == "Add a CLI"
     assert title_of("  \n  spaced   out goal ") == "spaced out goal"
@@ -406,7 +415,7 @@ async def test_conductor_run_pr_opens_a_pull_request_and_resume_pr_again(
             f"--head={branch}",
             "--title=Greet from core",
         ]
-        assert "| A (core) | merged" in call["body"]
+        assert "| `A (core)` | merged" in call["body"]
         spent = [o["cost_usd"] for o in summary["outcomes"]]
         spent += [s["cost_usd"] for s in summary["others"].values()]
         assert sum(spent) > 0 and f"${sum(spent):.4f} in total" in call["body"]

@@ -2,6 +2,11 @@
 store kept: the workstreams and how each landed, the review rounds and their verdicts, the
 checks the merge gate ran, and what the run cost).
 
+What models wrote (workstream names, reviewers' comments) goes into the body as inline code,
+shown as written: GitHub reads no mention (`@someone`, who would be notified), no issue
+reference and no closing keyword (`fixes #12`, which would close it at the merge) in code.
+The goal is the user's own words and stays as they wrote it.
+
 Pure: the run's rows and events in, Markdown out. Everything comes from the store, not from
 the supervisor's summary, so a run that finished earlier (delivered later by `conductor resume
 RUN --pr`) reads exactly as one delivered the moment it ended.
@@ -9,6 +14,7 @@ RUN --pr`) reads exactly as one delivered the moment it ended.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,12 +85,12 @@ class Verdict:
     comment: str
 
     def __str__(self) -> str:
-        """`approved by X`, or `rejected by X: "comment"` (folded to one line, cut)."""
-        text = f"{'approved' if self.approved else 'rejected'} by {self.decider}"
+        """`approved by X`, or `rejected by X: comment` (folded to one line, cut)."""
+        text = f"{'approved' if self.approved else 'rejected'} by {literal(self.decider)}"
         comment = " ".join(self.comment.split())
         if len(comment) > COMMENT_LENGTH:
             comment = comment[: COMMENT_LENGTH - 1].rstrip() + "…"
-        return text + (f': "{comment}"' if comment else "")
+        return text + (f": {literal(comment)}" if comment else "")
 
 
 def verdicts(events: Iterable[Event]) -> dict[str, list[Verdict]]:
@@ -195,7 +201,7 @@ def _checks(
             "The merge gate ran these on each merged result before moving the branch; every"
             " workstream's landing passed them:"
         )
-        lines += [f"- `{_code(c)}`" for c in checks]
+        lines += [f"- {literal(c)}" for c in checks]
     else:
         lines.append(
             "No checks were configured (`checks` in conductor.toml): the merge gate merged"
@@ -203,7 +209,7 @@ def _checks(
         )
     names = dict(planned)
     refused = [
-        f"{_named(w, names.get(w, ''))}: `{_code(check)}`"
+        f"{_named(w, names.get(w, ''))}: {literal(check)}"
         for w, landing in lands.items()
         for check in landing.failed_checks
     ]
@@ -254,7 +260,8 @@ def _workstreams(spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
 
 
 def _named(wid: str, name: str) -> str:
-    return f"{wid} ({name})" if name and name != wid else wid
+    """A workstream as `A (core)`, in inline code (the plan's words are a model's)."""
+    return literal(f"{wid} ({name})" if name and name != wid else wid)
 
 
 def _cell(text: str) -> str:
@@ -262,6 +269,13 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def _code(text: str) -> str:
-    """Text safe inside an inline code span."""
-    return " ".join(text.split()).replace("`", "'")
+def literal(text: str) -> str:
+    """`text` on one line as inline code, whatever it holds: fenced by one more backtick than
+    its longest run of them (CommonMark), with a space inside when it has any."""
+    text = " ".join(text.split())
+    if not text:
+        return ""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if longest else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
