@@ -97,7 +97,7 @@ class Workstream:
     model: str = declared(
         lambda f, v: f.string(v, 'a model name such as "opus" (quote it)').strip(),
         default="",
-        description="the model for this workstream's session; empty: the run's model",
+        description="leave it out unless the goal names a model for this part; empty: the run's",
     )
 
 
