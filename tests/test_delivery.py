@@ -428,6 +428,10 @@ async def test_conductor_run_pr_opens_a_pull_request_and_resume_pr_again(
             f"pull request: {URL}",
         ]
         assert len(calls(log)) == 2
+        code, out, err = await _conductor(repo, env, "resume", "--pr", "--json")  # the newest
+        assert code == 0, err
+        assert json.loads(out)["pull_request"]["url"] == URL
+        assert "nothing to resume" in err
 
 
 def test_a_plan_only_run_names_pr_in_the_command_that_runs_it(cli: Cli, repo: Path) -> None:
