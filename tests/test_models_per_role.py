@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
-from support import GIT_IDENTITY, git
+from support import GIT_IDENTITY, Cli, git, one_line_error
 
 from conductor.config import Config, parse_config
 from conductor.errors import InvalidInput
@@ -82,6 +82,23 @@ def test_cross_review_with_one_model_for_both_is_refused_in_one_line() -> None:
         refuse_same_review_model(Config(cross_review=True))
     refuse_same_review_model(Config(model="sonnet", reviewer_model="sonnet"))  # not asked for
     refuse_same_review_model(Config(model="sonnet", reviewer_model="opus", cross_review=True))
+
+
+def test_conductor_run_refuses_cross_review_on_one_model_before_planning(
+    cli: Cli, repo: Path
+) -> None:
+    """One line, exit 2, and no planner started (no API is reachable here at all)."""
+    (repo / "conductor.toml").write_text('model = "sonnet"\ncross_review = true\n')
+    line = one_line_error(cli.fails("run", "a goal"))
+    assert line == (
+        "error: cross_review: the reviewers would run on sonnet, like the sessions: set"
+        " reviewer_model (or --reviewer-model) to another model, or turn cross_review off"
+    )
+    refused = one_line_error(cli.fails("run", "a goal", "--reviewer-model", "sonnet"))
+    assert refused.startswith("error: cross_review: the reviewers would run on sonnet")
+    # The flag is over the file: without cross review the run goes on to its next check.
+    other = one_line_error(cli.fails("run", "a goal", "--no-cross-review"))
+    assert "cross_review" not in other
 
 
 def test_cross_review_reviews_an_author_on_the_reviewer_model_on_the_sessions_model() -> None:
