@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -24,8 +25,10 @@ from browser import Serving, serving
 from support import clean_env, make_repo
 
 from conductor.bus import Bus, create_run, supervisor_lock
+from conductor.errors import InvalidInput
 from conductor.models import HUMAN_REVIEWER, ReviewStatus, RunState
 from conductor.store import Store
+from conductor.web import actions
 from conductor.web.access import host_name, is_loopback
 
 pytestmark = pytest.mark.anyio
@@ -331,7 +334,6 @@ async def test_an_unknown_run_is_a_404_of_one_line(loopback: Served) -> None:
 
 
 def test_serve_is_refused_inside_a_supervised_session(repo: Path) -> None:
-    import subprocess
 
     done = subprocess.run(
         [sys.executable, "-m", "conductor", "serve", "--port", "0"],
@@ -347,7 +349,6 @@ def test_serve_is_refused_inside_a_supervised_session(repo: Path) -> None:
 
 
 def test_a_port_in_use_is_one_line(repo: Path) -> None:
-    import subprocess
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -409,3 +410,73 @@ def test_ctrl_c_stops_the_server_at_once_with_live_pages_open(repo: Path) -> Non
         said = process.stdout.read()
     assert took < 4, took
     assert "Traceback" not in said and "ERROR" not in said, said
+
+
+TROJAN = 'if access != "user\u202e \u2066// admin?\u2069 \u2066" {'
+
+
+async def test_bidi_and_zero_width_characters_are_written_out_on_pages_and_in_the_stream(
+    repo: Path,
+) -> None:
+    """A diff that reads otherwise than it is (Trojan Source) is shown as it is."""
+    db = repo / ".conductor" / "conductor.db"
+    async with Store.open(db) as store:
+        bus = await create_run(
+            store,
+            goal=f"goal {TROJAN}",
+            repo_root=repo,
+            base_ref="main",
+            base_commit=None,
+            sessions=[("A", "a"), (HUMAN_REVIEWER, "a person")],
+            spec=SPEC,
+        )
+        diff = f"+++ b/x.py\n+{TROJAN}\n+zero\u200bwidth\n".encode()
+        review = await bus.request_review(
+            "A", commit="a" * 40, diff=diff, reviewer=HUMAN_REVIEWER, note=TROJAN
+        )
+        run_id = bus.run_id
+    with served(repo) as server:
+        page = server.ask(f"runs/{run_id}/reviews/{review.id}").text
+        _, events = first_events(server, f"runs/{run_id}/stream", {"state"})
+    for hidden in ("\u202e", "\u2066", "\u2069", "\u200b"):
+        assert hidden not in page and hidden not in events["state"]["goal"]
+    assert "\\u202e" in page and "zero\\u200bwidth" in page
+    assert events["state"]["goal"].startswith('goal if access != "user\\u202e')
+
+
+async def test_odd_ids_and_cursors_are_answered_not_crashed_on(repo: Path) -> None:
+    _, run_id, _, _ = await hostile_run(repo)
+    with served(repo) as server:
+        huge = server.ask(f"runs/{run_id}/reviews/99999999999999999999999")
+        assert huge.status == 404 and huge.text.count("\n") == 1
+        odd = first_events(server, f"runs/{run_id}/stream?after=%C2%B2", {"state"})[1]
+        assert odd["state"]["run"] == run_id  # "²" is no cursor: from the start
+
+
+async def test_a_second_resume_is_refused_while_the_first_is_on_its_way(repo: Path) -> None:
+    """Two tabs, two clicks at once: one `conductor resume`, and the other click says so."""
+    db, run_id, _, _ = await hostile_run(repo)
+    async with Store.open(db) as store:
+        await store.set_run_state(run_id, RunState.INTERRUPTED)
+        bus = Bus(store, await store.get_run(run_id))
+        pending: dict[str, subprocess.Popen[Any] | None] = {}
+        answers: list[str] = []
+
+        async def click() -> None:
+            try:
+                started = await actions.resume(
+                    bus, repo=repo, location=str(db), env=clean_env(), pending=pending
+                )
+                answers.append(f"started {started.pid}")
+            except InvalidInput as e:
+                answers.append(str(e))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(click)
+            tg.start_soon(click)
+        for process in pending.values():  # whatever the one resume does, it ends here
+            if process is not None:
+                process.kill()
+                process.wait()
+    refused = [a for a in answers if "being resumed already" in a]
+    assert len(refused) == 1, answers

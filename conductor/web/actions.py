@@ -6,17 +6,18 @@ one. Each is what the command line does (`review approve --from human`, `conduct
 from __future__ import annotations
 
 import functools
-import os
+import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 
-from conductor.bus import Bus, pid_alive
+from conductor.bus import Bus
 from conductor.errors import InvalidInput
 from conductor.models import HUMAN_REVIEWER, Review, ReviewStatus, RunState
 from conductor.workspace import ensure_state_dir
@@ -74,16 +75,43 @@ async def resume(
     repo: Path,
     location: str,
     env: Mapping[str, str],
-    pending: dict[str, int],
+    pending: dict[str, subprocess.Popen[Any] | None],
 ) -> Resuming:
     """`conductor resume RUN` in a process of its own that outlives the browser view (its
     output to a log under .conductor/logs). Refused, as resume refuses, for a finished run or
     one a supervisor drives now, and while a resume this server started is still on its way
-    (`pending`: run id -> its pid; two clicks start one); a resume that fails at once says
-    why in one line."""
-    started = pending.get(bus.run_id)
-    if started is not None and pid_alive(started):
-        raise InvalidInput(f"run {bus.run_id} is being resumed already (pid {started})")
+    (`pending`: run id -> its process, None while it is being started; two clicks start
+    one); a resume that fails at once says why in one line."""
+    run_id = bus.run_id
+    if run_id in pending:
+        earlier = pending[run_id]
+        if earlier is None or earlier.poll() is None:
+            which = f" (pid {earlier.pid})" if earlier is not None else ""
+            raise InvalidInput(f"run {run_id} is being resumed already{which}")
+    pending[run_id] = None  # held from here, before any await: two clicks, one resume
+    try:
+        process, log = await _start_resume(bus, repo=repo, location=location, env=env)
+    except BaseException:
+        del pending[run_id]
+        raise
+    pending[run_id] = process  # kept: it is this server's child until it ends
+    # Not waited for: it outlives this request and the server. (Popen reaps a child it
+    # dropped when it next starts one; the process group is the run's own.)
+    with anyio.move_on_after(RESUME_SETTLE):
+        while process.poll() is None:
+            if (await bus.seen_state()) == RunState.ACTIVE.value:
+                break
+            await anyio.sleep(0.1)
+    code = process.poll()
+    if code is not None and code != 0:
+        raise InvalidInput(f"resume of run {run_id} failed: {_last_line(log)}")
+    return Resuming(process.pid, log)
+
+
+async def _start_resume(
+    bus: Bus, *, repo: Path, location: str, env: Mapping[str, str]
+) -> tuple[subprocess.Popen[Any], Path]:
+    """The checks `conductor resume` would make, then the process, with its log."""
     run = await bus.refresh()
     seen = await bus.seen_state()
     if run.spec is None:
@@ -94,7 +122,7 @@ async def resume(
         raise InvalidInput(f"run {run.id} is being supervised already")
     logs = ensure_state_dir(repo) / "logs"
     logs.mkdir(exist_ok=True)
-    log = logs / f"resume-{run.id}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    log = logs / f"resume-{run.id}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.log"
     # The database by the environment, not the argument list: a URL's password would show
     # in the process list.
     child_env = {**env, DB_ENV: location}
@@ -109,19 +137,7 @@ async def resume(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C of the server is not the run's
         )
-        process = await anyio.to_thread.run_sync(spawn)
-    pending[run.id] = process.pid
-    # Not waited for: it outlives this request and the server. (Popen reaps a child it
-    # dropped when it next starts one; the process group is the run's own.)
-    with anyio.move_on_after(RESUME_SETTLE):
-        while process.poll() is None:
-            if (await bus.seen_state()) == RunState.ACTIVE.value:
-                break
-            await anyio.sleep(0.1)
-    code = process.poll()
-    if code is not None and code != 0:
-        raise InvalidInput(f"resume of run {run.id} failed: {_last_line(log)}")
-    return Resuming(process.pid, log)
+        return await anyio.to_thread.run_sync(spawn), log
 
 
 def _last_line(log: Path) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -71,7 +72,8 @@ class Served:
     # the server stops at once instead of waiting for them.
     stopping: Callable[[], bool] = lambda: False
     live: LiveRuns = field(default_factory=LiveRuns)  # the runs pages are open on
-    resuming: dict[str, int] = field(default_factory=dict)  # run id -> the resume's pid
+    # run id -> the `conductor resume` this server started (None while it starts)
+    resuming: dict[str, subprocess.Popen[Any] | None] = field(default_factory=dict)
     _store: Store | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
     _opening: anyio.Lock = field(default_factory=anyio.Lock)
