@@ -403,6 +403,9 @@ def test_a_url_is_pasted_without_its_password() -> None:
     assert without_password("postgresql://h/d?sslmode=require&password=x") == (
         "postgresql://h/d?sslmode=require"
     )
+    assert without_password("postgresql://h/d?sslpassword=k&password=x&sslmode=require") == (
+        "postgresql://h/d?sslmode=require"
+    )
     assert without_password("/a/b.db") == "/a/b.db"
 
 

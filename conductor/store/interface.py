@@ -291,8 +291,12 @@ def without_password(location: str) -> str:
     if not is_url(location):
         return location
     location = re.sub(r"(://[^:/@?]*):[^@/?]*@", r"\1@", location)
-    location = re.sub(r"([?&])password=[^&]*(&|$)", r"\1", location)
-    return location.rstrip("?&")
+    # password=, and libpq's other secrets in a URL: sslpassword= (a client key's passphrase)
+    while True:
+        cut = re.sub(r"([?&])(ssl)?password=[^&]*(&|$)", r"\1", location)
+        if cut == location:
+            return location.rstrip("?&")
+        location = cut
 
 
 def server_of(url: str) -> str:
