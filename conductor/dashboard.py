@@ -238,15 +238,17 @@ def live_view(
 
 
 def totals_line(snapshot: RunView) -> str:
-    """`3 workstreams, 1 merged · 7 sessions · 51 turns · $0.2250`: sessions are those that
-    run (`human` and `auto` do not); a `~` cost counts turns going on at list price."""
+    """`3 workstreams, 1 merged · 7 sessions · 51 turns · $0.2250 of $5.00`: sessions are
+    those that run (`human` and `auto` do not); a `~` cost counts turns going on at list
+    price; `of $5.00`: the run's hard cost ceiling (max_cost), when it has one."""
     workstreams, merged = snapshot.workstreams()
     sessions = len(snapshot.shown())
     parts = [
         f"{_count(workstreams, 'workstream')}, {merged} merged" if workstreams else "",
         _count(sessions, "session"),
         _count(snapshot.turns, "turn"),
-        _cost(snapshot.cost_usd, snapshot.estimating),
+        _cost(snapshot.cost_usd, snapshot.estimating)
+        + (f" of ${snapshot.max_cost:.2f}" if snapshot.max_cost else ""),
     ]
     return " · ".join(p for p in parts if p)
 

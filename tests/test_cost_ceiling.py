@@ -6,6 +6,8 @@ a resume that raises the ceiling, and `--confirm`'s run / edit / quit."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +16,17 @@ import pytest
 from support import Cli
 
 from conductor.bus import Bus, create_run
+from conductor.cli.plumbing import EXIT_INTERRUPTED
 from conductor.config import Config, parse_config
 from conductor.costs import Spend, usage_cost
 from conductor.errors import InvalidInput
 from conductor.events import CostCeiling, EventKind, read
+from conductor.models import RunState
 from conductor.plan import parse_plan
 from conductor.run.ceiling import CostWatch, resumed_config
 from conductor.run.control import Control
 from conductor.run.estimate import TYPICAL_CALLS, call_cost, estimate
+from conductor.standin.harness import STANDIN_MODEL, offline
 from conductor.store import Store
 
 TWO = {
@@ -161,7 +166,10 @@ async def test_turns_in_flight_count_warn_at_80_and_stop_the_run_at_100(tmp_path
         assert len(warned) == 1 and warned[0].max_cost == 1.0
         assert not control.stopping
         await bus.record("A", EventKind.SDK_ASSISTANT, "w", _response("m4", 100_000))
-        assert await watch.look()
+        assert await watch.look()  # at a tool boundary: the run's task then stops the run
+        assert not control.stopping
+        with anyio.fail_after(10):
+            await watch()
         assert control.stopping and control.scope.cancel_called
         assert control.asked_by == "cost ceiling $1.00 reached"
         assert len(await _kinds(bus, EventKind.RUN_COST_WARNING)) == 1  # once
@@ -191,7 +199,9 @@ async def test_on_max_cost_stop_ends_the_run_failed_not_interrupted(tmp_path: Pa
         control = Control()
         watch = CostWatch(bus, control, Config(max_cost=1.0, on_max_cost="stop"))
         await watch.begin()
-        assert await watch.look()
+        with anyio.fail_after(10):
+            await watch()  # the run's task: it looks, and stops the run
+        assert control.stopping
         assert control.ended == "cost ceiling $1.00 reached (on_max_cost = stop)"
         assert not control.interrupted
 
@@ -224,3 +234,108 @@ async def test_resume_needs_a_ceiling_above_what_was_spent(tmp_path: Path) -> No
         # A later resume without --max-cost keeps the ceiling set last.
         assert (await resumed_config(bus, config, None)).max_cost == 4.0
         assert (await resumed_config(bus, config, 0)).max_cost == 0  # 0: no ceiling
+
+
+# ------------------------------------------------------------------------------ end to end
+
+# Every response of the stand-in costs $0.30 at claude-sonnet-4-5's list price (100k input
+# tokens; the CLI prices it the same): a ceiling of $1.00 is crossed by A's fourth call.
+CALL_TOKENS = {"input_tokens": 100_000, "output_tokens": 6}
+COMMIT = "git add -A && (git diff --cached --quiet || git commit -qm '${role}: work')"
+WRITE = {"file_path": "${cwd}/core.py", "content": "def greet():\n    return 'hello'\n"}
+E2E_SCRIPT: dict[str, Any] = {
+    "usage": CALL_TOKENS,
+    "roles": {
+        "A": [
+            [
+                {"tool": "Bash", "input": {"command": "echo one"}},
+                {"tool": "Bash", "input": {"command": "echo two"}},
+                {"tool": "Bash", "input": {"command": "echo three"}},
+                {"tool": "Write", "input": WRITE},  # its call crosses the ceiling
+                {"tool": "Bash", "input": {"command": COMMIT}},  # never asked for
+                {"tool": "mcp__bus__request_review", "input": {"note": "core"}},
+                {"text": "A is done."},
+            ],
+            [  # resumed with a higher ceiling: the work again, idempotently
+                {"tool": "Write", "input": WRITE},
+                {"tool": "Bash", "input": {"command": COMMIT}},
+                {"tool": "mcp__bus__request_review", "input": {"note": "core"}},
+                {"text": "A is done."},
+            ],
+        ]
+    },
+}
+E2E_PLAN = {"workstreams": [{"id": "A", "name": "core", "task": "core", "owns": ["core.py"]}]}
+
+
+async def _conductor(off: Any, *args: str, log: str) -> tuple[int, str]:
+    """`python -m conductor ARGS` in the repository to its end: (exit status, its output)."""
+    from support import clean_env
+
+    with anyio.fail_after(180):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "conductor", *args],
+            cwd=off.repo,
+            env=clean_env(**off.env),
+            check=False,
+            stderr=subprocess.STDOUT,
+        )
+    said = done.stdout.decode(errors="replace")
+    (off.repo.parent / log).write_text(said)
+    return done.returncode, said
+
+
+def run_id_in(said: str) -> str:
+    """The run's id, from the summary table's title `Run ID`."""
+    return next(line.split()[1] for line in said.splitlines() if line.startswith("Run "))
+
+
+def _stand_in_cost(off: Any) -> float:
+    """What every whole answer of the stand-in costs at list price."""
+    return sum(usage_cost(STANDIN_MODEL, r.usage) or 0.0 for r in off.server.requests if r.usage)
+
+
+@pytest.mark.anyio
+async def test_a_run_pauses_at_its_ceiling_and_resumes_with_a_higher_one(tmp_path: Path) -> None:
+    from support import git
+
+    async with offline(E2E_SCRIPT, tmp_path / "ceiling") as off:
+        (off.repo / "conductor.toml").write_text(
+            f'model = "{STANDIN_MODEL}"\nchecks = []\nreview = "auto"\nstall_seconds = 60\n'
+        )
+        git(off.repo, "add", "conductor.toml")
+        git(off.repo, "commit", "-qm", "settings")
+        plan = tmp_path / "plan.json"
+        plan.write_text(json.dumps(E2E_PLAN))
+        status, said = await _conductor(
+            off, "run", "x", "--plan", str(plan), "--no-live", "--max-cost", "1", log="run.log"
+        )
+        assert status == EXIT_INTERRUPTED, said
+        call = usage_cost(STANDIN_MODEL, CALL_TOKENS)
+        assert call is not None
+        # Never more than the ceiling and the call in flight (one live session here).
+        spent = _stand_in_cost(off)
+        assert 1.0 <= spent <= 1.0 + call + 1e-6, (spent, said)
+        answered = [r.answer for r in off.server.requests]
+        assert not any("A chapter 1 step 5" in a for a in answered), answered
+        assert said.count("cost $0.90: 90% of the $1.00 ceiling (max_cost)") == 1, said
+        assert "cost ceiling reached: $1.20 of $1.00: sessions pause" in said, said
+        assert f"resume {run_id_in(said)} --max-cost 2.20  (a ceiling above the $1.20" in said
+        async with Store.open(off.repo / ".conductor" / "conductor.db") as store:
+            run = await store.latest_run()
+            assert run is not None and run.state is RunState.INTERRUPTED
+            kinds = [e.kind for e in await store.list_events(run.id)]
+        assert kinds.count(EventKind.RUN_COST_WARNING) == 1
+        assert kinds.count(EventKind.RUN_COST_CEILING) == 1
+        # Not higher than what it spent: refused in one line, nothing resumed.
+        status, said = await _conductor(off, "resume", "--max-cost", "0.5", log="low.log")
+        assert status == 2 and "--max-cost $0.50 is not more than run" in said, said
+        status, said = await _conductor(
+            off, "resume", "--no-live", "--max-cost", "10", log="resume.log"
+        )
+        assert status == 0, said
+        assert "everything merged" in said
+        files = git(off.repo, "ls-tree", "--name-only", f"conductor/{run.id}").split()
+        assert "core.py" in files
+        shown = json.loads((await _conductor(off, "show", "--json", log="show.log"))[1])
+        assert shown["run"]["max_cost"] == 10.0

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,11 +25,6 @@ from conductor.cli.common import (
 )
 from conductor.cli.plumbing import EXIT_INTERRUPTED
 from conductor.errors import InvalidInput
-from conductor.jail import (
-    describe_mode,
-    unavailable_reason,
-)
-from conductor.models import Event
 from conductor.workspace import Workspace, database_location
 
 if TYPE_CHECKING:
@@ -280,6 +273,12 @@ def _report(summary: RunSummary, json_: bool, g: Globals, pr: Delivery | None = 
     from conductor.cli.report import run_report
 
     resume = hints.command("resume", summary.run_id, db=_db_option(g))
+    if summary.ceiling:  # stopped at its cost ceiling: only a higher one lets it go on
+        higher = f"{max(2 * summary.ceiling, summary.cost_usd + summary.ceiling):.2f}"
+        resume = (
+            hints.command("resume", summary.run_id, "--max-cost", higher, db=_db_option(g))
+            + f"  (a ceiling above the ${summary.cost_usd:.2f} spent)"
+        )
     report, why_not = run_report(summary.run_id, g.db)  # `conductor report`'s file
     report_line = f"report: {report}" if report else f"report: not written: {why_not}"
     if json_:
@@ -382,81 +381,3 @@ def list_worktrees(
         say(f"{tree.path}  {tree.branch or '(detached)'}  {(tree.head or '')[:12]}")
     if not found:
         say("no worktrees")
-
-
-@app.command(rich_help_panel="Watch")
-def transcript(
-    ctx: typer.Context,
-    session: Annotated[str, typer.Argument(help="Session id.")],
-    _run: RunOpt = None,
-    json_: JsonOpt = False,
-) -> None:
-    """A session's conversation, rebuilt from the stored events."""
-
-    async def go(bus: Bus, ws: Workspace) -> list[Event]:
-        return await bus.events(session=session)
-
-    events = with_bus(ctx, go)
-    if json_:
-        print_json([e.to_json() for e in events])
-        return
-    for line in dashboard.transcript_lines(events):
-        say(line)
-
-
-@app.command("demo", rich_help_panel="Offline")
-def demo(
-    no_live: NoLiveOpt = False,
-    keep: Annotated[
-        bool,
-        typer.Option("--keep", help="Keep its repository, to look around in, and say where."),
-    ] = False,
-) -> None:
-    """A full conductor run, offline, on a small example repository (no API key needed)."""
-    from conductor.cli.planning import plan_shown
-    from conductor.demo import REPO_NAME, WORKSTREAMS, run_demo
-
-    say("conductor demo: planning and running three workstreams on the textstats example,")
-    say("with the real Claude Code CLI answered by the scripted stand-in model...")
-    why_not = unavailable_reason()
-    say(describe_mode(why_not is None) + (f": {why_not}" if why_not else ""))
-    live = out.is_terminal and not no_live
-
-    async def plan(planning: Planning) -> Planned:
-        return await plan_shown(
-            planning, console=out, live=live, max_sessions=WORKSTREAMS, model=None
-        )
-
-    async def drive(supervisor: Supervisor) -> RunSummary:
-        return await _supervise(supervisor, no_live=no_live, json_=False, resumable=False)
-
-    # Its own directory, not in the working directory: the demo runs from anywhere, and
-    # leaves nothing behind there or in the temporary directory unless asked to keep it.
-    root = Path(tempfile.mkdtemp(prefix="conductor-demo-"))
-    repo = root / REPO_NAME
-    try:
-        result = run_async(lambda: run_demo(root, drive=drive, plan=plan))
-    except BaseException:
-        if keep:
-            err.print(f"the demo's files are kept in {root}", soft_wrap=True, markup=False)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-        raise
-    if not keep:
-        shutil.rmtree(root, ignore_errors=True)
-    out.print(dashboard.summary_table(result.summary))
-    branch = result.summary.integration_branch
-    say(f"the example's own tests on {branch}: " + ("passed" if result.tests_passed else "FAILED"))
-    say(result.tests_output.splitlines()[-1] if result.tests_output else "")
-    if keep:
-        say(f"\nThe demo's repository is kept in {repo}. Look at it:")
-        say(f"  {hints.shell('git', '-C', repo, 'log', '--graph', '--oneline', branch)}")
-        say(f"  {hints.command('dashboard', cd=repo)}")
-        say(f"  {hints.command('transcript', 'B', cd=repo)}")
-        say(f"  {hints.command('report', cd=repo)}   (one HTML file, with a timeline)")
-        say(f"  {hints.command('serve', cd=repo)}   (the run in a browser)")
-        say(f"Remove it with: {hints.shell('rm', '-rf', root)}")
-    else:
-        again = hints.command("demo", "--keep", *(["--no-live"] if no_live else []))
-        say(f"\nIts files are removed. To keep its repository and look around in it: {again}")
-    raise typer.Exit(0 if result.summary.ok and result.tests_passed else 1)

@@ -1,29 +1,99 @@
-"""`conductor model serve` and `model check`: the scripted stand-in for the Messages API."""
+"""`conductor model serve` and `model check`: the scripted stand-in for the Messages API; and
+`conductor demo`, a whole run against it."""
 
 from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import anyio
 import typer
 
+from conductor import dashboard
+from conductor.cli import hints
 from conductor.cli.common import (
     JsonOpt,
+    app,
     err,
     fail,
     model_app,
+    out,
     print_json,
     run_async,
     say,
 )
+from conductor.cli.runs import NoLiveOpt, _supervise
 from conductor.errors import ConductorError, InvalidInput
+from conductor.jail import describe_mode, unavailable_reason
 
 if TYPE_CHECKING:
+    from conductor.planner import Planned, Planning
     from conductor.standin.script import Script
+    from conductor.supervisor import RunSummary, Supervisor
+
+
+@app.command("demo", rich_help_panel="Offline")
+def demo(
+    no_live: NoLiveOpt = False,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Keep its repository, to look around in, and say where."),
+    ] = False,
+) -> None:
+    """A full conductor run, offline, on a small example repository (no API key needed)."""
+    from conductor.cli.planning import plan_shown
+    from conductor.demo import REPO_NAME, WORKSTREAMS, run_demo
+
+    say("conductor demo: planning and running three workstreams on the textstats example,")
+    say("with the real Claude Code CLI answered by the scripted stand-in model...")
+    why_not = unavailable_reason()
+    say(describe_mode(why_not is None) + (f": {why_not}" if why_not else ""))
+    live = out.is_terminal and not no_live
+
+    async def plan(planning: Planning) -> Planned:
+        return await plan_shown(
+            planning, console=out, live=live, max_sessions=WORKSTREAMS, model=None
+        )
+
+    async def drive(supervisor: Supervisor) -> RunSummary:
+        return await _supervise(supervisor, no_live=no_live, json_=False, resumable=False)
+
+    # Its own directory, not in the working directory: the demo runs from anywhere, and
+    # leaves nothing behind there or in the temporary directory unless asked to keep it.
+    root = Path(tempfile.mkdtemp(prefix="conductor-demo-"))
+    repo = root / REPO_NAME
+    try:
+        result = run_async(lambda: run_demo(root, drive=drive, plan=plan))
+    except BaseException:
+        if keep:
+            err.print(f"the demo's files are kept in {root}", soft_wrap=True, markup=False)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    if not keep:
+        shutil.rmtree(root, ignore_errors=True)
+    out.print(dashboard.summary_table(result.summary))
+    branch = result.summary.integration_branch
+    say(f"the example's own tests on {branch}: " + ("passed" if result.tests_passed else "FAILED"))
+    say(result.tests_output.splitlines()[-1] if result.tests_output else "")
+    if keep:
+        say(f"\nThe demo's repository is kept in {repo}. Look at it:")
+        say(f"  {hints.shell('git', '-C', repo, 'log', '--graph', '--oneline', branch)}")
+        say(f"  {hints.command('dashboard', cd=repo)}")
+        say(f"  {hints.command('transcript', 'B', cd=repo)}")
+        say(f"  {hints.command('report', cd=repo)}   (one HTML file, with a timeline)")
+        say(f"  {hints.command('serve', cd=repo)}   (the run in a browser)")
+        say(f"Remove it with: {hints.shell('rm', '-rf', root)}")
+    else:
+        again = hints.command("demo", "--keep", *(["--no-live"] if no_live else []))
+        say(f"\nIts files are removed. To keep its repository and look around in it: {again}")
+    raise typer.Exit(0 if result.summary.ok and result.tests_passed else 1)
+
 
 # Credentials that would send a session elsewhere than the stand-in's base URL (or make the
 # CLI prefer them to the dummy key): a command served with `--` runs without them.

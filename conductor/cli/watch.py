@@ -1,4 +1,4 @@
-"""Looking at runs from the store: `runs`, `show`, `logs [-f]`."""
+"""Looking at runs from the store: `runs`, `show`, `logs [-f]`, a session's `transcript`."""
 
 from __future__ import annotations
 
@@ -13,13 +13,23 @@ import typer
 from conductor import dashboard
 from conductor.bus import Bus, open_run
 from conductor.bus import list_runs as stored_runs
-from conductor.cli.common import Globals, JsonOpt, RunOpt, app, print_json, run_async, say
+from conductor.cli.common import (
+    Globals,
+    JsonOpt,
+    RunOpt,
+    app,
+    print_json,
+    run_async,
+    say,
+    with_bus,
+)
 from conductor.costs import PLANNER, Spend, spend_of
+from conductor.errors import InvalidInput
 from conductor.live import real_sessions
 from conductor.models import Event, Run, RunState
 from conductor.store import Store
 from conductor.text import ago, one_line
-from conductor.workspace import locate
+from conductor.workspace import Workspace, locate
 
 FOLLOW_POLL = 0.3
 
@@ -41,7 +51,13 @@ def list_runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
                 cost = sum(s.cost_usd for s in spent.values())
                 state = await bus.seen_state()
                 rows.append(
-                    {**run.to_json(), "state": state, "sessions": len(sessions), "cost_usd": cost}
+                    {
+                        **run.to_json(),
+                        "state": state,
+                        "sessions": len(sessions),
+                        "cost_usd": cost,
+                        "max_cost": await max_cost_of(bus),
+                    }
                 )
             return rows
 
@@ -53,7 +69,8 @@ def list_runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
         say("no runs yet")
     for r in rows:
         say(
-            f"{r['id']}  {r['state']:<11} {r['sessions']:>2} sessions  ${r['cost_usd']:.4f}  "
+            f"{r['id']}  {r['state']:<11} {r['sessions']:>2} sessions "
+            f" {_spent(r['cost_usd'], r['max_cost'])}  "
             f"{ago(r['created_at'])}  {one_line(r['goal'], 60)}"
         )
 
@@ -68,7 +85,7 @@ def show_run(
     """A run's summary: its state, and each session's status, turns and cost."""
     g: Globals = ctx.obj
 
-    async def go() -> tuple[Run, str, list[dict[str, Any]]]:
+    async def go() -> tuple[Run, str, list[dict[str, Any]], float | None]:
         ws = await locate(Path.cwd(), g.db)
         async with Store.open(ws.location, create=False) as store:
             bus = await open_run(store, run or g.run)
@@ -82,21 +99,44 @@ def show_run(
             for s in sessions:
                 mine = spent.get(s.name, Spend())
                 rows.append(_row(s.name, s.workstream, s.status.value, mine, s.branch, s.note))
-            return bus.run, state, rows
+            return bus.run, state, rows, await max_cost_of(bus)
 
-    found, state, rows = run_async(go)
+    found, state, rows, ceiling = run_async(go)
     total = sum(r["cost_usd"] for r in rows)
     if json_:
         print_json(
-            {"run": {**found.to_json(), "state": state, "cost_usd": total}, "sessions": rows}
+            {
+                "run": {**found.to_json(), "state": state, "cost_usd": total, "max_cost": ceiling},
+                "sessions": rows,
+            }
         )
         return
-    say(f"run {found.id} · {state} · ${total:.4f} · {one_line(found.goal, 80)}")
+    say(f"run {found.id} · {state} · {_spent(total, ceiling)} · {one_line(found.goal, 80)}")
     for r in rows:
         say(
             f"  {r['session']:<10} {r['status']:<8} {r['turns']:>3} turns  "
             f"${r['cost_usd']:.4f}  {r['branch'] or ''}  {one_line(r['note'], 50)}"
         )
+
+
+async def max_cost_of(bus: Bus) -> float | None:
+    """The run's hard cost ceiling (its own, or the last `resume --max-cost`); None: none."""
+    from conductor.config import parse_config
+    from conductor.run.ceiling import ceiling_of
+
+    config = (bus.run.spec or {}).get("config")
+    if not isinstance(config, dict):  # a run made by hand: no settings, no ceiling
+        return None
+    try:
+        settings = parse_config(config, source=f"run {bus.run_id}")
+    except InvalidInput:  # settings a newer conductor stored: no ceiling this one knows
+        return None
+    return await ceiling_of(bus, settings) or None
+
+
+def _spent(cost: float, ceiling: float | None) -> str:
+    """`$1.2300`, or `$1.2300 of $5.00` against the run's cost ceiling."""
+    return f"${cost:.4f}" + (f" of ${ceiling:.2f}" if ceiling else "")
 
 
 def _row(
@@ -167,3 +207,23 @@ def logs(
                 await anyio.sleep(FOLLOW_POLL)
 
     run_async(go)
+
+
+@app.command(rich_help_panel="Watch")
+def transcript(
+    ctx: typer.Context,
+    session: Annotated[str, typer.Argument(help="Session id.")],
+    _run: RunOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """A session's conversation, rebuilt from the stored events."""
+
+    async def go(bus: Bus, ws: Workspace) -> list[Event]:
+        return await bus.events(session=session)
+
+    events = with_bus(ctx, go)
+    if json_:
+        print_json([e.to_json() for e in events])
+        return
+    for line in dashboard.transcript_lines(events):
+        say(line)

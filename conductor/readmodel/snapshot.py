@@ -15,6 +15,7 @@ from typing import Any
 from conductor.bus import Bus, open_run
 from conductor.costs import PLANNER, planner_spend
 from conductor.events import (
+    CostCeiling,
     EventKind,
     MergeGateOutcome,
     MergeQueued,
@@ -119,6 +120,8 @@ class Snapshot(RunView):
         self.goal, self.state, self.started_at = run.goal, run.state.value, run.created_at
         config = (run.spec or {}).get("config") or {}
         self.review_policy = config.get("review")
+        ceiling = config.get("max_cost")
+        self.max_cost = float(ceiling) if isinstance(ceiling, int | float) else 0.0
         self.depends = _depends(run.spec)
         planner = planner_spend(run.spec)
         if planner is not None:  # it ran before the run existed: a row of its own
@@ -138,6 +141,8 @@ class Snapshot(RunView):
         kind = event.kind
         if isinstance(payload, RunStateChanged) and payload.state:
             self.state = payload.state
+        if kind == EventKind.RUN_MAX_COST and isinstance(payload, CostCeiling):
+            self.max_cost = payload.max_cost  # conductor resume --max-cost
         self._about_others(event, payload)
         if event.session is None:
             return

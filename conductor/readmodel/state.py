@@ -27,6 +27,7 @@ class RunView:
     state: str = ""
     started_at: float | None = None
     review_policy: str | None = None  # from the run's spec; None for a run made by hand
+    max_cost: float = 0.0  # the run's hard cost ceiling (its spec's, or the last resume's); 0: none
     depends: dict[str, tuple[str, ...]] = field(default_factory=dict)  # the plan's, by id
     sessions: dict[str, SessionView] = field(default_factory=dict)
     merge_queue: list[str] = field(default_factory=list)  # in the order they entered it

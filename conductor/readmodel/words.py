@@ -28,6 +28,9 @@ MERGE = "merge."  # the prefix of every merge outcome's kind
 NOTABLE: frozenset[str] = frozenset(
     {
         EventKind.RUN_STOP_ASKED,
+        EventKind.RUN_COST_WARNING,
+        EventKind.RUN_COST_CEILING,
+        EventKind.RUN_MAX_COST,
         EventKind.MESSAGE_SENT,
         EventKind.HOOK_DENIED,
         EventKind.REVIEW_REQUESTED,

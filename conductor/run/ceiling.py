@@ -37,7 +37,8 @@ from conductor.run.control import Control
 
 WARN_AT = 0.8  # of max_cost: the warning
 POLL_SECONDS = 1.0
-HOLD_SECONDS = 15.0  # how long a hook holds its call for the interrupt, before it says stop
+SETTLE = 20.0  # how long the stop waits for interrupted turns to report what they cost
+HOLD_SECONDS = 30.0  # how long a hook holds its call for the interrupt, before it says stop
 # A turn's in-flight estimate ends with these (its figures are in the session's row from its
 # result on; a turn that ends without one is counted nowhere, as the views count it).
 _TURN_OVER = frozenset(
@@ -111,6 +112,7 @@ class CostWatch:
         self.warned = False
         self.reached = False
         self.spent = 0.0  # as last looked at
+        self._reached = anyio.Event()
         self._lock = anyio.Lock()
 
     @property
@@ -130,13 +132,22 @@ class CostWatch:
                 self.warned = found is not None and found.max_cost == self.max_cost
 
     async def __call__(self) -> None:
-        """The run's task: a look about once a second, until the ceiling is reached."""
+        """The run's task: a look about once a second until the ceiling is reached (here or
+        at a session's tool boundary), and then the run's stop."""
         if not self.enabled:
             return
         while not self.reached:
             with contextlib.suppress(ConductorError):  # the store's trouble: look again later
                 await self.look()
-            await anyio.sleep(POLL_SECONDS)
+            with anyio.move_on_after(POLL_SECONDS):
+                await self._reached.wait()
+        self.control.ceiling = self.max_cost
+        if self.stops:
+            self.control.ended = f"cost ceiling {usd(self.max_cost)} reached (on_max_cost = stop)"
+        with anyio.CancelScope(shield=True):  # the run's scope is what the stop cancels
+            # The interrupted turns' results say what they cost: waited for, or a resumed
+            # run would not know what it had spent.
+            await self.control.stop(f"cost ceiling {usd(self.max_cost)} reached", settle=SETTLE)
 
     async def look(self) -> bool:
         """What the run has spent now, warned about or stopped at; True: the ceiling is
@@ -167,10 +178,7 @@ class CostWatch:
                 EventKind.RUN_COST_CEILING,
                 f"cost ceiling reached: {usd(self.spent)} of {usd(self.max_cost)}: {then}",
             )
-        if self.stops:
-            self.control.ended = f"cost ceiling {usd(self.max_cost)} reached (on_max_cost = stop)"
-        with anyio.CancelScope(shield=True):  # the run's scope is what the stop cancels
-            await self.control.stop(f"cost ceiling {usd(self.max_cost)} reached")
+        self._reached.set()  # the run's task stops the run
         return True
 
     async def at_tool_boundary(self, session: str) -> str | None:

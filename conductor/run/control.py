@@ -29,6 +29,8 @@ class Control:
         # Set when the run ends failed, saying why, rather than interrupted: a stop that is
         # the end (the cost ceiling reached, with on_max_cost = "stop").
         self.ended = ""
+        self.ceiling = 0.0  # the cost ceiling (max_cost) that stopped the run, if one did
+        self._all_ended: anyio.Event | None = None  # a stop that waits for turns to end
 
     @property
     def interrupted(self) -> bool:
@@ -42,10 +44,12 @@ class Control:
         asked = f" ({self.asked_by})" if self.asked_by else ""
         return f"stopped{asked}: resumable"
 
-    async def stop(self, asked_by: str = "") -> None:
+    async def stop(self, asked_by: str = "", *, settle: float = 0.0) -> None:
         """Interrupt every session, end the run's tasks, and leave each session's
         conversation and worktree as they are, for resume. `asked_by`: the summary of the
-        `run.stop_asked` event that asked for it, when it came from elsewhere."""
+        `run.stop_asked` event that asked for it, when it came from elsewhere. `settle`: up
+        to this many seconds for the interrupted turns to end by themselves first, so that
+        their results (what they cost) are recorded rather than lost with the turn."""
         self.stopping = True
         self.asked_by = self.asked_by or asked_by
         try:
@@ -53,6 +57,10 @@ class Control:
                 for session in list(self.live.values()):
                     with contextlib.suppress(Exception):  # one that is dying already is fine
                         await session.interrupt()
+            if self.live and settle > 0:
+                self._all_ended = anyio.Event()  # set as the last live session ends
+                with anyio.move_on_after(settle):
+                    await self._all_ended.wait()
         finally:
             self.scope.cancel()
 
@@ -70,3 +78,5 @@ class Control:
             yield
         finally:
             self.live.pop(session.name, None)
+            if not self.live and self._all_ended is not None:
+                self._all_ended.set()

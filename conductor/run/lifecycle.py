@@ -181,6 +181,7 @@ async def summarise(run: StartedRun) -> RunSummary:
         tampered=control.tampered,
         others=spent,
         fault=control.fault,
+        ceiling=control.ceiling,
     )
 
 

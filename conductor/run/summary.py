@@ -35,6 +35,7 @@ class RunSummary:
 
     tampered: str = ""  # why the integration branch cannot be trusted, if it cannot
     fault: str = ""  # what the machine did that stopped the run (disk full, ...), if it did
+    ceiling: float = 0.0  # the cost ceiling (max_cost) the run stopped at, if it did
 
     @property
     def ok(self) -> bool:
