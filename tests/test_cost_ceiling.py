@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
-from support import Cli
+from support import Cli, one_line_error
 
 from conductor.bus import Bus, create_run
 from conductor.cli.plumbing import EXIT_INTERRUPTED
@@ -339,3 +339,161 @@ async def test_a_run_pauses_at_its_ceiling_and_resumes_with_a_higher_one(tmp_pat
         assert "core.py" in files
         shown = json.loads((await _conductor(off, "show", "--json", log="show.log"))[1])
         assert shown["run"]["max_cost"] == 10.0
+
+
+# ------------------------------------------------------------------------------ --confirm
+
+EDITOR = """\
+import json, pathlib, sys
+plan = pathlib.Path(sys.argv[1])
+count = pathlib.Path(sys.argv[0]).with_suffix(".count")
+n = int(count.read_text()) if count.exists() else 0
+count.write_text(str(n + 1))
+data = json.loads(plan.read_text())
+if n == 0:  # first edit: a plan that is no plan
+    data["workstreams"] = []
+else:  # second: a valid plan, one workstream renamed
+    data["workstreams"] = [dict(TWO["workstreams"][0], name="renamed by hand")]
+plan.write_text(json.dumps(data))
+""".replace("TWO", json.dumps(TWO))
+
+
+def _converse(
+    argv: list[str], cwd: Path, env: dict[str, str], steps: list[tuple[str, str]]
+) -> tuple[int, str]:
+    """Run `argv` on a pseudo-terminal; at each (prompt, answer) step, wait until the output
+    shows `prompt` once more, then type `answer`. (exit status, everything it printed)."""
+    import os
+    import pty
+    import select
+    import time
+
+    main, child = pty.openpty()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=child, stdout=child, stderr=child)
+    os.close(child)
+    said = b""
+    seen = 0
+    deadline = time.monotonic() + 120
+
+    def read_some() -> bool:
+        nonlocal said
+        ready, _, _ = select.select([main], [], [], 0.2)
+        if not ready:
+            return True
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the child side closed: it exited
+            return False
+        said += chunk
+        return bool(chunk)
+
+    try:
+        for prompt, answer in steps:
+            while said.decode(errors="replace").count(prompt) <= seen:
+                assert time.monotonic() < deadline, said.decode(errors="replace")
+                assert read_some() or proc.poll() is None, said.decode(errors="replace")
+            seen += 1
+            os.write(main, answer.encode() + b"\n")
+        while proc.poll() is None or read_some():
+            assert time.monotonic() < deadline, said.decode(errors="replace")
+            if not read_some() and proc.poll() is not None:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(main)
+    return proc.returncode, said.decode(errors="replace").replace("\r\n", "\n")
+
+
+def test_confirm_edits_the_plan_until_it_is_valid_and_quit_starts_nothing(
+    repo: Path, tmp_path: Path
+) -> None:
+    from support import clean_env
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(TWO))
+    editor = tmp_path / "editor.py"
+    editor.write_text(EDITOR)
+    env = clean_env(ANTHROPIC_API_KEY="k", EDITOR=f"{sys.executable} {editor}", TERM="dumb")
+    env.pop("VISUAL", None)
+    argv = [sys.executable, "-m", "conductor", "run", "goal", "--plan", str(plan), "--confirm"]
+    question = "run, edit or quit? [r/e/q]"
+    status, said = _converse(
+        argv,
+        repo,
+        env,
+        [(question, "e"), (question, "e"), (question, "maybe"), (question, "q")],
+    )
+    assert status == 0, said
+    assert "estimate: $" in said  # the plan comes with what it may cost
+    assert said.count("not a valid plan: ") == 1, said
+    assert "no workstreams; edit it again, or quit" in said
+    assert said.count("renamed by hand") >= 1  # shown again, as edited
+    assert "answer r (run), e (edit) or q (quit)" in said
+    kept = next(line for line in said.splitlines() if line.startswith("nothing started"))
+    saved = Path(kept.split("the plan is kept in ")[1].split(";")[0])
+    assert json.loads(saved.read_text())["workstreams"][0]["name"] == "renamed by hand"
+    assert f"--plan {saved.absolute()}" in kept
+    assert not (repo / ".conductor" / "conductor.db").exists()  # no run was made
+
+
+def test_confirm_needs_a_terminal(cli: Cli, repo: Path) -> None:
+    (repo / "plan.json").write_text(json.dumps(TWO))
+    line = one_line_error(cli.fails("run", "goal", "--plan", "plan.json", "--confirm"))
+    assert line.startswith("error: --confirm asks at the terminal, but stdin is not one")
+
+
+def test_the_editor_is_visual_then_editor_then_vi(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conductor.cli.approval import editor_argv
+
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.delenv("EDITOR", raising=False)
+    assert editor_argv() == ["vi"]
+    monkeypatch.setenv("EDITOR", "nano -w")
+    assert editor_argv() == ["nano", "-w"]
+    monkeypatch.setenv("VISUAL", "code --wait")
+    assert editor_argv() == ["code", "--wait"]
+
+
+@pytest.mark.anyio
+async def test_the_approved_plan_is_the_one_the_run_gets(repo: Path) -> None:
+    """`start_run` with an approval that edits the plan: the supervisor runs the edited one
+    (the run itself is stood in for: `drive` sees the supervisor and returns at once)."""
+    from conductor.run.launch import Proposal, RunAsked, start_run
+    from conductor.supervisor import RunSummary, Supervisor
+
+    plan = repo.parent / "plan.json"
+    plan.write_text(json.dumps(TWO))
+    asked_about: list[Proposal] = []
+    driven: list[Supervisor] = []
+
+    async def approve(proposal: Proposal) -> Any:
+        asked_about.append(proposal)
+        data = json.loads(proposal.path.read_text())
+        data["workstreams"] = data["workstreams"][:1]  # the person keeps A only
+        proposal.path.write_text(json.dumps(data))
+        return proposal.reread()
+
+    async def drive(supervisor: Supervisor, after: int) -> RunSummary:
+        driven.append(supervisor)
+        return RunSummary("r", "conductor/r", "0" * 40)
+
+    async def no_planning(*_: Any) -> Any:
+        raise AssertionError("a plan was given: nothing is planned")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ANTHROPIC_API_KEY", "k")
+        launched = await start_run(
+            RunAsked("goal", plan_file=plan, max_cost=3.0),
+            cwd=repo,
+            db=None,
+            show_planning=no_planning,
+            drive=drive,
+            approve=approve,
+        )
+    assert [w.id for w in asked_about[0].plan.workstreams] == ["A", "B"]
+    assert asked_about[0].estimate(asked_about[0].plan).capped_by in ("", "max_cost $3.00")
+    assert [w.id for w in driven[0].plan.workstreams] == ["A"]
+    assert driven[0].config.max_cost == 3.0
+    assert launched.summary is not None and not launched.quit

@@ -20,20 +20,22 @@ import anyio
 from rich.console import Console
 
 from conductor import dashboard
+from conductor.cli.common import fail
 from conductor.cli.estimate import estimate_lines
-from conductor.errors import InvalidInput
+from conductor.errors import ConductorError, InvalidInput
 from conductor.plan import Plan
 from conductor.run.launch import Approve, Proposal
 from conductor.text import one_line
 
 QUESTION = "run, edit or quit? [r/e/q] "
+WHY_LIMIT = 300  # characters of why an edited plan is refused (one line)
 ANSWERS = {"r": "run", "run": "run", "e": "edit", "edit": "edit", "q": "quit", "quit": "quit"}
 
 
 def refuse_without_tty() -> None:
     """--confirm asks a person: refuse it, in one line, when stdin is no terminal."""
     if not sys.stdin.isatty():
-        raise InvalidInput(
+        fail(
             "--confirm asks at the terminal, but stdin is not one: run without --confirm,"
             " or with --plan-only and then --plan FILE"
         )
@@ -67,8 +69,9 @@ def ask(console: Console, proposal: Proposal) -> Plan | None:
         if answer == "edit":
             try:
                 plan = edited(proposal)
-            except InvalidInput as e:
-                _say(console, f"not a valid plan: {one_line(str(e))}; edit it again, or quit")
+            except ConductorError as e:  # PlanInvalid, the editor's failure
+                why = one_line(str(e).removeprefix(f"{proposal.path}: "), WHY_LIMIT)
+                _say(console, f"not a valid plan: {why}; edit it again, or quit")
                 continue
             show(console, proposal, plan)
             continue

@@ -165,17 +165,7 @@ def run_goal(
         )
     )
     plan, saved, summary = launched.plan, launched.saved_to, launched.summary
-    if summary is None and launched.quit:  # --confirm, answered quit: the plan is kept
-        again = hints.command("run", goal, "--plan", saved.absolute(), db=_db_option(g))
-        say(f"nothing started; the plan is kept in {saved}; run it with: {again}")
-        return
     if summary is None:
-        if json_:
-            print_json({**plan.to_json(), "saved_to": str(saved)})  # a plan file, as it is
-            print_estimate(err, launched)
-            return
-        out.print(dashboard.plan_table(plan))
-        print_estimate(out, launched)
         # The same run as asked for, from this plan: every option it was given that a run
         # with --plan still reads.
         given = {
@@ -194,6 +184,15 @@ def run_goal(
         if cross_review is not None:
             options.append("--cross-review" if cross_review else "--no-cross-review")
         again = hints.command("run", goal, "--plan", saved.absolute(), *options, db=_db_option(g))
+        if launched.quit:  # --confirm, answered quit: the plan is kept for later
+            say(f"nothing started; the plan is kept in {saved}; run it with: {again}")
+            return
+        if json_:
+            print_json({**plan.to_json(), "saved_to": str(saved)})  # a plan file, as it is
+            print_estimate(err, launched)
+            return
+        out.print(dashboard.plan_table(plan))
+        print_estimate(out, launched)
         say(f"plan saved to {saved}; run it with: {again}")
         return
     _report(summary, json_, g, pull_request.deliver(summary, pr, g.db))
