@@ -339,6 +339,8 @@ async def test_a_run_pauses_at_its_ceiling_and_resumes_with_a_higher_one(tmp_pat
         assert "core.py" in files
         shown = json.loads((await _conductor(off, "show", "--json", log="show.log"))[1])
         assert shown["run"]["max_cost"] == 10.0
+        listed = json.loads((await _conductor(off, "runs", "--json", log="runs.log"))[1])
+        assert [(r["id"], r["max_cost"]) for r in listed] == [(run.id, 10.0)]
 
 
 # ------------------------------------------------------------------------------ --confirm
@@ -497,3 +499,26 @@ async def test_the_approved_plan_is_the_one_the_run_gets(repo: Path) -> None:
     assert [w.id for w in driven[0].plan.workstreams] == ["A"]
     assert driven[0].config.max_cost == 3.0
     assert launched.summary is not None and not launched.quit
+
+
+# ------------------------------------------------------------------------------ the views
+
+
+@pytest.mark.anyio
+async def test_the_live_view_shows_spent_against_the_ceiling(tmp_path: Path) -> None:
+    from conductor.dashboard import totals_line
+    from conductor.readmodel.snapshot import Snapshot
+
+    async with Store.open(tmp_path / "c.db") as store:
+        spec: dict[str, Any] = {"plan": TWO, "config": {"max_cost": 5.0}}
+        spec["planner"] = Spend(1, 1.23).to_json()
+        bus = await create_run(
+            store, goal="g", repo_root=tmp_path, base_ref=None, base_commit=None, spec=spec
+        )
+        snapshot = Snapshot(run_id=bus.run_id)
+        await snapshot.update(store)
+        assert totals_line(snapshot).endswith("$1.2300 of $5.00")
+        await resumed_config(bus, Config(max_cost=5.0), 8.0)  # conductor resume --max-cost 8
+        await snapshot.update(store)
+        assert totals_line(snapshot).endswith("$1.2300 of $8.00")
+        assert "of $" not in totals_line(Snapshot(run_id=bus.run_id))  # no ceiling: no "of"
