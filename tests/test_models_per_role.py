@@ -243,8 +243,12 @@ async def test_each_role_asks_for_its_own_model(
             events = await store.list_events(summary.run_id, session=conflicted[0])
         switched = [e.payload["model"] for e in events if e.kind == "session.model"]
         assert switched[0] == RESOLVER
-        spec: dict[str, Any] = (await _spec(repo, summary.run_id))["config"]
-        assert (spec["planner_model"], spec["resolver_model"]) == (PLANNER, RESOLVER)
+        spec = await _spec(repo, summary.run_id)  # what a resume rebuilds the run from
+        assert (spec["config"]["planner_model"], spec["config"]["resolver_model"]) == (
+            PLANNER,
+            RESOLVER,
+        )
+        assert [w["model"] for w in spec["plan"]["workstreams"]] == [REVIEWER, ""]
 
 
 async def _spec(repo: Path, run_id: str) -> dict[str, Any]:
