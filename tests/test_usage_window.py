@@ -16,6 +16,8 @@ from test_supervisor import ONE, supervisor_for
 
 from conductor.bus import Bus
 from conductor.errors import InvalidInput
+from conductor.events import parse
+from conductor.readmodel.words import what_happened
 from conductor.run.usage_window import UsageWindow, reset_of, resumes_at, wait_for_window
 from conductor.session import TurnResult
 from conductor.session.stream import rejected_until
@@ -146,4 +148,20 @@ async def test_a_reset_later_than_max_usage_wait_is_waited_for_that_long_then_tr
     assert paused[-1].payload["seconds"] == pytest.approx(0.2, abs=0.05)
     assert paused[-1].summary.endswith(
         f"(the limit resets at {resumes_at(until)}, after max_usage_wait: trying then)"
+    )
+
+
+@pytest.mark.anyio
+async def test_the_live_view_and_plain_lines_say_when_the_session_resumes(bus: Bus) -> None:
+    until = time.time() + 2 * 3600
+    waiting = anyio.create_task_group()
+    async with waiting:
+        waiting.start_soon(wait_for_window, bus, "A", until, 3 * 3600)
+        await anyio.sleep(0.3)
+        waiting.cancel_scope.cancel()  # (a stop cancels a wait the same way)
+    event = [e for e in await bus.events(session="A") if e.kind == "session.paused"][-1]
+    parsed = parse(event)
+    assert parsed is not None
+    assert what_happened(event, parsed.payload, {}) == (
+        f"paused: waiting for the usage window: resumes at {resumes_at(until)}"
     )

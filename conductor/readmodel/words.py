@@ -147,6 +147,8 @@ def what_happened(event: Event, payload: Payload | None, names: Mapping[int, str
     if isinstance(payload, SessionUpdated):
         note = payload.note
         return f"status {payload.status}" + (f": {note}" if note else "")
+    if isinstance(payload, SessionPaused) and payload.until:  # a usage window: its time
+        return f"paused: {summary}"
     if isinstance(payload, SessionPaused) and payload.status is not None:
         return f"paused: API answered {payload.status}, waiting {payload.seconds:.0f}s"
     if isinstance(payload, RunStateChanged):
