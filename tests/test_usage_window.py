@@ -12,7 +12,7 @@ import anyio
 import pytest
 from claude_agent_sdk import RateLimitEvent
 from claude_agent_sdk.types import RateLimitInfo
-from test_supervisor import ONE, supervisor_for
+from test_supervisor import supervisor_for
 
 from conductor.bus import Bus
 from conductor.errors import InvalidInput
@@ -101,39 +101,58 @@ def test_a_scripts_resets_in_goes_with_a_429() -> None:
 # ------------------------------------------------------------------------------ a real run
 
 
+TWO = {
+    "workstreams": [
+        {"id": "A", "name": "a", "task": "a", "owns": ["a.py"]},
+        {"id": "B", "name": "b", "task": "b", "owns": ["b.py"]},
+    ]
+}
+TWO_LIMITED = """
+roles:
+  A:
+    - - tool: Bash
+        input: {command: "touch a.py && git add -A && git commit -qm a"}
+        fault: {status: 429, times: 1, resets_in: 6}
+      - tool: mcp__bus__request_review
+        input: {}
+      - text: "A asked."
+  B:
+    - - tool: Bash
+        input: {command: "touch b.py && git add -A && git commit -qm b"}
+        fault: {status: 429, times: 1}
+        delay: 2.0
+      - tool: mcp__bus__request_review
+        input: {}
+      - text: "B asked."
+"""
+
+
 @pytest.mark.anyio
 async def test_a_429_with_a_reset_waits_until_then_and_the_run_finishes(
     standin: Standin,
 ) -> None:
-    script = """
-roles:
-  A:
-    - - tool: Write
-        input: {file_path: "${cwd}/core.py", content: "def greet():\\n    return 'hello'\\n"}
-        fault: {status: 429, times: 1, resets_in: 4}
-      - tool: Bash
-        input: {command: "git add -A && git commit -qm core"}
-      - tool: mcp__bus__request_review
-        input: {}
-      - text: "Asked for review."
-"""
-    async with standin(script) as offline:
+    """A is refused with the reset 6 s ahead; B, refused 2 s later without being told
+    when, waits for the same reset; both go on only then, and the run finishes."""
+    async with standin(TWO_LIMITED) as offline:
         async with Store.open(offline.repo / ".conductor" / "conductor.db") as store:
-            # backoff_seconds as long as the test may take: only the window's reset ends the wait
-            supervisor = supervisor_for(offline, store, ONE, backoff_seconds=600.0)
+            # backoff_seconds as long as the test may take: only the window's reset ends a wait
+            supervisor = supervisor_for(offline, store, TWO, checks=(), backoff_seconds=600.0)
             with anyio.fail_after(120):
                 summary = await supervisor.run()
-            events = await store.list_events(summary.run_id, session="A")
+            events = await store.list_events(summary.run_id)
         assert summary.ok, summary.outcomes
-        paused = [e for e in events if e.kind == "session.paused"]
-        assert len(paused) == 1, [e.summary for e in paused]
-        until = datetime.fromisoformat(paused[0].payload["until"]).timestamp()
-        assert paused[0].summary == f"waiting for the usage window: resumes at {resumes_at(until)}"
-        assert paused[0].payload["status"] == 429
-        refused = next(r for r in offline.server.requests if r.status == 429)
-        after = [r for r in offline.server.requests if r.at > refused.at]
-        assert after and after[0].at >= until  # not before the reset
-        assert until > refused.at  # a reset ahead of the refusal, waited for
+        paused = {e.session: e for e in events if e.kind == "session.paused"}
+        assert len([e for e in events if e.kind == "session.paused"]) == 2
+        until = datetime.fromisoformat(paused["A"].payload["until"]).timestamp()
+        assert paused["B"].payload["until"] == paused["A"].payload["until"]  # the same reset
+        for name in ("A", "B"):
+            said = f"waiting for the usage window: resumes at {resumes_at(until)}"
+            assert paused[name].summary == said and paused[name].payload["status"] == 429
+            asked = [r for r in offline.server.requests if r.answer.startswith(f"{name} ")]
+            refused = next(r for r in asked if r.status == 429)
+            assert refused.at < until  # refused before the reset...
+            after = [r for r in asked if r.at > refused.at]
+            assert after and after[0].at >= until  # ...and not asked again before it
 
 
 @pytest.mark.anyio
@@ -165,3 +184,12 @@ async def test_the_live_view_and_plain_lines_say_when_the_session_resumes(bus: B
     assert what_happened(event, parsed.payload, {}) == (
         f"paused: waiting for the usage window: resumes at {resumes_at(until)}"
     )
+
+
+def test_a_session_about_to_start_a_turn_waits_for_a_window_another_hit() -> None:
+    window = UsageWindow()
+    assert window.ahead(now=NOW) is None
+    window.reset_for(limited("resets at 2025-12-03T14:00:00Z"), now=NOW)
+    assert window.ahead(now=NOW + 1) == NOW + 400  # not asked and refused first
+    assert window.ahead(waited=NOW + 400, now=NOW + 1) is None  # it waited (capped): it tries
+    assert window.ahead(now=NOW + 400) is None  # the window has passed

@@ -91,6 +91,7 @@ class SessionDriver:
         self.rounds = 0  # turns of work, across restarts
         self.restarts = 0
         self.pauses = 0  # in a row: a turn that gets through resets it
+        self.waited: float | None = None  # the last usage window's reset it waited for
 
     async def drive(self, me: Session) -> None:
         """`me`: the session as it was before its tree was placed."""
@@ -168,6 +169,10 @@ class SessionDriver:
         share = self.run.share
         handoff = self.run.handoff
         await handoff.before_turn(self.name)
+        until = self.run.usage.ahead(self.waited)  # another session hit a usage limit
+        if until is not None and self.run.config.max_usage_wait > 0:
+            await wait_for_window(self.bus, self.name, until, self.run.config.max_usage_wait)
+            self.waited = until
         resolving = self.follow.resolving and self.resolver is not None
         await session.use_model(self.resolver if resolving else self.config.model)
         with share.in_turn(self.tree):  # before it is shown: no tip is missed
@@ -205,6 +210,7 @@ class SessionDriver:
         until = run.usage.reset_for(result) if run.config.max_usage_wait > 0 else None
         if until is not None:
             self.rounds -= 1
+            self.waited = until
             return await wait_for_window(self.bus, self.name, until, run.config.max_usage_wait)
         self.pauses += 1
         if not backoff.may_pause(self.pauses):

@@ -75,6 +75,15 @@ class UsageWindow:
             return self.until
         return None
 
+    def ahead(self, waited: float | None = None, now: float | None = None) -> float | None:
+        """The reset a session about to start a turn waits for first (rather than asking
+        and being refused): one still ahead that this session has not itself waited for
+        (`waited`: the last it did; once waited for, the cap lets it try)."""
+        now = time.time() if now is None else now
+        if self.until is None or self.until <= now or self.until == waited:
+            return None
+        return self.until
+
 
 def resumes_at(until: float) -> str:
     """HH:MM on this host's clock (seconds too when it is less than a minute away)."""
