@@ -34,16 +34,30 @@ from conductor.events import (
     EventKind,
     MergeGateOutcome,
     MergeQueued,
+    MessagesRead,
     PromptSent,
+    SdkResult,
 )
 from conductor.models import RunState, SessionKind, SessionStatus
-from conductor.report import read, render_report, report_path, write_report
+from conductor.report import (
+    coarse,
+    read,
+    recent,
+    render_page,
+    render_report,
+    report_path,
+    write_report,
+)
 from conductor.report.gate import GateFold, quoted_output
+from conductor.report.parts import Phase
 from conductor.report.svg import timeline_svg
-from conductor.report.timeline import Timeline, fold
+from conductor.report.timeline import Timeline, TimelineFold, fold
 from conductor.run.summary import RunSummary
 from conductor.session import _describe, _payload
 from conductor.store import Store
+from conductor.store.messages import insert_message
+from conductor.store.rows import Db
+from conductor.store.shared import insert_event, session_id
 
 pytestmark = pytest.mark.anyio
 
@@ -388,6 +402,140 @@ async def test_write_report_writes_the_file_whole(store: Store, tmp_path: Path) 
     assert path == tmp_path / ".conductor" / "reports" / f"{bus.run_id}.html"
     assert path.read_text().startswith("<!DOCTYPE html>")
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
+
+
+# ------------------------------------------------------------------------------ a long run
+
+
+LONG = 5000  # messages in a long run
+SAID = "a message with <b>markup</b> & words enough to be read as a real one would be, " * 2
+
+
+def _flood(
+    store: Store,
+    db: Db,
+    run_id: str,
+    start: float,
+    messages: int,
+    turns: int,
+    review_id: int | None,
+) -> None:
+    """`messages` from A to B (B reads the even ones), then `turns` turns of A, a second each,
+    and a review's message from B to A: straight through the store, in one transaction."""
+    a, b = session_id(db, run_id, "A"), session_id(db, run_id, "B")
+    at = start
+    for i in range(messages):
+        at += 1
+        mid = insert_message(db, at, run_id, a, [b], f"#{i} {SAID}", None)
+        if i % 2 == 0:
+            insert_event(db, at + 0.5, run_id, b, EventKind.MESSAGE_READ, "r", MessagesRead([mid]))
+    for i in range(turns):
+        at += 1
+        insert_event(db, at, run_id, a, EventKind.SESSION_PROMPT, "p", PromptSent(f"turn {i}"))
+        insert_event(db, at + 0.5, run_id, a, EventKind.SDK_RESULT, "r", SdkResult(result="ok"))
+    if review_id is not None:
+        insert_message(db, at + 1, run_id, b, [a], "approved", None, review_id)
+
+
+async def long_run(store: Store, messages: int, turns: int = 0, review: bool = False) -> Bus:
+    bus = await bus_module.create_run(
+        store,
+        goal="a long run",
+        repo_root=Path("."),
+        base_ref="main",
+        base_commit=None,
+        sessions=[("A", "frontend"), ("B", "backend")],
+    )
+    asked = await bus.request_review("A", commit=COMMIT, diff=b"+x\n", reviewer="B")
+    args = (bus.run_id, asked.created_at + 1, messages, turns, asked.id if review else None)
+    await store._in_worker(True, _flood, args, {})
+    return bus
+
+
+def said_text(html: str) -> str:
+    """The page's text, its white space as one space each."""
+    return " ".join("".join(elements(html).text).split())
+
+
+async def test_a_long_runs_report_shows_its_last_messages_and_says_how_many_more(
+    store: Store,
+) -> None:
+    bus = await long_run(store, LONG)
+    html = await render_report(bus)
+    shown = recent.MESSAGES_SHOWN
+    text = said_text(html)
+    hidden = LONG - shown
+    assert f"{hidden} more messages not shown: conductor logs {bus.run_id} has them" in text
+    assert f"{LONG} between sessions, besides reviews (the last {shown} shown)" in text
+    page = elements(html)
+    kinds = [set((a.get("class") or "").split()) for tag, a in page.tags if tag == "g"]
+    assert sum(1 for k in kinds if "message" in k and "review" not in k) == shown
+    assert f"#{LONG - 1} " in text and f"#{hidden} " in text and f"#{hidden - 1} " not in text
+
+
+async def test_a_long_runs_messages_keep_when_they_were_read(store: Store) -> None:
+    report = await read.read_report(await long_run(store, LONG))
+    arrows = [a for a in report.timeline.arrows if not a.review]  # #4500 on, even ones read
+    assert [a.read_at is not None for a in arrows[:4]] == [True, False, True, False]
+    assert arrows[0].read_at == arrows[0].sent_at + 0.5
+
+
+async def test_a_flood_of_messages_does_not_push_a_reviews_arrow_out(store: Store) -> None:
+    report = await read.read_report(await long_run(store, LONG, review=True))
+    reviews = [a for a in report.timeline.arrows if a.review]
+    assert [(a.sender, a.recipient) for a in reviews] == [("A", "B"), ("B", "A")]  # asked first
+
+
+async def test_a_long_runs_report_is_bounded_in_size(store: Store) -> None:
+    html = await render_report(await long_run(store, LONG, turns=3000))
+    assert len(html.encode()) < 1_500_000  # before the bounds: 3.6 MB for 5,000 messages
+
+
+async def test_a_lane_of_thousands_of_turns_is_drawn_in_a_bounded_number_of_bars(
+    store: Store,
+) -> None:
+    turns = 3000
+    report = await read.read_report(await long_run(store, 0, turns=turns))
+    phases = report.timeline.lanes["A"].phases
+    assert len(phases) <= 2 * coarse.PHASES_SHOWN
+    assert sum(p.merged for p in phases) >= 2 * turns - 1  # every phase drawn, in some bar
+    assert report.timeline.phases_merged == sum(p.merged for p in phases) - len(phases)
+    text = said_text(render_page(report))
+    assert f"{report.timeline.phases_merged} phases too short to draw apart" in text
+    assert "phases, each too short to draw apart: working" in text
+
+
+async def test_the_fold_holds_no_more_than_it_shows(store: Store) -> None:
+    bus = await long_run(store, LONG, turns=3000)
+    names = {s.id: s.name for s in await bus.sessions()}
+    folding = TimelineFold(names, start=bus.run.created_at)
+    most = 0
+    for event in await bus.events():
+        folding.apply(event)
+        most = max(most, len(folding.states["A"].lane.phases) if "A" in folding.states else 0)
+    assert len(folding.messages.plain.kept) == recent.MESSAGES_SHOWN
+    assert most <= coarse.SLACK * coarse.PHASES_SHOWN + 1
+
+
+def test_short_phases_merge_into_one_coloured_by_where_most_time_went() -> None:
+    phases = [
+        Phase("working", 0.0, 0.3, "t1"),
+        Phase("waiting", 0.3, 0.4, "w1"),
+        Phase("working", 0.4, 1.2, "t2"),  # the stretch is a second long: it ends here
+        Phase("waiting", 1.2, 1.5, "w2"),
+        Phase("review", 1.5, 9.0, "r"),  # long enough to stay as it is
+    ]
+    first, second, third = coarse.merge_short(phases, grain=1.0)
+    assert (first.kind, first.start, first.end, first.merged) == ("working", 0.0, 1.2, 3)
+    assert first.what.startswith("3 phases, each too short to draw apart: working")
+    assert second == phases[3] and third == phases[4]
+    again = coarse.merge_short([first, second], grain=2.0)[0]
+    assert again.merged == 4 and dict(again.times)["waiting"] == pytest.approx(0.4)
+
+
+def test_a_run_with_few_phases_is_drawn_as_it_is() -> None:
+    phases = [Phase("working", float(i), i + 0.001, f"t{i}") for i in range(100)]
+    assert coarse.final(phases, 0.0, 1000.0) == phases
 
 
 # ------------------------------------------------------------------------------ the command

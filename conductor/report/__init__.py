@@ -5,11 +5,14 @@ merge phases, messages as arrows, merges, rejections and red checks as marks), c
 session and role, review rounds with their verdicts, and the output of failed checks. It opens
 offline: its stylesheet is inline and it refers to nothing outside itself.
 
-Parts: `timeline` (the fold: events in, lanes/phases/arrows/marks out), `gate` (the merge
-gate's outcomes and failed checks' output), `read` (the run read through the bus, its events
-in pages), `svg` (the picture), `template` and `page` (the document), `format` (times, money,
-escaping). `render_report` is what `conductor serve` shows; `write_report` what the CLI and
-the end of `conductor run` write.
+Parts: `timeline` (the fold: events in, lanes/phases/arrows/marks out, as `parts`), `recent`
+(the last messages, which are all a long run's report shows of them), `coarse` (phases too
+short to see, merged), `gate` (the merge gate's outcomes and failed checks' output), `read`
+(the run read through the bus, its events in pages), `svg` (the picture), `template` and
+`page` (the document), `format` (times, money, escaping). A run of fifty thousand messages
+makes a report of a few hundred kilobytes, folded in time linear in its events and in memory
+that does not grow with them (bench/report_scale.py). `render_report` is what `conductor
+serve` shows; `write_report` what the CLI and the end of `conductor run` write.
 """
 
 from __future__ import annotations

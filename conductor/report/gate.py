@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from conductor.events import EventKind, MergeGateOutcome, PromptSent, parse
+from conductor.events import MERGE_OUTCOMES, EventKind, MergeGateOutcome, PromptSent, parse
 from conductor.models import Event
 
 OUTPUT_KEY = "output"  # the check's output in a check_failed event's payload, when kept there
 FENCE = "```"
+_OUTCOME_KINDS = frozenset(MERGE_OUTCOMES)  # the kinds of MergeGateOutcome
 
 
 @dataclass
@@ -47,6 +48,10 @@ class GateFold:
         name = event.session
         if name is None:
             return
+        if event.kind not in _OUTCOME_KINDS and not (
+            event.kind == EventKind.SESSION_PROMPT and name in self.awaiting_output
+        ):
+            return  # nothing of the gate's: not parsed at all (most events of a long run)
         parsed = parse(event)
         if parsed is None:
             return

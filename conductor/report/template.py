@@ -69,6 +69,7 @@ pre { background: var(--soft); padding: 10px 12px; overflow-x: auto; white-space
 .sym-merged { color: var(--good); } .sym-rejected { color: var(--bad); }
 .sym-check-failed { color: var(--bad); } .sym-conflict { color: var(--warn); }
 .round { margin: 4px 0 10px; }
+.not-shown { font-size: 12.5px; margin: 6px 0; }
 .comment { white-space: pre-wrap; }
 footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
 """
@@ -102,7 +103,9 @@ PAGE = """<!DOCTYPE html>
 <dt>cost</dt><dd>{{ r.total.cost_usd|money }}</dd>
 <dt>reviews</dt><dd>{{ reviews }} ({{ rejected }} rejected)</dd>
 <dt>merge attempts</dt><dd>{{ r.gate|length }} ({{ failed_checks|length }} with a failed check)</dd>
-<dt>messages</dt><dd>{{ messages|length }} between sessions, besides reviews</dd>
+<dt>messages</dt><dd>{{ messages|length + r.timeline.messages_not_shown }} between sessions,
+besides reviews{% if r.timeline.messages_not_shown %} (the last {{ messages|length }} shown)
+{%- endif %}</dd>
 <dt>events</dt><dd>{{ r.events }}</dd>
 {%- if r.run.base_ref %}
 <dt>base</dt><dd><code>{{ r.run.base_ref }}</code>{% if r.run.base_commit %} at
@@ -129,6 +132,27 @@ PAGE = """<!DOCTYPE html>
 <span class="sym-conflict">&#9670; conflict</span>
 <span class="muted">hover for details</span>
 </div>
+{% if r.timeline.messages_not_shown or r.timeline.reviews_not_shown
+   or r.timeline.marks_not_shown or r.timeline.phases_merged %}
+<ul class="not-shown muted">
+{%- if r.timeline.messages_not_shown %}
+<li>{{ r.timeline.messages_not_shown }} more messages not shown: <code>conductor logs
+{{ r.run.id }}</code> has them (the last {{ messages|length }} are drawn).</li>
+{%- endif %}
+{%- if r.timeline.reviews_not_shown %}
+<li>{{ r.timeline.reviews_not_shown }} more review messages not drawn (the reviews are listed
+below).</li>
+{%- endif %}
+{%- if r.timeline.marks_not_shown %}
+<li>{{ r.timeline.marks_not_shown }} earlier marks not drawn (the merge gate's outcomes are
+listed below).</li>
+{%- endif %}
+{%- if r.timeline.phases_merged %}
+<li>{{ r.timeline.phases_merged }} phases too short to draw apart are drawn inside their
+neighbours (hover one to see how many it stands for).</li>
+{%- endif %}
+</ul>
+{% endif %}
 </section>
 
 <section id="workstreams">
@@ -226,6 +250,10 @@ PAGE = """<!DOCTYPE html>
 
 <section id="messages">
 <h2>Messages</h2>
+{% if r.timeline.messages_not_shown %}
+<p class="not-shown">{{ r.timeline.messages_not_shown }} more messages not shown:
+<code>conductor logs {{ r.run.id }}</code> has them. The last {{ messages|length }}:</p>
+{% endif %}
 {% if messages %}
 <table>
 <tr><th>sent</th><th>from</th><th>to</th><th>read</th><th>message</th></tr>

@@ -2,7 +2,9 @@
 between sessions as arrows, and marks where the merge gate or a reviewer said something.
 
 Pure: events in (in id order, each once), a `Timeline` out; no store, no rendering. Each event
-costs the same whatever came before it, so an hour-long run folds in time linear in its events.
+costs the same whatever came before it, so an hour-long run folds in time linear in its events,
+and in bounded memory: it keeps the last messages sent (`recent`) and the last marks, and
+merges a lane's phases too short to see (`coarse`), counting what it leaves out.
 
 A lane is in one phase at a time, the first of these that holds: `working` (a turn:
 `session.prompt` until its `sdk.result`, or until the turn ends otherwise), `review` (one of
@@ -13,6 +15,7 @@ session whose CLI has closed or whose work has ended shows no phase until it wor
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -35,7 +38,12 @@ from conductor.events import (
 )
 from conductor.models import AUTO_REVIEWER, HUMAN_SESSION, Event, RunState, SessionStatus
 from conductor.readmodel.words import merge_words
+from conductor.report import coarse
+from conductor.report.parts import Arrow, Lane, Mark, Phase, RunMoment, Timeline
+from conductor.report.recent import Messages
 from conductor.text import one_line
+
+__all__ = ["Arrow", "Lane", "Mark", "Phase", "RunMoment", "Timeline", "TimelineFold", "fold"]
 
 WORKING, WAITING, REVIEW, MERGE = "working", "waiting", "review", "merge"
 PHASES = (WORKING, WAITING, REVIEW, MERGE)
@@ -59,62 +67,7 @@ _MERGE_MARKS = {
 NOT_SESSIONS = frozenset({AUTO_REVIEWER, HUMAN_SESSION})
 TEXT_LIMIT = 200  # a tooltip's text, at most
 NOT_STARTED = "waiting to start"
-
-
-@dataclass(frozen=True)
-class Phase:
-    kind: str  # one of PHASES
-    start: float
-    end: float
-    what: str  # in words, for its tooltip
-
-
-@dataclass(frozen=True)
-class Arrow:
-    """A message from one session to another: sent, and read (None: never read)."""
-
-    message_id: int
-    sender: str
-    recipient: str
-    sent_at: float
-    read_at: float | None
-    text: str
-    review: bool  # a review's request or verdict, carried as a message
-
-
-@dataclass(frozen=True)
-class Mark:
-    session: str
-    at: float
-    kind: str  # merged, rejected, check-failed, conflict, refused, died
-    what: str
-
-
-@dataclass
-class Lane:
-    session: str
-    phases: list[Phase] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Timeline:
-    start: float
-    end: float
-    lanes: dict[str, Lane]  # in the order sessions were first seen
-    arrows: list[Arrow]
-    marks: list[Mark]
-    ended_at: float | None  # when the run last moved to a state other than active
-    verdicts: dict[int, str]  # review id -> approved or rejected (a row later says superseded)
-    moments: list[RunMoment] = field(default_factory=list)  # the run's state changes
-
-
-@dataclass(frozen=True)
-class RunMoment:
-    """The run moved to `state` (interrupted, active again on a resume, finished, ...)."""
-
-    at: float
-    state: str
-    what: str
+MARKS_SHOWN = 1000  # the last marks drawn (a run of thousands of merges counts the rest)
 
 
 @dataclass
@@ -122,6 +75,7 @@ class _LaneState:
     """Where one session stands while the fold goes on."""
 
     lane: Lane
+    origin: float = 0.0  # when the run started: the grain its too-short phases merge at
     alive: bool = False  # registered or working, and not closed or ended
     turn: bool = False
     turns: int = 0
@@ -167,6 +121,7 @@ class _LaneState:
             return  # a wait of no length says nothing
         what = what + (f" — {ending}" if ending else "")
         self.lane.phases.append(Phase(kind, start, max(at, start), one_line(what, TEXT_LIMIT)))
+        self.lane.phases = coarse.bound(self.lane.phases, self.origin, at)
 
 
 class TimelineFold:
@@ -190,9 +145,9 @@ class TimelineFold:
         self.last = start or 0.0
         self.hidden = frozenset(hidden)
         self.states: dict[str, _LaneState] = {}
-        self.arrows: list[Arrow] = []
-        self.marks: list[Mark] = []
-        self.unread: dict[tuple[int, str], tuple[str, float, str, bool]] = {}
+        self.messages = Messages()  # the last ones sent, with when each was read
+        self.marks: deque[Mark] = deque(maxlen=MARKS_SHOWN)
+        self.marked = 0
         self.ended_at: float | None = None
         self.verdicts: dict[int, str] = {}
         self.moments: list[RunMoment] = []
@@ -201,7 +156,9 @@ class TimelineFold:
         if name not in self.states:
             waits = self.depends.get(name)
             status = f"waiting for {', '.join(waits)}" if waits else NOT_STARTED
-            self.states[name] = _LaneState(Lane(name), status=status, not_started=status)
+            self.states[name] = _LaneState(
+                Lane(name), self.start or 0.0, status=status, not_started=status
+            )
         return self.states[name]
 
     def apply(self, event: Event) -> None:
@@ -316,19 +273,16 @@ class TimelineFold:
                 if recipient is None or recipient in self.hidden:
                     continue
                 self.lane(recipient)  # a lane for it, even before it does anything
-                key = (payload.message_id, recipient)
                 review = payload.review_id is not None
-                self.unread[key] = (str(event.session), event.created_at, event.summary, review)
+                sender, at = str(event.session), event.created_at
+                self.messages.sent(payload.message_id, sender, recipient, at, event.summary, review)
         elif isinstance(payload, MessagesRead) and event.session is not None:
             for mid in payload.message_ids:
-                sent = self.unread.pop((mid, event.session), None)
-                if sent is not None:
-                    sender, at, text, review = sent
-                    arrow = Arrow(mid, sender, event.session, at, event.created_at, text, review)
-                    self.arrows.append(arrow)
+                self.messages.read(mid, event.session, event.created_at)
 
     def _mark(self, name: str, at: float, kind: str, what: str) -> None:
         self.marks.append(Mark(name, at, kind, one_line(what, TEXT_LIMIT)))
+        self.marked += 1
 
     def finish(self, end: float | None = None) -> Timeline:
         """The timeline up to `end` (default: the run's end, else its last event): phases
@@ -336,22 +290,26 @@ class TimelineFold:
         start = self.start if self.start is not None else 0.0
         stop = end if end is not None else (self.ended_at or self.last)
         stop = max(stop, self.last, start)
+        merged = 0
         for state in self.states.values():
             state.close(stop)
-        for (mid, recipient), (sender, at, text, review) in self.unread.items():
-            self.arrows.append(Arrow(mid, sender, recipient, at, None, text, review))
-        self.unread.clear()
-        self.arrows.sort(key=lambda a: (a.sent_at, a.message_id))
+            lane = state.lane
+            lane.phases = coarse.final(lane.phases, start, stop)
+            merged += sum(phase.merged for phase in lane.phases) - len(lane.phases)
         lanes = {name: state.lane for name, state in self.states.items()}
         return Timeline(
             start,
             stop,
             lanes,
-            self.arrows,
-            self.marks,
+            self.messages.arrows(),
+            list(self.marks),
             self.ended_at,
             self.verdicts,
             self.moments,
+            messages_not_shown=self.messages.plain.not_shown,
+            reviews_not_shown=self.messages.reviews.not_shown,
+            marks_not_shown=self.marked - len(self.marks),
+            phases_merged=merged,
         )
 
 
