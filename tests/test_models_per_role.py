@@ -101,6 +101,15 @@ def test_conductor_run_refuses_cross_review_on_one_model_before_planning(
     assert "cross_review" not in other
 
 
+def test_the_plan_only_hint_runs_the_plan_with_the_same_models(cli: Cli, repo: Path) -> None:
+    plan = repo / "plan.json"
+    plan.write_text(json.dumps({"workstreams": [{"id": "A", "name": "a", "task": "a"}]}))
+    flags = ["--model", "sonnet", "--reviewer-model", "opus", "--resolver-model", "opus"]
+    said = cli.ok("run", "a goal", "--plan-only", "--plan", str(plan), *flags, "--cross-review")
+    hint = said.out.split("run it with: ", 1)[1]
+    assert " ".join([*flags[2:], "--cross-review"]) in hint and "--model sonnet" in hint
+
+
 def test_cross_review_reviews_an_author_on_the_reviewer_model_on_the_sessions_model() -> None:
     config = Config(model="sonnet", reviewer_model="opus", cross_review=True)
     assert reviewer_model(config, "sonnet") == "opus"
