@@ -145,13 +145,25 @@ def test_a_stored_run_without_the_new_settings_reads_as_before() -> None:
 # ------------------------------------------------------------------------------ a real run
 
 # Whichever of A and B reaches the merge gate second conflicts in README.md and resolves it in
-# its second chapter; each reviewer approves every round.
+# its second chapter; its reviewer rejects that, and its third chapter fixes it.
 RESOLVE = """
     - - tool: Bash
         input: {command: "git merge -X ours --no-edit \\"$CONDUCTOR_INTEGRATION_BRANCH\\""}
       - tool: mcp__bus__request_review
         input: {}
       - text: "Merged the integration branch in."
+"""
+FIX = """
+    - - tool: Bash
+        input: {command: "echo fixed >> README.md && git commit -qam fix"}
+      - tool: mcp__bus__request_review
+        input: {}
+      - text: "Fixed."
+"""
+REJECT = """
+    - - tool: mcp__bus__review_verdict
+        input: {verdict: reject, comments: "say it is fixed"}
+      - text: "Rejected."
 """
 APPROVE = """
     - - tool: mcp__bus__review_verdict
@@ -179,6 +191,7 @@ roles:
         input: {{}}
       - text: "A asked."
 {RESOLVE}
+{FIX}
   B:
     - - tool: Bash
         input:
@@ -187,11 +200,14 @@ roles:
         input: {{}}
       - text: "B asked."
 {RESOLVE}
+{FIX}
   A-review:
 {APPROVE}
+{REJECT}
 {APPROVE}
   B-review:
 {APPROVE}
+{REJECT}
 {APPROVE}
 """
 
@@ -247,11 +263,14 @@ async def test_each_role_asks_for_its_own_model(
         assert models["B-review chapter 1"] == {REVIEWER}
         conflicted = [who for who in ("A", "B") if f"{who} chapter 2" in models]
         assert len(conflicted) == 1, models
-        assert models[f"{conflicted[0]} chapter 2"] == {RESOLVER}  # the conflict's turn
+        who = conflicted[0]
+        own = REVIEWER if who == "A" else WORKER
+        assert models[f"{who} chapter 2"] == {RESOLVER}  # the conflict's turn
+        assert models[f"{who} chapter 3"] == {own}  # and back for the rejection's
         async with Store.open(repo / ".conductor" / "conductor.db") as store:
-            events = await store.list_events(summary.run_id, session=conflicted[0])
+            events = await store.list_events(summary.run_id, session=who)
         switched = [e.payload["model"] for e in events if e.kind == "session.model"]
-        assert switched[0] == RESOLVER
+        assert switched == [RESOLVER, own]
         spec = await _spec(repo, summary.run_id)  # what a resume rebuilds the run from
         assert (spec["config"]["planner_model"], spec["config"]["resolver_model"]) == (
             PLANNER,
