@@ -82,6 +82,8 @@ def test_cross_review_with_one_model_for_both_is_refused_in_one_line() -> None:
         refuse_same_review_model(Config(cross_review=True))
     refuse_same_review_model(Config(model="sonnet", reviewer_model="sonnet"))  # not asked for
     refuse_same_review_model(Config(model="sonnet", reviewer_model="opus", cross_review=True))
+    for nobody in ("human", "auto"):  # no agent reviews: nothing to refuse
+        refuse_same_review_model(Config(model="sonnet", cross_review=True, review=nobody))
 
 
 def test_conductor_run_refuses_cross_review_on_one_model_before_planning(

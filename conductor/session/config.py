@@ -15,6 +15,7 @@ from typing import Literal
 from conductor.config import Config
 from conductor.enforce import WORKER_TOOLS
 from conductor.errors import InvalidInput
+from conductor.models import ReviewPolicy
 
 Role = Literal["planner", "reviewer", "resolver"]
 
@@ -83,8 +84,15 @@ def reviewer_model(settings: Config, author: str | None) -> str | None:
 
 def refuse_same_review_model(settings: Config) -> None:
     """cross_review with a reviewer model that is the sessions' model: refused at the start,
-    in one line, before anything is spent (no silent fallback to a same-model review)."""
-    if settings.cross_review and role_model(settings, "reviewer") == (settings.model or None):
+    in one line, before anything is spent (no silent fallback to a same-model review). Only
+    where agent reviewers may run (`agent`, and `peer`, whose gone peer an agent stands in
+    for): a person or `auto` reviews on no model."""
+    agents = settings.review in (ReviewPolicy.AGENT, ReviewPolicy.PEER)
+    if (
+        agents
+        and settings.cross_review
+        and role_model(settings, "reviewer") == (settings.model or None)
+    ):
         same = settings.model or "the CLI's default model"
         raise InvalidInput(
             f"cross_review: the reviewers would run on {same}, like the sessions: set"
