@@ -87,7 +87,11 @@ def test_the_resume_time_is_on_this_hosts_clock() -> None:
     soon = time.time() + 30
     assert resumes_at(soon) == datetime.fromtimestamp(soon).astimezone().strftime("%H:%M:%S")
     later = time.time() + 3600
-    assert resumes_at(later) == datetime.fromtimestamp(later).astimezone().strftime("%H:%M")
+    today = datetime.now().astimezone().date()
+    local = datetime.fromtimestamp(later).astimezone()
+    assert resumes_at(later) == local.strftime("%H:%M" if local.date() == today else "%b %d %H:%M")
+    days = time.time() + 3 * 86_400  # a weekly limit: the day too
+    assert resumes_at(days) == datetime.fromtimestamp(days).astimezone().strftime("%b %d %H:%M")
 
 
 def test_a_scripts_resets_in_goes_with_a_429() -> None:

@@ -86,8 +86,11 @@ class UsageWindow:
 
 
 def resumes_at(until: float) -> str:
-    """HH:MM on this host's clock (seconds too when it is less than a minute away)."""
+    """HH:MM on this host's clock: seconds too when it is less than a minute away, the day
+    too when it is not today (a weekly limit)."""
     local = datetime.fromtimestamp(until).astimezone()
+    if local.date() != datetime.now().astimezone().date():
+        return local.strftime("%b %d %H:%M")
     return local.strftime("%H:%M:%S" if until - time.time() < 60 else "%H:%M")
 
 
