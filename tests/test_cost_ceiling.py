@@ -522,3 +522,46 @@ async def test_the_live_view_shows_spent_against_the_ceiling(tmp_path: Path) -> 
         await snapshot.update(store)
         assert totals_line(snapshot).endswith("$1.2300 of $8.00")
         assert "of $" not in totals_line(Snapshot(run_id=bus.run_id))  # no ceiling: no "of"
+
+
+@pytest.mark.anyio
+async def test_a_workers_watch_holds_at_the_last_ceiling_and_records_nothing(
+    tmp_path: Path,
+) -> None:
+    from conductor.run.ceiling import watch_on_worker
+
+    async with Store.open(tmp_path / "c.db") as store:
+        bus = await _run(tmp_path, store, planner=1.5)
+        await resumed_config(bus, Config(max_cost=1.0), 2.0)  # resumed with a higher one
+        control = Control()
+        watch = await watch_on_worker(bus, control, Config(max_cost=1.0))
+        assert watch.max_cost == 2.0
+        assert await watch.at_tool_boundary("A") is None  # 1.50 of 2.00: go on
+        await bus.record("A", EventKind.SESSION_PROMPT, "go")
+        await bus.record("A", EventKind.SDK_ASSISTANT, "x", _response("m1", 200_000))
+        with anyio.fail_after(5):
+            assert await watch.look()  # 2.10: held at its boundary...
+        kinds = [e.kind for e in await bus.events()]
+        assert EventKind.RUN_COST_WARNING not in kinds and EventKind.RUN_COST_CEILING not in kinds
+        assert not control.stopping  # ...while the supervisor stops the run
+
+
+@pytest.mark.anyio
+async def test_a_run_stopped_at_its_ceiling_ends_failed_with_on_max_cost_stop(
+    tmp_path: Path,
+) -> None:
+    from types import SimpleNamespace
+
+    from conductor.run.lifecycle import store_the_end
+
+    async with Store.open(tmp_path / "c.db") as store:
+        bus = await _run(tmp_path, store)
+        control = Control()
+        control.stopping = True
+        control.ended = "cost ceiling $1.00 reached (on_max_cost = stop)"
+        await store_the_end(SimpleNamespace(bus=bus, control=control), ok=False)  # type: ignore[arg-type]
+        run = await bus.refresh()
+        assert run.state is RunState.FAILED
+        control.ended = ""  # pause: interrupted, resumable
+        await store_the_end(SimpleNamespace(bus=bus, control=control), ok=False)  # type: ignore[arg-type]
+        assert (await bus.refresh()).state is RunState.INTERRUPTED

@@ -33,11 +33,13 @@ from conductor.prompts import Prompts
 from conductor.remote.handoff import WorkerHandoff
 from conductor.remote.lease import HeldLease
 from conductor.run.accounting import Ledger
+from conductor.run.ceiling import watch_on_worker
 from conductor.run.control import Control
 from conductor.run.reviewer import AgentReviewer
 from conductor.run.started import StartedRun
 from conductor.run.summary import Outcome
 from conductor.run.workstream import WorkstreamTask
+from conductor.session.hooks import tool_boundary
 from conductor.store.interface import Storage
 from conductor.worktrees import session_branch
 
@@ -88,8 +90,11 @@ class TakenWorkstream:
         bus = await open_run(self.store, self.taken.run_id)
         outcome = Outcome(self.name)
         try:
-            with self.control.scope:
+            with self.control.scope, contextlib.ExitStack() as held:
                 run = await self._rebuild(bus)
+                cost = await watch_on_worker(bus, self.control, run.config)
+                if cost.enabled:  # the run's cost ceiling holds this worker's sessions too
+                    held.enter_context(tool_boundary(bus.run_id, cost.at_tool_boundary))
                 outcome = self._started = run.outcomes[self.name]
                 workstream = next(w for w in run.plan.workstreams if w.id == self.name)
                 reviews = ReviewGate(

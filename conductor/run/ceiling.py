@@ -72,6 +72,15 @@ async def ceiling_of(bus: Bus, config: Config) -> float:
     return ceiling
 
 
+async def watch_on_worker(bus: Bus, control: Control, config: Config) -> CostWatch:
+    """A worker's watch of the run's ceiling (the last one set): it holds the worker's
+    sessions at their tool boundary; the supervisor does the rest."""
+    ceiling = await ceiling_of(bus, config)
+    watch = CostWatch(bus, control, replace(config, max_cost=ceiling), records=False)
+    await watch.begin()
+    return watch
+
+
 async def resumed_config(bus: Bus, config: Config, max_cost: float | None) -> Config:
     """A resumed run's settings with its ceiling: the one asked for now (higher than what it
     spent, or 0 for none; recorded, so later resumes keep it), else the last one set."""
@@ -102,7 +111,11 @@ async def resumed_config(bus: Bus, config: Config, max_cost: float | None) -> Co
 class CostWatch:
     """The run's spend held against `max_cost` (0: no ceiling: it never looks)."""
 
-    def __init__(self, bus: Bus, control: Control, config: Config) -> None:
+    def __init__(self, bus: Bus, control: Control, config: Config, *, records: bool = True) -> None:
+        """`records`: False on a worker on another host: it holds its sessions at their tool
+        boundary, while the supervisor alone warns, records and stops the run (the worker's
+        session then stops as its lease sees the run is no longer active)."""
+        self.records = records
         self.bus = bus
         self.control = control
         self.max_cost = config.max_cost
@@ -222,9 +235,11 @@ class CostWatch:
                 calls[key] = max(cost, calls.get(key, 0.0))
 
     async def _record(self, kind: EventKind, summary: str) -> None:
+        if not self.records:
+            return
         payload = CostCeiling(spent_usd=self.spent, max_cost=self.max_cost)
         with contextlib.suppress(ConductorError):
             await self.bus.record(None, kind, summary, payload.to_json())
 
 
-__all__ = ["CostWatch", "ceiling_of", "resumed_config", "spent_by_run"]
+__all__ = ["CostWatch", "ceiling_of", "resumed_config", "spent_by_run", "watch_on_worker"]
