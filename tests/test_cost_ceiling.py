@@ -565,3 +565,27 @@ async def test_a_run_stopped_at_its_ceiling_ends_failed_with_on_max_cost_stop(
         control.ended = ""  # pause: interrupted, resumable
         await store_the_end(SimpleNamespace(bus=bus, control=control), ok=False)  # type: ignore[arg-type]
         assert (await bus.refresh()).state is RunState.INTERRUPTED
+
+
+@pytest.mark.anyio
+async def test_planning_that_spent_the_whole_ceiling_starts_nothing(repo: Path) -> None:
+    from conductor.planner import Planned
+    from conductor.run.launch import RunAsked, start_run
+
+    async def planning(_: Any, config: Config) -> Planned:  # the planner, stood in for
+        return Planned(plan_of(TWO, repo), Spend(9, 2.5))
+
+    async def drive(*_: Any) -> Any:
+        raise AssertionError("nothing may start")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ANTHROPIC_API_KEY", "k")
+        with pytest.raises(InvalidInput, match=r"planning spent \$2.50, the whole of --max-cost"):
+            await start_run(
+                RunAsked("goal", max_cost=2.0),
+                cwd=repo,
+                db=None,
+                show_planning=planning,
+                drive=drive,
+            )
+    assert list((repo / ".conductor" / "plans").iterdir())  # the plan is kept
