@@ -171,13 +171,16 @@ def dashboard(
 
 
 def plan_table(plan: Plan) -> Table:
+    """The plan's workstreams; a Model column when one names its own model."""
     table = Table(title="Plan", title_justify="left")
-    for col in ("ID", "Name", "Owns", "After", "Task"):
+    models = any(w.model for w in plan.workstreams)
+    for col in ("ID", "Name", *(["Model"] if models else []), "Owns", "After", "Task"):
         table.add_column(col)
     for w in plan.workstreams:
         table.add_row(
             _t(w.id, "bold"),
             _t(w.name),
+            *([_t(w.model or "(the run's)")] if models else []),
             _t("\n".join(w.owns)),
             _t(", ".join(w.depends_on)),
             _t(w.task + (f"\npromises: {w.interface}" if w.interface else "")),

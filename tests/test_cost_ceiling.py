@@ -25,7 +25,7 @@ from conductor.models import RunState
 from conductor.plan import parse_plan
 from conductor.run.ceiling import CostWatch, resumed_config
 from conductor.run.control import Control
-from conductor.run.estimate import TYPICAL_CALLS, call_cost, estimate
+from conductor.run.estimate import TYPICAL_CALLS, TYPICAL_REVIEW_CALLS, call_cost, estimate
 from conductor.standin.harness import STANDIN_MODEL, offline
 from conductor.store import Store
 
@@ -589,3 +589,26 @@ async def test_planning_that_spent_the_whole_ceiling_starts_nothing(repo: Path) 
                 drive=drive,
             )
     assert list((repo / ".conductor" / "plans").iterdir())  # the plan is kept
+
+
+def test_cross_review_is_priced_on_the_reviewers_model(tmp_path: Path) -> None:
+    one = {"workstreams": [dict(TWO["workstreams"][0], model="opus")]}
+    config = Config(model="sonnet", reviewer_model="opus", cross_review=True, review="agent")
+    found = estimate(plan_of(one, tmp_path), config)
+    opus, sonnet = call_cost("opus")[0], call_cost("sonnet")[0]
+    assert found.low == pytest.approx(TYPICAL_CALLS * opus + TYPICAL_REVIEW_CALLS * sonnet)
+
+
+def test_the_plan_table_names_a_workstreams_own_model_only_when_one_does(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from conductor.dashboard import plan_table
+
+    def shown(data: dict[str, Any]) -> str:
+        console = Console(width=200, record=True, color_system=None)
+        console.print(plan_table(plan_of(data, tmp_path)))
+        return console.export_text()
+
+    assert "Model" not in shown(TWO)
+    mixed = shown({"workstreams": [dict(TWO["workstreams"][0], model="opus")]})
+    assert "Model" in mixed and "opus" in mixed

@@ -23,6 +23,7 @@ from conductor.config import Config
 from conductor.costs import Spend, list_price, usage_cost
 from conductor.models import ReviewPolicy
 from conductor.plan import Plan
+from conductor.session import author_model, reviewer_model
 
 # A typical API call of a Claude Code session: what it sends fresh (and writes to the cache),
 # what it reads of its conversation from the cache, and what it writes back.
@@ -69,14 +70,6 @@ def call_cost(model: str) -> tuple[float, str]:
     return cost, priced
 
 
-def _reviewer_model(config: Config, author: str) -> str:
-    """The model an agent review of `author`'s work runs on (cross review: not the author's)."""
-    reviewer = config.reviewer_model or config.model
-    if config.cross_review and reviewer == author:
-        return config.model
-    return reviewer
-
-
 def estimate(plan: Plan, config: Config, planner: Spend | None = None) -> Estimate:
     """The cost of running `plan` under `config`; `planner`: what planning spent (None: the
     plan was given, nothing was planned)."""
@@ -86,7 +79,7 @@ def estimate(plan: Plan, config: Config, planner: Spend | None = None) -> Estima
     policy = ReviewPolicy(config.review)
     reviewed = policy in (ReviewPolicy.AGENT, ReviewPolicy.PEER)
     for workstream in plan.workstreams:
-        model = workstream.model or config.model
+        model = author_model(config, workstream.model) or ""
         per_call, name = call_cost(model)
         priced.add(name)
         low += TYPICAL_CALLS * per_call
@@ -94,7 +87,12 @@ def estimate(plan: Plan, config: Config, planner: Spend | None = None) -> Estima
         calls_low += TYPICAL_CALLS
         calls_high += config.max_turns
         if reviewed:
-            reviewer = _reviewer_model(config, model) if policy is ReviewPolicy.AGENT else model
+            # An agent reviewer's model (never the author's with cross_review); a peer's own.
+            reviewer = (
+                reviewer_model(config, model or None) or ""
+                if policy is ReviewPolicy.AGENT
+                else model
+            )
             per_review, name = call_cost(reviewer)
             priced.add(name)
             low += TYPICAL_REVIEW_CALLS * per_review
