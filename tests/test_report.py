@@ -37,6 +37,7 @@ from conductor.events import (
     MessagesRead,
     PromptSent,
     SdkResult,
+    parse,
 )
 from conductor.models import RunState, SessionKind, SessionStatus
 from conductor.report import (
@@ -48,6 +49,7 @@ from conductor.report import (
     report_path,
     write_report,
 )
+from conductor.report import timeline as timeline_module
 from conductor.report.gate import GateFold, quoted_output
 from conductor.report.parts import Phase
 from conductor.report.svg import timeline_svg
@@ -515,6 +517,27 @@ async def test_the_fold_holds_no_more_than_it_shows(store: Store) -> None:
         most = max(most, len(folding.states["A"].lane.phases) if "A" in folding.states else 0)
     assert len(folding.messages.plain.kept) == recent.MESSAGES_SHOWN
     assert most <= coarse.SLACK * coarse.PHASES_SHOWN + 1
+
+
+async def test_the_fold_parses_only_the_events_it_draws(
+    ticking: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+
+    def counted(event: Any) -> Any:
+        parsed.append(event.kind)
+        return parse(event)
+
+    monkeypatch.setattr(timeline_module, "parse", counted)
+    await prompt(ticking, "A")
+    for said in ("one", "two"):
+        await ticking.record("A", EventKind.SDK_ASSISTANT, said, {"content": [{"text": said}]})
+    await ticking.record("C", EventKind.SDK_ASSISTANT, "alone", {"content": []})
+    await result(ticking, "A")
+    folded = await events_of(ticking)
+    assert EventKind.SDK_ASSISTANT not in parsed and EventKind.SESSION_PROMPT in parsed
+    assert phases(folded, "A")[-2][0] == "working"
+    assert "C" in folded.lanes  # a session seen only in events not drawn still has its lane
 
 
 def test_short_phases_merge_into_one_coloured_by_where_most_time_went() -> None:

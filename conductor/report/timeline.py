@@ -68,6 +68,32 @@ NOT_SESSIONS = frozenset({AUTO_REVIEWER, HUMAN_SESSION})
 TEXT_LIMIT = 200  # a tooltip's text, at most
 NOT_STARTED = "waiting to start"
 MARKS_SHOWN = 1000  # the last marks drawn (a run of thousands of merges counts the rest)
+# The kinds the fold reads; any other is not parsed at all.
+_FOLDED = frozenset(
+    kind
+    for payload in (
+        RunStateChanged,
+        MessageSent,
+        MessagesRead,
+        ReviewDecided,
+        PromptSent,
+        SdkResult,
+        SessionFailed,
+        SessionUpdated,
+        WorkChanged,
+        ReviewRequested,
+        MergeQueued,
+        MergeGateOutcome,
+    )
+    for kind in payload.kinds
+) | {
+    EventKind.SESSION_REGISTERED,
+    EventKind.SESSION_INTERRUPTED,
+    EventKind.SESSION_RESTARTED,
+    EventKind.SESSION_CLOSED,
+    EventKind.WORK_QUEUED,
+}
+_KNOWN = frozenset(EventKind)
 
 
 @dataclass
@@ -166,6 +192,11 @@ class TimelineFold:
         if self.start is None:
             self.start = at
         self.last = max(self.last, at)
+        if event.kind not in _FOLDED:  # most of a real run's events: the SDK's stream
+            name = event.session
+            if event.kind in _KNOWN and name is not None and name not in self.hidden:
+                self.lane(name)  # a known kind gives its session a lane, as it always has
+            return
         parsed = parse(event)
         if parsed is None:
             return
