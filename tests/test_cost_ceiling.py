@@ -613,3 +613,15 @@ def test_the_plan_table_names_a_workstreams_own_model_only_when_one_does(tmp_pat
     assert "Model" not in shown(TWO)
     mixed = shown({"workstreams": [dict(TWO["workstreams"][0], model="opus")]})
     assert "Model" in mixed and "opus" in mixed
+
+
+@pytest.mark.anyio
+async def test_a_new_ceiling_is_not_set_under_a_running_supervisor(tmp_path: Path) -> None:
+    from conductor.bus import supervisor_lock
+
+    async with Store.open(tmp_path / "c.db") as store:
+        bus = await _run(tmp_path, store, planner=1.0)
+        await bus.acquire_lock("pid here", name=supervisor_lock(bus.run_id), lease_seconds=60)
+        with pytest.raises(InvalidInput, match="is being supervised already"):
+            await resumed_config(bus, Config(max_cost=1.0), 5.0)
+        assert not [e for e in await bus.events() if e.kind == EventKind.RUN_MAX_COST]

@@ -98,6 +98,12 @@ async def resumed_config(bus: Bus, config: Config, max_cost: float | None) -> Co
             f"--max-cost {usd(max_cost)} is not more than run {bus.run_id} has spent"
             f" ({usd(spent)}): give a higher ceiling"
         )
+    held = await bus.supervisor()
+    if held is not None:  # its supervisor keeps the ceiling it has: not changed under it
+        raise InvalidInput(
+            f"run {bus.run_id} is being supervised already ({held.holder}): stop that one"
+            " first (Ctrl-C), then resume it with --max-cost"
+        )
     shown = usd(max_cost) if max_cost else "none"
     await bus.record(
         None,
