@@ -625,3 +625,34 @@ async def test_a_new_ceiling_is_not_set_under_a_running_supervisor(tmp_path: Pat
         with pytest.raises(InvalidInput, match="is being supervised already"):
             await resumed_config(bus, Config(max_cost=1.0), 5.0)
         assert not [e for e in await bus.events() if e.kind == EventKind.RUN_MAX_COST]
+
+
+@pytest.mark.parametrize(("interrupted", "status"), [(True, EXIT_INTERRUPTED), (False, 1)])
+def test_a_run_stopped_at_its_ceiling_says_how_to_go_on_with_a_higher_one(
+    team: Cli,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    interrupted: bool,
+    status: int,
+) -> None:
+    """pause: interrupted, resumable with a higher ceiling; stop: ended (exit 1), the same."""
+    import typer
+
+    from conductor.cli.common import Globals
+    from conductor.cli.runs import _report
+    from conductor.run.summary import Outcome, RunSummary
+
+    run_id = team.ok("show", "--json").json()["run"]["id"]
+    monkeypatch.chdir(repo)
+    spent = Outcome("A", state="interrupted", cost_usd=1.2)
+    summary = RunSummary(
+        run_id, f"conductor/{run_id}", "0" * 40, [spent], interrupted=interrupted, ceiling=1.0
+    )
+    with pytest.raises(typer.Exit) as ended:
+        _report(summary, False, Globals())
+    assert ended.value.exit_code == status
+    said = capsys.readouterr().out
+    assert f"resume {run_id} --max-cost 2.20  (a ceiling above the $1.20 spent)" in said
+    first = "interrupted: continue with: " if interrupted else "stopped at its cost ceiling; "
+    assert first in said

@@ -299,6 +299,8 @@ def _report(summary: RunSummary, json_: bool, g: Globals, pr: Delivery | None = 
             pass  # said below, on stderr
         elif summary.interrupted:
             say(f"interrupted: continue with: {resume}")
+        elif summary.ceiling:  # on_max_cost = "stop": it ended there, and may go on later
+            say(f"stopped at its cost ceiling; to go on with a higher one: {resume}")
         else:
             say("everything merged" if summary.ok else "not everything merged: see the table above")
         say(report_line)
