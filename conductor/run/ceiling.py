@@ -6,18 +6,22 @@ plus the turns in flight: each API response a session's CLI streamed since its t
 at list price (`costs.usage_cost`, the live view's `~` figure). The CLI says what a turn
 cost only when it ends; a turn of fifty API calls must not run past the ceiling unseen.
 
-It is looked at in three places: at every tool boundary of every session (its hooks, in
+It is looked at in two places: at every tool boundary of every session (its hooks, in
 `conductor.session.hooks`, ask `at_tool_boundary` before a judged tool runs and after any
-tool ran, so before the next API call), before a session's turn starts, and about once a
-second by a task of the run (a turn of plain text has no tool boundary). At 100 % the run
-stops as Ctrl-C stops it (`Control.stop`): sessions are interrupted and nothing new starts;
-a hook that saw it holds its call until then, and answers "stop here" if the interrupt did
-not come. The run ends `interrupted`, resumable with `conductor resume RUN --max-cost N`, a
-ceiling higher than what it spent (`on_max_cost = "stop"`: the run ends failed instead).
+tool ran, so before the next API call), and about once a second by a task of the run (a
+turn of plain text has no tool boundary; a turn that starts after the ceiling is held at its
+first tool call). At 100 % the run's task stops the run as Ctrl-C does (`Control.stop`):
+sessions are interrupted, nothing new starts, and their interrupted turns' results (what
+they cost) are waited for; a hook that saw the ceiling holds its call until the interrupt,
+and answers "stop here" if it did not come. The run ends `interrupted`, resumable with
+`conductor resume RUN --max-cost N`, a ceiling higher than what it spent
+(`on_max_cost = "stop"`: the run ends failed instead). A worker on another host holds its
+sessions the same way, and leaves the rest to the supervisor (`watch_on_worker`).
 
 How far past the ceiling a run can go: the API call each live session had in flight when
 the ceiling was crossed (its response is counted at the next boundary, and no call follows
-it), less the output tokens the stream had not counted yet when it was looked at.
+it). The count of a turn in flight has a response's output tokens only as far as the stream
+had counted them; its result, when the turn ends, says the real cost.
 """
 
 from __future__ import annotations
