@@ -49,6 +49,7 @@ from conductor.report import (
     report_path,
     write_report,
 )
+from conductor.report import page as page_module
 from conductor.report import timeline as timeline_module
 from conductor.report.gate import GateFold, quoted_output
 from conductor.report.parts import Phase
@@ -538,6 +539,47 @@ async def test_the_fold_parses_only_the_events_it_draws(
     assert EventKind.SDK_ASSISTANT not in parsed and EventKind.SESSION_PROMPT in parsed
     assert phases(folded, "A")[-2][0] == "working"
     assert "C" in folded.lanes  # a session seen only in events not drawn still has its lane
+
+
+def _attempts(store: Store, db: Db, run_id: str, start: float, conflicts: int, red: int) -> None:
+    """`conflicts` merge conflicts of A, then `red` failed checks, a second apart."""
+    a = session_id(db, run_id, "A")
+    for i in range(conflicts + red):
+        outcome = "conflict" if i < conflicts else "check_failed"
+        given = MergeGateOutcome(branch="b", commit=COMMIT, check="pytest", output=f"out {i}")
+        kind = EventKind.merge_outcome(outcome)
+        insert_event(db, start + i, run_id, a, kind, f"{outcome} {i}", given)
+
+
+async def test_a_long_runs_merge_attempts_list_their_last_and_say_how_many_more(
+    store: Store,
+) -> None:
+    bus = await long_run(store, 0)
+    conflicts, red = 300, 30
+    args = (bus.run_id, bus.run.created_at + 10, conflicts, red)
+    await store._in_worker(True, _attempts, args, {})
+    html = await render_report(bus)
+    text = said_text(html)
+    hidden = conflicts + red - page_module.GATE_LISTED
+    assert f"{hidden} earlier merge attempts not shown: conductor logs {bus.run_id}" in text
+    assert f"{conflicts + red} ({red} with a failed check)" in text  # the summary counts all
+    cells = [a for tag, a in elements(html).tags if (a.get("class") or "").startswith("outcome-")]
+    assert len(cells) == page_module.GATE_LISTED
+    assert f"{red - page_module.CHECKS_LISTED} earlier failed checks not shown" in text
+    assert html.count('class="check-failure"') == page_module.CHECKS_LISTED
+    first = conflicts + red - page_module.CHECKS_LISTED  # the first failed check listed
+    assert f"<pre>out {first}</pre>" in html and f"<pre>out {first - 1}</pre>" not in html
+
+
+async def test_a_workstreams_many_review_rounds_list_their_last(store: Store) -> None:
+    bus = await long_run(store, 0)  # A asked once already
+    for _ in range(page_module.ROUNDS_LISTED + 4):
+        await bus.request_review("A", commit=COMMIT, diff=b"+x\n", reviewer="B")
+    html = await render_report(bus)
+    text = said_text(html)
+    listed = f"conductor review list --run {bus.run_id} -s A"
+    assert f"5 earlier review rounds not shown: {listed} has them" in text
+    assert html.count('class="round"') == page_module.ROUNDS_LISTED
 
 
 def test_short_phases_merge_into_one_coloured_by_where_most_time_went() -> None:

@@ -21,6 +21,11 @@ from conductor.report.svg import timeline_svg
 from conductor.report.template import PAGE, STYLE
 from conductor.text import escape_controls
 
+# A long run's lists, shown to their last this many (a line says how many more there are).
+ROUNDS_LISTED = 100  # review rounds per workstream
+GATE_LISTED = 200  # merge attempts
+CHECKS_LISTED = 20  # failed checks with their output
+
 
 @dataclass(frozen=True)
 class SessionRow:
@@ -60,6 +65,7 @@ def render_page(report: RunReport, *, written: float | None = None) -> str:
     merged = sum(1 for w in report.workstreams if w.merged)
     failed = sum(1 for w in report.workstreams if w.failed)
     reviews = [review for rounds in report.reviews.values() for review in rounds]
+    failed_checks = [o for o in report.gate if o.check_failed]
     return _template().render(
         r=report,
         style=Markup(STYLE),
@@ -70,7 +76,12 @@ def render_page(report: RunReport, *, written: float | None = None) -> str:
         others=len(report.workstreams) - merged - failed,
         reviews=len(reviews),
         rejected=sum(1 for review in reviews if _verdict(report, review) == "rejected"),
-        failed_checks=[o for o in report.gate if o.check_failed],
+        failed_checks=failed_checks[-CHECKS_LISTED:],
+        checks_failed=len(failed_checks),
+        gate=report.gate[-GATE_LISTED:],
+        gate_not_shown=max(len(report.gate) - GATE_LISTED, 0),
+        listed_rounds={a: rounds[-ROUNDS_LISTED:] for a, rounds in report.reviews.items()},
+        rounds_not_shown={a: len(rounds) - ROUNDS_LISTED for a, rounds in report.reviews.items()},
         messages=[a for a in report.timeline.arrows if not a.review and a.sender in lanes],
         sessions=session_rows(report),
         titles={w.name: w.title for w in report.workstreams},

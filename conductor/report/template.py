@@ -102,7 +102,7 @@ PAGE = """<!DOCTYPE html>
 <dt>turns</dt><dd>{{ r.total.turns }}</dd>
 <dt>cost</dt><dd>{{ r.total.cost_usd|money }}</dd>
 <dt>reviews</dt><dd>{{ reviews }} ({{ rejected }} rejected)</dd>
-<dt>merge attempts</dt><dd>{{ r.gate|length }} ({{ failed_checks|length }} with a failed check)</dd>
+<dt>merge attempts</dt><dd>{{ r.gate|length }} ({{ checks_failed }} with a failed check)</dd>
 <dt>messages</dt><dd>{{ messages|length + r.timeline.messages_not_shown }} between sessions,
 besides reviews{% if r.timeline.messages_not_shown %} (the last {{ messages|length }} shown)
 {%- endif %}</dd>
@@ -196,8 +196,13 @@ neighbours (hover one to see how many it stands for).</li>
 
 <section id="reviews">
 <h2>Reviews</h2>
-{% for author, rounds in r.reviews.items() %}
+{% for author, rounds in listed_rounds.items() %}
 <h3><code>{{ author }}</code>{% if titles.get(author) %} {{ titles[author] }}{% endif %}</h3>
+{% if rounds_not_shown.get(author) %}
+<p class="not-shown">{{ rounds_not_shown[author] }} earlier review rounds not shown:
+<code>conductor review list --run {{ r.run.id }} -s {{ author }}</code> has them. The last
+{{ rounds|length }}:</p>
+{% endif %}
 <ol>
 {% for review in rounds %}
 <li class="round" data-review="{{ review.id }}">review #{{ review.id }} of
@@ -221,10 +226,14 @@ neighbours (hover one to see how many it stands for).</li>
 
 <section id="merges">
 <h2>Merge gate</h2>
-{% if r.gate %}
+{% if gate_not_shown %}
+<p class="not-shown">{{ gate_not_shown }} earlier merge attempts not shown:
+<code>conductor logs {{ r.run.id }}</code> has them. The last {{ gate|length }}:</p>
+{% endif %}
+{% if gate %}
 <table>
 <tr><th>time</th><th>session</th><th>commit</th><th>outcome</th><th>detail</th></tr>
-{% for o in r.gate %}
+{% for o in gate %}
 <tr><td>{{ o.at|clock }}</td><td><code>{{ o.session }}</code></td>
 <td><code>{{ o.commit[:12] }}</code></td>
 <td class="outcome-{{ o.outcome }}">{{ o.outcome.replace("_", " ") }}</td>
@@ -238,6 +247,10 @@ neighbours (hover one to see how many it stands for).</li>
 {% else %}<p class="muted">Nothing reached the merge gate.</p>{% endif %}
 {% if failed_checks %}
 <h3>Failed checks</h3>
+{% if checks_failed > failed_checks|length %}
+<p class="not-shown">{{ checks_failed - failed_checks|length }} earlier failed checks not shown
+(the last {{ failed_checks|length }} are).</p>
+{% endif %}
 {% for o in failed_checks %}
 <div class="check-failure">
 <p><code>{{ o.session }}</code> at {{ o.at|clock }}, commit <code>{{ o.commit[:12] }}</code>:
