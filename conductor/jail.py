@@ -83,6 +83,7 @@ class Jail:
     env: Mapping[str, str] = field(default_factory=dict)
     unset: tuple[str, ...] = ()  # variables taken out of the environment inside
     hidden: tuple[Path, ...] = ()  # files shown empty inside (those that exist)
+    hidden_dirs: tuple[Path, ...] = ()  # folders shown empty inside (those that exist)
     network: bool = True  # a session's CLI must reach the model API; conductor's git need not
     # A process namespace of its own with a fresh /proc: it sees and signals nothing of
     # conductor's, and everything in it dies with it. Not for a session's CLI: Claude Code's
@@ -126,6 +127,9 @@ class Jail:
         hidden = [p for p in self.hidden if p.is_file()]
         for path in hidden:  # after the writable binds: a file inside one is hidden too
             args += ["--ro-bind", str(empty_file()), str(path)]
+        for path in self.hidden_dirs:
+            if path.is_dir() and not path.is_symlink():
+                args += ["--tmpfs", str(path)]
         for name in self.unset:
             args += ["--unsetenv", name]
         for key, value in self.env.items():
@@ -136,9 +140,15 @@ class Jail:
 
     def hiding_databases(self, env: Mapping[str, str], *, keep: Set[str] = frozenset()) -> Jail:
         """This jail without the database variables of `env` (but those in `keep`) inside,
-        and with the password files `env` names (or libpq's defaults) shown empty."""
+        with the password files `env` names (or libpq's defaults) shown empty, and the
+        person's browser profiles too (`browser_profiles`)."""
         names = tuple(n for n in database_names(env) if n not in keep)
-        return replace(self, unset=names, hidden=database_secret_files(env))
+        return replace(
+            self,
+            unset=names,
+            hidden=database_secret_files(env),
+            hidden_dirs=browser_profiles(env),
+        )
 
 
 def session_jail(
@@ -319,6 +329,43 @@ def database_secret_files(env: Mapping[str, str]) -> tuple[Path, ...]:
     found += [d / "pg_service.conf" for d in (*sysconf, DEBIAN_SYSCONFDIR)]
     unique = dict.fromkeys(p if p.is_absolute() else Path.cwd() / p for p in found)
     return tuple(p for p in unique if p.is_file())
+
+
+# Where browsers keep a profile (history, cookies, sessions), under a home folder: what
+# signs the person in to `conductor serve` (its address in the history, its cookie) and to
+# everything else. Linux's own packages, snaps and flatpaks.
+BROWSER_PROFILES = (
+    ".config/chromium",
+    ".config/google-chrome",
+    ".config/google-chrome-beta",
+    ".config/google-chrome-unstable",
+    ".config/BraveSoftware",
+    ".config/microsoft-edge",
+    ".config/vivaldi",
+    ".config/opera",
+    ".mozilla",
+    ".librewolf",
+    ".cache/chromium",
+    ".cache/google-chrome",
+    ".cache/mozilla",
+    "snap/chromium",
+    "snap/firefox",
+    ".var/app/org.chromium.Chromium",
+    ".var/app/com.google.Chrome",
+    ".var/app/org.mozilla.firefox",
+)
+
+
+def browser_profiles(env: Mapping[str, str]) -> tuple[Path, ...]:
+    """The browser profile folders under the person's home (HOME in `env`, and the passwd
+    entry's), those that exist: shown empty in every jail. A session's code reads the file
+    system; from a browser's history it would learn where `conductor serve` listens, and from
+    its cookies how to act there as the person."""
+    homes = {Path(env["HOME"])} if env.get("HOME") else set()
+    with contextlib.suppress(KeyError):
+        homes.add(Path(pwd.getpwuid(os.getuid()).pw_dir))
+    found = [home / name for home in sorted(homes) for name in BROWSER_PROFILES]
+    return tuple(p for p in found if p.is_dir() and not p.is_symlink())
 
 
 def cli_sandbox(allowed_domains: Sequence[str] = ()) -> SandboxSettings:
