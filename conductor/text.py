@@ -18,15 +18,20 @@ SESSION_COLUMNS = ("ID", "Workstream", "Status", "Branch", "Unread", "Last seen"
 # (an ANSI escape in a message body would recolour, move or retitle the reader's terminal).
 _CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)] if c not in (9, 10)}
 # What reorders or hides text as it is shown: bidi embeddings, overrides and isolates, the
-# direction marks, zero-width spaces, the BOM (not the joiners: emoji and scripts need them).
-# A diff or a note holding them can read otherwise than it is ("Trojan Source",
-# CVE-2021-42574): they are written out (`\u202e`).
+# direction marks, zero-width spaces, invisible operators, the soft hyphen, Hangul fillers
+# (blank letters: an "invisible" identifier), tag characters, the BOM; not the joiners,
+# which emoji and many scripts need. A diff or a note holding them can read otherwise than it
+# is ("Trojan Source", CVE-2021-42574): they are written out (`\u202e`).
 _INVISIBLE = {
-    c: f"\\u{c:04x}"
+    c: f"\\u{c:04x}" if c <= 0xFFFF else f"\\U{c:08x}"
     for c in [
-        *(0x061C, 0x200B, 0x200E, 0x200F, 0x2060, 0xFEFF),
+        *(0x00AD, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180E, 0x3164, 0xFEFF, 0xFFA0),
+        *(0x200B, 0x200E, 0x200F),
         *range(0x202A, 0x202F),
-        *range(0x2066, 0x206A),
+        *range(0x2060, 0x2065),
+        *range(0x2066, 0x2070),
+        *range(0xFFF9, 0xFFFC),
+        *range(0xE0000, 0xE0080),
     ]
 }
 _CONTROLS.update(_INVISIBLE)

@@ -57,10 +57,19 @@ class Serving:
 
 
 @contextmanager
-def serving(cwd: Path, env: Mapping[str, str], *, host: str = "127.0.0.1") -> Iterator[Serving]:
-    """`conductor serve --port 0` in `cwd` (stopped with SIGINT, as Ctrl-C, at the end)."""
+def serving(cwd: Path, env: Mapping[str, str], *, host: str | None = None) -> Iterator[Serving]:
+    """`conductor serve --port 0` in `cwd` (stopped with SIGINT, as Ctrl-C, at the end), on
+    its default address unless `host` is given."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "conductor", "serve", "--host", host, "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "conductor",
+            "serve",
+            *(["--host", host] if host else []),
+            "--port",
+            "0",
+        ],
         cwd=cwd,
         env=dict(env),
         stdout=subprocess.PIPE,

@@ -152,7 +152,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 @contextmanager
-def served(repo: Path, host: str = "127.0.0.1") -> Iterator[Served]:
+def served(repo: Path, host: str | None = None) -> Iterator[Served]:
     with serving(repo, clean_env(), host=host) as server:
         yield Served(server)
 
@@ -355,7 +355,16 @@ def test_a_port_in_use_is_one_line(repo: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "conductor", "serve", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "conductor",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             cwd=repo,
             env=clean_env(),
             capture_output=True,
@@ -366,6 +375,14 @@ def test_a_port_in_use_is_one_line(repo: Path) -> None:
     assert done.returncode == 2 and done.stderr.startswith(
         f"error: cannot listen on 127.0.0.1:{port}"
     )
+
+
+async def test_by_default_it_listens_on_a_loopback_address_of_its_own(
+    loopback: Served,
+) -> None:
+    """Not 127.0.0.1, where any program may serve a page the browser would send the cookie."""
+    host = loopback.base.split("/")[2].rsplit(":", 1)[0]
+    assert host.startswith("127.") and host != "127.0.0.1" and is_loopback(host)
 
 
 @pytest.mark.parametrize(
@@ -480,3 +497,43 @@ async def test_a_second_resume_is_refused_while_the_first_is_on_its_way(repo: Pa
                 process.wait()
     refused = [a for a in answers if "being resumed already" in a]
     assert len(refused) == 1, answers
+
+
+async def test_a_cookie_of_the_same_name_from_elsewhere_locks_nobody_out(
+    loopback: Served,
+) -> None:
+    """Cookie tossing: a page on this host sets `conductor_PORT=junk` for `/`; the browser
+    then sends both values, and the real one still counts."""
+    signed = ask(loopback.url)
+    name, _, value = signed.headers["set-cookie"].split(";", 1)[0].partition("=")
+    both = ask(loopback.base, headers={"Cookie": f"{name}={value}; {name}=junk"})
+    tossed_first = ask(loopback.base, headers={"Cookie": f"{name}=junk; {name}={value}"})
+    assert both.status == tossed_first.status == 200
+
+
+async def test_only_a_get_uses_the_sign_in_link_and_a_signed_in_browser_keeps_it(
+    loopback: Served,
+) -> None:
+    previewed = ask(loopback.url, method="HEAD")  # a link previewer
+    assert previewed.status == 401
+    signed = ask(loopback.url)
+    assert signed.status == 303
+    cookie = signed.headers["set-cookie"].split(";", 1)[0]
+    restored = ask(loopback.url, headers={"Cookie": cookie})  # a restored tab: sent on
+    assert restored.status == 303 and "set-cookie" not in restored.headers
+    assert ask(loopback.url).status == 401  # and the link is still used up for others
+
+
+async def test_blank_letters_and_tag_characters_are_written_out_too(repo: Path) -> None:
+    db = repo / ".conductor" / "conductor.db"
+    hidden = "const { timeout,\u3164} = q; // \U000e0072\U000e006d and\u00adso"
+    async with Store.open(db) as store:
+        bus = await create_run(
+            store, goal=hidden, repo_root=repo, base_ref="main", base_commit=None, spec=SPEC
+        )
+        run_id = bus.run_id
+    with served(repo) as server:
+        page = server.ask(f"runs/{run_id}").text
+    for char in ("\u3164", "\U000e0072", "\u00ad"):
+        assert char not in page
+    assert "\\u3164" in page and "\\U000e0072" in page and "\\u00ad" in page

@@ -18,13 +18,14 @@ DEFAULT_PORT = 8765
 def serve_command(
     ctx: typer.Context,
     host: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--host",
-            help="The address to listen on (loopback by default). Every request needs the"
-            " token the printed address carries.",
+            show_default=False,
+            help="The address to listen on (default: a loopback address of its own, 127.X.Y.Z,"
+            " else 127.0.0.1). Every request is signed in: see the printed address.",
         ),
-    ] = "127.0.0.1",
+    ] = None,
     port: Annotated[
         int, typer.Option("--port", help="The port (0: any free one, printed).", min=0, max=65535)
     ] = DEFAULT_PORT,
@@ -38,13 +39,16 @@ def serve_command(
 
     async def go() -> None:
         from conductor.web.app import Served
-        from conductor.web.server import access_for, bind, serve
+        from conductor.web.server import access_for, bind, bind_default, serve
 
         ws = await locate(Path.cwd(), g.db)
         if ws.repo_root is None:
             fail("conductor serve runs in a git repository (the runs of its database)")
-        access = access_for(host)
-        sock = bind(host, port)
+        if host is None:
+            sock, listening = bind_default(port)
+        else:
+            sock, listening = bind(host, port), host
+        access = access_for(listening)
         served = Served(ws.location, ws.repo_root, access)
 
         def started(url: str) -> None:
@@ -54,7 +58,7 @@ def serve_command(
                 f" Authorization: Bearer {access.api}. Ctrl-C stops the server, not the runs"
             )
 
-        await serve(served, sock, started=started, host=host)
+        await serve(served, sock, started=started, host=listening)
 
     try:
         run_async(go)

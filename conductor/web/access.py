@@ -29,7 +29,6 @@ import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -96,10 +95,12 @@ class Access:
         """The path every page lives under: `/PREFIX`."""
         return f"/{self.prefix}"
 
-    def signed_in(self, cookie: str | None, bearer: str | None) -> bool:
+    def signed_in(self, cookies: list[str], bearer: str | None) -> bool:
+        """The scripts' token, or any cookie of this server's name that is a session (a page
+        elsewhere on this host may add a cookie of the same name: it adds nothing)."""
         if _same(bearer, self.api):
             return True
-        return cookie is not None and any(_same(cookie, s) for s in self.sessions)
+        return any(_same(c, s) for c in cookies for s in self.sessions)
 
     def use_login(self, given: str | None) -> str | None:
         """A new session's secret for the printed login token, the first time only."""
@@ -135,10 +136,13 @@ class Gate:
             await _plain(guarded, *refusal)
             return
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        if LOGIN in query and scope["method"] in SAFE_METHODS:
-            await self._log_in(scope, guarded, query)
+        signed_in = access.signed_in(_cookies(headers, self._cookie_name(scope)), _bearer(headers))
+        # Only a GET signs in (a HEAD from a link previewer does not use the link up); one
+        # signed in already is only sent on (a restored tab with the link in its address).
+        if LOGIN in query and scope["method"] == "GET":
+            await self._log_in(scope, guarded, query, signed_in)
             return
-        if not access.signed_in(_cookie(headers, self._cookie_name(scope)), _bearer(headers)):
+        if not signed_in:
             await _plain(guarded, 401, "sign in with the address conductor serve printed")
             return
         if scope["method"] not in SAFE_METHODS and not _same(headers.get(HEADER), access.action):
@@ -159,11 +163,13 @@ class Gate:
         server = scope.get("server") or ("", 0)
         return f"{COOKIE}_{server[1]}"
 
-    async def _log_in(self, scope: Scope, send: Send, query: dict[str, str]) -> None:
+    async def _log_in(
+        self, scope: Scope, send: Send, query: dict[str, str], signed_in: bool
+    ) -> None:
         """`?login=` once: a session cookie for this server's path only, and the browser sent
         to the same address without the token (so it is not left in history or logs)."""
-        session = self.access.use_login(query.get(LOGIN))
-        if session is None:
+        session = None if signed_in else self.access.use_login(query.get(LOGIN))
+        if session is None and not signed_in:
             await _plain(
                 send,
                 401,
@@ -177,19 +183,17 @@ class Gate:
         location = path + (
             "?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in rest.items()) if rest else ""
         )
-        cookie = f"{self._cookie_name(scope)}={session}; Path={base}/; HttpOnly; SameSite=Strict"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 303,
-                "headers": [
-                    (b"location", location.encode("ascii")),
-                    (b"set-cookie", cookie.encode("ascii")),
-                    (b"cache-control", b"no-store"),
-                    (b"content-length", b"0"),
-                ],
-            }
-        )
+        headers = [
+            (b"location", location.encode("ascii")),
+            (b"cache-control", b"no-store"),
+            (b"content-length", b"0"),
+        ]
+        if session is not None:
+            cookie = (
+                f"{self._cookie_name(scope)}={session}; Path={base}/; HttpOnly; SameSite=Strict"
+            )
+            headers.append((b"set-cookie", cookie.encode("ascii")))
+        await send({"type": "http.response.start", "status": 303, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
 
@@ -206,14 +210,15 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-def _cookie(headers: dict[str, str], name: str) -> str | None:
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(headers.get("cookie", ""))
-    except Exception:  # a malformed Cookie header carries no session
-        return None
-    morsel = jar.get(name)
-    return morsel.value if morsel is not None else None
+def _cookies(headers: dict[str, str], name: str) -> list[str]:
+    """Every value the Cookie header gives `name` (a browser sends one per path and domain
+    that matched: all of them, not the last one)."""
+    found = []
+    for pair in headers.get("cookie", "").split(";"):
+        key, _, value = pair.strip().partition("=")
+        if key == name:
+            found.append(value.strip().strip('"'))
+    return found
 
 
 def _bearer(headers: dict[str, str]) -> str | None:

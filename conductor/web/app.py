@@ -8,7 +8,6 @@ no database is made by looking). `access.Gate` sits in front of every route.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -19,7 +18,7 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
@@ -32,7 +31,13 @@ from starlette.routing import Mount, Route
 from conductor.bus import Bus, open_run
 from conductor.bus import list_runs as stored_runs
 from conductor.costs import spend_of
-from conductor.errors import ConductorError, UnknownReview, UnknownRun, UnknownSession
+from conductor.errors import (
+    ConductorError,
+    InvalidInput,
+    UnknownReview,
+    UnknownRun,
+    UnknownSession,
+)
 from conductor.readmodel import real_sessions, transcript_lines
 from conductor.report import read_report, render_page
 from conductor.store import NoDatabase, Store
@@ -301,8 +306,10 @@ async def _report(request: Request) -> Response:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    with contextlib.suppress(ValueError):
+    try:
         body = await request.json()
-        if isinstance(body, dict):
-            return body
-    return {}
+    except ClientDisconnect:  # the page went before it said what: nothing is done
+        raise InvalidInput("the request was cut short") from None
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -65,10 +65,12 @@ class LiveRuns:
 
     async def of(self, store: Store, run_id: str) -> LiveRun:
         live = self.runs.get(run_id)
-        if live is None:
-            live = LiveRun(run_id, Snapshot(run_id))
-            await live.fresh(store)  # an unknown run raises here, and is not kept
-            self.runs[run_id] = live
-        else:
+        if live is None:  # kept before its first fold: a second tab waits for that fold
+            live = self.runs[run_id] = LiveRun(run_id, Snapshot(run_id))
+        try:
             await live.fresh(store)
+        except BaseException:
+            if not live.state:  # never folded (an unknown run): not kept
+                self.runs.pop(run_id, None)
+            raise
         return live

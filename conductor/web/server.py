@@ -3,6 +3,7 @@ one it listens on (`--port 0` picks a free port and says which)."""
 
 from __future__ import annotations
 
+import secrets
 import socket
 from collections.abc import Callable
 
@@ -13,6 +14,25 @@ from conductor.web.access import Access, is_loopback
 from conductor.web.app import Served, make_app
 
 SHUTDOWN_GRACE = 1  # open live pages are closed after this long when the server stops
+LOOPBACK = "127.0.0.1"
+
+
+def own_loopback() -> str:
+    """A loopback address of this server's own, 127.X.Y.Z at random: cookies keep no ports
+    apart, so on 127.0.0.1 a page any program serves there (a dev server a session wrote)
+    would be sent the browser's cookie for this server. (Linux routes all of 127/8 to lo;
+    where only 127.0.0.1 answers, `bind_default` falls back to it.)"""
+    a, b, c = (secrets.randbelow(254) + 1 for _ in range(3))
+    return f"127.{a}.{b}.{c}"
+
+
+def bind_default(port: int) -> tuple[socket.socket, str]:
+    """The default bind: a loopback address of its own, else 127.0.0.1."""
+    host = own_loopback()
+    try:
+        return bind(host, port), host
+    except InvalidInput:
+        return bind(LOOPBACK, port), LOOPBACK
 
 
 def bind(host: str, port: int) -> socket.socket:
