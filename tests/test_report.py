@@ -39,7 +39,7 @@ from conductor.events import (
     SdkResult,
     parse,
 )
-from conductor.models import RunState, SessionKind, SessionStatus
+from conductor.models import Event, RunState, SessionKind, SessionStatus
 from conductor.report import (
     coarse,
     read,
@@ -580,6 +580,22 @@ async def test_a_workstreams_many_review_rounds_list_their_last(store: Store) ->
     listed = f"conductor review list --run {bus.run_id} -s A"
     assert f"5 earlier review rounds not shown: {listed} has them" in text
     assert html.count('class="round"') == page_module.ROUNDS_LISTED
+
+
+def test_a_lanes_phases_stay_bounded_whatever_the_clock_said() -> None:
+    """Events stamped before the run's start (another host's clock): the fold still merges."""
+    folding = TimelineFold({}, start=1e9)
+    events = itertools.count(1)
+    for i in range(6000):
+        for kind, payload in (
+            (EventKind.SESSION_PROMPT, PromptSent(f"turn {i}").to_json()),
+            (EventKind.SDK_RESULT, SdkResult(result="ok").to_json()),
+        ):
+            at = 1000.0 + i + (0.5 if kind == EventKind.SDK_RESULT else 0.0)
+            folding.apply(Event(next(events), "r", "A", kind, "x", payload, at))
+        assert len(folding.states["A"].lane.phases) <= coarse.SLACK * coarse.PHASES_SHOWN + 1
+    phases = folding.finish().lanes["A"].phases
+    assert len(phases) <= 3 * coarse.PHASES_SHOWN
 
 
 def test_short_phases_merge_into_one_coloured_by_where_most_time_went() -> None:

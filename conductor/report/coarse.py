@@ -17,19 +17,25 @@ PHASES_SHOWN = 1000  # a lane's bars, about: each at least this fraction of the 
 SLACK = 4  # the fold merges a lane's phases when it holds this many times PHASES_SHOWN
 
 
-def bound(phases: list[Phase], start: float, now: float) -> list[Phase]:
+def bound(phases: list[Phase]) -> list[Phase]:
     """`phases` as the fold keeps them: as they are while there are few, else merged at the
-    grain of the run so far (the run only grows, so the final grain is never finer)."""
+    grain of the time they cover so far (it only grows, so the final grain is never finer).
+    What comes out is at most about three times PHASES_SHOWN, whatever the clock said: the
+    next merge is a thousand phases away, and the fold stays linear."""
     if len(phases) <= SLACK * PHASES_SHOWN:
         return phases
-    return merge_short(phases, (now - start) / PHASES_SHOWN)
+    return merge_short(phases, _extent(phases) / PHASES_SHOWN)
 
 
 def final(phases: list[Phase], start: float, end: float) -> list[Phase]:
     """A lane's phases as drawn: merged at the run's grain when there are too many."""
     if len(phases) <= PHASES_SHOWN:
         return phases
-    return merge_short(phases, (end - start) / PHASES_SHOWN)
+    return merge_short(phases, max(end - start, _extent(phases)) / PHASES_SHOWN)
+
+
+def _extent(phases: list[Phase]) -> float:
+    return max(phase.end for phase in phases) - min(phase.start for phase in phases)
 
 
 def merge_short(phases: list[Phase], grain: float) -> list[Phase]:

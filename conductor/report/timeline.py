@@ -101,7 +101,6 @@ class _LaneState:
     """Where one session stands while the fold goes on."""
 
     lane: Lane
-    origin: float = 0.0  # when the run started: the grain its too-short phases merge at
     alive: bool = False  # registered or working, and not closed or ended
     turn: bool = False
     turns: int = 0
@@ -147,7 +146,7 @@ class _LaneState:
             return  # a wait of no length says nothing
         what = what + (f" — {ending}" if ending else "")
         self.lane.phases.append(Phase(kind, start, max(at, start), one_line(what, TEXT_LIMIT)))
-        self.lane.phases = coarse.bound(self.lane.phases, self.origin, at)
+        self.lane.phases = coarse.bound(self.lane.phases)
 
 
 class TimelineFold:
@@ -182,9 +181,7 @@ class TimelineFold:
         if name not in self.states:
             waits = self.depends.get(name)
             status = f"waiting for {', '.join(waits)}" if waits else NOT_STARTED
-            self.states[name] = _LaneState(
-                Lane(name), self.start or 0.0, status=status, not_started=status
-            )
+            self.states[name] = _LaneState(Lane(name), status=status, not_started=status)
         return self.states[name]
 
     def apply(self, event: Event) -> None:
