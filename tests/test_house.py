@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
         "machine",
         "plain_table",
         "credentials",
+        "private",
         "jail",
     ),
     # settings and declared data; git; the store

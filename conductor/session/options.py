@@ -19,12 +19,12 @@ from conductor.credentials import Login, token_env
 from conductor.jail import (
     bundled_cli,
     cli_sandbox,
-    database_names,
     jails_supported,
     session_jail,
     short_tmp,
     write_cli_wrapper,
 )
+from conductor.private import database_names
 from conductor.session.config import SessionConfig
 from conductor.session.hooks import JUDGED_TOOLS, ToolHooks
 from conductor.store.interface import without_password
