@@ -8,7 +8,8 @@ The streams are driven as the server drives them (their generators, read to the 
 no HTTP in between: what is measured is the folding and polling, which is what differs. The
 CPU is the process's (`time.process_time`: the event loop and the store's worker threads),
 measured once every stream has sent its first state (each baseline stream first folds the
-whole run: that is counted apart, as `warm-up`).
+whole run: that is counted apart, as `warm-up`; pages that open at once each fold it on the
+shared side too, as `LiveRuns.of` keeps a run's `LiveRun` only once its first fold is done).
 
 The baseline's stream.py comes from `git show 810b2a9:conductor/web/stream.py` into a
 temporary module, importing the rest of conductor as it is now. The run is written straight
