@@ -537,3 +537,23 @@ async def test_blank_letters_and_tag_characters_are_written_out_too(repo: Path) 
     for char in ("\u3164", "\U000e0072", "\u00ad"):
         assert char not in page
     assert "\\u3164" in page and "\\U000e0072" in page and "\\u00ad" in page
+
+
+async def test_the_run_page_shows_spent_against_the_runs_ceiling(repo: Path) -> None:
+    db = repo / ".conductor" / "conductor.db"
+    async with Store.open(db) as store:
+        bus = await create_run(
+            store,
+            goal="capped",
+            repo_root=repo,
+            base_ref="main",
+            base_commit=None,
+            sessions=[("A", "a")],
+            spec={**SPEC, "config": {**SPEC["config"], "max_cost": 5.0}},
+        )
+        run_id = bus.run_id
+    with served(repo) as server:
+        page = server.ask(f"runs/{run_id}").text
+        _, events = first_events(server, f"runs/{run_id}/stream", {"state"})
+    assert "$0.0000 of $5.00" in page
+    assert events["state"]["cost"] == "$0.0000 of $5.00"

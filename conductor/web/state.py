@@ -73,7 +73,9 @@ def run_state(run: RunView, seen: str, reviews: Sequence[Review] = ()) -> dict[s
         "workstreams": workstreams,
         "merged": merged,
         "turns": run.turns,
-        "cost": cost_text(run.cost_usd, run.estimating),
+        # Spent against the run's hard ceiling (max_cost), when it has one.
+        "cost": cost_text(run.cost_usd, run.estimating)
+        + (f" of ${run.max_cost:.2f}" if run.max_cost else ""),
         "sessions": [session_row(run, v) for v in shown],
         "hosts": any(v.host for v in shown),
         "merge_queue": list(run.merge_queue),
