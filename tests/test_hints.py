@@ -99,8 +99,8 @@ def test_the_demo_kept_says_where_and_how_to_look(tmp_path: Path, fake_demo: lis
         f"  git -C {repo} log --graph --oneline conductor/r1",
         f"  cd {repo} && {conductor_} dashboard",
         f"  cd {repo} && {conductor_} transcript B",
-        f"  cd {repo} && {conductor_} report   (one HTML file, with a timeline)",
-        f"  cd {repo} && {conductor_} serve   (the run in a browser)",
+        f"  cd {repo} && {conductor_} report   # one HTML file, with a timeline",
+        f"  cd {repo} && {conductor_} serve   # the run in a browser",
         f"Remove it with: rm -rf {root}",
     ]
     subprocess.run(["sh", "-c", shown.splitlines()[-1].split(": ", 1)[1]], check=True)

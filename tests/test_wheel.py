@@ -173,12 +173,18 @@ def test_the_installed_wheel_runs_the_demo_from_anywhere(venv: Path, tmp_path: P
     assert repo.parent.parent == tmp and list(tmp.iterdir()) == [repo.parent]
     assert not list(elsewhere.iterdir())
     at = lines.index(kept)
-    look = [line.removeprefix("  ") for line in lines[at + 1 : at + 4]]
-    assert [line.startswith(f"cd {repo} && {conductor} ") for line in look] == [False, True, True]
-    outputs = [run(["bash", "-c", line], cwd="/", env=env) for line in look]  # pasted, as printed
+    look = [line.removeprefix("  ") for line in lines[at + 1 : at + 6]]
+    assert [line.startswith(f"cd {repo} && {conductor} ") for line in look] == [
+        False,
+        *[True] * 4,
+    ]
+    # Pasted, as printed (all but `serve`, which serves until Ctrl-C).
+    outputs = [run(["bash", "-c", line], cwd="/", env=env) for line in look[:4]]
     assert "Merge conductor/" in outputs[0]
     assert "finished" in outputs[1]
     assert "You are session B" in outputs[2]
-    remove = lines[at + 4].removeprefix("Remove it with: ")
+    assert "report" in outputs[3] and ".html" in outputs[3]
+    assert look[4].startswith(f"cd {repo} && {conductor} serve")
+    remove = lines[at + 6].removeprefix("Remove it with: ")
     run(["bash", "-c", remove], cwd="/", env=env)
     assert not list(tmp.iterdir())

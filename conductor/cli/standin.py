@@ -86,8 +86,8 @@ def demo(
         say(f"  {hints.shell('git', '-C', repo, 'log', '--graph', '--oneline', branch)}")
         say(f"  {hints.command('dashboard', cd=repo)}")
         say(f"  {hints.command('transcript', 'B', cd=repo)}")
-        say(f"  {hints.command('report', cd=repo)}   (one HTML file, with a timeline)")
-        say(f"  {hints.command('serve', cd=repo)}   (the run in a browser)")
+        say(f"  {hints.command('report', cd=repo)}   # one HTML file, with a timeline")
+        say(f"  {hints.command('serve', cd=repo)}   # the run in a browser")
         say(f"Remove it with: {hints.shell('rm', '-rf', root)}")
     else:
         again = hints.command("demo", "--keep", *(["--no-live"] if no_live else []))
