@@ -30,7 +30,7 @@ from conductor.models import (
     Session,
     SessionStatus,
 )
-from conductor.readmodel import RunView, SessionView, does_work
+from conductor.readmodel import RunView, SessionView, cost_text, does_work
 from conductor.readmodel.transcript import transcript_lines as transcript_lines  # (plain lines)
 from conductor.text import SESSION_COLUMNS, ago, escape_controls, one_line, session_rows
 from conductor.text import clock as clock  # where the commands have always found it
@@ -250,18 +250,13 @@ def totals_line(snapshot: RunView) -> str:
         f"{_count(workstreams, 'workstream')}, {merged} merged" if workstreams else "",
         _count(sessions, "session"),
         _count(snapshot.turns, "turn"),
-        _cost(snapshot.cost_usd, snapshot.estimating)
-        + (f" of ${snapshot.max_cost:.2f}" if snapshot.max_cost else ""),
+        snapshot.spent,
     ]
     return " · ".join(p for p in parts if p)
 
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
-def _cost(usd: float, estimating: bool) -> str:
-    return ("~" if estimating else "") + f"${usd:.4f}"
 
 
 def _cut(line: str, width: int) -> str:
@@ -306,7 +301,7 @@ def live_sessions_table(
             *([_t(v.host)] if hosts else []),
             _t(v.status.value, STATUS_STYLE[v.status]),
             _t(v.turns_so_far or ""),
-            _t(_cost(v.cost_so_far, v.estimating) if v.cost_so_far else ""),
+            _t(cost_text(v.cost_so_far, v.estimating) if v.cost_so_far else ""),
             _t(age),
         ]
         rows.append((cells, snapshot.doing(v), snapshot.waits_on_person(v)))

@@ -42,6 +42,13 @@ HUMAN_REVIEWER = HUMAN_SESSION  # a person reviews as the session a person acts 
 AUTO_REVIEWER = "auto"  # the reviewer name of the `auto` policy: conductor approves at once
 
 
+def for_a_person(reviewer: str | None, policy: str | None) -> bool:
+    """Whether a review is a person's to decide: assigned to `human`, or to no one in a run
+    whose review policy is human (a request made by hand, which the supervisor then waits
+    on a verdict for). The live view, the browser and notifications all ask this."""
+    return reviewer == HUMAN_REVIEWER or (reviewer is None and policy == HUMAN_REVIEWER)
+
+
 class ReviewPolicy(StrEnum):
     """Who reviews a workstream's branch before the merge gate takes it."""
 

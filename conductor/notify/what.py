@@ -31,7 +31,7 @@ from conductor.events import (
     SessionUpdated,
     parse,
 )
-from conductor.models import HUMAN_REVIEWER, Event, Run, RunState, SessionStatus
+from conductor.models import HUMAN_REVIEWER, Event, Run, RunState, SessionStatus, for_a_person
 from conductor.readmodel.words import printable
 
 GOAL_LIMIT = 80  # characters of the goal in a notification's text
@@ -131,7 +131,7 @@ def _made(
     """(kind, text, answer, review id) of the notification, or None."""
     who = printable(event.session or "?", 40)
     on_run = ("--run", run.run_id)
-    if isinstance(payload, ReviewRequested) and _for_a_person(payload, run):
+    if isinstance(payload, ReviewRequested) and for_a_person(payload.reviewer, run.review_policy):
         review = payload.review_id
         answer = wording("review", "approve", str(review), "--from", HUMAN_REVIEWER, *on_run)
         return "review.waiting", f"review #{review} of {who} waits for you", answer, review
@@ -151,14 +151,6 @@ def _made(
         resume = wording("resume", run.run_id) if state == RunState.INTERRUPTED else None
         return f"run.{state}", f"run {run.run_id} {state}{why}", resume, None
     return None
-
-
-def _for_a_person(request: ReviewRequested, run: RunFacts) -> bool:
-    """Assigned to `human`, or to no one in a run whose policy is human (a request made by
-    hand, which the supervisor then waits on a verdict for)."""
-    if request.reviewer == HUMAN_REVIEWER:
-        return True
-    return request.reviewer is None and run.review_policy == HUMAN_REVIEWER
 
 
 def answers(event: Event, notification: Notification) -> bool:

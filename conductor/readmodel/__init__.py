@@ -21,6 +21,7 @@ from conductor.readmodel.transcript import transcript_lines
 from conductor.readmodel.words import (
     DOING_LIMIT,
     WHAT_LIMIT,
+    cost_text,
     is_notable,
     notable_line,
     printable,
@@ -36,6 +37,7 @@ __all__ = [
     "SessionView",
     "Snapshot",
     "assistant_doing",
+    "cost_text",
     "does_work",
     "is_notable",
     "notable_line",

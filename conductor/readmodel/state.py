@@ -10,10 +10,17 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from conductor.models import AUTO_REVIEWER, HUMAN_REVIEWER, ReviewStatus, SessionKind, SessionStatus
+from conductor.models import (
+    AUTO_REVIEWER,
+    HUMAN_REVIEWER,
+    ReviewStatus,
+    SessionKind,
+    SessionStatus,
+    for_a_person,
+)
 from conductor.plan import REVIEWER_SUFFIX
 from conductor.readmodel.sessions import ReviewState, SessionView, real_sessions
-from conductor.readmodel.words import merge_words, ordinal, printable
+from conductor.readmodel.words import cost_text, merge_words, ordinal, printable
 
 TAIL = 8  # notable lines kept for the view
 
@@ -65,11 +72,7 @@ class RunView:
         review = view.review
         if review is None or review.status is not ReviewStatus.PENDING:
             return None
-        if review.reviewer == HUMAN_REVIEWER:
-            return review
-        if review.reviewer is None and self.review_policy == HUMAN_REVIEWER:
-            return review
-        return None
+        return review if for_a_person(review.reviewer, self.review_policy) else None
 
     def waiting(self) -> list[SessionView]:
         return [v for v in self.shown() if self.waits_on_person(v)]
@@ -141,6 +144,13 @@ class RunView:
     @property
     def cost_usd(self) -> float:
         return sum(v.cost_so_far for v in self.sessions.values())
+
+    @property
+    def spent(self) -> str:
+        """`$0.2250 of $5.00`: its cost so far (`~` counting turns going on at list price),
+        against its hard ceiling (max_cost) when it has one."""
+        ceiling = f" of ${self.max_cost:.2f}" if self.max_cost else ""
+        return cost_text(self.cost_usd, self.estimating) + ceiling
 
     @property
     def estimating(self) -> bool:

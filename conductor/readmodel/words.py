@@ -178,6 +178,11 @@ def _merge_line(event: Event, payload: MergeQueued | MergeGateOutcome) -> str:
     return text
 
 
+def cost_text(usd: float, estimating: bool = False) -> str:
+    """`$0.2250`, or `~$0.2250` when it counts turns going on at list price."""
+    return ("~" if estimating else "") + f"${usd:.4f}"
+
+
 def merge_words(outcome: str) -> str:
     """Where a merge stands, in words: `merged`, `checks failed on the merge`, ..."""
     return _MERGE_WORDS.get(outcome, "merge " + outcome.replace("_", " "))

@@ -19,7 +19,7 @@ import anyio
 
 from conductor.bus import Bus
 from conductor.errors import InvalidInput
-from conductor.models import HUMAN_REVIEWER, Review, ReviewStatus, RunState
+from conductor.models import HUMAN_REVIEWER, Review, ReviewStatus, RunState, for_a_person
 from conductor.workspace import ensure_state_dir
 
 BROWSER = "human (browser)"  # who asked, in the events: the view acts for the person at it
@@ -30,11 +30,7 @@ DB_ENV = "CONDUCTOR_DB"
 def waits_on_person(review: Review, policy: str | None) -> bool:
     """Pending and the person's to decide: assigned to `human`, or to no one in a run whose
     review policy is human (as the live view reads it)."""
-    if review.status is not ReviewStatus.PENDING:
-        return False
-    return review.reviewer == HUMAN_REVIEWER or (
-        review.reviewer is None and policy == HUMAN_REVIEWER
-    )
+    return review.status is ReviewStatus.PENDING and for_a_person(review.reviewer, policy)
 
 
 def review_policy(bus: Bus) -> str | None:

@@ -38,7 +38,7 @@ from conductor.errors import (
     UnknownRun,
     UnknownSession,
 )
-from conductor.readmodel import real_sessions, transcript_lines
+from conductor.readmodel import cost_text, real_sessions, transcript_lines
 from conductor.report import read_report, render_page
 from conductor.store import NoDatabase, Store
 from conductor.store.interface import without_password
@@ -46,7 +46,6 @@ from conductor.text import clock
 from conductor.web import actions, pages
 from conductor.web.access import Access, Gate
 from conductor.web.live_runs import BACKLOG, LiveRuns
-from conductor.web.state import cost_text
 from conductor.web.stream import run_updates
 
 UNKNOWN = (UnknownRun, UnknownSession, UnknownReview)

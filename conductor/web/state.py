@@ -9,26 +9,13 @@ text (`textContent`), so what a session wrote reaches the screen as characters o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from conductor.models import Review, RunState, SessionStatus
-from conductor.readmodel import RunView, SessionView
+from conductor.readmodel import RunView, SessionView, cost_text
 from conductor.text import clock
 
 STOPPABLE = RunState.ACTIVE.value  # seen so only while its supervisor is alive
-
-
-@dataclass(frozen=True)
-class Line:
-    """A notable event as one line, with its id (the stream's cursor)."""
-
-    id: int
-    text: str
-
-
-def cost_text(usd: float, estimating: bool = False) -> str:
-    return ("~" if estimating else "") + f"${usd:.4f}"
 
 
 def session_row(run: RunView, view: SessionView) -> dict[str, Any]:
@@ -65,6 +52,7 @@ def run_state(run: RunView, seen: str, reviews: Sequence[Review] = ()) -> dict[s
     should read it (`Bus.seen_state`: interrupted when its supervisor is gone)."""
     workstreams, merged = run.workstreams()
     shown = run.shown()
+    rows = [session_row(run, v) for v in shown]
     return {
         "run": run.run_id,
         "goal": run.goal,
@@ -73,17 +61,15 @@ def run_state(run: RunView, seen: str, reviews: Sequence[Review] = ()) -> dict[s
         "workstreams": workstreams,
         "merged": merged,
         "turns": run.turns,
-        # Spent against the run's hard ceiling (max_cost), when it has one.
-        "cost": cost_text(run.cost_usd, run.estimating)
-        + (f" of ${run.max_cost:.2f}" if run.max_cost else ""),
-        "sessions": [session_row(run, v) for v in shown],
+        "cost": run.spent,
+        "sessions": rows,
         "hosts": any(v.host for v in shown),
         "merge_queue": list(run.merge_queue),
         "reviews": [review_row(r) for r in reviews],
         "waiting": [
-            {"name": v.name, "review": row["human_review"], "doing": row["doing"]}
-            for v in shown
-            if (row := session_row(run, v))["waiting"]
+            {"name": row["name"], "review": row["human_review"], "doing": row["doing"]}
+            for row in rows
+            if row["waiting"]
         ],
         "can_stop": seen == STOPPABLE,
         # Nobody drives it and something is left: what `conductor resume` takes (a run
