@@ -12,7 +12,6 @@ import typer
 
 from conductor import dashboard
 from conductor.bus import Bus, open_run
-from conductor.bus import list_runs as stored_runs
 from conductor.cli.common import (
     Globals,
     JsonOpt,
@@ -25,8 +24,8 @@ from conductor.cli.common import (
 )
 from conductor.costs import PLANNER, Spend, spend_of
 from conductor.errors import InvalidInput
-from conductor.live import real_sessions
 from conductor.models import Event, Run, RunState
+from conductor.readmodel.runs import run_lines
 from conductor.store import Store
 from conductor.text import ago, one_line
 from conductor.workspace import Workspace, locate
@@ -43,20 +42,14 @@ def list_runs(ctx: typer.Context, json_: JsonOpt = False) -> None:
         ws = await locate(Path.cwd(), g.db)
         async with Store.open(ws.location, create=False) as store:
             rows = []
-            for run in await stored_runs(store):
-                bus = Bus(store, run)
-                every = await bus.sessions()
-                sessions = real_sessions(every)  # not human, auto
-                spent = spend_of(run.spec, every)
-                cost = sum(s.cost_usd for s in spent.values())
-                state = await bus.seen_state()
+            for line in await run_lines(store):
                 rows.append(
                     {
-                        **run.to_json(),
-                        "state": state,
-                        "sessions": len(sessions),
-                        "cost_usd": cost,
-                        "max_cost": await max_cost_of(bus),
+                        **line.run.to_json(),
+                        "state": line.state,
+                        "sessions": line.sessions,
+                        "cost_usd": line.cost_usd,
+                        "max_cost": await max_cost_of(Bus(store, line.run)),
                     }
                 )
             return rows

@@ -29,8 +29,6 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 
 from conductor.bus import Bus, open_run
-from conductor.bus import list_runs as stored_runs
-from conductor.costs import spend_of
 from conductor.errors import (
     ConductorError,
     InvalidInput,
@@ -38,7 +36,8 @@ from conductor.errors import (
     UnknownRun,
     UnknownSession,
 )
-from conductor.readmodel import cost_text, real_sessions, transcript_lines
+from conductor.readmodel import cost_text, transcript_lines
+from conductor.readmodel.runs import run_lines
 from conductor.report import read_report, render_page
 from conductor.store import NoDatabase, Store
 from conductor.store.interface import without_password
@@ -181,21 +180,17 @@ async def _static(request: Request) -> Response:
 
 async def _runs_page(request: Request) -> Response:
     store = await _served(request).store()
-    rows = []
-    for run in await stored_runs(store) if store is not None else []:
-        bus = Bus(store, run)  # type: ignore[arg-type]
-        every = await bus.sessions()
-        spent = spend_of(run.spec, every)
-        rows.append(
-            {
-                "id": run.id,
-                "goal": run.goal,
-                "state": await bus.seen_state(),
-                "sessions": len(real_sessions(every)),
-                "cost": cost_text(sum(s.cost_usd for s in spent.values())),
-                "started": clock(run.created_at),
-            }
-        )
+    rows = [
+        {
+            "id": line.run.id,
+            "goal": line.run.goal,
+            "state": line.state,
+            "sessions": line.sessions,
+            "cost": cost_text(line.cost_usd),
+            "started": clock(line.run.created_at),
+        }
+        for line in (await run_lines(store) if store is not None else [])
+    ]
     rows.reverse()  # the newest first
     return _page(request, "runs.html", runs=rows)
 
